@@ -1,0 +1,50 @@
+/**
+ * Every failure Tessera reports carries one of these stable codes. The HTTP layer maps each
+ * code to a status and an OAuth error in one table (`src/http/error-map.ts`);
+ * `docs/errors.md` documents them and a test keeps the three in step.
+ */
+export const ERROR_CODES = [
+  "invalid_request",
+  "invalid_credentials",
+  "username_taken",
+  "refresh_token_malformed",
+  "refresh_token_unknown",
+  "refresh_token_expired",
+  "refresh_token_reused",
+  "session_revoked",
+  "session_expired",
+  "session_not_found",
+  "access_token_missing",
+  "access_token_malformed",
+  "access_token_invalid",
+  "access_token_expired",
+  "access_token_not_yet_valid",
+  "access_token_claim_invalid",
+  "access_token_revoked",
+  "unsupported_grant_type",
+  "invalid_scope",
+  "signing_key_unavailable",
+  "store_unavailable",
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * The one error type of Tessera. `code` is stable and safe to branch on; `message` is for
+ * people and never contains a token, password or secret.
+ */
+export class TesseraError extends Error {
+  override readonly name = "TesseraError";
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** True when `value` is a {@link TesseraError}, optionally with the given code. */
+export function isTesseraError(value: unknown, code?: ErrorCode): value is TesseraError {
+  return value instanceof TesseraError && (code === undefined || value.code === code);
+}

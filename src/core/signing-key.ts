@@ -1,0 +1,100 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
+
+/** Access-token signing algorithms Tessera accepts. `HS256` is for single-service setups only. */
+export const SIGNING_ALGORITHMS = ["ES256", "EdDSA", "PS256", "RS256", "HS256"] as const;
+
+/** One of {@link SIGNING_ALGORITHMS}. */
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+/** Minimum length in bytes of an HS256 secret (RFC 7518 §3.2: at least the hash size). */
+export const MIN_HMAC_SECRET_BYTES = 32;
+
+/** A public JSON Web Key as published in the JWKS (RFC 7517), never with private members. */
+export interface PublicJwk {
+  readonly kty: string;
+  readonly kid: string;
+  readonly alg: SigningAlgorithm;
+  readonly use: "sig";
+  readonly crv?: string;
+  readonly x?: string;
+  readonly y?: string;
+  readonly n?: string;
+  readonly e?: string;
+}
+
+/** Key material for signing and verifying access tokens. */
+export interface SigningKey {
+  readonly kid: string;
+  readonly alg: SigningAlgorithm;
+  /** PKCS#8 PEM for asymmetric algorithms, the raw secret for HS256. */
+  readonly privateKey: string | Buffer;
+  /** SPKI PEM for asymmetric algorithms, the raw secret for HS256. */
+  readonly publicKey: string | Buffer;
+  /** The public JWK, or `null` for HS256 whose key must never be published. */
+  readonly publicJwk: PublicJwk | null;
+}
+
+/** The key an access token is checked against, looked up by `kid`. */
+export interface VerificationKey {
+  readonly kid: string;
+  readonly alg: SigningAlgorithm;
+  /** SPKI PEM, or the raw secret for HS256. */
+  readonly key: string | Buffer;
+}
+
+/** True when `value` names one of {@link SIGNING_ALGORITHMS}. */
+export function isSigningAlgorithm(value: unknown): value is SigningAlgorithm {
+  return typeof value === "string" && (SIGNING_ALGORITHMS as readonly string[]).includes(value);
+}
+
+function generateKeyPair(alg: Exclude<SigningAlgorithm, "HS256">): { privateKey: KeyObject; publicKey: KeyObject } {
+  switch (alg) {
+    case "ES256":
+      return generateKeyPairSync("ec", { namedCurve: "P-256" });
+    case "EdDSA":
+      return generateKeyPairSync("ed25519");
+    case "PS256":
+    case "RS256":
+      return generateKeyPairSync("rsa", { modulusLength: 2048 });
+  }
+}
+
+// RFC 7638 §3.2: the thumbprint hashes only the required members, in lexicographic order.
+function jwkThumbprint(jwk: Record<string, unknown>): string {
+  const members = jwk.kty === "EC" ? ["crv", "kty", "x", "y"] : jwk.kty === "OKP" ? ["crv", "kty", "x"] : ["e", "kty", "n"];
+  const canonical = JSON.stringify(Object.fromEntries(members.map((name) => [name, jwk[name]])));
+  return createHash("sha256").update(canonical).digest("base64url");
+}
+
+/** Builds a {@link SigningKey} from a PKCS#8 PEM private key; the `kid` is its RFC 7638 thumbprint. */
+export function signingKeyFromPem(alg: Exclude<SigningAlgorithm, "HS256">, privatePem: string): SigningKey {
+  const publicKeyObject = createPublicKey(createPrivateKey(privatePem));
+  const jwk = publicKeyObject.export({ format: "jwk" }) as Record<string, string>;
+  const kid = jwkThumbprint(jwk);
+  const publicJwk: PublicJwk = { ...jwk, kty: jwk.kty ?? "", kid, alg, use: "sig" };
+  return Object.freeze({
+    kid,
+    alg,
+    privateKey: privatePem,
+    publicKey: publicKeyObject.export({ type: "spki", format: "pem" }) as string,
+    publicJwk: Object.freeze(publicJwk),
+  });
+}
+
+/** A fresh asymmetric signing key for `alg` (P-256, Ed25519 or RSA-2048). */
+export function generateSigningKey(alg: Exclude<SigningAlgorithm, "HS256">): SigningKey {
+  const { privateKey } = generateKeyPair(alg);
+  return signingKeyFromPem(alg, privateKey.export({ type: "pkcs8", format: "pem" }) as string);
+}
+
+/**
+ * An HS256 key from a shared secret of at least {@link MIN_HMAC_SECRET_BYTES} bytes.
+ * Throws `TypeError` for a shorter secret.
+ */
+export function hmacSigningKey(secret: Buffer): SigningKey {
+  if (secret.length < MIN_HMAC_SECRET_BYTES) {
+    throw new TypeError(`the HS256 secret must be at least ${MIN_HMAC_SECRET_BYTES} bytes`);
+  }
+  const kid = createHash("sha256").update("tessera-hs256-kid:").update(secret).digest("base64url").slice(0, 16);
+  return Object.freeze({ kid, alg: "HS256", privateKey: secret, publicKey: secret, publicJwk: null });
+}

@@ -1,0 +1,79 @@
+import type { FastifyInstance } from "fastify";
+import type { AuthService } from "../service/auth-service.js";
+import { contextOf, requirePrincipal, sendTokens } from "./request-context.js";
+import { AUTH_BODY_LIMIT, authSchemas } from "./schemas.js";
+
+interface Credentials {
+  username: string;
+  password: string;
+}
+
+interface RefreshTokenBody {
+  refresh_token: string;
+}
+
+/** Options of {@link registerAuthRoutes}. */
+export interface AuthRoutesOptions {
+  readonly service: AuthService;
+  /** Per-route `config.rateLimit` for the credential and refresh routes, or `false`. */
+  readonly rateLimit: { max: number; timeWindow: string } | false;
+}
+
+/** Registers the `/auth/*` routes of DESIGN.md's HTTP contract. */
+export function registerAuthRoutes(app: FastifyInstance, { service, rateLimit }: AuthRoutesOptions): void {
+  const limited = rateLimit ? { rateLimit } : {};
+
+  app.post<{ Body: Credentials }>(
+    "/auth/register",
+    { schema: authSchemas.register, bodyLimit: AUTH_BODY_LIMIT, config: limited },
+    async (request, reply) => {
+      const user = await service.register(request.body.username, request.body.password, contextOf(request));
+      return reply.code(201).send({ id: user.id, username: user.username });
+    },
+  );
+
+  app.post<{ Body: Credentials }>("/auth/login", { schema: authSchemas.login, bodyLimit: AUTH_BODY_LIMIT, config: limited }, async (request, reply) => {
+    const tokens = await service.login(request.body.username, request.body.password, contextOf(request));
+    return sendTokens(reply, tokens);
+  });
+
+  app.post<{ Body: RefreshTokenBody }>(
+    "/auth/refresh",
+    { schema: authSchemas.refresh, bodyLimit: AUTH_BODY_LIMIT, config: limited },
+    async (request, reply) => sendTokens(reply, await service.refresh(request.body.refresh_token, contextOf(request))),
+  );
+
+  app.post<{ Body: RefreshTokenBody }>("/auth/logout", { schema: authSchemas.logout, bodyLimit: AUTH_BODY_LIMIT }, async (request, reply) => {
+    await service.logout(request.body.refresh_token, contextOf(request));
+    return reply.code(204).send();
+  });
+
+  app.post("/auth/logout-all", { schema: authSchemas.logoutAll, bodyLimit: AUTH_BODY_LIMIT }, async (request, reply) => {
+    const principal = await requirePrincipal(service, request);
+    await service.logoutAll(principal, contextOf(request));
+    return reply.code(204).send();
+  });
+
+  app.get("/auth/me", { schema: authSchemas.me }, async (request) => service.me(await requirePrincipal(service, request)));
+
+  app.get("/auth/sessions", { schema: authSchemas.sessions }, async (request) => {
+    const sessions = await service.listSessions(await requirePrincipal(service, request));
+    return {
+      sessions: sessions.map((session) => ({
+        id: session.id,
+        created_at: session.createdAt.toISOString(),
+        last_used_at: session.lastUsedAt.toISOString(),
+        expires_at: session.expiresAt.toISOString(),
+        user_agent: session.userAgent,
+        ip: session.ip,
+        current: session.current,
+      })),
+    };
+  });
+
+  app.delete<{ Params: { id: string } }>("/auth/sessions/:id", { schema: authSchemas.revokeSession }, async (request, reply) => {
+    const principal = await requirePrincipal(service, request);
+    await service.revokeSession(principal, request.params.id, contextOf(request));
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,69 @@
+import type { FastifyInstance } from "fastify";
+import { TesseraError } from "../core/errors.js";
+import type { AuthService } from "../service/auth-service.js";
+import { contextOf, sendTokens } from "./request-context.js";
+import { AUTH_BODY_LIMIT, oauthSchemas } from "./schemas.js";
+
+interface TokenRequest {
+  grant_type: string;
+  refresh_token?: string;
+  client_id?: string;
+  scope?: string;
+}
+
+interface RevocationRequest {
+  token: string;
+  token_type_hint?: string;
+}
+
+/** Options of {@link registerOAuthRoutes}. */
+export interface OAuthRoutesOptions {
+  readonly service: AuthService;
+  readonly rateLimit: { max: number; timeWindow: string } | false;
+  /** Absolute URL prefix of this server's routes, for the RFC 8414 metadata. */
+  readonly baseUrl: string;
+}
+
+/** Registers `/oauth/token`, `/oauth/revoke` and the two `/.well-known/` documents. */
+export function registerOAuthRoutes(app: FastifyInstance, { service, rateLimit, baseUrl }: OAuthRoutesOptions): void {
+  app.post<{ Body: TokenRequest }>(
+    "/oauth/token",
+    { schema: oauthSchemas.token, bodyLimit: AUTH_BODY_LIMIT, config: rateLimit ? { rateLimit } : {} },
+    async (request, reply) => {
+      const { grant_type: grantType, refresh_token: refreshToken, scope } = request.body;
+      if (grantType !== "refresh_token") throw new TesseraError("unsupported_grant_type", "unsupported grant_type");
+      if (refreshToken === undefined) throw new TesseraError("invalid_request", "refresh_token is required");
+      // Tessera grants no scopes, so any requested scope exceeds the original grant (RFC 6749 §6).
+      if (scope !== undefined && scope.trim() !== "") throw new TesseraError("invalid_scope", "scope exceeds the grant");
+      return sendTokens(reply, await service.refresh(refreshToken, contextOf(request)));
+    },
+  );
+
+  app.post<{ Body: RevocationRequest }>("/oauth/revoke", { schema: oauthSchemas.revoke, bodyLimit: AUTH_BODY_LIMIT }, async (request, reply) => {
+    await service.revokeToken(request.body.token, contextOf(request));
+    // RFC 7009 §2.2: 200 whether or not the token was valid.
+    return reply.code(200).header("cache-control", "no-store").send();
+  });
+
+  app.get("/.well-known/jwks.json", { schema: oauthSchemas.jwks }, (_request, reply) =>
+    reply.header("cache-control", "public, max-age=300").send(service.jwks),
+  );
+
+  app.get("/.well-known/oauth-authorization-server", { schema: oauthSchemas.metadata }, (_request, reply) =>
+    reply.header("cache-control", "public, max-age=300").send({
+      issuer: service.config.issuer,
+      token_endpoint: `${baseUrl}/oauth/token`,
+      revocation_endpoint: `${baseUrl}/oauth/revoke`,
+      jwks_uri: `${baseUrl}/.well-known/jwks.json`,
+      grant_types_supported: ["refresh_token"],
+      response_types_supported: [],
+      token_endpoint_auth_methods_supported: ["none"],
+      revocation_endpoint_auth_methods_supported: ["none"],
+    }),
+  );
+}
+
+/** True when a route is one of the RFC 6749 form endpoints, whose errors are all 400. */
+export function isOAuthRoute(url: string | undefined): boolean {
+  return url !== undefined && /\/oauth\/(token|revoke)$/.test(url);
+}

@@ -1,0 +1,44 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { parseBearerHeader } from "../core/bearer.js";
+import { TesseraError } from "../core/errors.js";
+import type { AuthService, IssuedTokens, Principal, RequestContext } from "../service/auth-service.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by Tessera's bearer check on routes that need an access token. */
+    tesseraPrincipal: Principal | null;
+  }
+}
+
+/** The client address and user agent of a request. */
+export function contextOf(request: FastifyRequest): RequestContext {
+  const userAgent = request.headers["user-agent"];
+  return { ip: request.ip || null, userAgent: typeof userAgent === "string" ? userAgent : null };
+}
+
+/**
+ * Reads the bearer token from the `Authorization` header only (never the query or body) and
+ * authenticates it. Throws `access_token_missing` or an `access_token_*` code.
+ */
+export async function requirePrincipal(service: AuthService, request: FastifyRequest): Promise<Principal> {
+  const credentials = parseBearerHeader(request.headers.authorization);
+  if (credentials.kind === "none") throw new TesseraError("access_token_missing", "no bearer token in the Authorization header");
+  if (credentials.kind === "malformed") throw new TesseraError("access_token_malformed", "the Authorization header is malformed");
+  const principal = await service.authenticate(credentials.token);
+  request.tesseraPrincipal = principal;
+  return principal;
+}
+
+/** Sends an RFC 6749 §5.1 token response; never cached (§5.1: `Cache-Control: no-store`). */
+export function sendTokens(reply: FastifyReply, tokens: IssuedTokens): FastifyReply {
+  return reply
+    .header("cache-control", "no-store")
+    .header("pragma", "no-cache")
+    .send({
+      access_token: tokens.accessToken,
+      token_type: "Bearer",
+      expires_in: tokens.accessTokenExpiresIn,
+      refresh_token: tokens.refreshToken,
+      refresh_token_expires_in: tokens.refreshTokenExpiresIn,
+    });
+}

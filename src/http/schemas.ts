@@ -1,0 +1,149 @@
+import { PASSWORD_LENGTH } from "../service/auth-service.js";
+import { LIMITS } from "../store/migrations.js";
+
+/** Longest token accepted in any request field, in characters. */
+export const MAX_TOKEN_FIELD = 8192;
+/** Body limit of the auth routes, in bytes. */
+export const AUTH_BODY_LIMIT = 8 * 1024;
+
+const errorResponse = {
+  type: "object",
+  properties: { error: { type: "string" }, error_description: { type: "string" } },
+  required: ["error"],
+} as const;
+
+const credentials = {
+  type: "object",
+  additionalProperties: false,
+  required: ["username", "password"],
+  properties: {
+    username: { type: "string", minLength: 1, maxLength: LIMITS.username },
+    password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+  },
+} as const;
+
+const refreshTokenBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["refresh_token"],
+  properties: { refresh_token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD } },
+} as const;
+
+/** RFC 6749 §5.1 successful token response. */
+export const tokenResponse = {
+  type: "object",
+  required: ["access_token", "token_type", "expires_in", "refresh_token", "refresh_token_expires_in"],
+  properties: {
+    access_token: { type: "string" },
+    token_type: { type: "string", enum: ["Bearer"] },
+    expires_in: { type: "integer" },
+    refresh_token: { type: "string" },
+    refresh_token_expires_in: { type: "integer" },
+  },
+} as const;
+
+const userResponse = {
+  type: "object",
+  required: ["id", "username", "roles"],
+  properties: { id: { type: "string" }, username: { type: "string" }, roles: { type: "array", items: { type: "string" } } },
+} as const;
+
+const sessionResponse = {
+  type: "object",
+  required: ["id", "created_at", "last_used_at", "expires_at", "user_agent", "ip", "current"],
+  properties: {
+    id: { type: "string" },
+    created_at: { type: "string", format: "date-time" },
+    last_used_at: { type: "string", format: "date-time" },
+    expires_at: { type: "string", format: "date-time" },
+    user_agent: { type: ["string", "null"] },
+    ip: { type: ["string", "null"] },
+    current: { type: "boolean" },
+  },
+} as const;
+
+const statusResponse = { type: "object", required: ["status"], properties: { status: { type: "string" } } } as const;
+
+const bearerSecurity = [{ bearerAuth: [] }];
+
+/** Route schemas of `/auth/*`. */
+export const authSchemas = {
+  register: {
+    tags: ["auth"],
+    summary: "Create a user",
+    body: credentials,
+    response: {
+      201: { type: "object", required: ["id", "username"], properties: { id: { type: "string" }, username: { type: "string" } } },
+      "4xx": errorResponse,
+    },
+  },
+  login: { tags: ["auth"], summary: "Log in with a password", body: credentials, response: { 200: tokenResponse, "4xx": errorResponse } },
+  refresh: { tags: ["auth"], summary: "Rotate a refresh token", body: refreshTokenBody, response: { 200: tokenResponse, "4xx": errorResponse } },
+  logout: { tags: ["auth"], summary: "End the session of a refresh token", body: refreshTokenBody, response: { "4xx": errorResponse } },
+  logoutAll: { tags: ["auth"], summary: "End every session of the user", security: bearerSecurity, response: { "4xx": errorResponse } },
+  me: { tags: ["auth"], summary: "The current user", security: bearerSecurity, response: { 200: userResponse, "4xx": errorResponse } },
+  sessions: {
+    tags: ["sessions"],
+    summary: "The user's open sessions",
+    security: bearerSecurity,
+    response: {
+      200: { type: "object", required: ["sessions"], properties: { sessions: { type: "array", items: sessionResponse } } },
+      "4xx": errorResponse,
+    },
+  },
+  revokeSession: {
+    tags: ["sessions"],
+    summary: "Revoke one of the user's sessions",
+    security: bearerSecurity,
+    params: {
+      type: "object",
+      additionalProperties: false,
+      required: ["id"],
+      properties: { id: { type: "string", minLength: 1, maxLength: 64 } },
+    },
+    response: { "4xx": errorResponse },
+  },
+} as const;
+
+/** Route schemas of `/oauth/*`. Unknown parameters are ignored (RFC 6749 §3.2). */
+export const oauthSchemas = {
+  token: {
+    tags: ["oauth"],
+    summary: "RFC 6749 token endpoint (grant_type=refresh_token)",
+    consumes: ["application/x-www-form-urlencoded"],
+    body: {
+      type: "object",
+      required: ["grant_type"],
+      properties: {
+        grant_type: { type: "string", minLength: 1, maxLength: 128 },
+        refresh_token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD },
+        client_id: { type: "string", minLength: 1, maxLength: 256 },
+        scope: { type: "string", maxLength: 1024 },
+      },
+    },
+    response: { 200: tokenResponse, "4xx": errorResponse },
+  },
+  revoke: {
+    tags: ["oauth"],
+    summary: "RFC 7009 token revocation",
+    consumes: ["application/x-www-form-urlencoded"],
+    body: {
+      type: "object",
+      required: ["token"],
+      properties: {
+        token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD },
+        token_type_hint: { type: "string", maxLength: 64 },
+        client_id: { type: "string", minLength: 1, maxLength: 256 },
+      },
+    },
+    response: { "4xx": errorResponse },
+  },
+  jwks: { tags: ["discovery"], summary: "Public signing keys (RFC 7517 JWK Set)", response: { 200: { type: "object", additionalProperties: true } } },
+  metadata: { tags: ["discovery"], summary: "Authorization server metadata (RFC 8414)", response: { 200: { type: "object", additionalProperties: true } } },
+} as const;
+
+/** Route schemas of the standalone server's probes. */
+export const healthSchemas = {
+  liveness: { tags: ["health"], summary: "Liveness: the process answers", response: { 200: statusResponse } },
+  readiness: { tags: ["health"], summary: "Readiness: the database answers; 503 when it does not", response: { 200: statusResponse, 503: statusResponse } },
+} as const;

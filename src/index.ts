@@ -1,0 +1,19 @@
+export {
+  type Clock,
+  systemClock,
+  ERROR_CODES,
+  type ErrorCode,
+  TesseraError,
+  isTesseraError,
+  SIGNING_ALGORITHMS,
+  type SigningAlgorithm,
+  type AccessTokenClaims,
+  REFRESH_TOKEN_PREFIX,
+  isWellFormedRefreshToken,
+} from "./core/index.js";
+export { AuthService, type IssuedTokens, type Principal, type RequestContext, type SessionView, type UserView } from "./service/auth-service.js";
+export { resolveConfig, type TesseraConfig, type TesseraOptions } from "./service/config.js";
+export { createArgon2Hasher, type PasswordHasher } from "./service/password-hasher.js";
+export { openStore, type OpenStoreOptions } from "./store/open-store.js";
+export type { Store, StoreKind } from "./store/store.js";
+export { createServer, type ServerOptions } from "./http/server.js";

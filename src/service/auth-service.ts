@@ -1,0 +1,395 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import {
+  type AccessTokenClaims,
+  createAccessTokenSigner,
+  createAccessTokenVerifier,
+} from "../core/access-token.js";
+import { addSeconds, type Clock, systemClock } from "../core/clock.js";
+import { type ErrorCode, TesseraError } from "../core/errors.js";
+import { deriveSuccessorToken, generateRefreshToken, hashRefreshToken, isWellFormedRefreshToken } from "../core/refresh-token.js";
+import { decideRotation } from "../core/rotation.js";
+import type { PublicJwk } from "../core/signing-key.js";
+import { LIMITS } from "../store/migrations.js";
+import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
+import type { TesseraConfig } from "./config.js";
+import { type KeyRing, loadKeyRing, type ServiceLogger } from "./key-ring.js";
+import { createArgon2Hasher, type PasswordHasher } from "./password-hasher.js";
+
+/** Where a request came from, recorded on sessions and audit events. */
+export interface RequestContext {
+  readonly ip: string | null;
+  readonly userAgent: string | null;
+}
+
+/** Tokens handed to a client after login or refresh. */
+export interface IssuedTokens {
+  readonly accessToken: string;
+  /** Seconds until the access token expires. */
+  readonly accessTokenExpiresIn: number;
+  readonly refreshToken: string;
+  /** Seconds until the refresh token expires if unused. */
+  readonly refreshTokenExpiresIn: number;
+  readonly sessionId: string;
+  readonly userId: string;
+}
+
+/** Who an access token speaks for, after verification and a session check. */
+export interface Principal {
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly roles: readonly string[];
+  readonly claims: AccessTokenClaims;
+}
+
+/** A session as its owner sees it. */
+export interface SessionView {
+  readonly id: string;
+  readonly createdAt: Date;
+  readonly lastUsedAt: Date;
+  /** When the session ends unless refreshed: the earlier of idle and absolute expiry. */
+  readonly expiresAt: Date;
+  readonly userAgent: string | null;
+  readonly ip: string | null;
+  /** True for the session of the access token asking. */
+  readonly current: boolean;
+}
+
+/** A registered user as the API shows it. */
+export interface UserView {
+  readonly id: string;
+  readonly username: string;
+  readonly roles: readonly string[];
+}
+
+/** Dependencies of {@link createAuthService}. */
+export interface AuthServiceDependencies {
+  readonly store: Store;
+  readonly config: Readonly<TesseraConfig>;
+  readonly clock?: Clock;
+  readonly hasher?: PasswordHasher;
+  readonly logger: ServiceLogger;
+}
+
+/** Shortest and longest accepted passwords, in characters. */
+export const PASSWORD_LENGTH = Object.freeze({ min: 8, max: 1024 });
+const USERNAME = /^[\p{L}\p{N}._@+-]{3,64}$/u;
+
+/** Usernames compare case- and width-insensitively: `Alice` and `ａｌｉｃｅ` are one user. */
+export function normalizeUsername(username: string): string {
+  return username.normalize("NFKC").toLowerCase();
+}
+
+function reject(code: ErrorCode, message: string): never {
+  throw new TesseraError(code, message);
+}
+
+function truncate(value: string | null, max: number): string | null {
+  return value === null ? null : value.slice(0, max);
+}
+
+/** The use cases of Tessera: register, login, refresh, logout, sessions. */
+export class AuthService {
+  readonly #store: Store;
+  readonly #config: Readonly<TesseraConfig>;
+  readonly #clock: Clock;
+  readonly #hasher: PasswordHasher;
+  readonly #logger: ServiceLogger;
+  readonly #keys: KeyRing;
+  readonly #dummyHash: string;
+  readonly #sign: ReturnType<typeof createAccessTokenSigner>;
+  readonly #verify: ReturnType<typeof createAccessTokenVerifier>;
+
+  private constructor(deps: Required<AuthServiceDependencies>, keys: KeyRing, dummyHash: string) {
+    this.#store = deps.store;
+    this.#config = deps.config;
+    this.#clock = deps.clock;
+    this.#hasher = deps.hasher;
+    this.#logger = deps.logger;
+    this.#keys = keys;
+    this.#dummyHash = dummyHash;
+    this.#sign = createAccessTokenSigner({
+      key: keys.signingKey,
+      issuer: deps.config.issuer,
+      audience: deps.config.audience,
+      ttlSeconds: deps.config.accessTokenTtlSeconds,
+      clock: deps.clock,
+    });
+    this.#verify = createAccessTokenVerifier({
+      issuer: deps.config.issuer,
+      audience: deps.config.audience,
+      algorithms: [deps.config.signingAlgorithm],
+      findKey: keys.findVerificationKey,
+      clockSkewSeconds: deps.config.clockSkewSeconds,
+      clock: deps.clock,
+    });
+  }
+
+  /** Loads (or creates) the signing keys and returns a ready service. The store must be migrated. */
+  static async create(deps: AuthServiceDependencies): Promise<AuthService> {
+    const full: Required<AuthServiceDependencies> = {
+      clock: systemClock,
+      hasher: createArgon2Hasher(),
+      ...deps,
+    };
+    const keys = await loadKeyRing({
+      store: full.store,
+      algorithm: full.config.signingAlgorithm,
+      secret: full.config.secret,
+      hs256Secret: full.config.hs256Secret,
+      retiredKeyGraceSeconds: full.config.accessTokenTtlSeconds,
+      clock: full.clock,
+      logger: full.logger,
+    });
+    // Unknown users get the same argon2 work as known ones, against this hash.
+    const dummyHash = await full.hasher.hash(randomBytes(24).toString("base64url"));
+    return new AuthService(full, keys, dummyHash);
+  }
+
+  /** The configuration this service runs with. */
+  get config(): Readonly<TesseraConfig> {
+    return this.#config;
+  }
+
+  /** Public keys for the JWKS endpoint. */
+  get jwks(): { readonly keys: readonly PublicJwk[] } {
+    return this.#keys.jwks;
+  }
+
+  /** Succeeds when the store answers; throws `store_unavailable` otherwise. */
+  async checkReady(): Promise<void> {
+    await this.#store.ping();
+  }
+
+  /** Closes the store. */
+  async close(): Promise<void> {
+    await this.#store.close();
+  }
+
+  /** Creates a user. Throws `invalid_request` for a bad username or password, `username_taken`. */
+  async register(username: string, password: string, context: RequestContext): Promise<UserView> {
+    const normalized = normalizeUsername(username);
+    if (!USERNAME.test(normalized)) {
+      reject("invalid_request", "username must be 3 to 64 letters, digits or . _ @ + -");
+    }
+    if (password.length < PASSWORD_LENGTH.min || password.length > PASSWORD_LENGTH.max) {
+      reject("invalid_request", `password must be ${PASSWORD_LENGTH.min} to ${PASSWORD_LENGTH.max} characters`);
+    }
+    const user: UserRecord = {
+      id: randomUUID(),
+      username: normalized,
+      passwordHash: await this.#hasher.hash(password),
+      roles: this.#config.defaultRoles,
+      createdAt: this.#clock.now(),
+    };
+    if (!(await this.#store.createUser(user))) reject("username_taken", "that username is already registered");
+    await this.#audit("user_registered", context, { userId: user.id });
+    return { id: user.id, username: user.username, roles: user.roles };
+  }
+
+  /**
+   * Checks a password and opens a session. Unknown users and wrong passwords cost the same
+   * argon2 work and fail alike with `invalid_credentials`.
+   */
+  async login(username: string, password: string, context: RequestContext): Promise<IssuedTokens> {
+    const normalized = normalizeUsername(username);
+    const user = USERNAME.test(normalized) ? await this.#store.findUserByUsername(normalized) : null;
+    const valid = await this.#hasher.verify(user?.passwordHash ?? this.#dummyHash, password);
+    if (!user || !valid) {
+      await this.#audit("login_failed", context, { userId: user?.id ?? null });
+      reject("invalid_credentials", "the username or password is wrong");
+    }
+    const now = this.#clock.now();
+    const refreshToken = generateRefreshToken();
+    const session: SessionRecord = {
+      id: randomUUID(),
+      userId: user.id,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt: addSeconds(now, this.#config.sessionTtlSeconds),
+      idleExpiresAt: now,
+      revokedAt: null,
+      revokedReason: null,
+      userAgent: truncate(context.userAgent, LIMITS.userAgent),
+      ip: truncate(context.ip, LIMITS.ip),
+    };
+    const tokenExpiresAt = this.#refreshExpiry(now, session);
+    await this.#store.createSession(
+      { ...session, idleExpiresAt: tokenExpiresAt },
+      { id: randomUUID(), sessionId: session.id, tokenHash: hashRefreshToken(refreshToken), parentId: null, createdAt: now, expiresAt: tokenExpiresAt, usedAt: null },
+    );
+    await this.#audit("login_succeeded", context, { userId: user.id, sessionId: session.id });
+    return this.#issue(user, session.id, refreshToken, tokenExpiresAt, now);
+  }
+
+  /**
+   * Rotates a refresh token: returns new tokens and marks the presented one used. A repeat
+   * within the grace window returns the same successor; other reuse revokes the session.
+   * Throws `refresh_token_malformed`, `refresh_token_unknown`, `refresh_token_expired`,
+   * `refresh_token_reused`, `session_revoked` or `session_expired`.
+   */
+  async refresh(presented: string, context: RequestContext): Promise<IssuedTokens> {
+    if (!isWellFormedRefreshToken(presented)) reject("refresh_token_malformed", "the refresh token is malformed");
+    const tokenHash = hashRefreshToken(presented);
+    // A lost race re-reads once: the winner's successor is then visible.
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const found = await this.#store.findRefreshToken(tokenHash);
+      if (!found) reject("refresh_token_unknown", "the refresh token is not known");
+      const now = this.#clock.now();
+      const successor = found.token.usedAt ? await this.#store.findSuccessor(found.token.id) : null;
+      const decision = decideRotation({
+        token: found.token,
+        session: found.session,
+        successor,
+        now,
+        graceSeconds: this.#config.refreshGraceSeconds,
+      });
+      switch (decision.action) {
+        case "reject":
+          reject(decision.code, "the refresh token cannot be used");
+        // falls through: reject() never returns
+        case "revoke_session":
+          await this.#revokeForReuse(found, context);
+          reject(decision.code, "the refresh token was already used; the session is revoked");
+        // falls through
+        case "repeat":
+          return this.#issue(found.user, found.session.id, deriveSuccessorToken(this.#keys.rotationKey, presented), successor!.expiresAt, now);
+        case "rotate": {
+          const value = deriveSuccessorToken(this.#keys.rotationKey, presented);
+          const expiresAt = this.#refreshExpiry(now, found.session);
+          const won = await this.#store.rotateRefreshToken({
+            presentedId: found.token.id,
+            sessionId: found.session.id,
+            now,
+            successor: { id: randomUUID(), sessionId: found.session.id, tokenHash: hashRefreshToken(value), parentId: found.token.id, createdAt: now, expiresAt, usedAt: null },
+          });
+          if (won) return this.#issue(found.user, found.session.id, value, expiresAt, now);
+        }
+      }
+    }
+    return reject("refresh_token_unknown", "the refresh token could not be rotated");
+  }
+
+  /** Ends the session of a refresh token. Unknown or malformed tokens are ignored. */
+  async logout(presented: string, context: RequestContext): Promise<void> {
+    if (!isWellFormedRefreshToken(presented)) return;
+    const found = await this.#store.findRefreshToken(hashRefreshToken(presented));
+    if (!found) return;
+    if (await this.#store.revokeSession(found.session.id, this.#clock.now(), "logout")) {
+      await this.#audit("session_revoked", context, { userId: found.user.id, sessionId: found.session.id }, { reason: "logout" });
+    }
+  }
+
+  /** Ends every session of the principal's user; returns how many were open. */
+  async logoutAll(principal: Principal, context: RequestContext): Promise<number> {
+    const count = await this.#store.revokeUserSessions(principal.userId, this.#clock.now(), "logout_all");
+    await this.#audit("sessions_revoked", context, { userId: principal.userId, sessionId: principal.sessionId }, { reason: "logout_all", count });
+    return count;
+  }
+
+  /**
+   * Verifies an access token and checks that its session is still open. Throws an
+   * `access_token_*` code.
+   */
+  async authenticate(accessToken: string): Promise<Principal> {
+    const claims = this.#verify(accessToken);
+    const session = await this.#store.findSession(claims.sid);
+    const now = this.#clock.now();
+    if (!session || session.userId !== claims.sub || session.revokedAt || now >= session.expiresAt) {
+      reject("access_token_revoked", "the session of the access token has ended");
+    }
+    return { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, claims };
+  }
+
+  /** The principal's user. Throws `access_token_revoked` if the user is gone. */
+  async me(principal: Principal): Promise<UserView> {
+    const user = await this.#store.findUserById(principal.userId);
+    if (!user) reject("access_token_revoked", "the user of the access token no longer exists");
+    return { id: user.id, username: user.username, roles: user.roles };
+  }
+
+  /** The user's open sessions, newest first, marking the principal's own. */
+  async listSessions(principal: Principal): Promise<SessionView[]> {
+    const sessions = await this.#store.listActiveSessions(principal.userId, this.#clock.now());
+    return sessions.map((session) => ({
+      id: session.id,
+      createdAt: session.createdAt,
+      lastUsedAt: session.lastUsedAt,
+      expiresAt: session.idleExpiresAt < session.expiresAt ? session.idleExpiresAt : session.expiresAt,
+      userAgent: session.userAgent,
+      ip: session.ip,
+      current: session.id === principal.sessionId,
+    }));
+  }
+
+  /** Revokes one of the principal's own sessions. Throws `session_not_found` for any other id. */
+  async revokeSession(principal: Principal, sessionId: string, context: RequestContext): Promise<void> {
+    const session = await this.#store.findSession(sessionId);
+    if (!session || session.userId !== principal.userId || !(await this.#store.revokeSession(sessionId, this.#clock.now(), "user"))) {
+      reject("session_not_found", "no such open session");
+    }
+    await this.#audit("session_revoked", context, { userId: principal.userId, sessionId }, { reason: "user" });
+  }
+
+  /**
+   * RFC 7009 revocation: a refresh token or an access token ends its session. Tokens that are
+   * unknown, malformed or already invalid are ignored, as §2.2 asks.
+   */
+  async revokeToken(token: string, context: RequestContext): Promise<void> {
+    if (isWellFormedRefreshToken(token)) return this.logout(token, context);
+    let claims: AccessTokenClaims;
+    try {
+      claims = this.#verify(token);
+    } catch {
+      return;
+    }
+    if (await this.#store.revokeSession(claims.sid, this.#clock.now(), "revocation")) {
+      await this.#audit("session_revoked", context, { userId: claims.sub, sessionId: claims.sid }, { reason: "revocation" });
+    }
+  }
+
+  /** IDs of sessions revoked at or after `since`. */
+  listRevokedSessionIds(since: Date): Promise<string[]> {
+    return this.#store.listRevokedSessionIds(since);
+  }
+
+  #refreshExpiry(now: Date, session: Pick<SessionRecord, "expiresAt">): Date {
+    const idle = addSeconds(now, this.#config.refreshTokenTtlSeconds);
+    return idle < session.expiresAt ? idle : session.expiresAt;
+  }
+
+  #issue(user: UserRecord, sessionId: string, refreshToken: string, refreshExpiresAt: Date, now: Date): IssuedTokens {
+    const { token } = this.#sign({ userId: user.id, sessionId, roles: user.roles });
+    return {
+      accessToken: token,
+      accessTokenExpiresIn: this.#config.accessTokenTtlSeconds,
+      refreshToken,
+      refreshTokenExpiresIn: Math.max(0, Math.floor((refreshExpiresAt.getTime() - now.getTime()) / 1000)),
+      sessionId,
+      userId: user.id,
+    };
+  }
+
+  async #revokeForReuse(found: RefreshTokenLookup, context: RequestContext): Promise<void> {
+    await this.#store.revokeSession(found.session.id, this.#clock.now(), "refresh_token_reused");
+    await this.#audit("refresh_token_reused", context, { userId: found.user.id, sessionId: found.session.id }, { tokenId: found.token.id });
+    this.#logger.warn({ sessionId: found.session.id, userId: found.user.id }, "refresh token reuse detected; session revoked");
+  }
+
+  async #audit(
+    type: string,
+    context: RequestContext,
+    subject: { userId?: string | null; sessionId?: string | null },
+    details: Record<string, unknown> | null = null,
+  ): Promise<void> {
+    await this.#store.insertAuditEvent({
+      id: randomUUID(),
+      type,
+      userId: subject.userId ?? null,
+      sessionId: subject.sessionId ?? null,
+      ip: truncate(context.ip, LIMITS.ip),
+      userAgent: truncate(context.userAgent, LIMITS.userAgent),
+      details,
+      createdAt: this.#clock.now(),
+    });
+  }
+}

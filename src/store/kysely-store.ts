@@ -1,0 +1,401 @@
+import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "kysely";
+import { migrationProvider } from "./migrations.js";
+import type { Database, RefreshTokensTable, SessionsTable, UsersTable } from "./schema.js";
+import { isUniqueViolation, translateStoreError } from "./store-errors.js";
+import type {
+  AuditEventRecord,
+  KeyEncryption,
+  PurgeResult,
+  RefreshTokenLookup,
+  RefreshTokenRecord,
+  RotationWrite,
+  SessionRecord,
+  SigningKeyRecord,
+  Store,
+  StoreKind,
+  UserRecord,
+} from "./store.js";
+
+function toDate(value: Date | string | number): Date {
+  if (value instanceof Date) return value;
+  // SQLite keeps ISO-8601 text with a trailing Z; numbers are epoch milliseconds.
+  return new Date(value);
+}
+
+function toNullableDate(value: Date | string | number | null): Date | null {
+  return value === null ? null : toDate(value);
+}
+
+function toUser(row: Selectable<UsersTable>): UserRecord {
+  return {
+    id: row.id,
+    username: row.username,
+    passwordHash: row.password_hash,
+    roles: JSON.parse(row.roles) as string[],
+    createdAt: toDate(row.created_at),
+  };
+}
+
+function toSession(row: Selectable<SessionsTable>): SessionRecord {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    createdAt: toDate(row.created_at),
+    lastUsedAt: toDate(row.last_used_at),
+    expiresAt: toDate(row.expires_at),
+    idleExpiresAt: toDate(row.idle_expires_at),
+    revokedAt: toNullableDate(row.revoked_at),
+    revokedReason: row.revoked_reason,
+    userAgent: row.user_agent,
+    ip: row.ip,
+  };
+}
+
+function toRefreshToken(row: Selectable<RefreshTokensTable>): RefreshTokenRecord {
+  return {
+    id: row.id,
+    sessionId: row.session_id,
+    tokenHash: row.token_hash,
+    parentId: row.parent_id,
+    createdAt: toDate(row.created_at),
+    expiresAt: toDate(row.expires_at),
+    usedAt: toNullableDate(row.used_at),
+  };
+}
+
+/** The {@link Store} over Kysely, one implementation for SQLite, PostgreSQL and MySQL/MariaDB. */
+export class KyselyStore implements Store {
+  readonly kind: StoreKind;
+  readonly #db: Kysely<Database>;
+  readonly #onClose: () => Promise<void>;
+
+  constructor(kind: StoreKind, db: Kysely<Database>, onClose: () => Promise<void> = () => Promise.resolve()) {
+    this.kind = kind;
+    this.#db = db;
+    this.#onClose = onClose;
+  }
+
+  /** The encoding of a timestamp for this database. */
+  #ts(date: Date): Date | string {
+    return this.kind === "sqlite" ? date.toISOString() : date;
+  }
+
+  async #run<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      translateStoreError(error);
+    }
+  }
+
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.#db, provider: migrationProvider(this.kind) });
+    const { error } = await migrator.migrateToLatest();
+    if (error) translateStoreError(error);
+  }
+
+  async ping(): Promise<void> {
+    await this.#run(() => sql`select 1`.execute(this.#db));
+  }
+
+  async close(): Promise<void> {
+    await this.#db.destroy();
+    await this.#onClose();
+  }
+
+  async createUser(user: UserRecord): Promise<boolean> {
+    try {
+      await this.#db
+        .insertInto("users")
+        .values({
+          id: user.id,
+          username: user.username,
+          password_hash: user.passwordHash,
+          roles: JSON.stringify(user.roles),
+          created_at: this.#ts(user.createdAt),
+        })
+        .execute();
+      return true;
+    } catch (error) {
+      if (isUniqueViolation(error)) return false;
+      translateStoreError(error);
+    }
+  }
+
+  findUserByUsername(username: string): Promise<UserRecord | null> {
+    return this.#run(async () => {
+      const row = await this.#db.selectFrom("users").selectAll().where("username", "=", username).executeTakeFirst();
+      return row ? toUser(row) : null;
+    });
+  }
+
+  findUserById(id: string): Promise<UserRecord | null> {
+    return this.#run(async () => {
+      const row = await this.#db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
+      return row ? toUser(row) : null;
+    });
+  }
+
+  setUserRoles(id: string, roles: readonly string[]): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#db.updateTable("users").set({ roles: JSON.stringify(roles) }).where("id", "=", id).executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  #sessionValues(session: SessionRecord) {
+    return {
+      id: session.id,
+      user_id: session.userId,
+      created_at: this.#ts(session.createdAt),
+      last_used_at: this.#ts(session.lastUsedAt),
+      expires_at: this.#ts(session.expiresAt),
+      idle_expires_at: this.#ts(session.idleExpiresAt),
+      revoked_at: session.revokedAt ? this.#ts(session.revokedAt) : null,
+      revoked_reason: session.revokedReason,
+      user_agent: session.userAgent,
+      ip: session.ip,
+    };
+  }
+
+  #tokenValues(token: RefreshTokenRecord) {
+    return {
+      id: token.id,
+      session_id: token.sessionId,
+      token_hash: token.tokenHash,
+      parent_id: token.parentId,
+      created_at: this.#ts(token.createdAt),
+      expires_at: this.#ts(token.expiresAt),
+      used_at: token.usedAt ? this.#ts(token.usedAt) : null,
+    };
+  }
+
+  createSession(session: SessionRecord, firstToken: RefreshTokenRecord): Promise<void> {
+    return this.#run(() =>
+      this.#db.transaction().execute(async (trx) => {
+        await trx.insertInto("sessions").values(this.#sessionValues(session)).execute();
+        await trx.insertInto("refresh_tokens").values(this.#tokenValues(firstToken)).execute();
+      }),
+    );
+  }
+
+  findSession(id: string): Promise<SessionRecord | null> {
+    return this.#run(async () => {
+      const row = await this.#db.selectFrom("sessions").selectAll().where("id", "=", id).executeTakeFirst();
+      return row ? toSession(row) : null;
+    });
+  }
+
+  listActiveSessions(userId: string, now: Date): Promise<SessionRecord[]> {
+    return this.#run(async () => {
+      const rows = await this.#db
+        .selectFrom("sessions")
+        .selectAll()
+        .where("user_id", "=", userId)
+        .where("revoked_at", "is", null)
+        .where("expires_at", ">", this.#ts(now))
+        .where("idle_expires_at", ">", this.#ts(now))
+        .orderBy("created_at", "desc")
+        .orderBy("id")
+        .execute();
+      return rows.map(toSession);
+    });
+  }
+
+  revokeSession(id: string, now: Date, reason: string): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("sessions")
+        .set({ revoked_at: this.#ts(now), revoked_reason: reason })
+        .where("id", "=", id)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  revokeUserSessions(userId: string, now: Date, reason: string): Promise<number> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("sessions")
+        .set({ revoked_at: this.#ts(now), revoked_reason: reason })
+        .where("user_id", "=", userId)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  listRevokedSessionIds(since: Date): Promise<string[]> {
+    return this.#run(async () => {
+      const rows = await this.#db.selectFrom("sessions").select("id").where("revoked_at", ">=", this.#ts(since)).execute();
+      return rows.map((row) => row.id);
+    });
+  }
+
+  findRefreshToken(tokenHash: string): Promise<RefreshTokenLookup | null> {
+    return this.#run(async () => {
+      const token = await this.#db.selectFrom("refresh_tokens").selectAll().where("token_hash", "=", tokenHash).executeTakeFirst();
+      if (!token) return null;
+      const session = await this.#db.selectFrom("sessions").selectAll().where("id", "=", token.session_id).executeTakeFirst();
+      if (!session) return null;
+      const user = await this.#db.selectFrom("users").selectAll().where("id", "=", session.user_id).executeTakeFirst();
+      if (!user) return null;
+      return { token: toRefreshToken(token), session: toSession(session), user: toUser(user) };
+    });
+  }
+
+  findSuccessor(parentId: string): Promise<RefreshTokenRecord | null> {
+    return this.#run(async () => {
+      const row = await this.#db.selectFrom("refresh_tokens").selectAll().where("parent_id", "=", parentId).executeTakeFirst();
+      return row ? toRefreshToken(row) : null;
+    });
+  }
+
+  rotateRefreshToken({ presentedId, sessionId, successor, now }: RotationWrite): Promise<boolean> {
+    return this.#run(() =>
+      this.#db.transaction().execute(async (trx: Transaction<Database>) => {
+        // The single check-and-act: of two racing requests exactly one sees a row updated.
+        const consumed = await trx
+          .updateTable("refresh_tokens")
+          .set({ used_at: this.#ts(now) })
+          .where("id", "=", presentedId)
+          .where("used_at", "is", null)
+          .where("session_id", "in", (qb) =>
+            qb.selectFrom("sessions").select("id").where("id", "=", sessionId).where("revoked_at", "is", null),
+          )
+          .executeTakeFirst();
+        if (consumed.numUpdatedRows === 0n) return false;
+        await trx.insertInto("refresh_tokens").values(this.#tokenValues(successor)).execute();
+        await trx
+          .updateTable("sessions")
+          .set({ last_used_at: this.#ts(now), idle_expires_at: this.#ts(successor.expiresAt) })
+          .where("id", "=", sessionId)
+          .execute();
+        return true;
+      }),
+    );
+  }
+
+  listSigningKeys(): Promise<SigningKeyRecord[]> {
+    return this.#run(async () => {
+      const rows = await this.#db.selectFrom("signing_keys").selectAll().orderBy("created_at").orderBy("kid").execute();
+      return rows.map((row) => ({
+        kid: row.kid,
+        alg: row.alg,
+        publicKey: row.public_key,
+        privateKeySealed: row.private_key_sealed,
+        encryption: row.encryption as KeyEncryption,
+        createdAt: toDate(row.created_at),
+        retiredAt: toNullableDate(row.retired_at),
+      }));
+    });
+  }
+
+  async insertSigningKey(key: SigningKeyRecord): Promise<void> {
+    await this.#run(() =>
+      this.#db
+        .insertInto("signing_keys")
+        .values({
+          kid: key.kid,
+          alg: key.alg,
+          public_key: key.publicKey,
+          private_key_sealed: key.privateKeySealed,
+          encryption: key.encryption,
+          created_at: this.#ts(key.createdAt),
+          retired_at: key.retiredAt ? this.#ts(key.retiredAt) : null,
+        })
+        .execute(),
+    );
+  }
+
+  async retireSigningKey(kid: string, now: Date): Promise<void> {
+    await this.#run(() =>
+      this.#db.updateTable("signing_keys").set({ retired_at: this.#ts(now) }).where("kid", "=", kid).where("retired_at", "is", null).execute(),
+    );
+  }
+
+  ensureSetting(name: string, value: string): Promise<string> {
+    return this.#run(async () => {
+      try {
+        await this.#db.insertInto("settings").values({ name, value }).execute();
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+      }
+      const row = await this.#db.selectFrom("settings").select("value").where("name", "=", name).executeTakeFirstOrThrow();
+      return row.value;
+    });
+  }
+
+  async insertAuditEvent(event: AuditEventRecord): Promise<void> {
+    await this.#run(() =>
+      this.#db
+        .insertInto("audit_events")
+        .values({
+          id: event.id,
+          type: event.type,
+          user_id: event.userId,
+          session_id: event.sessionId,
+          ip: event.ip,
+          user_agent: event.userAgent,
+          details: event.details ? JSON.stringify(event.details) : null,
+          created_at: this.#ts(event.createdAt),
+        })
+        .execute(),
+    );
+  }
+
+  listAuditEvents(filter: { userId?: string; sessionId?: string; limit?: number }): Promise<AuditEventRecord[]> {
+    return this.#run(async () => {
+      let query = this.#db.selectFrom("audit_events").selectAll();
+      if (filter.userId !== undefined) query = query.where("user_id", "=", filter.userId);
+      if (filter.sessionId !== undefined) query = query.where("session_id", "=", filter.sessionId);
+      const rows = await query.orderBy("created_at", "desc").orderBy("id").limit(filter.limit ?? 100).execute();
+      return rows.map((row) => ({
+        id: row.id,
+        type: row.type,
+        userId: row.user_id,
+        sessionId: row.session_id,
+        ip: row.ip,
+        userAgent: row.user_agent,
+        details: row.details === null ? null : (JSON.parse(row.details) as Record<string, unknown>),
+        createdAt: toDate(row.created_at),
+      }));
+    });
+  }
+
+  deleteExpired(before: Date, batchSize: number): Promise<PurgeResult> {
+    return this.#run(async () => {
+      // Select a batch of ids, then delete by id: portable (no DELETE ... LIMIT) and short locks.
+      const tokenIds = await this.#db
+        .selectFrom("refresh_tokens")
+        .select("id")
+        .where("expires_at", "<", this.#ts(before))
+        .limit(batchSize)
+        .execute();
+      let refreshTokens = 0;
+      if (tokenIds.length > 0) {
+        // A successor points at its parent; unlink before the parent row goes.
+        const ids = tokenIds.map((row) => row.id);
+        await this.#db.updateTable("refresh_tokens").set({ parent_id: null }).where("parent_id", "in", ids).execute();
+        const deleted = await this.#db.deleteFrom("refresh_tokens").where("id", "in", ids).executeTakeFirst();
+        refreshTokens = Number(deleted.numDeletedRows);
+      }
+      const cutoff = this.#ts(before);
+      const sessionIds = await this.#db
+        .selectFrom("sessions")
+        .select("id")
+        .where((eb) => eb.or([eb("expires_at", "<", cutoff), eb("idle_expires_at", "<", cutoff), eb("revoked_at", "<", cutoff)]))
+        .limit(batchSize)
+        .execute();
+      let sessions = 0;
+      if (sessionIds.length > 0) {
+        const ids = sessionIds.map((row) => row.id);
+        await this.#db.deleteFrom("refresh_tokens").where("session_id", "in", ids).execute();
+        const deleted = await this.#db.deleteFrom("sessions").where("id", "in", ids).executeTakeFirst();
+        sessions = Number(deleted.numDeletedRows);
+      }
+      return { refreshTokens, sessions };
+    });
+  }
+}

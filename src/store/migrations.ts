@@ -1,0 +1,101 @@
+import { type Kysely, type Migration, type MigrationProvider, sql } from "kysely";
+import type { StoreKind } from "./store.js";
+
+/** Length limits shared by the schema and the HTTP validation. */
+export const LIMITS = Object.freeze({ username: 64, userAgent: 512, ip: 64, reason: 64 });
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations must not depend on today's schema types
+type AnyDb = Kysely<any>;
+
+function timestampType(kind: StoreKind) {
+  switch (kind) {
+    case "postgres":
+      return sql`timestamptz`;
+    case "mysql":
+      return sql`datetime(3)`;
+    case "sqlite":
+      return sql`text`;
+  }
+}
+
+function initialSchema(kind: StoreKind): Migration {
+  const ts = timestampType(kind);
+  const id = "varchar(36)";
+  return {
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable("users")
+        .addColumn("id", id, (c) => c.primaryKey())
+        .addColumn("username", `varchar(${LIMITS.username})`, (c) => c.notNull().unique())
+        .addColumn("password_hash", "varchar(255)", (c) => c.notNull())
+        .addColumn("roles", "text", (c) => c.notNull())
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("sessions")
+        .addColumn("id", id, (c) => c.primaryKey())
+        .addColumn("user_id", id, (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("last_used_at", ts, (c) => c.notNull())
+        .addColumn("expires_at", ts, (c) => c.notNull())
+        .addColumn("idle_expires_at", ts, (c) => c.notNull())
+        .addColumn("revoked_at", ts)
+        .addColumn("revoked_reason", `varchar(${LIMITS.reason})`)
+        .addColumn("user_agent", `varchar(${LIMITS.userAgent})`)
+        .addColumn("ip", `varchar(${LIMITS.ip})`)
+        .execute();
+      await db.schema.createIndex("sessions_user_id_idx").on("sessions").column("user_id").execute();
+      await db.schema.createIndex("sessions_idle_expires_at_idx").on("sessions").column("idle_expires_at").execute();
+      await db.schema.createIndex("sessions_expires_at_idx").on("sessions").column("expires_at").execute();
+      await db.schema.createIndex("sessions_revoked_at_idx").on("sessions").column("revoked_at").execute();
+      await db.schema
+        .createTable("refresh_tokens")
+        .addColumn("id", id, (c) => c.primaryKey())
+        .addColumn("session_id", id, (c) => c.notNull().references("sessions.id").onDelete("cascade"))
+        .addColumn("token_hash", "varchar(64)", (c) => c.notNull().unique())
+        // Unique: a token has at most one successor, whatever races happen above.
+        .addColumn("parent_id", id, (c) => c.unique())
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("expires_at", ts, (c) => c.notNull())
+        .addColumn("used_at", ts)
+        .execute();
+      await db.schema.createIndex("refresh_tokens_session_id_idx").on("refresh_tokens").column("session_id").execute();
+      await db.schema.createIndex("refresh_tokens_expires_at_idx").on("refresh_tokens").column("expires_at").execute();
+      await db.schema
+        .createTable("signing_keys")
+        .addColumn("kid", "varchar(64)", (c) => c.primaryKey())
+        .addColumn("alg", "varchar(16)", (c) => c.notNull())
+        .addColumn("public_key", "text", (c) => c.notNull())
+        .addColumn("private_key_sealed", "text", (c) => c.notNull())
+        .addColumn("encryption", "varchar(16)", (c) => c.notNull())
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("retired_at", ts)
+        .execute();
+      await db.schema
+        .createTable("settings")
+        .addColumn("name", "varchar(64)", (c) => c.primaryKey())
+        .addColumn("value", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("audit_events")
+        .addColumn("id", id, (c) => c.primaryKey())
+        .addColumn("type", "varchar(64)", (c) => c.notNull())
+        .addColumn("user_id", id)
+        .addColumn("session_id", id)
+        .addColumn("ip", `varchar(${LIMITS.ip})`)
+        .addColumn("user_agent", `varchar(${LIMITS.userAgent})`)
+        .addColumn("details", "text")
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("audit_events_user_id_idx").on("audit_events").column("user_id").execute();
+      await db.schema.createIndex("audit_events_created_at_idx").on("audit_events").column("created_at").execute();
+    },
+  };
+}
+
+/** Tessera's migrations, in order, for the given database. */
+export function migrationProvider(kind: StoreKind): MigrationProvider {
+  return {
+    getMigrations: () => Promise.resolve({ "0001_initial": initialSchema(kind) }),
+  };
+}

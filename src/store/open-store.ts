@@ -1,0 +1,89 @@
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from "kysely";
+import { createPool as createMysqlPool } from "mysql2";
+import pg from "pg";
+import { KyselyStore } from "./kysely-store.js";
+import type { Database } from "./schema.js";
+import type { Store, StoreKind } from "./store.js";
+
+/** Options of {@link openStore}. */
+export interface OpenStoreOptions {
+  /** `sqlite:./data/tessera.db`, `sqlite::memory:`, `postgres://…` or `mysql://…`. */
+  readonly url: string;
+  /** Most connections to PostgreSQL or MySQL per process. Default 10. */
+  readonly poolSize?: number;
+  /** Called with errors of idle pooled connections (for logging); they never crash the process. */
+  readonly onPoolError?: (error: Error) => void;
+}
+
+/** The store kind a database URL selects. Throws `TypeError` for an unknown scheme. */
+export function storeKindOf(url: string): StoreKind {
+  const scheme = url.slice(0, url.indexOf(":")).toLowerCase();
+  if (scheme === "sqlite" || scheme === "file") return "sqlite";
+  if (scheme === "postgres" || scheme === "postgresql") return "postgres";
+  if (scheme === "mysql" || scheme === "mariadb") return "mysql";
+  throw new TypeError("database URL must start with sqlite:, postgres:// or mysql://");
+}
+
+/** The file path of a `sqlite:` URL, or `:memory:`. */
+export function sqlitePathOf(url: string): string {
+  const rest = url.slice(url.indexOf(":") + 1);
+  if (rest === ":memory:" || rest === "") return ":memory:";
+  return rest.startsWith("//") ? rest.slice(2) : rest;
+}
+
+function openSqlite(url: string): Kysely<Database> {
+  const path = sqlitePathOf(url);
+  if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
+  const database = new BetterSqlite3(path);
+  database.pragma("journal_mode = WAL");
+  database.pragma("synchronous = NORMAL");
+  database.pragma("busy_timeout = 5000");
+  database.pragma("foreign_keys = ON");
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+}
+
+function openPostgres(url: string, poolSize: number, onPoolError: (error: Error) => void): Kysely<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
+  pool.on("error", onPoolError);
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+function openMysql(url: string, poolSize: number, onPoolError: (error: Error) => void): Kysely<Database> {
+  const parsed = new URL(url.replace(/^mariadb:/i, "mysql:"));
+  const pool = createMysqlPool({
+    host: parsed.hostname,
+    port: parsed.port ? Number(parsed.port) : 3306,
+    user: decodeURIComponent(parsed.username),
+    password: decodeURIComponent(parsed.password),
+    database: decodeURIComponent(parsed.pathname.slice(1)),
+    connectionLimit: poolSize,
+    connectTimeout: 5000,
+    // DATETIME has no zone: always write and read it as UTC.
+    timezone: "Z",
+    dateStrings: false,
+    charset: "utf8mb4",
+  });
+  pool.on("connection", (connection) => {
+    connection.on("error", onPoolError);
+    connection.query("SET time_zone = '+00:00'");
+  });
+  return new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+}
+
+/** Opens the store a database URL names. Does not migrate; call `migrate()`. */
+export function openStore(options: OpenStoreOptions): Store {
+  const kind = storeKindOf(options.url);
+  const poolSize = options.poolSize ?? 10;
+  const onPoolError = options.onPoolError ?? (() => undefined);
+  switch (kind) {
+    case "sqlite":
+      return new KyselyStore(kind, openSqlite(options.url));
+    case "postgres":
+      return new KyselyStore(kind, openPostgres(options.url, poolSize, onPoolError));
+    case "mysql":
+      return new KyselyStore(kind, openMysql(options.url, poolSize, onPoolError));
+  }
+}

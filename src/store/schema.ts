@@ -1,0 +1,73 @@
+import type { ColumnType } from "kysely";
+
+/** Timestamps: ISO-8601 UTC text on SQLite, `timestamptz` on PostgreSQL, `DATETIME(3)` in UTC on MySQL. */
+export type TimestampColumn = ColumnType<Date | string, Date | string, Date | string>;
+
+export interface UsersTable {
+  id: string;
+  username: string;
+  password_hash: string;
+  /** JSON array of role names. */
+  roles: string;
+  created_at: TimestampColumn;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  created_at: TimestampColumn;
+  last_used_at: TimestampColumn;
+  expires_at: TimestampColumn;
+  idle_expires_at: TimestampColumn;
+  revoked_at: TimestampColumn | null;
+  revoked_reason: string | null;
+  user_agent: string | null;
+  ip: string | null;
+}
+
+export interface RefreshTokensTable {
+  id: string;
+  session_id: string;
+  token_hash: string;
+  parent_id: string | null;
+  created_at: TimestampColumn;
+  expires_at: TimestampColumn;
+  used_at: TimestampColumn | null;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  public_key: string;
+  private_key_sealed: string;
+  encryption: string;
+  created_at: TimestampColumn;
+  retired_at: TimestampColumn | null;
+}
+
+export interface SettingsTable {
+  name: string;
+  value: string;
+}
+
+export interface AuditEventsTable {
+  id: string;
+  type: string;
+  user_id: string | null;
+  session_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  /** JSON object, or null. */
+  details: string | null;
+  created_at: TimestampColumn;
+}
+
+/** Tessera's tables as Kysely sees them. */
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  refresh_tokens: RefreshTokensTable;
+  signing_keys: SigningKeysTable;
+  settings: SettingsTable;
+  audit_events: AuditEventsTable;
+}

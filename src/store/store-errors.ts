@@ -1,0 +1,64 @@
+import { TesseraError } from "../core/errors.js";
+
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "EAI_AGAIN",
+  "PROTOCOL_CONNECTION_LOST",
+  "ER_CON_COUNT_ERROR",
+  "ER_SERVER_SHUTDOWN",
+  "SQLITE_BUSY",
+  "SQLITE_LOCKED",
+  "SQLITE_CANTOPEN",
+  "SQLITE_IOERR",
+  "SQLITE_FULL",
+  "SQLITE_READONLY",
+]);
+
+const CONNECTION_MESSAGES = [
+  /connection terminated/i,
+  /timeout exceeded when trying to connect/i,
+  /pool is closed|pool is ending|cannot use a pool after calling end/i,
+  /client has encountered a connection error/i,
+  /connection is in closed state|can't add new command when connection is in closed state/i,
+  /the database connection is not open/i,
+];
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** True when `error` says a unique constraint was violated, on any of the three databases. */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === "23505" || code === "ER_DUP_ENTRY" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+}
+
+/** True when `error` means the database cannot be reached or is shutting down. */
+export function isConnectionError(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code !== undefined) {
+    // PostgreSQL: class 08 is connection exceptions, 57P0x is operator intervention/shutdown.
+    if (CONNECTION_CODES.has(code) || code.startsWith("08") || /^57P0[1-3]$/.test(code)) return true;
+    if (code.startsWith("SQLITE_IOERR") || code.startsWith("SQLITE_BUSY")) return true;
+  }
+  if ((error as { fatal?: unknown } | null)?.fatal === true) return true;
+  const message = error instanceof Error ? error.message : "";
+  if (CONNECTION_MESSAGES.some((pattern) => pattern.test(message))) return true;
+  const errors = (error as { errors?: unknown } | null)?.errors;
+  return Array.isArray(errors) && errors.some(isConnectionError);
+}
+
+/** Rethrows connection failures as `store_unavailable`; anything else unchanged. */
+export function translateStoreError(error: unknown): never {
+  if (error instanceof TesseraError) throw error;
+  if (isConnectionError(error)) {
+    throw new TesseraError("store_unavailable", "the database is unavailable", { cause: error });
+  }
+  throw error;
+}

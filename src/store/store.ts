@@ -1,0 +1,148 @@
+/** A user row. */
+export interface UserRecord {
+  readonly id: string;
+  readonly username: string;
+  readonly passwordHash: string;
+  readonly roles: readonly string[];
+  readonly createdAt: Date;
+}
+
+/** A session row: one login, holding a chain of refresh tokens. */
+export interface SessionRecord {
+  readonly id: string;
+  readonly userId: string;
+  readonly createdAt: Date;
+  readonly lastUsedAt: Date;
+  /** Absolute end of the session. */
+  readonly expiresAt: Date;
+  /** Expiry of the newest refresh token: the session ends if it is not refreshed by then. */
+  readonly idleExpiresAt: Date;
+  readonly revokedAt: Date | null;
+  readonly revokedReason: string | null;
+  readonly userAgent: string | null;
+  readonly ip: string | null;
+}
+
+/** A refresh token row; the token itself is never stored, only its SHA-256. */
+export interface RefreshTokenRecord {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly tokenHash: string;
+  /** The token this one succeeded, `null` for the first token of a session. */
+  readonly parentId: string | null;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly usedAt: Date | null;
+}
+
+/** A refresh token with its session and the session's user, as one lookup returns them. */
+export interface RefreshTokenLookup {
+  readonly token: RefreshTokenRecord;
+  readonly session: SessionRecord;
+  readonly user: UserRecord;
+}
+
+/** How a stored private key is encrypted. */
+export type KeyEncryption = "secret" | "development";
+
+/** A signing key row; the private key is encrypted. */
+export interface SigningKeyRecord {
+  readonly kid: string;
+  readonly alg: string;
+  readonly publicKey: string;
+  readonly privateKeySealed: string;
+  readonly encryption: KeyEncryption;
+  readonly createdAt: Date;
+  readonly retiredAt: Date | null;
+}
+
+/** An audit event. */
+export interface AuditEventRecord {
+  readonly id: string;
+  readonly type: string;
+  readonly userId: string | null;
+  readonly sessionId: string | null;
+  readonly ip: string | null;
+  readonly userAgent: string | null;
+  readonly details: Readonly<Record<string, unknown>> | null;
+  readonly createdAt: Date;
+}
+
+/** The successor written by {@link Store.rotateRefreshToken}. */
+export interface RotationWrite {
+  readonly presentedId: string;
+  readonly sessionId: string;
+  readonly successor: RefreshTokenRecord;
+  readonly now: Date;
+}
+
+/** Rows removed by {@link Store.deleteExpired}. */
+export interface PurgeResult {
+  readonly refreshTokens: number;
+  readonly sessions: number;
+}
+
+/**
+ * Everything Tessera persists. A missing row is `null`; constraint outcomes are return
+ * values; an unreachable database throws `TesseraError("store_unavailable")`.
+ */
+export interface Store {
+  /** Which database this is: `"sqlite"`, `"postgres"` or `"mysql"`. */
+  readonly kind: StoreKind;
+  /** Creates or upgrades the schema; safe when several instances start at once. */
+  migrate(): Promise<void>;
+  /** Succeeds when the database answers. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Inserts a user; `false` when the username is taken. */
+  createUser(user: UserRecord): Promise<boolean>;
+  findUserByUsername(username: string): Promise<UserRecord | null>;
+  findUserById(id: string): Promise<UserRecord | null>;
+  setUserRoles(id: string, roles: readonly string[]): Promise<boolean>;
+
+  /** Inserts a session and its first refresh token in one transaction. */
+  createSession(session: SessionRecord, firstToken: RefreshTokenRecord): Promise<void>;
+  findSession(id: string): Promise<SessionRecord | null>;
+  /** Sessions of a user that are neither revoked nor expired at `now`, newest first. */
+  listActiveSessions(userId: string, now: Date): Promise<SessionRecord[]>;
+  /** Marks a session revoked; `false` if it did not exist or was already revoked. */
+  revokeSession(id: string, now: Date, reason: string): Promise<boolean>;
+  /** Revokes every unrevoked session of a user; returns how many. */
+  revokeUserSessions(userId: string, now: Date, reason: string): Promise<number>;
+  /** IDs of sessions revoked at or after `since`. */
+  listRevokedSessionIds(since: Date): Promise<string[]>;
+
+  findRefreshToken(tokenHash: string): Promise<RefreshTokenLookup | null>;
+  /** The token issued when `parentId` was used, if any. */
+  findSuccessor(parentId: string): Promise<RefreshTokenRecord | null>;
+  /**
+   * Marks the presented token used and inserts its successor, in one transaction whose first
+   * statement is the conditional update "used where not used and session not revoked".
+   * Returns `false`, writing nothing, when another request got there first.
+   */
+  rotateRefreshToken(write: RotationWrite): Promise<boolean>;
+
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+  insertSigningKey(key: SigningKeyRecord): Promise<void>;
+  retireSigningKey(kid: string, now: Date): Promise<void>;
+
+  /** Stores `value` under `name` unless a value is there already; returns the stored value. */
+  ensureSetting(name: string, value: string): Promise<string>;
+
+  insertAuditEvent(event: AuditEventRecord): Promise<void>;
+  listAuditEvents(filter: { userId?: string; sessionId?: string; limit?: number }): Promise<AuditEventRecord[]>;
+
+  /**
+   * Deletes up to `batchSize` refresh tokens that expired before `before`, and up to
+   * `batchSize` sessions that ended (expired, went idle or were revoked) before `before`.
+   * Call repeatedly until both counts are 0; small batches keep locks short.
+   */
+  deleteExpired(before: Date, batchSize: number): Promise<PurgeResult>;
+}
+
+/** The databases Tessera stores into. */
+export const STORE_KINDS = ["sqlite", "postgres", "mysql"] as const;
+
+/** One of {@link STORE_KINDS}. */
+export type StoreKind = (typeof STORE_KINDS)[number];
