@@ -61,7 +61,13 @@ export interface UserView {
   readonly roles: readonly string[];
 }
 
-/** Dependencies of {@link createAuthService}. */
+/** Sessions that just ended; access tokens naming them must stop working. */
+export interface SessionsRevokedEvent {
+  readonly sessionIds: readonly string[];
+  readonly revokedAt: Date;
+}
+
+/** Dependencies of {@link AuthService.create}. */
 export interface AuthServiceDependencies {
   readonly store: Store;
   readonly config: Readonly<TesseraConfig>;
@@ -98,6 +104,7 @@ export class AuthService {
   readonly #dummyHash: string;
   readonly #sign: ReturnType<typeof createAccessTokenSigner>;
   readonly #verify: ReturnType<typeof createAccessTokenVerifier>;
+  readonly #revocationListeners = new Set<(event: SessionsRevokedEvent) => void>();
 
   private constructor(deps: Required<AuthServiceDependencies>, keys: KeyRing, dummyHash: string) {
     this.#store = deps.store;
@@ -158,6 +165,15 @@ export class AuthService {
   /** Succeeds when the store answers; throws `store_unavailable` otherwise. */
   async checkReady(): Promise<void> {
     await this.#store.ping();
+  }
+
+  /**
+   * Calls `listener` after sessions are revoked (logout, logout-all, revocation, reuse).
+   * Returns a function that removes it. Listener errors are logged, never thrown.
+   */
+  onSessionsRevoked(listener: (event: SessionsRevokedEvent) => void): () => void {
+    this.#revocationListeners.add(listener);
+    return () => this.#revocationListeners.delete(listener);
   }
 
   /** Closes the store. */
@@ -274,16 +290,20 @@ export class AuthService {
     if (!isWellFormedRefreshToken(presented)) return;
     const found = await this.#store.findRefreshToken(hashRefreshToken(presented));
     if (!found) return;
-    if (await this.#store.revokeSession(found.session.id, this.#clock.now(), "logout")) {
+    const now = this.#clock.now();
+    if (await this.#store.revokeSession(found.session.id, now, "logout")) {
+      this.#announce([found.session.id], now);
       await this.#audit("session_revoked", context, { userId: found.user.id, sessionId: found.session.id }, { reason: "logout" });
     }
   }
 
   /** Ends every session of the principal's user; returns how many were open. */
   async logoutAll(principal: Principal, context: RequestContext): Promise<number> {
-    const count = await this.#store.revokeUserSessions(principal.userId, this.#clock.now(), "logout_all");
-    await this.#audit("sessions_revoked", context, { userId: principal.userId, sessionId: principal.sessionId }, { reason: "logout_all", count });
-    return count;
+    const now = this.#clock.now();
+    const sessionIds = await this.#store.revokeUserSessions(principal.userId, now, "logout_all");
+    this.#announce(sessionIds, now);
+    await this.#audit("sessions_revoked", context, { userId: principal.userId, sessionId: principal.sessionId }, { reason: "logout_all", count: sessionIds.length });
+    return sessionIds.length;
   }
 
   /**
@@ -324,9 +344,11 @@ export class AuthService {
   /** Revokes one of the principal's own sessions. Throws `session_not_found` for any other id. */
   async revokeSession(principal: Principal, sessionId: string, context: RequestContext): Promise<void> {
     const session = await this.#store.findSession(sessionId);
-    if (!session || session.userId !== principal.userId || !(await this.#store.revokeSession(sessionId, this.#clock.now(), "user"))) {
+    const now = this.#clock.now();
+    if (!session || session.userId !== principal.userId || !(await this.#store.revokeSession(sessionId, now, "user"))) {
       reject("session_not_found", "no such open session");
     }
+    this.#announce([sessionId], now);
     await this.#audit("session_revoked", context, { userId: principal.userId, sessionId }, { reason: "user" });
   }
 
@@ -342,7 +364,9 @@ export class AuthService {
     } catch {
       return;
     }
-    if (await this.#store.revokeSession(claims.sid, this.#clock.now(), "revocation")) {
+    const now = this.#clock.now();
+    if (await this.#store.revokeSession(claims.sid, now, "revocation")) {
+      this.#announce([claims.sid], now);
       await this.#audit("session_revoked", context, { userId: claims.sub, sessionId: claims.sid }, { reason: "revocation" });
     }
   }
@@ -370,9 +394,21 @@ export class AuthService {
   }
 
   async #revokeForReuse(found: RefreshTokenLookup, context: RequestContext): Promise<void> {
-    await this.#store.revokeSession(found.session.id, this.#clock.now(), "refresh_token_reused");
+    const now = this.#clock.now();
+    if (await this.#store.revokeSession(found.session.id, now, "refresh_token_reused")) this.#announce([found.session.id], now);
     await this.#audit("refresh_token_reused", context, { userId: found.user.id, sessionId: found.session.id }, { tokenId: found.token.id });
     this.#logger.warn({ sessionId: found.session.id, userId: found.user.id }, "refresh token reuse detected; session revoked");
+  }
+
+  #announce(sessionIds: readonly string[], revokedAt: Date): void {
+    if (sessionIds.length === 0) return;
+    for (const listener of this.#revocationListeners) {
+      try {
+        listener({ sessionIds, revokedAt });
+      } catch (error) {
+        this.#logger.error({ err: error instanceof Error ? error.message : "unknown" }, "revocation listener failed");
+      }
+    }
   }
 
   async #audit(

@@ -214,15 +214,18 @@ export class KyselyStore implements Store {
     });
   }
 
-  revokeUserSessions(userId: string, now: Date, reason: string): Promise<number> {
+  revokeUserSessions(userId: string, now: Date, reason: string): Promise<string[]> {
     return this.#run(async () => {
-      const result = await this.#db
+      const open = await this.#db.selectFrom("sessions").select("id").where("user_id", "=", userId).where("revoked_at", "is", null).execute();
+      if (open.length === 0) return [];
+      const ids = open.map((row) => row.id);
+      await this.#db
         .updateTable("sessions")
         .set({ revoked_at: this.#ts(now), revoked_reason: reason })
-        .where("user_id", "=", userId)
+        .where("id", "in", ids)
         .where("revoked_at", "is", null)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows);
+        .execute();
+      return ids;
     });
   }
 

@@ -108,8 +108,8 @@ export interface Store {
   listActiveSessions(userId: string, now: Date): Promise<SessionRecord[]>;
   /** Marks a session revoked; `false` if it did not exist or was already revoked. */
   revokeSession(id: string, now: Date, reason: string): Promise<boolean>;
-  /** Revokes every unrevoked session of a user; returns how many. */
-  revokeUserSessions(userId: string, now: Date, reason: string): Promise<number>;
+  /** Revokes every unrevoked session of a user; returns their ids. */
+  revokeUserSessions(userId: string, now: Date, reason: string): Promise<string[]>;
   /** IDs of sessions revoked at or after `since`. */
   listRevokedSessionIds(since: Date): Promise<string[]>;
 
