@@ -74,4 +74,5 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
   registerAuthRoutes(app, { service, rateLimit: limit });
   registerOAuthRoutes(app, { service, rateLimit: limit, baseUrl });
+  // revocation feed: registered below
 };
