@@ -1,12 +1,14 @@
 import type { FastifyReply, FastifyRequest, RequestPayload } from "fastify";
 import { parseBearerHeader } from "../core/bearer.js";
-import { TesseraError } from "../core/errors.js";
+import { type ErrorCode, TesseraError } from "../core/errors.js";
 import type { AuthService, IssuedTokens, Principal, RequestContext } from "../service/auth-service.js";
 
 declare module "fastify" {
   interface FastifyRequest {
     /** Set by Tessera's bearer check on routes that need an access token. */
     tesseraPrincipal: Principal | null;
+    /** The code of the TesseraError this request was refused with, for metrics. */
+    tesseraErrorCode: ErrorCode | null;
   }
 }
 

@@ -2,7 +2,10 @@ import helmet from "@fastify/helmet";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { AuthService } from "../service/auth-service.js";
 import { resolveConfig, type TesseraOptions } from "../service/config.js";
+import swagger, { type SwaggerOptions } from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
 import { httpErrorOf } from "./error-map.js";
+import { registerMetrics } from "./metrics.js";
 import { healthSchemas } from "./schemas.js";
 import { createAuthService, tessera } from "./tessera-plugin.js";
 
@@ -12,6 +15,21 @@ export interface ServerOptions extends TesseraOptions {
   readonly service?: AuthService;
   /** pino options or `false`; default: JSON logs at `logLevel`, secrets redacted. */
   readonly logger?: FastifyServerOptions["logger"];
+}
+
+function openApiOptions(issuer: string): SwaggerOptions {
+  return {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "Tessera",
+        version: "0.1.0",
+        description: "Authentication token service: JWT access tokens, rotating refresh tokens, revocable sessions. Errors are {error, error_description}; see docs/errors.md.",
+      },
+      servers: [{ url: issuer }],
+      components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+    },
+  };
 }
 
 /** What's logged of a request: never the query string (a token could hide there) nor credentials. */
@@ -46,8 +64,18 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   const service = options.service ?? (await createAuthService(options, app.log));
   app.addHook("onClose", () => service.close());
 
+  // API answers get the strictest CSP; the /docs page relaxes it for its own assets only.
   await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+  await app.register(swagger, openApiOptions(config.issuer));
+  app.decorateRequest("tesseraErrorCode", null);
+  registerMetrics(app, service);
   await app.register(tessera, { service });
+  await app.register(swaggerUi, {
+    routePrefix: "/docs",
+    staticCSP: true,
+    transformStaticCSP: () => "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
+  });
+  app.get("/openapi.json", { schema: { hide: true } }, (_request, reply) => reply.header("cache-control", "no-cache").send(app.swagger()));
 
   app.get("/healthz", { schema: healthSchemas.liveness }, () => ({ status: "ok" }));
   app.get("/readyz", { schema: healthSchemas.readiness }, async (request, reply) => {

@@ -4,6 +4,7 @@ import { Ajv } from "ajv";
 import { Redis } from "ioredis";
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from "fastify";
 import { systemClock } from "../core/clock.js";
+import { isTesseraError } from "../core/errors.js";
 import { AuthService } from "../service/auth-service.js";
 import { resolveConfig, type TesseraOptions } from "../service/config.js";
 import type { ServiceLogger } from "../service/key-ring.js";
@@ -54,6 +55,7 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
 
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.decorateRequest("tesseraPrincipal", null);
+  if (!app.hasRequestDecorator("tesseraErrorCode")) app.decorateRequest("tesseraErrorCode", null);
   if (!app.hasContentTypeParser("application/x-www-form-urlencoded")) await app.register(formbody);
   if (!app.hasDecorator("rateLimit")) {
     let redis: Redis | undefined;
@@ -74,6 +76,7 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const shape = httpErrorOf(error, isOAuthRoute(request.routeOptions.url));
+    if (isTesseraError(error)) request.tesseraErrorCode = error.code;
     if (shape.status >= 500) request.log.error({ err: error }, "request failed");
     if (shape.bearer) void reply.header("www-authenticate", bearerChallenge(shape));
     if (shape.status === 503) void reply.header("retry-after", "5");
