@@ -29,8 +29,8 @@ export function runTokenBench(): Array<{ name: string; opsPerSecond: number; bas
   const token = sign(subject).token;
   const signingInput = Buffer.from(token.slice(0, token.lastIndexOf(".")));
   const signature = Buffer.from(token.slice(token.lastIndexOf(".") + 1), "base64url");
-  const publicKey = createPublicKey(key.publicKey as string);
-  const privateKey = createPrivateKey(key.privateKey as string);
+  const publicKey = createPublicKey(key.publicKey);
+  const privateKey = createPrivateKey(key.privateKey);
 
   // Baselines: the bare ECDSA P-256 operation a JWS library cannot avoid.
   const rawSign = measure(() => cryptoSign("sha256", signingInput, { key: privateKey, dsaEncoding: "ieee-p1363" }));

@@ -21,7 +21,10 @@ export function registerMetrics(app: FastifyInstance, service: AuthService): voi
   const errors = new Counter({ name: "tessera_errors_total", help: "Requests refused, by Tessera error code", labelNames: ["code"], registers: [registry] });
   const revoked = new Counter({ name: "tessera_sessions_revoked_total", help: "Sessions revoked (logout, logout-all, revocation, reuse)", registers: [registry] });
   const stop = service.onSessionsRevoked((event) => revoked.inc(event.sessionIds.length));
-  app.addHook("onClose", async () => stop());
+  app.addHook("onClose", (_instance, done) => {
+    stop();
+    done();
+  });
 
   app.addHook("onResponse", async (request, reply) => {
     // The route pattern, never the raw URL: bounded label values and no ids in metrics.
