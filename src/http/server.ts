@@ -17,6 +17,8 @@ export interface ServerOptions extends TesseraOptions {
   readonly logger?: FastifyServerOptions["logger"];
 }
 
+const KEY_RELOAD_INTERVAL_MS = 60_000;
+
 function openApiOptions(issuer: string): SwaggerOptions {
   return {
     openapi: {
@@ -62,7 +64,15 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     );
   }
   const service = options.service ?? (await createAuthService(options, app.log));
-  app.addHook("onClose", () => service.close());
+  // Pick up keys rotated by another instance or `tessera keys rotate`.
+  const keyReload = setInterval(() => {
+    service.reloadKeys().catch((error: unknown) => app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"));
+  }, KEY_RELOAD_INTERVAL_MS);
+  keyReload.unref();
+  app.addHook("onClose", async () => {
+    clearInterval(keyReload);
+    if (!options.service) await service.close();
+  });
 
   // API answers get the strictest CSP; the /docs page relaxes it for its own assets only.
   await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });

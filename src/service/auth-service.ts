@@ -3,6 +3,7 @@ import {
   type AccessTokenClaims,
   createAccessTokenSigner,
   createAccessTokenVerifier,
+  decodeProtectedHeader,
 } from "../core/access-token.js";
 import { addSeconds, type Clock, systemClock } from "../core/clock.js";
 import { type ErrorCode, TesseraError } from "../core/errors.js";
@@ -12,7 +13,7 @@ import type { PublicJwk } from "../core/signing-key.js";
 import { LIMITS } from "../store/migrations.js";
 import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
 import type { TesseraConfig } from "./config.js";
-import { type KeyRing, loadKeyRing, type ServiceLogger } from "./key-ring.js";
+import { type KeyRing, type KeyRingOptions, loadKeyRing, rotateSigningKey, type ServiceLogger } from "./key-ring.js";
 import { createArgon2Hasher, type PasswordHasher } from "./password-hasher.js";
 
 /** Where a request came from, recorded on sessions and audit events. */
@@ -76,9 +77,12 @@ export interface AuthServiceDependencies {
   readonly logger: ServiceLogger;
 }
 
+const KEY_RELOAD_COOLDOWN_MS = 10_000;
+
 /** Shortest and longest accepted passwords, in characters. */
 export const PASSWORD_LENGTH = Object.freeze({ min: 8, max: 1024 });
 const USERNAME = /^[\p{L}\p{N}._@+-]{3,64}$/u;
+const ROLE = /^[\w:.-]{1,64}$/;
 
 /** Usernames compare case- and width-insensitively: `Alice` and `ａｌｉｃｅ` are one user. */
 export function normalizeUsername(username: string): string {
@@ -100,34 +104,41 @@ export class AuthService {
   readonly #clock: Clock;
   readonly #hasher: PasswordHasher;
   readonly #logger: ServiceLogger;
-  readonly #keys: KeyRing;
+  readonly #keyRingOptions: KeyRingOptions;
+  #keys: KeyRing;
+  #sign: ReturnType<typeof createAccessTokenSigner>;
+  #lastKeyReload = Number.NEGATIVE_INFINITY;
   readonly #dummyHash: string;
-  readonly #sign: ReturnType<typeof createAccessTokenSigner>;
   readonly #verify: ReturnType<typeof createAccessTokenVerifier>;
   readonly #revocationListeners = new Set<(event: SessionsRevokedEvent) => void>();
 
-  private constructor(deps: Required<AuthServiceDependencies>, keys: KeyRing, dummyHash: string) {
+  private constructor(deps: Required<AuthServiceDependencies>, keyRingOptions: KeyRingOptions, keys: KeyRing, dummyHash: string) {
     this.#store = deps.store;
     this.#config = deps.config;
     this.#clock = deps.clock;
     this.#hasher = deps.hasher;
     this.#logger = deps.logger;
+    this.#keyRingOptions = keyRingOptions;
     this.#keys = keys;
+    this.#sign = this.#signerFor(keys);
     this.#dummyHash = dummyHash;
-    this.#sign = createAccessTokenSigner({
-      key: keys.signingKey,
-      issuer: deps.config.issuer,
-      audience: deps.config.audience,
-      ttlSeconds: deps.config.accessTokenTtlSeconds,
-      clock: deps.clock,
-    });
     this.#verify = createAccessTokenVerifier({
       issuer: deps.config.issuer,
       audience: deps.config.audience,
       algorithms: [deps.config.signingAlgorithm],
-      findKey: (kid, alg) => keys.findVerificationKey(kid, alg),
+      findKey: (kid, alg) => this.#keys.findVerificationKey(kid, alg),
       clockSkewSeconds: deps.config.clockSkewSeconds,
       clock: deps.clock,
+    });
+  }
+
+  #signerFor(keys: KeyRing): ReturnType<typeof createAccessTokenSigner> {
+    return createAccessTokenSigner({
+      key: keys.signingKey,
+      issuer: this.#config.issuer,
+      audience: this.#config.audience,
+      ttlSeconds: this.#config.accessTokenTtlSeconds,
+      clock: this.#clock,
     });
   }
 
@@ -138,7 +149,7 @@ export class AuthService {
       hasher: createArgon2Hasher(),
       ...deps,
     };
-    const keys = await loadKeyRing({
+    const keyRingOptions: KeyRingOptions = {
       store: full.store,
       algorithm: full.config.signingAlgorithm,
       secret: full.config.secret,
@@ -146,10 +157,33 @@ export class AuthService {
       retiredKeyGraceSeconds: full.config.accessTokenTtlSeconds,
       clock: full.clock,
       logger: full.logger,
-    });
+    };
+    const keys = await loadKeyRing(keyRingOptions);
     // Unknown users get the same argon2 work as known ones, against this hash.
     const dummyHash = await full.hasher.hash(randomBytes(24).toString("base64url"));
-    return new AuthService(full, keys, dummyHash);
+    return new AuthService(full, keyRingOptions, keys, dummyHash);
+  }
+
+  /**
+   * Re-reads the signing keys from the store: picks up keys rotated by another instance or by
+   * `tessera keys rotate`, and drops retired keys past their grace. Servers call it periodically.
+   */
+  async reloadKeys(): Promise<void> {
+    this.#lastKeyReload = performance.now();
+    const keys = await loadKeyRing(this.#keyRingOptions);
+    this.#keys = keys;
+    this.#sign = this.#signerFor(keys);
+  }
+
+  /**
+   * Creates a new signing key, retires the others (still published for one access-token
+   * lifetime so tokens they signed keep verifying) and starts signing with the new one.
+   * Returns the new key id. Throws `TypeError` for HS256, whose key is the configured secret.
+   */
+  async rotateSigningKey(): Promise<string> {
+    const kid = await rotateSigningKey(this.#keyRingOptions);
+    await this.reloadKeys();
+    return kid;
   }
 
   /** The configuration this service runs with. */
@@ -311,6 +345,7 @@ export class AuthService {
    * `access_token_*` code.
    */
   async authenticate(accessToken: string): Promise<Principal> {
+    await this.#reloadKeysForUnknownKid(accessToken);
     const claims = this.#verify(accessToken);
     const session = await this.#store.findSession(claims.sid);
     const now = this.#clock.now();
@@ -328,8 +363,12 @@ export class AuthService {
   }
 
   /** The user's open sessions, newest first, marking the principal's own. */
-  async listSessions(principal: Principal): Promise<SessionView[]> {
-    const sessions = await this.#store.listActiveSessions(principal.userId, this.#clock.now());
+  listSessions(principal: Principal): Promise<SessionView[]> {
+    return this.#sessionViews(principal.userId, principal.sessionId);
+  }
+
+  async #sessionViews(userId: string, currentSessionId: string | null): Promise<SessionView[]> {
+    const sessions = await this.#store.listActiveSessions(userId, this.#clock.now());
     return sessions.map((session) => ({
       id: session.id,
       createdAt: session.createdAt,
@@ -337,7 +376,7 @@ export class AuthService {
       expiresAt: session.idleExpiresAt < session.expiresAt ? session.idleExpiresAt : session.expiresAt,
       userAgent: session.userAgent,
       ip: session.ip,
-      current: session.id === principal.sessionId,
+      current: session.id === currentSessionId,
     }));
   }
 
@@ -371,9 +410,53 @@ export class AuthService {
     }
   }
 
+  /** Replaces a user's roles (administration). Throws `invalid_request` for an unknown user or a bad role name. */
+  async setUserRoles(username: string, roles: readonly string[]): Promise<UserView> {
+    if (!roles.every((role) => ROLE.test(role))) reject("invalid_request", "role names are 1 to 64 letters, digits or _ : . -");
+    const user = await this.#store.findUserByUsername(normalizeUsername(username));
+    if (!user || !(await this.#store.setUserRoles(user.id, [...new Set(roles)]))) reject("invalid_request", "no such user");
+    return { id: user.id, username: user.username, roles: [...new Set(roles)] };
+  }
+
+  /** A user's open sessions (administration). Throws `invalid_request` for an unknown user. */
+  async listUserSessions(username: string): Promise<SessionView[]> {
+    const user = await this.#store.findUserByUsername(normalizeUsername(username));
+    if (!user) reject("invalid_request", "no such user");
+    return this.#sessionViews(user.id, null);
+  }
+
+  /**
+   * Revokes a session by id, or every session of a user when `target` is `{ username }`
+   * (administration). Returns the revoked session ids.
+   */
+  async revokeSessionsAsAdmin(target: { sessionId: string } | { username: string }): Promise<string[]> {
+    const now = this.#clock.now();
+    const admin: RequestContext = { ip: null, userAgent: "tessera-cli" };
+    let revoked: string[];
+    if ("sessionId" in target) {
+      revoked = (await this.#store.revokeSession(target.sessionId, now, "admin")) ? [target.sessionId] : [];
+    } else {
+      const user = await this.#store.findUserByUsername(normalizeUsername(target.username));
+      if (!user) reject("invalid_request", "no such user");
+      revoked = await this.#store.revokeUserSessions(user.id, now, "admin");
+    }
+    this.#announce(revoked, now);
+    for (const sessionId of revoked) await this.#audit("session_revoked", admin, { sessionId }, { reason: "admin" });
+    return revoked;
+  }
+
   /** IDs of sessions revoked at or after `since`. */
   listRevokedSessionIds(since: Date): Promise<string[]> {
     return this.#store.listRevokedSessionIds(since);
+  }
+
+  // A token signed with a key this instance has not loaded yet (rotated elsewhere) triggers one
+  // reload, at most every 10 s, so random kids cannot turn into a flood of queries.
+  async #reloadKeysForUnknownKid(accessToken: string): Promise<void> {
+    const header = decodeProtectedHeader(accessToken, [this.#config.signingAlgorithm]);
+    if (this.#keys.findVerificationKey(header.kid, header.alg)) return;
+    if (performance.now() - this.#lastKeyReload < KEY_RELOAD_COOLDOWN_MS) return;
+    await this.reloadKeys();
   }
 
   #refreshExpiry(now: Date, session: Pick<SessionRecord, "expiresAt">): Date {

@@ -60,6 +60,42 @@ async function serverSecret(options: KeyRingOptions): Promise<{ secret: string; 
   return { secret, encryption: "development" };
 }
 
+async function storeNewKey(
+  store: Store,
+  algorithm: Exclude<SigningAlgorithm, "HS256">,
+  sealingKey: Buffer,
+  encryption: KeyEncryption,
+  now: Date,
+): Promise<SigningKey> {
+  const key = generateSigningKey(algorithm);
+  await store.insertSigningKey({
+    kid: key.kid,
+    alg: key.alg,
+    publicKey: JSON.stringify(key.publicJwk),
+    privateKeySealed: seal(sealingKey, key.privateKey as string, key.kid),
+    encryption,
+    createdAt: now,
+    retiredAt: null,
+  });
+  return key;
+}
+
+/**
+ * Creates a new signing key for the configured algorithm and retires every other unretired
+ * key. Returns the new `kid`. Throws `TypeError` for HS256.
+ */
+export async function rotateSigningKey(options: KeyRingOptions): Promise<string> {
+  if (options.algorithm === "HS256") throw new TypeError("HS256 signs with TESSERA_HS256_SECRET; rotate that secret instead");
+  const { secret, encryption } = await serverSecret(options);
+  const now = options.clock.now();
+  const key = await storeNewKey(options.store, options.algorithm, deriveKey(secret, ENCRYPTION_PURPOSE), encryption, now);
+  for (const record of await options.store.listSigningKeys()) {
+    if (record.kid !== key.kid && record.retiredAt === null) await options.store.retireSigningKey(record.kid, now);
+  }
+  options.logger.info({ kid: key.kid, alg: key.alg }, "rotated the signing key");
+  return key.kid;
+}
+
 /**
  * Loads the signing keys from the store, creating the first one when there is none, and
  * retiring keys sealed in development mode once a real secret is set. Throws
@@ -91,16 +127,7 @@ export async function loadKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   }
   const isUsable = (record: SigningKeyRecord) => record.retiredAt === null && record.alg === algorithm && record.encryption === encryption;
   if (!(await store.listSigningKeys()).some(isUsable)) {
-    const key = generateSigningKey(algorithm);
-    await store.insertSigningKey({
-      kid: key.kid,
-      alg: key.alg,
-      publicKey: JSON.stringify(key.publicJwk),
-      privateKeySealed: seal(sealingKey, key.privateKey as string, key.kid),
-      encryption,
-      createdAt: now,
-      retiredAt: null,
-    });
+    const key = await storeNewKey(store, algorithm, sealingKey, encryption, now);
     logger.info({ kid: key.kid, alg: key.alg }, "created a signing key");
   }
   // Re-read: when instances start together, all of them settle on the oldest usable key.

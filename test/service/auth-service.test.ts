@@ -283,3 +283,52 @@ describe("AuthService with HS256", () => {
     }
   });
 });
+
+describe("AuthService.rotateSigningKey()", () => {
+  it("switches signing to a new key while tokens of the old one keep verifying, on every instance", async () => {
+    const fixture = await serviceFixture();
+    try {
+      const other = await fixture.another();
+      await fixture.service.register("rotator", PASSWORD, context);
+      const before = await fixture.service.login("rotator", PASSWORD, context);
+      const oldKid = fixture.service.jwks.keys[0]!.kid;
+      const newKid = await other.rotateSigningKey();
+      assert.notEqual(newKid, oldKid);
+      const after = await other.login("rotator", PASSWORD, context);
+      const kidOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()).kid as string;
+      assert.equal(kidOf(after.accessToken), newKid);
+      // The first instance has not reloaded yet: the unknown kid makes it look.
+      assert.equal((await fixture.service.authenticate(after.accessToken)).sessionId, after.sessionId);
+      assert.equal((await other.authenticate(before.accessToken)).sessionId, before.sessionId);
+      assert.deepEqual(fixture.service.jwks.keys.map((key) => key.kid).sort(), [oldKid, newKid].sort());
+      const signedByFirst = await fixture.service.login("rotator", PASSWORD, context);
+      assert.equal(kidOf(signedByFirst.accessToken), newKid);
+      // One access-token lifetime later the retired key is gone from the JWKS.
+      fixture.clock.advance(901);
+      await fixture.service.reloadKeys();
+      assert.deepEqual(fixture.service.jwks.keys.map((key) => key.kid), [newKid]);
+    } finally {
+      await fixture.close();
+    }
+  });
+});
+
+describe("AuthService administration", () => {
+  it("sets roles that the next access token carries, and revokes a user's sessions", async () => {
+    const fixture = await serviceFixture();
+    try {
+      await fixture.service.register("managed", PASSWORD, context);
+      const first = await fixture.service.login("managed", PASSWORD, context);
+      assert.deepEqual((await fixture.service.setUserRoles("MANAGED", ["admin", "user", "admin"])).roles, ["admin", "user"]);
+      await rejectsWith(fixture.service.setUserRoles("managed", ["bad role"]), "invalid_request");
+      await rejectsWith(fixture.service.setUserRoles("ghost", ["x"]), "invalid_request");
+      const refreshed = await fixture.service.refresh(first.refreshToken, context);
+      assert.deepEqual((await fixture.service.authenticate(refreshed.accessToken)).roles, ["admin", "user"]);
+      assert.equal((await fixture.service.listUserSessions("managed")).length, 1);
+      assert.deepEqual(await fixture.service.revokeSessionsAsAdmin({ username: "managed" }), [first.sessionId]);
+      await rejectsWith(fixture.service.authenticate(refreshed.accessToken), "access_token_revoked");
+    } finally {
+      await fixture.close();
+    }
+  });
+});

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { temporaryDirectory } from "../support/server.js";
+
+const CLI = resolve("dist/cli/main.js");
+
+describe("tessera CLI", () => {
+  let dir: ReturnType<typeof temporaryDirectory>;
+  let database: string;
+
+  before(() => {
+    dir = temporaryDirectory();
+    database = `sqlite:${dir.path}/cli.db`;
+  });
+  after(() => dir.remove());
+
+  function run(args: string[], env: Record<string, string> = {}) {
+    const result = spawnSync(process.execPath, [CLI, ...args], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, TESSERA_SECRET: "cli-test-secret-0123456789-abcdefghijklm", ...env },
+      timeout: 30_000,
+    });
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  it("prints usage for --help", () => {
+    const result = run(["--help"]);
+    assert.equal(result.status, 0);
+    assert.match(result.stdout, /serve/);
+    assert.match(result.stdout, /keys rotate/);
+  });
+
+  it("migrates, rotates and lists keys, as JSON", () => {
+    assert.match(run(["migrate", "--database", database]).stdout, /migrated sqlite database/);
+    const rotated = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as { kid: string };
+    const second = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as { kid: string };
+    const keys = JSON.parse(run(["keys", "list", "--database", database]).stdout) as Array<{ kid: string; retiredAt: string | null }>;
+    const active = keys.filter((key) => key.retiredAt === null).map((key) => key.kid);
+    assert.deepEqual(active, [second.kid]);
+    assert.ok(keys.some((key) => key.kid === rotated.kid && key.retiredAt !== null));
+  });
+
+  it("purges and reports what it deleted", () => {
+    assert.match(run(["purge", "--database", database]).stdout, /^purged \d+ refresh tokens and \d+ sessions$/m);
+  });
+
+  it("exits 2 with a message naming the problem for bad input", () => {
+    const unknownUser = run(["user", "roles", "nobody", "admin", "--database", database]);
+    assert.equal(unknownUser.status, 2);
+    assert.match(unknownUser.stderr, /no such user/);
+    assert.equal(run(["frobnicate"]).status, 2);
+    const badPort = run(["serve", "--port", "http"]);
+    assert.equal(badPort.status, 2);
+    assert.match(badPort.stderr, /--port/);
+    const badTtl = run(["serve", "--database", database], { TESSERA_ACCESS_TOKEN_TTL: "15 minutes" });
+    assert.equal(badTtl.status, 2);
+    assert.match(badTtl.stderr, /accessTokenTtl \(TESSERA_ACCESS_TOKEN_TTL\)/);
+  });
+
+  it("refuses to serve in production without a secret", () => {
+    const result = run(["serve", "--database", database], { NODE_ENV: "production", TESSERA_SECRET: "" });
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /secret \(TESSERA_SECRET\) is required/);
+  });
+
+  it("refuses a short secret and a short HS256 secret", () => {
+    assert.match(run(["serve", "--database", database], { TESSERA_SECRET: "short" }).stderr, /at least 32/);
+    const hs = run(["serve", "--database", database], { TESSERA_SIGNING_ALG: "HS256", TESSERA_HS256_SECRET: "x".repeat(31) });
+    assert.equal(hs.status, 2);
+    assert.match(hs.stderr, /hs256Secret \(TESSERA_HS256_SECRET\) must be at least 32 bytes/);
+  });
+});
