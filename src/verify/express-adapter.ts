@@ -36,7 +36,7 @@ export function tesseraAuth(options: AuthMiddlewareOptions): RequestHandler {
         next();
       },
       (error: unknown) => send(response, answerForError(error, realm)),
-    );
+    ).catch(next);
   };
 }
 
