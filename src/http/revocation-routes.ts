@@ -62,9 +62,20 @@ export function registerRevocationRoutes(app: FastifyInstance, { service, redisU
   const windowSeconds = service.config.accessTokenTtlSeconds;
   // Exact revocation times of this instance's own revocations; others are bounded by generated_at.
   const revokedAt = new Map<string, number>();
+  // Entries arrive in time order, so pruning stops at the first one still inside the window.
+  const prune = (oldest: number) => {
+    for (const [sid, at] of revokedAt) {
+      if (at >= oldest) break;
+      revokedAt.delete(sid);
+    }
+  };
   const remember = (event: SessionsRevokedEvent) => {
     const at = unixSeconds(event.revokedAt);
-    for (const sid of event.sessionIds) revokedAt.set(sid, at);
+    prune(at - windowSeconds);
+    for (const sid of event.sessionIds) {
+      revokedAt.delete(sid);
+      revokedAt.set(sid, at);
+    }
   };
   const stopRemembering = service.onSessionsRevoked(remember);
   app.addHook("onClose", (_instance, done) => {
@@ -76,7 +87,7 @@ export function registerRevocationRoutes(app: FastifyInstance, { service, redisU
     const now = unixSeconds(new Date());
     const oldest = now - windowSeconds;
     const since = Math.max(oldest, request.query.since === undefined ? oldest : Number(request.query.since));
-    for (const [sid, at] of revokedAt) if (at < oldest) revokedAt.delete(sid);
+    prune(oldest);
     const ids = await service.listRevokedSessionIds(new Date(since * 1000));
     // Shared caches must not keep a stale list; clients poll.
     void reply.header("cache-control", "no-store");

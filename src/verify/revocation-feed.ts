@@ -17,6 +17,8 @@ export interface RevocationFeedOptions {
 }
 
 const MAX_SID_LENGTH = 128;
+/** Seconds each poll re-reads before the previous answer's `generated_at`. */
+export const FEED_OVERLAP_SECONDS = 30;
 const MAX_FEED_BODY_LENGTH = 4 * 1024 * 1024;
 
 interface FeedEntry {
@@ -96,8 +98,9 @@ export class RevocationFeed {
   async #fetchFeed(): Promise<void> {
     const { url, timeoutMs, clock, logger, revoked } = this.#options;
     const target = new URL(url);
-    // One second of overlap: the feed compares whole seconds and includes `since` itself.
-    if (this.#lastGeneratedAt !== null) target.searchParams.set("since", String(Math.max(0, this.#lastGeneratedAt - 1)));
+    // Overlap: several Tessera instances stamp revocations with their own clocks, which may lag
+    // the one that answered last; re-reading a few ids is cheap, missing one is not.
+    if (this.#lastGeneratedAt !== null) target.searchParams.set("since", String(Math.max(0, this.#lastGeneratedAt - FEED_OVERLAP_SECONDS)));
     try {
       const response = await this.#options.fetch(target, { headers: { accept: "application/json" }, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
       if (!response.ok) throw new Error(`the revocation feed answered ${response.status}`);
