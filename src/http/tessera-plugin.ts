@@ -12,6 +12,7 @@ import { openStore } from "../store/open-store.js";
 import { registerAuthRoutes } from "./auth-routes.js";
 import { bearerChallenge, httpErrorOf } from "./error-map.js";
 import { isOAuthRoute, registerOAuthRoutes } from "./oauth-routes.js";
+import { registerRevocationRoutes } from "./revocation-routes.js";
 
 /** Options of the {@link tessera} Fastify plugin. */
 export interface TesseraPluginOptions extends TesseraOptions {
@@ -93,5 +94,5 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
   registerAuthRoutes(app, { service, rateLimit: limit });
   registerOAuthRoutes(app, { service, rateLimit: limit, baseUrl });
-  // revocation feed: registered below
+  registerRevocationRoutes(app, { service, redisUrl: config.redisUrl });
 };

@@ -1,0 +1,132 @@
+import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
+import type { AuthService, SessionsRevokedEvent } from "../service/auth-service.js";
+
+/** The Redis channel revocations are published on; `tessera/verify` subscribes to it. */
+export const REVOCATION_CHANNEL = "tessera:revocations";
+
+/** Options of {@link registerRevocationRoutes}. */
+export interface RevocationRoutesOptions {
+  readonly service: AuthService;
+  /** Publish every revocation to this Redis on {@link REVOCATION_CHANNEL}. Default none. */
+  readonly redisUrl?: string | null;
+}
+
+interface RevocationsQuery {
+  since?: string;
+}
+
+const errorResponse = {
+  type: "object",
+  properties: { error: { type: "string" }, error_description: { type: "string" } },
+  required: ["error"],
+} as const;
+
+/** Route schema of `GET /auth/revocations`. Unknown parameters are refused. */
+export const revocationSchema = {
+  tags: ["auth"],
+  summary: "Sessions revoked within the last access-token lifetime, for resource servers",
+  querystring: {
+    type: "object",
+    additionalProperties: false,
+    properties: { since: { type: "string", pattern: "^(0|[1-9][0-9]{0,11})$" } },
+  },
+  response: {
+    200: {
+      type: "object",
+      required: ["revoked", "window_seconds", "generated_at"],
+      properties: {
+        revoked: {
+          type: "array",
+          items: { type: "object", required: ["sid", "revoked_at"], properties: { sid: { type: "string" }, revoked_at: { type: "integer" } } },
+        },
+        window_seconds: { type: "integer" },
+        generated_at: { type: "integer" },
+      },
+    },
+    "4xx": errorResponse,
+  },
+} as const;
+
+function unixSeconds(date: Date): number {
+  return Math.floor(date.getTime() / 1000);
+}
+
+/**
+ * Registers `GET /auth/revocations?since=<unix s>`: the sessions revoked within the last
+ * access-token lifetime (`since` is clamped to it), so resource servers refuse their tokens.
+ * With `redisUrl`, also publishes each revocation as `{"sids":[…],"revoked_at":<unix s>}`;
+ * a Redis outage is logged and never fails a request.
+ */
+export function registerRevocationRoutes(app: FastifyInstance, { service, redisUrl }: RevocationRoutesOptions): void {
+  const windowSeconds = service.config.accessTokenTtlSeconds;
+  // Exact revocation times of this instance's own revocations; others are bounded by generated_at.
+  const revokedAt = new Map<string, number>();
+  // Entries arrive in time order, so pruning stops at the first one still inside the window.
+  const prune = (oldest: number) => {
+    for (const [sid, at] of revokedAt) {
+      if (at >= oldest) break;
+      revokedAt.delete(sid);
+    }
+  };
+  const remember = (event: SessionsRevokedEvent) => {
+    const at = unixSeconds(event.revokedAt);
+    prune(at - windowSeconds);
+    for (const sid of event.sessionIds) {
+      revokedAt.delete(sid);
+      revokedAt.set(sid, at);
+    }
+  };
+  const stopRemembering = service.onSessionsRevoked(remember);
+  app.addHook("onClose", (_instance, done) => {
+    stopRemembering();
+    done();
+  });
+
+  app.get<{ Querystring: RevocationsQuery }>("/auth/revocations", { schema: revocationSchema }, async (request, reply) => {
+    const now = unixSeconds(new Date());
+    const oldest = now - windowSeconds;
+    const since = Math.max(oldest, request.query.since === undefined ? oldest : Number(request.query.since));
+    prune(oldest);
+    const ids = await service.listRevokedSessionIds(new Date(since * 1000));
+    // Shared caches must not keep a stale list; clients poll.
+    void reply.header("cache-control", "no-store");
+    return {
+      revoked: ids.map((sid) => ({ sid, revoked_at: revokedAt.get(sid) ?? now })),
+      window_seconds: windowSeconds,
+      generated_at: now,
+    };
+  });
+
+  if (redisUrl) publishRevocations(app, service, redisUrl);
+}
+
+function publishRevocations(app: FastifyInstance, service: AuthService, redisUrl: string): void {
+  const redis = new Redis(redisUrl, {
+    lazyConnect: true,
+    // Fail fast while disconnected: a revocation is also in the feed, so dropping a message is safe.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 5000),
+  });
+  let down = false;
+  redis.on("error", (error: Error) => {
+    if (!down) app.log.warn({ err: error.message }, "Redis for revocations unreachable; the feed still serves them");
+    down = true;
+  });
+  redis.on("ready", () => {
+    down = false;
+  });
+  redis.connect().catch(() => undefined);
+  const stop = service.onSessionsRevoked((event) => {
+    const message = JSON.stringify({ sids: event.sessionIds, revoked_at: unixSeconds(event.revokedAt) });
+    redis.publish(REVOCATION_CHANNEL, message).catch((error: unknown) => {
+      app.log.warn({ err: error instanceof Error ? error.message : "unknown", count: event.sessionIds.length }, "revocation not published to Redis");
+    });
+  });
+  app.addHook("onClose", async () => {
+    stop();
+    if (redis.status === "ready") await redis.quit().catch(() => redis.disconnect());
+    else redis.disconnect();
+  });
+}

@@ -1,0 +1,61 @@
+import type { NextFunction, Request, RequestHandler, Response } from "express";
+import type { AccessTokenClaims } from "../core/access-token.js";
+import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** Claims of the verified access token, set by `tesseraAuth()`. */
+      auth?: AccessTokenClaims;
+    }
+  }
+}
+
+export { type AuthMiddlewareOptions } from "./http-answer.js";
+
+const realms = new WeakMap<Request, string>();
+
+function send(response: Response, answer: AuthAnswer): void {
+  response.status(answer.status).set(answer.headers).json(answer.body);
+}
+
+/**
+ * Express middleware: verifies the bearer token, sets `req.auth` to its claims, and answers
+ * 401 (RFC 6750 §3) or 403 `insufficient_scope` when `roles` / `scopes` are not all met.
+ * Throws `TypeError` at creation for bad options.
+ */
+export function tesseraAuth(options: AuthMiddlewareOptions): RequestHandler {
+  const { verifier, realm, requirements } = resolveAuthMiddlewareOptions(options);
+  return (request: Request, response: Response, next: NextFunction) => {
+    verifier.authenticate(request.headers.authorization).then(
+      (claims) => {
+        request.auth = claims;
+        realms.set(request, realm);
+        if (!meetsRequirements(claims, requirements)) return send(response, insufficientScopeAnswer(realm, requirements));
+        next();
+      },
+      (error: unknown) => send(response, answerForError(error, realm)),
+    ).catch(next);
+  };
+}
+
+function guard(requirements: Requirements): RequestHandler {
+  return (request: Request, response: Response, next: NextFunction) => {
+    const realm = realms.get(request);
+    // Without tesseraAuth() before it, a guard refuses: it never lets an unauthenticated request through.
+    if (request.auth === undefined || realm === undefined) return send(response, answerForError(undefined, "tessera"));
+    if (!meetsRequirements(request.auth, requirements)) return send(response, insufficientScopeAnswer(realm, requirements));
+    next();
+  };
+}
+
+/** Middleware after `tesseraAuth()`: 403 `insufficient_scope` unless the token carries every role. */
+export function requireRoles(...roles: string[]): RequestHandler {
+  return guard(resolveRequirements(roles, []));
+}
+
+/** Middleware after `tesseraAuth()`: 403 `insufficient_scope` unless the token carries every scope. */
+export function requireScopes(...scopes: string[]): RequestHandler {
+  return guard(resolveRequirements([], scopes));
+}

@@ -1,0 +1,70 @@
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
+import type { AccessTokenClaims } from "../core/access-token.js";
+import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Claims of the verified access token, set by the `tesseraAuth` plugin; `null` before. */
+    auth: AccessTokenClaims | null;
+  }
+}
+
+export { type AuthMiddlewareOptions } from "./http-answer.js";
+
+const realms = new WeakMap<FastifyRequest, string>();
+
+function send(reply: FastifyReply, answer: AuthAnswer): FastifyReply {
+  return reply.code(answer.status).headers(answer.headers).send(answer.body);
+}
+
+/**
+ * Fastify plugin: every route of the scope it is registered in needs a valid bearer token;
+ * `request.auth` holds its claims. Answers 401 (RFC 6750 §3), or 403 `insufficient_scope` when
+ * `roles` / `scopes` are not all met. Register it inside the scope of the protected routes:
+ * `app.register(async (api) => { await api.register(tesseraAuth, { verifier }); api.get(…) })`.
+ * Throws `TypeError` at registration for bad options.
+ */
+export const tesseraAuth: FastifyPluginCallback<AuthMiddlewareOptions> = (app, options, done) => {
+  let resolved: ReturnType<typeof resolveAuthMiddlewareOptions>;
+  try {
+    resolved = resolveAuthMiddlewareOptions(options);
+  } catch (error) {
+    return done(error as TypeError);
+  }
+  const { verifier, realm, requirements } = resolved;
+  if (!app.hasRequestDecorator("auth")) app.decorateRequest("auth", null);
+  app.addHook("onRequest", async (request, reply) => {
+    let claims: AccessTokenClaims;
+    try {
+      claims = await verifier.authenticate(request.headers.authorization);
+    } catch (error) {
+      return send(reply, answerForError(error, realm));
+    }
+    request.auth = claims;
+    realms.set(request, realm);
+    if (!meetsRequirements(claims, requirements)) return send(reply, insufficientScopeAnswer(realm, requirements));
+  });
+  done();
+};
+// Like fastify-plugin: the hook applies to the scope that registers the plugin, not only to the
+// plugin's own child scope (Fastify's documented `skip-override` property).
+Object.defineProperty(tesseraAuth, Symbol.for("skip-override"), { value: true });
+
+function guard(requirements: Requirements): preHandlerAsyncHookHandler {
+  return async (request, reply) => {
+    const realm = realms.get(request);
+    // Without the tesseraAuth plugin, a guard refuses: it never lets an unauthenticated request through.
+    if (request.auth === null || request.auth === undefined || realm === undefined) return send(reply, answerForError(undefined, "tessera"));
+    if (!meetsRequirements(request.auth, requirements)) return send(reply, insufficientScopeAnswer(realm, requirements));
+  };
+}
+
+/** Route `preHandler`: 403 `insufficient_scope` unless the token carries every role. */
+export function requireRoles(...roles: string[]): preHandlerAsyncHookHandler {
+  return guard(resolveRequirements(roles, []));
+}
+
+/** Route `preHandler`: 403 `insufficient_scope` unless the token carries every scope. */
+export function requireScopes(...scopes: string[]): preHandlerAsyncHookHandler {
+  return guard(resolveRequirements([], scopes));
+}

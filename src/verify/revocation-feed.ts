@@ -1,0 +1,180 @@
+import type { Redis } from "ioredis";
+import { type Clock, epochSeconds } from "../core/clock.js";
+import type { RevokedSessions } from "./revoked-sessions.js";
+import type { VerifierLogger } from "./verifier-options.js";
+
+/** Options of {@link RevocationFeed}. */
+export interface RevocationFeedOptions {
+  readonly url: string;
+  readonly intervalSeconds: number;
+  readonly redisUrl: string | null;
+  readonly channel: string;
+  readonly timeoutMs: number;
+  readonly fetch: typeof globalThis.fetch;
+  readonly clock: Clock;
+  readonly logger: VerifierLogger;
+  readonly revoked: RevokedSessions;
+}
+
+const MAX_SID_LENGTH = 128;
+/** Seconds each poll re-reads before the previous answer's `generated_at`. */
+export const FEED_OVERLAP_SECONDS = 30;
+const MAX_FEED_BODY_LENGTH = 4 * 1024 * 1024;
+
+interface FeedEntry {
+  readonly sid: string;
+  readonly revokedAt: number;
+}
+
+function isSid(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= MAX_SID_LENGTH;
+}
+
+function isSeconds(value: unknown): value is number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0;
+}
+
+/** Parses a `GET /auth/revocations` body; `null` when it is not one. */
+export function parseFeedResponse(body: unknown): { entries: FeedEntry[]; windowSeconds: number; generatedAt: number } | null {
+  if (typeof body !== "object" || body === null) return null;
+  const { revoked, window_seconds: windowSeconds, generated_at: generatedAt } = body as Record<string, unknown>;
+  if (!Array.isArray(revoked) || !isSeconds(windowSeconds) || windowSeconds === 0 || !isSeconds(generatedAt)) return null;
+  const entries: FeedEntry[] = [];
+  for (const item of revoked as unknown[]) {
+    const { sid, revoked_at: revokedAt } = (item ?? {}) as Record<string, unknown>;
+    if (!isSid(sid) || !isSeconds(revokedAt)) return null;
+    entries.push({ sid, revokedAt });
+  }
+  return { entries, windowSeconds, generatedAt };
+}
+
+/** Parses a message of the Redis channel, `{"sids":[…],"revoked_at":<unix s>}`; `null` when it is not one. */
+export function parseRevocationMessage(message: string): FeedEntry[] | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(message);
+  } catch {
+    return null;
+  }
+  if (typeof body !== "object" || body === null) return null;
+  const { sids, revoked_at: revokedAt } = body as Record<string, unknown>;
+  if (!Array.isArray(sids) || !sids.every(isSid) || !isSeconds(revokedAt)) return null;
+  return sids.map((sid) => ({ sid, revokedAt }));
+}
+
+/**
+ * Keeps {@link RevokedSessions} current: polls Tessera's revocation feed every interval and,
+ * when a Redis URL is given, also takes revocations pushed on the channel. Failures are logged
+ * and retried; they never throw. Timers are unref'ed; {@link close} stops everything.
+ */
+export class RevocationFeed {
+  readonly #options: RevocationFeedOptions;
+  readonly #timer: NodeJS.Timeout;
+  #lastGeneratedAt: number | null = null;
+  #polling: Promise<void> | null = null;
+  #redis: Redis | null = null;
+  #redisDown = false;
+  #subscribed = false;
+  #closed = false;
+  /** Settles after the first poll, successful or not. */
+  readonly ready: Promise<void>;
+
+  constructor(options: RevocationFeedOptions) {
+    this.#options = options;
+    this.ready = this.poll();
+    this.#timer = setInterval(() => void this.poll(), options.intervalSeconds * 1000);
+    this.#timer.unref();
+    if (options.redisUrl !== null) void this.#subscribe(options.redisUrl);
+  }
+
+  /** Fetches the feed once (joining a poll already running). Never throws. */
+  poll(): Promise<void> {
+    this.#polling ??= this.#fetchFeed().finally(() => {
+      this.#polling = null;
+    });
+    return this.#polling;
+  }
+
+  async #fetchFeed(): Promise<void> {
+    const { url, timeoutMs, clock, logger, revoked } = this.#options;
+    const target = new URL(url);
+    // Overlap: several Tessera instances stamp revocations with their own clocks, which may lag
+    // the one that answered last; re-reading a few ids is cheap, missing one is not.
+    if (this.#lastGeneratedAt !== null) target.searchParams.set("since", String(Math.max(0, this.#lastGeneratedAt - FEED_OVERLAP_SECONDS)));
+    try {
+      const response = await this.#options.fetch(target, { headers: { accept: "application/json" }, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
+      if (!response.ok) throw new Error(`the revocation feed answered ${response.status}`);
+      const text = await response.text();
+      if (text.length > MAX_FEED_BODY_LENGTH) throw new Error("the revocation feed response is too large");
+      const feed = parseFeedResponse(JSON.parse(text));
+      if (feed === null) throw new Error("the revocation feed response is not understood");
+      const now = epochSeconds(clock.now());
+      revoked.setWindowSeconds(feed.windowSeconds);
+      for (const entry of feed.entries) revoked.add(entry.sid, entry.revokedAt, now);
+      revoked.prune(now);
+      this.#lastGeneratedAt = feed.generatedAt;
+    } catch (error) {
+      logger.warn({ err: error instanceof Error ? error.message : "unknown", url: target.origin + target.pathname }, "revocation feed poll failed; will retry");
+    }
+  }
+
+  async #subscribe(redisUrl: string): Promise<void> {
+    const { channel, logger, revoked, clock } = this.#options;
+    const { Redis } = await import("ioredis");
+    if (this.#closed) return;
+    const redis = new Redis(redisUrl, {
+      lazyConnect: true,
+      autoResubscribe: false,
+      maxRetriesPerRequest: null,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 5000),
+    });
+    this.#redis = redis;
+    const warnOnce = (error: unknown, message: string) => {
+      if (this.#redisDown) return;
+      this.#redisDown = true;
+      logger.warn({ err: error instanceof Error ? error.message : "unknown" }, message);
+    };
+    redis.on("error", (error: Error) => warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"));
+    redis.on("close", () => {
+      this.#subscribed = false;
+    });
+    // Subscribes on every (re)connection; what was published meanwhile is still in the feed.
+    redis.on("ready", () => {
+      if (this.#redisDown) void this.poll();
+      this.#redisDown = false;
+      redis.subscribe(channel).then(
+        () => {
+          this.#subscribed = true;
+        },
+        (error: unknown) => warnOnce(error, "Redis subscribe failed; polling continues"),
+      );
+    });
+    redis.on("message", (received: string, message: string) => {
+      if (received !== channel) return;
+      const entries = parseRevocationMessage(message);
+      if (entries === null) return logger.warn({ channel }, "ignored a malformed revocation message");
+      const now = epochSeconds(clock.now());
+      for (const entry of entries) revoked.add(entry.sid, entry.revokedAt, now);
+    });
+    // A failed first connection is retried by ioredis's retryStrategy.
+    await redis.connect().catch((error: unknown) => warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"));
+  }
+
+  /** True once subscribed to the Redis channel. */
+  get subscribed(): boolean {
+    return this.#subscribed;
+  }
+
+  /** Stops polling and closes the Redis connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    const redis = this.#redis;
+    this.#redis = null;
+    if (redis !== null) {
+      if (redis.status === "ready") await redis.quit().catch(() => redis.disconnect());
+      else redis.disconnect();
+    }
+    await this.#polling;
+  }
+}

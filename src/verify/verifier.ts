@@ -1,0 +1,153 @@
+import { type AccessTokenClaims, createAccessTokenVerifier, decodeProtectedHeader } from "../core/access-token.js";
+import { parseBearerHeader } from "../core/bearer.js";
+import { epochSeconds } from "../core/clock.js";
+import { type ErrorCode, TesseraError } from "../core/errors.js";
+import type { SigningAlgorithm, VerificationKey } from "../core/signing-key.js";
+import { findKeyIn } from "./jwk-keys.js";
+import { JwksCache } from "./jwks-cache.js";
+import { RevocationFeed } from "./revocation-feed.js";
+import { RevokedSessions } from "./revoked-sessions.js";
+import { TokenCache } from "./token-cache.js";
+import { resolveVerifierOptions, type VerifierConfig, type VerifierOptions } from "./verifier-options.js";
+
+/** Counters for monitoring a {@link Verifier}. */
+export interface VerifierStats {
+  readonly tokenCacheHits: number;
+  readonly tokenCacheMisses: number;
+  readonly tokenCacheSize: number;
+  /** JWKS fetches started (0 without `jwksUri`). */
+  readonly jwksFetches: number;
+  /** Revoked sessions currently remembered. */
+  readonly revokedSessions: number;
+  /** True while subscribed to the Redis revocation channel. */
+  readonly revocationChannelSubscribed: boolean;
+}
+
+/** Verifies Tessera access tokens for a resource server. */
+export interface Verifier {
+  /** The resolved, frozen options. */
+  readonly config: Readonly<VerifierConfig>;
+  /**
+   * Verifies `token` and returns its frozen claims. Throws a `TesseraError` with code
+   * `access_token_malformed`, `access_token_invalid`, `access_token_expired`,
+   * `access_token_not_yet_valid`, `access_token_claim_invalid` or `access_token_revoked`, or
+   * `signing_key_unavailable` when no JWK Set could be loaded yet.
+   */
+  verify(token: string): Promise<AccessTokenClaims>;
+  /**
+   * Verifies the bearer token of an `Authorization` header value. Throws as {@link verify}, and
+   * `access_token_missing` when the header holds no bearer credentials.
+   */
+  authenticate(authorization: string | readonly string[] | undefined): Promise<AccessTokenClaims>;
+  /** Counters for monitoring. */
+  stats(): VerifierStats;
+  /** Stops revocation polling and closes the Redis subscription. Idempotent. */
+  close(): Promise<void>;
+}
+
+function fail(code: ErrorCode, message: string): never {
+  throw new TesseraError(code, message);
+}
+
+function freezeClaims(claims: AccessTokenClaims): AccessTokenClaims {
+  return Object.freeze({
+    ...claims,
+    roles: Object.freeze([...claims.roles]),
+    aud: typeof claims.aud === "string" ? claims.aud : Object.freeze([...claims.aud]),
+  });
+}
+
+/**
+ * Creates a verifier for Tessera access tokens. Options are checked once: a missing `issuer`,
+ * `audience` or `algorithms`, none or several of `jwksUri` / `jwks` / `secret`, or any bad value
+ * throws a `TypeError` naming the option.
+ */
+export function createVerifier(options: VerifierOptions): Verifier {
+  const config = resolveVerifierOptions(options);
+  const { keySource, clock } = config;
+  const jwks =
+    keySource.kind === "remote"
+      ? new JwksCache({
+          uri: keySource.uri,
+          algorithms: config.algorithms,
+          cooldownSeconds: config.jwksCooldownSeconds,
+          timeoutMs: config.fetchTimeoutMs,
+          fetch: config.fetch,
+          clock,
+          logger: config.logger,
+        })
+      : null;
+  const findKey = (kid: string | undefined, alg: SigningAlgorithm): VerificationKey | undefined => {
+    switch (keySource.kind) {
+      case "remote":
+        return jwks?.find(kid, alg);
+      case "static":
+        return findKeyIn(keySource.keys, kid, alg);
+      case "secret":
+        return alg === "HS256" ? keySource.key : undefined;
+    }
+  };
+  const verifySignedToken = createAccessTokenVerifier({
+    issuer: config.issuer,
+    audience: config.audiences,
+    algorithms: config.algorithms,
+    findKey,
+    clockSkewSeconds: config.clockSkewSeconds,
+    clock,
+  });
+  const cache = new TokenCache(config.cacheMaxEntries);
+  const revoked = new RevokedSessions(config.clockSkewSeconds);
+  const feed =
+    config.revocation === null
+      ? null
+      : new RevocationFeed({ ...config.revocation, timeoutMs: config.fetchTimeoutMs, fetch: config.fetch, clock, logger: config.logger, revoked });
+  let hits = 0;
+  let misses = 0;
+
+  function refuseRevoked(claims: AccessTokenClaims, now: number): AccessTokenClaims {
+    if (revoked.has(claims.sid, now)) fail("access_token_revoked", "the session of the access token has ended");
+    return claims;
+  }
+
+  async function verify(token: string): Promise<AccessTokenClaims> {
+    if (typeof token !== "string" || token === "") fail("access_token_malformed", "the access token is empty");
+    // A restarted API must not accept tokens of sessions that ended before it started.
+    if (feed !== null) await feed.ready;
+    const cached = cache.get(token, epochSeconds(clock.now()));
+    if (cached !== undefined) {
+      hits += 1;
+      return refuseRevoked(cached, epochSeconds(clock.now()));
+    }
+    misses += 1;
+    const header = decodeProtectedHeader(token, config.algorithms);
+    if (jwks !== null) {
+      await jwks.prepare(header.kid, header.alg);
+      if (!jwks.loaded) fail("signing_key_unavailable", "the issuer's JWK Set could not be loaded");
+    }
+    const claims = freezeClaims(verifySignedToken(token));
+    refuseRevoked(claims, epochSeconds(clock.now()));
+    cache.set(token, claims);
+    return claims;
+  }
+
+  let closing: Promise<void> | null = null;
+  return Object.freeze({
+    config,
+    verify,
+    async authenticate(authorization: string | readonly string[] | undefined): Promise<AccessTokenClaims> {
+      const credentials = parseBearerHeader(authorization);
+      if (credentials.kind === "none") fail("access_token_missing", "no bearer token in the Authorization header");
+      if (credentials.kind === "malformed") fail("access_token_malformed", "the Authorization header is malformed");
+      return verify(credentials.token);
+    },
+    stats: (): VerifierStats => ({
+      tokenCacheHits: hits,
+      tokenCacheMisses: misses,
+      tokenCacheSize: cache.size,
+      jwksFetches: jwks?.fetches ?? 0,
+      revokedSessions: revoked.size,
+      revocationChannelSubscribed: feed?.subscribed ?? false,
+    }),
+    close: (): Promise<void> => (closing ??= feed?.close() ?? Promise.resolve()),
+  });
+}
