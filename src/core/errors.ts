@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   "unsupported_grant_type",
   "invalid_scope",
   "signing_key_unavailable",
+  "verification_keys_unavailable",
   "store_unavailable",
 ] as const;
 

@@ -33,6 +33,7 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
   unsupported_grant_type: { status: 400, error: "unsupported_grant_type", description: "Only grant_type=refresh_token is supported." },
   invalid_scope: { status: 400, error: "invalid_scope", description: "The requested scope exceeds the granted scope." },
   signing_key_unavailable: { status: 500, error: "server_error", description: "The server cannot sign tokens." },
+  verification_keys_unavailable: { status: 503, error: "temporarily_unavailable", description: "The issuer's signing keys cannot be loaded; retry shortly." },
   store_unavailable: { status: 503, error: "temporarily_unavailable", description: "The service is temporarily unavailable; retry shortly." },
 });
 

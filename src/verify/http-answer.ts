@@ -92,7 +92,7 @@ export function answerForError(error: unknown, realm: string): AuthAnswer {
       body: { error: "invalid_token", error_description: description },
     };
   }
-  if (code === "signing_key_unavailable") {
+  if (code === "verification_keys_unavailable") {
     return { status: 503, headers: { "retry-after": "5", "cache-control": "no-store" }, body: { error: "temporarily_unavailable", error_description: "The token issuer's keys cannot be loaded; retry shortly." } };
   }
   return { status: 500, headers: { "cache-control": "no-store" }, body: { error: "server_error", error_description: "Internal server error." } };

@@ -31,7 +31,7 @@ export interface Verifier {
    * Verifies `token` and returns its frozen claims. Throws a `TesseraError` with code
    * `access_token_malformed`, `access_token_invalid`, `access_token_expired`,
    * `access_token_not_yet_valid`, `access_token_claim_invalid` or `access_token_revoked`, or
-   * `signing_key_unavailable` when no JWK Set could be loaded yet.
+   * `verification_keys_unavailable` when no JWK Set could be loaded yet.
    */
   verify(token: string): Promise<AccessTokenClaims>;
   /**
@@ -122,7 +122,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const header = decodeProtectedHeader(token, config.algorithms);
     if (jwks !== null) {
       await jwks.prepare(header.kid, header.alg);
-      if (!jwks.loaded) fail("signing_key_unavailable", "the issuer's JWK Set could not be loaded");
+      if (!jwks.loaded) fail("verification_keys_unavailable", "the issuer's JWK Set could not be loaded");
     }
     const claims = freezeClaims(verifySignedToken(token));
     refuseRevoked(claims, epochSeconds(clock.now()));

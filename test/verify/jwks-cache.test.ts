@@ -99,12 +99,12 @@ void describe("createVerifier() with a remote JWK Set", () => {
     assert.equal((await verifier.verify(tokenFor())).iss, ISSUER);
   });
 
-  void it("answers signing_key_unavailable while no JWK Set could be loaded, and retries after the cooldown", async () => {
+  void it("answers verification_keys_unavailable while no JWK Set could be loaded, and retries after the cooldown", async () => {
     jwksServer.respond(503, {});
     const clock = manualClock();
     const verifier = verifierFor({ clock });
-    assert.equal(await rejectionCode(verifier.verify(tokenFor())), "signing_key_unavailable");
-    assert.equal(await rejectionCode(verifier.verify(tokenFor())), "signing_key_unavailable");
+    assert.equal(await rejectionCode(verifier.verify(tokenFor())), "verification_keys_unavailable");
+    assert.equal(await rejectionCode(verifier.verify(tokenFor())), "verification_keys_unavailable");
     assert.equal(jwksServer.requests.length, 1);
     jwksServer.respond(200, signer.jwks);
     clock.advance(31);
@@ -115,7 +115,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
     jwksServer.delay(1000);
     const verifier = verifierFor({ fetchTimeoutMs: 100 });
     const started = Date.now();
-    assert.equal(await rejectionCode(verifier.verify(tokenFor())), "signing_key_unavailable");
+    assert.equal(await rejectionCode(verifier.verify(tokenFor())), "verification_keys_unavailable");
     assert.ok(Date.now() - started < 1000);
   });
 
