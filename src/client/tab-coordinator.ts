@@ -35,6 +35,8 @@ export function createTabCoordinator(name: string, onMessage: (message: TabMessa
   const Channel = (globalThis as { BroadcastChannel?: typeof BroadcastChannel }).BroadcastChannel;
   const channel = Channel === undefined ? null : new Channel(name);
   if (channel !== null) {
+    // Node's channels keep the process alive; listening for other instances should not.
+    (channel as { unref?: () => void }).unref?.();
     channel.onmessage = (event: MessageEvent<unknown>) => {
       if (isTabMessage(event.data)) onMessage(event.data);
     };
