@@ -46,6 +46,9 @@ export interface AuthClientOptions {
   readonly channelName?: string | false;
 }
 
+/** How long a login, refresh or logout request may take before it fails: 30 s. */
+const TOKEN_REQUEST_TIMEOUT_MS = 30_000;
+
 type Listener<K extends AuthClientEventType> = (event: AuthClientEventMap[K]) => void;
 
 interface ResolvedOptions {
@@ -70,6 +73,8 @@ export class AuthClient {
   #refreshing: Promise<TokenSet> | null = null;
   /** Serializes this client's changes to the session (refresh, login, logout). */
   #tail: Promise<unknown> = Promise.resolve();
+  /** When the last session ended here or in another tab (epoch ms); older token sets are stale. */
+  #endedAt = Number.NEGATIVE_INFINITY;
 
   /** @internal Use {@link createAuthClient}. */
   constructor(options: ResolvedOptions) {
@@ -225,7 +230,8 @@ export class AuthClient {
   /** Clears storage, tells the other tabs, and emits `reason`. Called holding the lock. */
   async #end(reason: "logged_out" | "session_expired"): Promise<void> {
     await this.#options.storage.remove();
-    this.#coordinator.post({ type: "ended", reason, at: this.#options.now() });
+    this.#endedAt = this.#options.now();
+    this.#coordinator.post({ type: "ended", reason, at: this.#endedAt });
     this.#emit(reason, { type: reason, origin: "local" });
   }
 
@@ -238,6 +244,8 @@ export class AuthClient {
     const { storage } = this.#options;
     const current = await storage.get();
     if (message.type === "tokens") {
+      // Tokens from before a logout seen here must not bring the session back.
+      if (message.tokens.receivedAt <= this.#endedAt) return;
       if (current !== null && current.receivedAt > message.tokens.receivedAt) return;
       if (current?.refreshToken !== message.tokens.refreshToken) await storage.set(message.tokens);
       const accessTokenExpiresAt = new Date(message.tokens.accessTokenExpiresAt);
@@ -247,6 +255,7 @@ export class AuthClient {
     }
     // A session started after the other tab's ended is a new one: keep it.
     if (current !== null && current.receivedAt > message.at) return;
+    this.#endedAt = Math.max(this.#endedAt, message.at);
     if (current !== null) await storage.remove();
     this.#emit(message.reason, { type: message.reason, origin: "remote" });
   }
@@ -270,6 +279,8 @@ export class AuthClient {
       body: JSON.stringify(body),
       cache: "no-store",
       credentials: "omit",
+      // A hung token request would hold the cross-tab lock, and so every tab, indefinitely.
+      signal: typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS) : null,
     });
   }
 

@@ -1,6 +1,6 @@
 export {
   createAuthClient,
-  AuthClient,
+  type AuthClient,
   type AuthClientOptions,
   AUTH_CLIENT_EVENTS,
   type AuthClientEventType,
