@@ -1,0 +1,375 @@
+import { AuthClientError, isAuthClientError } from "./client-errors.js";
+import { createTabCoordinator, soloCoordinator, type TabCoordinator, type TabMessage } from "./tab-coordinator.js";
+import { refreshDeadline, tokenSetFromResponse, type TokenSet } from "./token-set.js";
+import type { TokenStorage } from "./token-storage.js";
+
+/** The events an {@link AuthClient} emits. */
+export const AUTH_CLIENT_EVENTS = ["logged_in", "tokens_refreshed", "logged_out", "session_expired"] as const;
+
+/** One of {@link AUTH_CLIENT_EVENTS}. */
+export type AuthClientEventType = (typeof AUTH_CLIENT_EVENTS)[number];
+
+/** Where an event happened: in this client (`"local"`) or in another tab on the channel (`"remote"`). */
+export type AuthClientEventOrigin = "local" | "remote";
+
+/** The payload of each event. Events never carry tokens. */
+export interface AuthClientEventMap {
+  /** A session started (by `login()` here or in another tab). */
+  readonly logged_in: { readonly type: "logged_in"; readonly origin: AuthClientEventOrigin; readonly accessTokenExpiresAt: Date };
+  /** The tokens were rotated. */
+  readonly tokens_refreshed: { readonly type: "tokens_refreshed"; readonly origin: AuthClientEventOrigin; readonly accessTokenExpiresAt: Date };
+  /** `logout()` ended the session. */
+  readonly logged_out: { readonly type: "logged_out"; readonly origin: AuthClientEventOrigin };
+  /** The server refused the refresh token (revoked, expired or reused session); storage was cleared. */
+  readonly session_expired: { readonly type: "session_expired"; readonly origin: AuthClientEventOrigin };
+}
+
+/** Options of {@link createAuthClient}. */
+export interface AuthClientOptions {
+  /** Where Tessera's `/auth/*` routes live, e.g. `https://auth.example.com`; a relative URL resolves against the page. */
+  readonly baseUrl: string | URL;
+  /** Where the tokens are kept; share it between tabs that should share a session. */
+  readonly storage: TokenStorage;
+  /** The `fetch` used for every request. Default: `globalThis.fetch`. */
+  readonly fetch?: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+  /**
+   * Refresh this many seconds before the access token expires, capped at half its lifetime.
+   * Default: 30 s capped at 10 % of the lifetime.
+   */
+  readonly refreshMarginSeconds?: number;
+  /** The clock. Default: `() => new Date()`. */
+  readonly now?: () => Date;
+  /**
+   * Name of the `BroadcastChannel` and Web Lock shared by tabs of the origin, or `false` for
+   * none. Default: `tessera-auth:<baseUrl>` in a page (where `document` exists), `false` elsewhere.
+   */
+  readonly channelName?: string | false;
+}
+
+/** How long a login, refresh or logout request may take before it fails: 30 s. */
+const TOKEN_REQUEST_TIMEOUT_MS = 30_000;
+
+type Listener<K extends AuthClientEventType> = (event: AuthClientEventMap[K]) => void;
+
+interface ResolvedOptions {
+  readonly endpoint: (path: string) => string;
+  readonly storage: TokenStorage;
+  readonly transport: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+  readonly refreshMarginSeconds: number | undefined;
+  readonly now: () => number;
+  readonly channelName: string | false;
+}
+
+/**
+ * A Tessera session for a browser or a Node program: logs in, keeps the tokens in `storage`,
+ * refreshes them before they expire (once, however many calls need it, and once across tabs),
+ * and adds `Authorization: Bearer` to requests made with {@link AuthClient.fetch}.
+ */
+export class AuthClient {
+  readonly #options: ResolvedOptions;
+  readonly #coordinator: TabCoordinator;
+  readonly #listeners = new Map<AuthClientEventType, Set<(event: never) => void>>();
+  /** The refresh in flight in this client, joined by every caller that needs one. */
+  #refreshing: Promise<TokenSet> | null = null;
+  /** Serializes this client's changes to the session (refresh, login, logout). */
+  #tail: Promise<unknown> = Promise.resolve();
+  /** When the last session ended here or in another tab (epoch ms); older token sets are stale. */
+  #endedAt = Number.NEGATIVE_INFINITY;
+
+  /** @internal Use {@link createAuthClient}. */
+  constructor(options: ResolvedOptions) {
+    this.#options = options;
+    this.#coordinator =
+      options.channelName === false ? soloCoordinator : createTabCoordinator(options.channelName, (message) => this.#receive(message));
+  }
+
+  /**
+   * Logs in with `POST /auth/login` and stores the tokens.
+   * Throws `invalid_credentials` (401) or `unexpected_response`.
+   */
+  async login(username: string, password: string): Promise<void> {
+    const response = await this.#post("/auth/login", { username, password });
+    if (response.status === 401) {
+      await response.body?.cancel();
+      throw new AuthClientError("invalid_credentials", "the username or password is wrong", { status: 401 });
+    }
+    const tokens = await this.#readTokens(response);
+    await this.#exclusive(async () => {
+      await this.#options.storage.set(tokens);
+    });
+    this.#coordinator.post({ type: "tokens", reason: "login", tokens });
+    this.#emit("logged_in", { type: "logged_in", origin: "local", accessTokenExpiresAt: new Date(tokens.accessTokenExpiresAt) });
+  }
+
+  /**
+   * Ends the session: `POST /auth/logout` with the refresh token, then clears storage, tells
+   * other tabs and emits `logged_out`, even when the server could not be reached. Does nothing
+   * when there is no session. Throws `unexpected_response` or the network error after clearing.
+   */
+  async logout(): Promise<void> {
+    await this.#exclusive(async () => {
+      const tokens = await this.#options.storage.get();
+      if (tokens === null) return;
+      try {
+        const response = await this.#post("/auth/logout", { refresh_token: tokens.refreshToken });
+        await response.body?.cancel();
+        if (!response.ok) throw new AuthClientError("unexpected_response", `logout answered ${response.status}`, { status: response.status });
+      } finally {
+        await this.#end("logged_out");
+      }
+    });
+  }
+
+  /**
+   * `fetch` with `Authorization: Bearer <access token>`, refreshed first when it is due. A 401
+   * whose challenge says `error="invalid_token"` (RFC 6750 §3.1) triggers one refresh and one
+   * retry; the retry's answer is returned whatever it is. Throws `not_authenticated`,
+   * `session_expired` (the refresh was refused), `unexpected_response`, or `fetch`'s own errors.
+   */
+  async fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const tokens = await this.#usableTokens();
+    if (tokens === null) throw new AuthClientError("not_authenticated", "there is no session; log in first");
+    const request = new Request(input, init);
+    const retryCopy = request.clone();
+    const first = await this.#send(request, tokens.accessToken);
+    if (!(await isCurableUnauthorized(first))) return first;
+    const renewed = await this.#refresh(tokens.accessToken);
+    await first.body?.cancel();
+    return this.#send(retryCopy, renewed.accessToken);
+  }
+
+  /**
+   * The current access token, refreshed first when due; `null` when there is no session
+   * (including when the refresh was just refused). Throws `unexpected_response` or network errors.
+   */
+  async getAccessToken(): Promise<string | null> {
+    try {
+      return (await this.#usableTokens())?.accessToken ?? null;
+    } catch (error) {
+      if (isAuthClientError(error, "session_expired") || isAuthClientError(error, "not_authenticated")) return null;
+      throw error;
+    }
+  }
+
+  /** Calls `listener` on every `type` event until the returned function is called. */
+  on<K extends AuthClientEventType>(type: K, listener: Listener<K>): () => void {
+    if (!AUTH_CLIENT_EVENTS.includes(type)) throw new TypeError(`on: unknown event type "${String(type)}"`);
+    if (typeof listener !== "function") throw new TypeError("on: listener must be a function");
+    let listeners = this.#listeners.get(type);
+    if (listeners === undefined) {
+      listeners = new Set();
+      this.#listeners.set(type, listeners);
+    }
+    const registered = listener as (event: never) => void;
+    listeners.add(registered);
+    return () => {
+      this.#listeners.get(type)?.delete(registered);
+    };
+  }
+
+  /** Stops listening to other tabs and drops all listeners. The stored session is kept. */
+  close(): void {
+    this.#coordinator.close();
+    this.#listeners.clear();
+  }
+
+  /** The stored tokens, refreshed when due; `null` without a session. */
+  async #usableTokens(): Promise<TokenSet | null> {
+    const tokens = await this.#options.storage.get();
+    if (tokens === null) return null;
+    const now = this.#options.now();
+    if (now < refreshDeadline(tokens, this.#options.refreshMarginSeconds)) return tokens;
+    try {
+      return await this.#refresh(tokens.accessToken);
+    } catch (error) {
+      // A refresh that failed for a passing reason (network, 5xx) should not fail requests
+      // the current token can still serve; a refused one must.
+      const refused = isAuthClientError(error, "session_expired") || isAuthClientError(error, "not_authenticated");
+      if (!refused && this.#options.now() < tokens.accessTokenExpiresAt) return tokens;
+      throw error;
+    }
+  }
+
+  /**
+   * Single-flight refresh of the session whose access token `stale` is: every caller while one
+   * is in flight shares it, and it runs under the cross-tab lock.
+   */
+  #refresh(stale: string): Promise<TokenSet> {
+    this.#refreshing ??= this.#exclusive(() => this.#refreshHoldingLock(stale)).finally(() => {
+      this.#refreshing = null;
+    });
+    return this.#refreshing;
+  }
+
+  async #refreshHoldingLock(stale: string): Promise<TokenSet> {
+    const { storage, now } = this.#options;
+    // Re-read: another tab (or this client's previous flight) may have refreshed while we waited.
+    const current = await storage.get();
+    if (current === null) throw new AuthClientError("not_authenticated", "the session ended while waiting to refresh it");
+    if (current.accessToken !== stale && now() < refreshDeadline(current, this.#options.refreshMarginSeconds)) return current;
+    if (now() >= current.refreshTokenExpiresAt) {
+      await this.#end("session_expired");
+      throw new AuthClientError("session_expired", "the refresh token has expired");
+    }
+    const response = await this.#post("/auth/refresh", { refresh_token: current.refreshToken });
+    if (response.status === 400 || response.status === 401) {
+      const body = await readJson(response);
+      if (body?.error === "invalid_grant") {
+        await this.#end("session_expired");
+        throw new AuthClientError("session_expired", "the server refused the refresh token", { status: response.status });
+      }
+      throw new AuthClientError("unexpected_response", `refresh answered ${response.status}`, { status: response.status });
+    }
+    const next = await this.#readTokens(response);
+    await storage.set(next);
+    this.#coordinator.post({ type: "tokens", reason: "refresh", tokens: next });
+    this.#emit("tokens_refreshed", { type: "tokens_refreshed", origin: "local", accessTokenExpiresAt: new Date(next.accessTokenExpiresAt) });
+    return next;
+  }
+
+  /** Clears storage, tells the other tabs, and emits `reason`. Called holding the lock. */
+  async #end(reason: "logged_out" | "session_expired"): Promise<void> {
+    await this.#options.storage.remove();
+    this.#endedAt = this.#options.now();
+    this.#coordinator.post({ type: "ended", reason, at: this.#endedAt });
+    this.#emit(reason, { type: reason, origin: "local" });
+  }
+
+  /** Applies what another tab did. With shared storage the write is already there; with separate storages this copies it. */
+  #receive(message: TabMessage): void {
+    void this.#adopt(message).catch(() => undefined);
+  }
+
+  async #adopt(message: TabMessage): Promise<void> {
+    const { storage } = this.#options;
+    const current = await storage.get();
+    if (message.type === "tokens") {
+      // Tokens from before a logout seen here must not bring the session back.
+      if (message.tokens.receivedAt <= this.#endedAt) return;
+      if (current !== null && current.receivedAt > message.tokens.receivedAt) return;
+      if (current?.refreshToken !== message.tokens.refreshToken) await storage.set(message.tokens);
+      const accessTokenExpiresAt = new Date(message.tokens.accessTokenExpiresAt);
+      if (message.reason === "login") this.#emit("logged_in", { type: "logged_in", origin: "remote", accessTokenExpiresAt });
+      else this.#emit("tokens_refreshed", { type: "tokens_refreshed", origin: "remote", accessTokenExpiresAt });
+      return;
+    }
+    // A session started after the other tab's ended is a new one: keep it.
+    if (current !== null && current.receivedAt > message.at) return;
+    this.#endedAt = Math.max(this.#endedAt, message.at);
+    if (current !== null) await storage.remove();
+    this.#emit(message.reason, { type: message.reason, origin: "remote" });
+  }
+
+  #exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(() => this.#coordinator.exclusive(task));
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  #send(request: Request, accessToken: string): Promise<Response> {
+    const headers = new Headers(request.headers);
+    headers.set("authorization", `Bearer ${accessToken}`);
+    return this.#options.transport(new Request(request, { headers }));
+  }
+
+  #post(path: string, body: Record<string, string>): Promise<Response> {
+    return this.#options.transport(this.#options.endpoint(path), {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+      // A hung token request would hold the cross-tab lock, and so every tab, indefinitely.
+      signal: typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS) : null,
+    });
+  }
+
+  async #readTokens(response: Response): Promise<TokenSet> {
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      throw new AuthClientError("unexpected_response", `the token endpoint answered ${response.status}`, { status: response.status });
+    }
+    const body = await readJson(response);
+    return tokenSetFromResponse(body, this.#options.now());
+  }
+
+  #emit<K extends AuthClientEventType>(type: K, event: AuthClientEventMap[K]): void {
+    for (const listener of [...(this.#listeners.get(type) ?? [])]) {
+      try {
+        (listener as Listener<K>)(event);
+      } catch (error) {
+        // A failing listener must not break the session logic; surface it like an event handler error.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
+
+/**
+ * Creates an {@link AuthClient}. Checks the options once and throws `TypeError` naming the
+ * bad option.
+ */
+export function createAuthClient(options: AuthClientOptions): AuthClient {
+  if (typeof options !== "object" || options === null) throw new TypeError("createAuthClient: options must be an object");
+  const { storage, fetch: customFetch, refreshMarginSeconds, now, channelName } = options;
+  const base = resolveBaseUrl(options.baseUrl);
+  if (typeof storage !== "object" || storage === null || !["get", "set", "remove"].every((name) => typeof (storage as unknown as Record<string, unknown>)[name] === "function")) {
+    throw new TypeError("createAuthClient: options.storage must have get, set and remove methods");
+  }
+  if (customFetch !== undefined && typeof customFetch !== "function") throw new TypeError("createAuthClient: options.fetch must be a function");
+  if (customFetch === undefined && typeof globalThis.fetch !== "function") throw new TypeError("createAuthClient: options.fetch is required where there is no globalThis.fetch");
+  if (refreshMarginSeconds !== undefined && !(Number.isFinite(refreshMarginSeconds) && refreshMarginSeconds >= 0)) {
+    throw new TypeError("createAuthClient: options.refreshMarginSeconds must be a finite number of seconds >= 0");
+  }
+  if (now !== undefined && typeof now !== "function") throw new TypeError("createAuthClient: options.now must be a function returning a Date");
+  if (channelName !== undefined && channelName !== false && (typeof channelName !== "string" || channelName === "")) {
+    throw new TypeError("createAuthClient: options.channelName must be a non-empty string or false");
+  }
+  const inPage = typeof (globalThis as { document?: unknown }).document !== "undefined";
+  return new AuthClient(
+    Object.freeze({
+      endpoint: (path: string) => `${base}${path}`,
+      storage,
+      // Called as plain functions: a browser's fetch throws "Illegal invocation" when called as a method of another object.
+      transport: customFetch === undefined ? (input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init) : (input: RequestInfo | URL, init?: RequestInit) => customFetch(input, init),
+      refreshMarginSeconds,
+      now: now === undefined ? () => Date.now() : () => now().getTime(),
+      channelName: channelName ?? (inPage ? `tessera-auth:${base}` : false),
+    }),
+  );
+}
+
+function resolveBaseUrl(baseUrl: unknown): string {
+  if (typeof baseUrl !== "string" && !(baseUrl instanceof URL)) throw new TypeError("createAuthClient: options.baseUrl must be a string or URL");
+  const page = (globalThis as { location?: { href?: string } }).location?.href;
+  let url: URL;
+  try {
+    url = new URL(baseUrl, page);
+  } catch {
+    throw new TypeError("createAuthClient: options.baseUrl must be an absolute URL (or relative, in a page)");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new TypeError("createAuthClient: options.baseUrl must be an http(s) URL");
+  if (url.search !== "" || url.hash !== "") throw new TypeError("createAuthClient: options.baseUrl must not have a query or fragment");
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** A 401 that a new access token may cure: RFC 6750 §3.1 `invalid_token`, from the challenge or, where CORS hides it, the body. */
+async function isCurableUnauthorized(response: Response): Promise<boolean> {
+  if (response.status !== 401) return false;
+  const challenge = response.headers.get("www-authenticate");
+  if (challenge !== null) return /^\s*bearer\b/i.test(challenge) && /\berror\s*=\s*"?invalid_token"?/i.test(challenge);
+  if (!(response.headers.get("content-type") ?? "").includes("json")) return false;
+  const body = await readJson(response.clone());
+  return body?.error === "invalid_token";
+}
+
+async function readJson(response: Response): Promise<Record<string, unknown> | null> {
+  try {
+    const body: unknown = await response.json();
+    return typeof body === "object" && body !== null ? (body as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}

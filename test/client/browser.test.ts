@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { startExampleServer, type ExampleServer } from "../../examples/browser/serve.js";
+import { registerAndLogin, startServer, temporaryDirectory, type RunningServer } from "../support/server.js";
+import { sleep } from "./recording-fetch.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const PASSWORD = "correct horse battery staple";
+const inCi = process.env.CI === "true";
+// Locally a missing browser skips with a reason; in CI it is a failure (see before()).
+const skip = !existsSync(CHROMIUM) && !inCi ? `Chromium not found at ${CHROMIUM}; run scripts/install-browser.sh to enable this test` : false;
+
+/** What app.js exposes on `window` for this test. */
+interface ExampleWindow {
+  tesseraExample: {
+    client: { login(username: string, password: string): Promise<void>; getAccessToken(): Promise<string | null> };
+    me(): Promise<{ status?: number; body?: { username: string }; error?: string }>;
+    events: string[];
+  };
+}
+
+describe("tessera/client in Chromium, two tabs of the example page", { skip }, () => {
+  let server: RunningServer;
+  let example: ExampleServer;
+  let context: BrowserContext;
+  const profile = temporaryDirectory("tessera-chromium-");
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `CI=true but Chromium is missing at ${CHROMIUM}: run scripts/install-browser.sh before the tests`);
+    server = await startServer({ accessTokenTtl: 2 });
+    await registerAndLogin(server.url, "wendy");
+    example = await startExampleServer({ port: 0, upstream: server.url });
+    context = await chromium.launchPersistentContext(profile.path, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  });
+
+  after(async () => {
+    await context?.close();
+    await example?.close();
+    await server?.close();
+    profile.remove();
+  });
+
+  async function openTab(): Promise<Page> {
+    const page = await context.newPage();
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+    await page.goto(example.url);
+    await page.waitForFunction(() => "tesseraExample" in window);
+    return page;
+  }
+
+  const accessTokenIn = (page: Page) => page.evaluate(() => (window as unknown as ExampleWindow).tesseraExample.client.getAccessToken());
+  const storedIn = (page: Page) =>
+    page.evaluate(() => JSON.parse(localStorage.getItem("tessera-example.tokens") ?? "null") as { accessToken: string; accessTokenExpiresAt: number } | null);
+  const refreshes = () => example.forwarded.filter((request) => request.method === "POST" && request.path === "/auth/refresh").length;
+
+  it("logs in in one tab, the other follows, and both share exactly one refresh across an expiry", async () => {
+    const [first, second] = [await openTab(), await openTab()];
+
+    const followed = second.waitForFunction(() => (window as unknown as ExampleWindow).tesseraExample.events.includes("logged_in:remote"));
+    await first.evaluate((password) => (window as unknown as ExampleWindow).tesseraExample.client.login("wendy", password), PASSWORD);
+    await followed;
+    const original = await storedIn(first);
+    assert.ok(original, "the first tab stored a session");
+    assert.equal(await accessTokenIn(second), original.accessToken);
+
+    // Let the 2 s access token expire, then call /auth/me ten times in each tab at once.
+    await sleep(Math.max(0, original.accessTokenExpiresAt - Date.now() + 100));
+    const burst = (page: Page) =>
+      page.evaluate(() => Promise.all(Array.from({ length: 10 }, () => (window as unknown as ExampleWindow).tesseraExample.me())));
+    const [fromFirst, fromSecond] = await Promise.all([burst(first), burst(second)]);
+
+    for (const result of [...fromFirst, ...fromSecond]) {
+      assert.equal(result.status, 200, JSON.stringify(result));
+      assert.equal(result.body?.username, "wendy");
+    }
+    assert.equal(refreshes(), 1, "one refresh reached the server for both tabs");
+    const [tokenInFirst, tokenInSecond] = [await accessTokenIn(first), await accessTokenIn(second)];
+    assert.ok(tokenInFirst !== null && tokenInFirst !== original.accessToken, "the first tab holds a new access token");
+    assert.equal(tokenInSecond, tokenInFirst);
+    assert.equal(refreshes(), 1);
+    assert.deepEqual(pageErrors, []);
+  });
+
+  it("logs out every tab when one logs out", async () => {
+    const [first, second] = context.pages().slice(-2) as [Page, Page];
+    const loggedOut = second.waitForFunction(() => (window as unknown as ExampleWindow).tesseraExample.events.includes("logged_out:remote"));
+    await first.click("#logout");
+    await loggedOut;
+    assert.equal(await storedIn(second), null);
+    assert.equal(await accessTokenIn(second), null);
+    assert.deepEqual(
+      example.forwarded.filter((request) => request.path === "/auth/logout").map((request) => request.status),
+      [204],
+    );
+  });
+});
