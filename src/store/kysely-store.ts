@@ -1,7 +1,7 @@
 import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "kysely";
 import { migrationProvider } from "./migrations.js";
 import type { Database, RefreshTokensTable, SessionsTable, UsersTable } from "./schema.js";
-import { isUniqueViolation, translateStoreError } from "./store-errors.js";
+import { isTransientConflict, isUniqueViolation, translateStoreError } from "./store-errors.js";
 import type {
   AuditEventRecord,
   KeyEncryption,
@@ -63,16 +63,33 @@ function toRefreshToken(row: Selectable<RefreshTokensTable>): RefreshTokenRecord
   };
 }
 
+/** How often a transaction aborted by a deadlock or serialization failure is tried in all. */
+const TRANSACTION_ATTEMPTS = 4;
+/** How often a SQLite migration that lost a race with another process is tried in all. */
+const MIGRATION_ATTEMPTS = 5;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Aborts a rotation's transaction when another request already used the token. */
+class LostRotation extends Error {}
+
+function isLostSqliteMigrationRace(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && code.startsWith("SQLITE_BUSY")) return true;
+  return error instanceof Error && /already exists/i.test(error.message);
+}
+
 /** The {@link Store} over Kysely, one implementation for SQLite, PostgreSQL and MySQL/MariaDB. */
 export class KyselyStore implements Store {
   readonly kind: StoreKind;
   readonly #db: Kysely<Database>;
-  readonly #onClose: () => Promise<void>;
+  readonly #release: () => Promise<void>;
 
-  constructor(kind: StoreKind, db: Kysely<Database>, onClose: () => Promise<void> = () => Promise.resolve()) {
+  /** `release` lets go of `db` on {@link close}; default: `db.destroy()`. */
+  constructor(kind: StoreKind, db: Kysely<Database>, release: () => Promise<void> = () => db.destroy()) {
     this.kind = kind;
     this.#db = db;
-    this.#onClose = onClose;
+    this.#release = release;
   }
 
   /** The encoding of a timestamp for this database. */
@@ -88,10 +105,33 @@ export class KyselyStore implements Store {
     }
   }
 
+  /**
+   * Runs `work` in a transaction, again (up to {@link TRANSACTION_ATTEMPTS} times in all) when
+   * the database aborted it as a deadlock or serialization failure: those roll back fully, so
+   * a retry is safe and is what MySQL and PostgreSQL ask for.
+   */
+  async #transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#db.transaction().execute(work);
+      } catch (error) {
+        if (attempt >= TRANSACTION_ATTEMPTS || !isTransientConflict(error)) throw error;
+        await delay(attempt * 5 + Math.random() * 10);
+      }
+    }
+  }
+
   async migrate(): Promise<void> {
     const migrator = new Migrator({ db: this.#db, provider: migrationProvider(this.kind) });
-    const { error } = await migrator.migrateToLatest();
-    if (error) translateStoreError(error);
+    for (let attempt = 1; ; attempt += 1) {
+      const { error } = await migrator.migrateToLatest();
+      if (!error) return;
+      // PostgreSQL and MySQL take a lock around migrations; SQLite's Kysely adapter does not, so
+      // a second process migrating the same file can lose (SQLITE_BUSY*, "already exists").
+      // Its transaction rolled back; a retry finds the schema the winner created.
+      if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error)) translateStoreError(error);
+      await delay(attempt * 50);
+    }
   }
 
   async ping(): Promise<void> {
@@ -99,8 +139,7 @@ export class KyselyStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.#db.destroy();
-    await this.#onClose();
+    await this.#release();
   }
 
   async createUser(user: UserRecord): Promise<boolean> {
@@ -172,7 +211,7 @@ export class KyselyStore implements Store {
 
   createSession(session: SessionRecord, firstToken: RefreshTokenRecord): Promise<void> {
     return this.#run(() =>
-      this.#db.transaction().execute(async (trx) => {
+      this.#transaction(async (trx) => {
         await trx.insertInto("sessions").values(this.#sessionValues(session)).execute();
         await trx.insertInto("refresh_tokens").values(this.#tokenValues(firstToken)).execute();
       }),
@@ -255,29 +294,38 @@ export class KyselyStore implements Store {
     });
   }
 
-  rotateRefreshToken({ presentedId, sessionId, successor, now }: RotationWrite): Promise<boolean> {
-    return this.#run(() =>
-      this.#db.transaction().execute(async (trx: Transaction<Database>) => {
-        // The single check-and-act: of two racing requests exactly one sees a row updated.
-        const consumed = await trx
-          .updateTable("refresh_tokens")
-          .set({ used_at: this.#ts(now) })
-          .where("id", "=", presentedId)
-          .where("used_at", "is", null)
-          .where("session_id", "in", (qb) =>
-            qb.selectFrom("sessions").select("id").where("id", "=", sessionId).where("revoked_at", "is", null),
-          )
-          .executeTakeFirst();
-        if (consumed.numUpdatedRows === 0n) return false;
-        await trx.insertInto("refresh_tokens").values(this.#tokenValues(successor)).execute();
-        await trx
-          .updateTable("sessions")
-          .set({ last_used_at: this.#ts(now), idle_expires_at: this.#ts(successor.expiresAt) })
-          .where("id", "=", sessionId)
-          .execute();
-        return true;
-      }),
-    );
+  async rotateRefreshToken({ presentedId, sessionId, successor, now }: RotationWrite): Promise<boolean> {
+    try {
+      return await this.#run(() =>
+        this.#transaction(async (trx) => {
+          // Lock order: the session row first, then the token. Every rotation and revocation of
+          // a session queues on that one row, so racing rotations (InnoDB takes shared locks for
+          // the FK check and for subqueries) cannot deadlock. A revoked session matches nothing.
+          const session = await trx
+            .updateTable("sessions")
+            .set({ last_used_at: this.#ts(now), idle_expires_at: this.#ts(successor.expiresAt) })
+            .where("id", "=", sessionId)
+            .where("revoked_at", "is", null)
+            .executeTakeFirst();
+          if (session.numUpdatedRows === 0n) throw new LostRotation();
+          // The single check-and-act: of two racing requests exactly one sees a row updated.
+          const consumed = await trx
+            .updateTable("refresh_tokens")
+            .set({ used_at: this.#ts(now) })
+            .where("id", "=", presentedId)
+            .where("session_id", "=", sessionId)
+            .where("used_at", "is", null)
+            .executeTakeFirst();
+          if (consumed.numUpdatedRows === 0n) throw new LostRotation();
+          await trx.insertInto("refresh_tokens").values(this.#tokenValues(successor)).execute();
+          return true;
+        }),
+      );
+    } catch (error) {
+      // Thrown inside the transaction so that the loser's session update is rolled back.
+      if (error instanceof LostRotation) return false;
+      throw error;
+    }
   }
 
   listSigningKeys(): Promise<SigningKeyRecord[]> {

@@ -34,24 +34,59 @@ export function sqlitePathOf(url: string): string {
   return rest.startsWith("//") ? rest.slice(2) : rest;
 }
 
-function openSqlite(url: string): Kysely<Database> {
-  const path = sqlitePathOf(url);
-  if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
-  const database = new BetterSqlite3(path);
-  database.pragma("journal_mode = WAL");
-  database.pragma("synchronous = NORMAL");
-  database.pragma("busy_timeout = 5000");
-  database.pragma("foreign_keys = ON");
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+/** A Kysely instance and how to let go of it. */
+interface OpenedDatabase {
+  readonly db: Kysely<Database>;
+  readonly release: () => Promise<void>;
 }
 
-function openPostgres(url: string, poolSize: number, onPoolError: (error: Error) => void): Kysely<Database> {
+// One connection per SQLite file per process. better-sqlite3 is synchronous: a second
+// connection waiting for the write lock would block the very event loop that must finish the
+// first one's transaction, stalling for busy_timeout. Sharing one connection (and Kysely's
+// connection mutex) serializes the writers of this process instead.
+const sqliteFiles = new Map<string, { db: Kysely<Database>; users: number }>();
+
+function openSqlite(url: string): OpenedDatabase {
+  const path = sqlitePathOf(url);
+  const key = path === ":memory:" ? null : resolve(path);
+  const shared = key === null ? undefined : sqliteFiles.get(key);
+  if (shared) {
+    shared.users += 1;
+  } else {
+    if (key !== null) mkdirSync(dirname(key), { recursive: true });
+    const database = new BetterSqlite3(key ?? path);
+    database.pragma("journal_mode = WAL");
+    database.pragma("synchronous = NORMAL");
+    database.pragma("busy_timeout = 5000");
+    database.pragma("foreign_keys = ON");
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    if (key === null) return { db, release: () => db.destroy() };
+    sqliteFiles.set(key, { db, users: 1 });
+  }
+  const entry = sqliteFiles.get(key!)!;
+  let released = false;
+  return {
+    db: entry.db,
+    release: async () => {
+      if (released) return;
+      released = true;
+      entry.users -= 1;
+      if (entry.users === 0) {
+        sqliteFiles.delete(key!);
+        await entry.db.destroy();
+      }
+    },
+  };
+}
+
+function openPostgres(url: string, poolSize: number, onPoolError: (error: Error) => void): OpenedDatabase {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
   pool.on("error", onPoolError);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, release: () => db.destroy() };
 }
 
-function openMysql(url: string, poolSize: number, onPoolError: (error: Error) => void): Kysely<Database> {
+function openMysql(url: string, poolSize: number, onPoolError: (error: Error) => void): OpenedDatabase {
   const parsed = new URL(url.replace(/^mariadb:/i, "mysql:"));
   const pool = createMysqlPool({
     host: parsed.hostname,
@@ -68,9 +103,13 @@ function openMysql(url: string, poolSize: number, onPoolError: (error: Error) =>
   });
   pool.on("connection", (connection) => {
     connection.on("error", onPoolError);
-    connection.query("SET time_zone = '+00:00'");
+    // DATETIME itself has no zone, but NOW() and any TIMESTAMP column would follow the server's.
+    connection.query("SET time_zone = '+00:00'", (error: Error | null) => {
+      if (error) onPoolError(error);
+    });
   });
-  return new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+  return { db, release: () => db.destroy() };
 }
 
 /** Opens the store a database URL names. Does not migrate; call `migrate()`. */
@@ -78,12 +117,11 @@ export function openStore(options: OpenStoreOptions): Store {
   const kind = storeKindOf(options.url);
   const poolSize = options.poolSize ?? 10;
   const onPoolError = options.onPoolError ?? (() => undefined);
-  switch (kind) {
-    case "sqlite":
-      return new KyselyStore(kind, openSqlite(options.url));
-    case "postgres":
-      return new KyselyStore(kind, openPostgres(options.url, poolSize, onPoolError));
-    case "mysql":
-      return new KyselyStore(kind, openMysql(options.url, poolSize, onPoolError));
-  }
+  const opened =
+    kind === "sqlite"
+      ? openSqlite(options.url)
+      : kind === "postgres"
+        ? openPostgres(options.url, poolSize, onPoolError)
+        : openMysql(options.url, poolSize, onPoolError);
+  return new KyselyStore(kind, opened.db, opened.release);
 }

@@ -39,6 +39,16 @@ export function isUniqueViolation(error: unknown): boolean {
   return code === "23505" || code === "ER_DUP_ENTRY" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }
 
+/**
+ * True when the database aborted a transaction to break a deadlock or a serialization
+ * conflict: MySQL/MariaDB `ER_LOCK_DEADLOCK`, PostgreSQL 40001/40P01, SQLite's stale WAL
+ * snapshot. The transaction was rolled back whole and may simply be run again.
+ */
+export function isTransientConflict(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === "ER_LOCK_DEADLOCK" || code === "40001" || code === "40P01" || code === "SQLITE_BUSY_SNAPSHOT";
+}
+
 /** True when `error` means the database cannot be reached or is shutting down. */
 export function isConnectionError(error: unknown): boolean {
   const code = errorCode(error);
