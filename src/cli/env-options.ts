@@ -1,4 +1,3 @@
-import type { SigningAlgorithm } from "../core/signing-key.js";
 import type { TesseraOptions } from "../service/config.js";
 
 /** The `TESSERA_*` variables and the option each sets. The names are relied on by scripts. */
@@ -49,12 +48,9 @@ export function optionsFromEnvironment(env: NodeJS.ProcessEnv): TesseraOptions {
       case "trustProxy":
         options[option] = boolean(value, variable);
         break;
-      case "signingAlgorithm":
-        options[option] = value as SigningAlgorithm;
-        break;
       default:
         options[option] = value;
     }
   }
-  return options as TesseraOptions;
+  return options;
 }

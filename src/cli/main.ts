@@ -34,7 +34,7 @@ function optionsFrom(flags: Flags): TesseraOptions {
   if (flags.database !== undefined) options.databaseUrl = flags.database;
   if (flags.issuer !== undefined) options.issuer = flags.issuer;
   if (flags.audience !== undefined) options.audience = flags.audience;
-  return options as TesseraOptions;
+  return options;
 }
 
 async function serve(options: TesseraOptions): Promise<void> {

@@ -159,6 +159,12 @@ function mapTokenError(error: unknown): never {
   }
 }
 
+function sameKey(a: VerificationKey, b: VerificationKey): boolean {
+  if (a === b) return true;
+  if (a.alg !== b.alg) return false;
+  return typeof a.key === "string" || typeof b.key === "string" ? a.key === b.key : a.key.equals(b.key);
+}
+
 function isStringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === "string");
 }
@@ -175,7 +181,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
 
   function checkerFor(key: VerificationKey) {
     const cached = checkers.get(key.kid);
-    if (cached?.key === key) return cached.check;
+    if (cached && sameKey(cached.key, key)) return cached.check;
     const check = createVerifier({
       key: key.key,
       algorithms: [key.alg],

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { AuthService } from "../service/auth-service.js";
-import { contextOf, requirePrincipal, sendTokens } from "./request-context.js";
+import { contextOf, onlyMediaType, requirePrincipal, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, authSchemas } from "./schemas.js";
 
 interface Credentials {
@@ -22,28 +22,29 @@ export interface AuthRoutesOptions {
 /** Registers the `/auth/*` routes of DESIGN.md's HTTP contract. */
 export function registerAuthRoutes(app: FastifyInstance, { service, rateLimit }: AuthRoutesOptions): void {
   const limited = rateLimit ? { rateLimit } : {};
+  const jsonOnly = onlyMediaType("application/json");
 
   app.post<{ Body: Credentials }>(
     "/auth/register",
-    { schema: authSchemas.register, bodyLimit: AUTH_BODY_LIMIT, config: limited },
+    { schema: authSchemas.register, bodyLimit: AUTH_BODY_LIMIT, config: limited, preParsing: jsonOnly },
     async (request, reply) => {
       const user = await service.register(request.body.username, request.body.password, contextOf(request));
       return reply.code(201).send({ id: user.id, username: user.username });
     },
   );
 
-  app.post<{ Body: Credentials }>("/auth/login", { schema: authSchemas.login, bodyLimit: AUTH_BODY_LIMIT, config: limited }, async (request, reply) => {
+  app.post<{ Body: Credentials }>("/auth/login", { schema: authSchemas.login, bodyLimit: AUTH_BODY_LIMIT, config: limited, preParsing: jsonOnly }, async (request, reply) => {
     const tokens = await service.login(request.body.username, request.body.password, contextOf(request));
     return sendTokens(reply, tokens);
   });
 
   app.post<{ Body: RefreshTokenBody }>(
     "/auth/refresh",
-    { schema: authSchemas.refresh, bodyLimit: AUTH_BODY_LIMIT, config: limited },
+    { schema: authSchemas.refresh, bodyLimit: AUTH_BODY_LIMIT, config: limited, preParsing: jsonOnly },
     async (request, reply) => sendTokens(reply, await service.refresh(request.body.refresh_token, contextOf(request))),
   );
 
-  app.post<{ Body: RefreshTokenBody }>("/auth/logout", { schema: authSchemas.logout, bodyLimit: AUTH_BODY_LIMIT }, async (request, reply) => {
+  app.post<{ Body: RefreshTokenBody }>("/auth/logout", { schema: authSchemas.logout, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly }, async (request, reply) => {
     await service.logout(request.body.refresh_token, contextOf(request));
     return reply.code(204).send();
   });

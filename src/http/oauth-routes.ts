@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { TesseraError } from "../core/errors.js";
 import type { AuthService } from "../service/auth-service.js";
-import { contextOf, sendTokens } from "./request-context.js";
+import { contextOf, onlyMediaType, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, oauthSchemas } from "./schemas.js";
 
 interface TokenRequest {
@@ -26,9 +26,10 @@ export interface OAuthRoutesOptions {
 
 /** Registers `/oauth/token`, `/oauth/revoke` and the two `/.well-known/` documents. */
 export function registerOAuthRoutes(app: FastifyInstance, { service, rateLimit, baseUrl }: OAuthRoutesOptions): void {
+  const formOnly = onlyMediaType("application/x-www-form-urlencoded");
   app.post<{ Body: TokenRequest }>(
     "/oauth/token",
-    { schema: oauthSchemas.token, bodyLimit: AUTH_BODY_LIMIT, config: rateLimit ? { rateLimit } : {} },
+    { schema: oauthSchemas.token, bodyLimit: AUTH_BODY_LIMIT, config: rateLimit ? { rateLimit } : {}, preParsing: formOnly },
     async (request, reply) => {
       const { grant_type: grantType, refresh_token: refreshToken, scope } = request.body;
       if (grantType !== "refresh_token") throw new TesseraError("unsupported_grant_type", "unsupported grant_type");
@@ -39,7 +40,7 @@ export function registerOAuthRoutes(app: FastifyInstance, { service, rateLimit, 
     },
   );
 
-  app.post<{ Body: RevocationRequest }>("/oauth/revoke", { schema: oauthSchemas.revoke, bodyLimit: AUTH_BODY_LIMIT }, async (request, reply) => {
+  app.post<{ Body: RevocationRequest }>("/oauth/revoke", { schema: oauthSchemas.revoke, bodyLimit: AUTH_BODY_LIMIT, preParsing: formOnly }, async (request, reply) => {
     await service.revokeToken(request.body.token, contextOf(request));
     // RFC 7009 §2.2: 200 whether or not the token was valid.
     return reply.code(200).header("cache-control", "no-store").send();

@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest, RequestPayload } from "fastify";
 import { parseBearerHeader } from "../core/bearer.js";
 import { TesseraError } from "../core/errors.js";
 import type { AuthService, IssuedTokens, Principal, RequestContext } from "../service/auth-service.js";
@@ -41,4 +41,18 @@ export function sendTokens(reply: FastifyReply, tokens: IssuedTokens): FastifyRe
       refresh_token: tokens.refreshToken,
       refresh_token_expires_in: tokens.refreshTokenExpiresIn,
     });
+}
+
+/**
+ * A `preParsing` hook admitting only bodies of `mediaType` (415, or 400 on the RFC 6749
+ * routes). JSON-only routes thereby refuse HTML-form posts, which a cross-site page could
+ * send without a CORS preflight; the RFC 6749 routes refuse anything but form encoding.
+ */
+export function onlyMediaType(mediaType: string) {
+  return (request: FastifyRequest, _reply: FastifyReply, payload: RequestPayload, done: (error: Error | null, payload?: RequestPayload) => void): void => {
+    const header = request.headers["content-type"];
+    const actual = typeof header === "string" ? (header.split(";")[0] ?? "").trim().toLowerCase() : "";
+    if (actual !== mediaType) return done(Object.assign(new Error(`the body must be ${mediaType}`), { statusCode: 415 }));
+    done(null, payload);
+  };
 }

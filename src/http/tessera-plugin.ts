@@ -1,6 +1,7 @@
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import { Ajv } from "ajv";
+import { Redis } from "ioredis";
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from "fastify";
 import { systemClock } from "../core/clock.js";
 import { AuthService } from "../service/auth-service.js";
@@ -54,7 +55,22 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.decorateRequest("tesseraPrincipal", null);
   if (!app.hasContentTypeParser("application/x-www-form-urlencoded")) await app.register(formbody);
-  if (!app.hasDecorator("rateLimit")) await app.register(rateLimit, { global: false });
+  if (!app.hasDecorator("rateLimit")) {
+    let redis: Redis | undefined;
+    if (config.redisUrl) {
+      // Fail fast while Redis is away (no offline queue); limits are then skipped, not 500s.
+      redis = new Redis(config.redisUrl, { connectTimeout: 1000, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+      redis.on("error", (error: Error) => app.log.warn({ err: error.message }, "redis (rate limits) error"));
+      const client = redis;
+      app.addHook("onClose", async () => {
+        await client.quit().catch(() => client.disconnect());
+      });
+    }
+    await app.register(rateLimit, {
+      global: false,
+      ...(redis ? { redis, nameSpace: "tessera-rate-limit:", skipOnError: true } : {}),
+    });
+  }
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const shape = httpErrorOf(error, isOAuthRoute(request.routeOptions.url));

@@ -125,7 +125,7 @@ export class AuthService {
       issuer: deps.config.issuer,
       audience: deps.config.audience,
       algorithms: [deps.config.signingAlgorithm],
-      findKey: keys.findVerificationKey,
+      findKey: (kid, alg) => keys.findVerificationKey(kid, alg),
       clockSkewSeconds: deps.config.clockSkewSeconds,
       clock: deps.clock,
     });

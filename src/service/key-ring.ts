@@ -107,7 +107,7 @@ export async function loadKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   const records = await store.listSigningKeys();
   const current = records.find(isUsable);
   if (!current) throw new TesseraError("signing_key_unavailable", "no usable signing key");
-  const signingKey = signingKeyFromPem(algorithm as Exclude<SigningAlgorithm, "HS256">, open(sealingKey, current.privateKeySealed, current.kid));
+  const signingKey = signingKeyFromPem(algorithm, open(sealingKey, current.privateKeySealed, current.kid));
 
   const verifyUntil = addSeconds(now, -options.retiredKeyGraceSeconds);
   const published = records.filter((record) => record.retiredAt === null || record.retiredAt > verifyUntil).map(verificationKeyOf);

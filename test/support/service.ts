@@ -1,0 +1,64 @@
+import { join } from "node:path";
+import { AuthService } from "../../src/service/auth-service.js";
+import { resolveConfig, type TesseraOptions } from "../../src/service/config.js";
+import type { ServiceLogger } from "../../src/service/key-ring.js";
+import { createArgon2Hasher, type PasswordHasher } from "../../src/service/password-hasher.js";
+import { openStore } from "../../src/store/open-store.js";
+import type { Store } from "../../src/store/store.js";
+import { FrozenClock } from "./clock.js";
+import { temporaryDirectory } from "./server.js";
+
+export const silentLogger: ServiceLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** A password hasher that counts verifications, around the real argon2id one. */
+export function countingHasher(): PasswordHasher & { verifications: number } {
+  const real = createArgon2Hasher();
+  const counter = {
+    verifications: 0,
+    hash: (password: string) => real.hash(password),
+    verify: (hash: string, password: string) => {
+      counter.verifications += 1;
+      return real.verify(hash, password);
+    },
+  };
+  return counter;
+}
+
+export interface ServiceFixture {
+  readonly service: AuthService;
+  readonly store: Store;
+  readonly clock: FrozenClock;
+  readonly databaseUrl: string;
+  /** Another service on the same database (a second instance or a restart). */
+  another(options?: TesseraOptions): Promise<AuthService>;
+  close(): Promise<void>;
+}
+
+/** An AuthService over a real SQLite file in a temporary directory, with a frozen clock. */
+export async function serviceFixture(options: TesseraOptions = {}, hasher?: PasswordHasher): Promise<ServiceFixture> {
+  const dir = temporaryDirectory();
+  const databaseUrl = `sqlite:${join(dir.path, "tessera.db")}`;
+  const clock = new FrozenClock();
+  const base: TesseraOptions = { databaseUrl, secret: "service-test-secret-0123456789-abcdefgh", issuer: "https://issuer.test", ...options };
+  const store = openStore({ url: databaseUrl });
+  await store.migrate();
+  const service = await AuthService.create({ store, config: resolveConfig(base), clock, logger: silentLogger, ...(hasher ? { hasher } : {}) });
+  const others: AuthService[] = [];
+  return {
+    service,
+    store,
+    clock,
+    databaseUrl,
+    async another(more = {}) {
+      const otherStore = openStore({ url: databaseUrl });
+      const other = await AuthService.create({ store: otherStore, config: resolveConfig({ ...base, ...more }), clock, logger: silentLogger });
+      others.push(other);
+      return other;
+    },
+    async close() {
+      for (const other of others) await other.close();
+      await service.close();
+      dir.remove();
+    },
+  };
+}
