@@ -81,7 +81,12 @@ function openSqlite(url: string): OpenedDatabase {
 
 function openPostgres(url: string, poolSize: number, onPoolError: (error: Error) => void): OpenedDatabase {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
+  // Idle clients report a lost connection through the pool's "error" event.
   pool.on("error", onPoolError);
+  // A checked-out client has no pool listener: its lost connection would be an unhandled
+  // "error" event and crash the process. The query running on it rejects with the same error,
+  // which reaches the caller as store_unavailable; this listener only keeps the process up.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, release: () => db.destroy() };
 }
