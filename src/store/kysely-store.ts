@@ -442,7 +442,8 @@ export class KyselyStore implements Store {
       let sessions = 0;
       if (sessionIds.length > 0) {
         const ids = sessionIds.map((row) => row.id);
-        await this.#db.deleteFrom("refresh_tokens").where("session_id", "in", ids).execute();
+        const tokens = await this.#db.deleteFrom("refresh_tokens").where("session_id", "in", ids).executeTakeFirst();
+        refreshTokens += Number(tokens.numDeletedRows);
         const deleted = await this.#db.deleteFrom("sessions").where("id", "in", ids).executeTakeFirst();
         sessions = Number(deleted.numDeletedRows);
       }

@@ -137,8 +137,9 @@ export interface Store {
 
   /**
    * Deletes up to `batchSize` refresh tokens that expired before `before`, and up to
-   * `batchSize` sessions that ended (expired, went idle or were revoked) before `before`.
-   * Call repeatedly until both counts are 0; small batches keep locks short.
+   * `batchSize` sessions that ended (expired, went idle or were revoked) before `before`
+   * together with their remaining tokens; the result counts every row deleted. Each statement
+   * commits on its own: call repeatedly until both counts are 0; small batches keep locks short.
    */
   deleteExpired(before: Date, batchSize: number): Promise<PurgeResult>;
 }

@@ -459,14 +459,17 @@ for (const { kind, skip } of await storesUnderTest()) {
           for (let i = 0; i < 10; i += 1) {
             const batch = await purged.deleteExpired(cutoff, 2);
             batches.push(batch);
-            assert.ok(batch.refreshTokens <= 2 && batch.sessions <= 2, `batch ${JSON.stringify(batch)} exceeds 2`);
+            // At most 2 expired tokens, plus the one token of each of at most 2 ended sessions.
+            assert.ok(batch.refreshTokens <= 4 && batch.sessions <= 2, `batch ${JSON.stringify(batch)} is too large`);
             if (batch.refreshTokens === 0 && batch.sessions === 0) break;
           }
           assert.deepEqual(batches.at(-1), { refreshTokens: 0, sessions: 0 });
-          assert.deepEqual(batches[0], { refreshTokens: 2, sessions: 2 });
-          assert.equal(
-            batches.reduce((sum, b) => sum + b.sessions, 0),
-            4,
+          assert.equal(batches[0]?.sessions, 2);
+          assert.ok(batches[0].refreshTokens >= 2);
+          // 4 ended sessions with one token each, and the expired first token of the live session.
+          assert.deepEqual(
+            batches.reduce((sum, b) => ({ refreshTokens: sum.refreshTokens + b.refreshTokens, sessions: sum.sessions + b.sessions })),
+            { refreshTokens: 5, sessions: 4 },
           );
           for (const { session, token } of ended) {
             assert.equal(await purged.findSession(session.id), null);
