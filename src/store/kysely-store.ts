@@ -277,13 +277,62 @@ export class KyselyStore implements Store {
 
   findRefreshToken(tokenHash: string): Promise<RefreshTokenLookup | null> {
     return this.#run(async () => {
-      const token = await this.#db.selectFrom("refresh_tokens").selectAll().where("token_hash", "=", tokenHash).executeTakeFirst();
-      if (!token) return null;
-      const session = await this.#db.selectFrom("sessions").selectAll().where("id", "=", token.session_id).executeTakeFirst();
-      if (!session) return null;
-      const user = await this.#db.selectFrom("users").selectAll().where("id", "=", session.user_id).executeTakeFirst();
-      if (!user) return null;
-      return { token: toRefreshToken(token), session: toSession(session), user: toUser(user) };
+      // One round trip: every refresh starts here.
+      const row = await this.#db
+        .selectFrom("refresh_tokens as t")
+        .innerJoin("sessions as s", "s.id", "t.session_id")
+        .innerJoin("users as u", "u.id", "s.user_id")
+        .select([
+          "t.id as t_id",
+          "t.session_id as t_session_id",
+          "t.token_hash as t_token_hash",
+          "t.parent_id as t_parent_id",
+          "t.created_at as t_created_at",
+          "t.expires_at as t_expires_at",
+          "t.used_at as t_used_at",
+          "s.id as s_id",
+          "s.user_id as s_user_id",
+          "s.created_at as s_created_at",
+          "s.last_used_at as s_last_used_at",
+          "s.expires_at as s_expires_at",
+          "s.idle_expires_at as s_idle_expires_at",
+          "s.revoked_at as s_revoked_at",
+          "s.revoked_reason as s_revoked_reason",
+          "s.user_agent as s_user_agent",
+          "s.ip as s_ip",
+          "u.id as u_id",
+          "u.username as u_username",
+          "u.password_hash as u_password_hash",
+          "u.roles as u_roles",
+          "u.created_at as u_created_at",
+        ])
+        .where("t.token_hash", "=", tokenHash)
+        .executeTakeFirst();
+      if (!row) return null;
+      return {
+        token: toRefreshToken({
+          id: row.t_id,
+          session_id: row.t_session_id,
+          token_hash: row.t_token_hash,
+          parent_id: row.t_parent_id,
+          created_at: row.t_created_at,
+          expires_at: row.t_expires_at,
+          used_at: row.t_used_at,
+        }),
+        session: toSession({
+          id: row.s_id,
+          user_id: row.s_user_id,
+          created_at: row.s_created_at,
+          last_used_at: row.s_last_used_at,
+          expires_at: row.s_expires_at,
+          idle_expires_at: row.s_idle_expires_at,
+          revoked_at: row.s_revoked_at,
+          revoked_reason: row.s_revoked_reason,
+          user_agent: row.s_user_agent,
+          ip: row.s_ip,
+        }),
+        user: toUser({ id: row.u_id, username: row.u_username, password_hash: row.u_password_hash, roles: row.u_roles, created_at: row.u_created_at }),
+      };
     });
   }
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from "kysely";
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type SqliteDatabase } from "kysely";
 import { createPool as createMysqlPool } from "mysql2";
 import pg from "pg";
 import { KyselyStore } from "./kysely-store.js";
@@ -40,6 +40,31 @@ interface OpenedDatabase {
   readonly release: () => Promise<void>;
 }
 
+/** How many prepared statements a SQLite connection keeps for reuse. */
+const SQLITE_STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * better-sqlite3 behind a bounded LRU cache of prepared statements. Kysely prepares every query
+ * anew, and preparing costs more than running the small statements of a refresh.
+ */
+function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sql: string) {
+      let statement = cache.get(sql);
+      if (statement) {
+        cache.delete(sql);
+      } else {
+        statement = database.prepare(sql);
+        if (cache.size >= SQLITE_STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
+}
+
 // One connection per SQLite file per process. better-sqlite3 is synchronous: a second
 // connection waiting for the write lock would block the very event loop that must finish the
 // first one's transaction, stalling for busy_timeout. Sharing one connection (and Kysely's
@@ -59,7 +84,7 @@ function openSqlite(url: string): OpenedDatabase {
     database.pragma("synchronous = NORMAL");
     database.pragma("busy_timeout = 5000");
     database.pragma("foreign_keys = ON");
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
     if (key === null) return { db, release: () => db.destroy() };
     sqliteFiles.set(key, { db, users: 1 });
   }
