@@ -6,7 +6,7 @@
 //
 // Environment: TESSERA_TEST_STORES (default sqlite,postgres,mysql), TESSERA_TEST_POSTGRES_URL,
 // TESSERA_TEST_MYSQL_URL (see docs/databases.md), BENCH_SECONDS (default 5),
-// BENCH_SESSIONS (default 1000), BENCH_CONCURRENCY (default 32).
+// BENCH_SESSIONS (default 2000), BENCH_CONCURRENCY (default 32).
 import { Agent, request } from "node:http";
 import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -20,7 +20,7 @@ function setting(name: string, fallback: number, max: number): number {
 }
 
 const SECONDS = setting("BENCH_SECONDS", 5, 60);
-const SESSIONS = setting("BENCH_SESSIONS", 1000, 20_000);
+const SESSIONS = setting("BENCH_SESSIONS", 2000, 20_000);
 const CONCURRENCY = setting("BENCH_CONCURRENCY", 32, 256);
 const LOGIN_CONCURRENCY = 4;
 const PASSWORD = "correct horse battery staple";
