@@ -71,34 +71,40 @@ function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
 // connection mutex) serializes the writers of this process instead.
 const sqliteFiles = new Map<string, { db: Kysely<Database>; users: number }>();
 
+function connectSqlite(path: string): Kysely<Database> {
+  const database = new BetterSqlite3(path);
+  database.pragma("journal_mode = WAL");
+  database.pragma("synchronous = NORMAL");
+  database.pragma("busy_timeout = 5000");
+  database.pragma("foreign_keys = ON");
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+}
+
 function openSqlite(url: string): OpenedDatabase {
   const path = sqlitePathOf(url);
-  const key = path === ":memory:" ? null : resolve(path);
-  const shared = key === null ? undefined : sqliteFiles.get(key);
-  if (shared) {
-    shared.users += 1;
-  } else {
-    if (key !== null) mkdirSync(dirname(key), { recursive: true });
-    const database = new BetterSqlite3(key ?? path);
-    database.pragma("journal_mode = WAL");
-    database.pragma("synchronous = NORMAL");
-    database.pragma("busy_timeout = 5000");
-    database.pragma("foreign_keys = ON");
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
-    if (key === null) return { db, release: () => db.destroy() };
-    sqliteFiles.set(key, { db, users: 1 });
+  if (path === ":memory:") {
+    const db = connectSqlite(path);
+    return { db, release: () => db.destroy() };
   }
-  const entry = sqliteFiles.get(key!)!;
+  const file = resolve(path);
+  let entry = sqliteFiles.get(file);
+  if (!entry) {
+    mkdirSync(dirname(file), { recursive: true });
+    entry = { db: connectSqlite(file), users: 0 };
+    sqliteFiles.set(file, entry);
+  }
+  entry.users += 1;
+  const shared = entry;
   let released = false;
   return {
-    db: entry.db,
+    db: shared.db,
     release: async () => {
       if (released) return;
       released = true;
-      entry.users -= 1;
-      if (entry.users === 0) {
-        sqliteFiles.delete(key!);
-        await entry.db.destroy();
+      shared.users -= 1;
+      if (shared.users === 0) {
+        sqliteFiles.delete(file);
+        await shared.db.destroy();
       }
     },
   };

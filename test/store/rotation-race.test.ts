@@ -13,8 +13,11 @@ for (const { kind, skip } of await storesUnderTest()) {
 
     before(async () => {
       database = await createTestDatabase(kind);
-      // Both processes start (and migrate) at once on the fresh database.
-      servers = await Promise.all([spawnServer(serverEnvironment(database.url)), spawnServer(serverEnvironment(database.url))]);
+      // Both processes start (and migrate) at once on the fresh database, in different time zones.
+      servers = await Promise.all([
+        spawnServer(serverEnvironment(database.url, { TZ: "Pacific/Chatham" })),
+        spawnServer(serverEnvironment(database.url, { TZ: "America/St_Johns" })),
+      ]);
     });
 
     after(async () => {

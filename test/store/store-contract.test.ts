@@ -137,9 +137,18 @@ for (const { kind, skip } of await storesUnderTest()) {
       });
     });
 
-    describe("ping()", () => {
+    describe("ping() and close()", () => {
       it("succeeds while the database answers", async () => {
         await store.ping();
+      });
+
+      it("closes only its own store: others on the same database keep working", async () => {
+        const third = openStore({ url: database.url });
+        await third.ping();
+        await third.close();
+        await third.close();
+        await other.ping();
+        assert.equal(await other.createUser(aUser()), true);
       });
     });
 
