@@ -1,7 +1,7 @@
 import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "kysely";
 import { migrationProvider } from "./migrations.js";
 import type { Database, RefreshTokensTable, SessionsTable, UsersTable } from "./schema.js";
-import { isUniqueViolation, translateStoreError } from "./store-errors.js";
+import { isTransientConflict, isUniqueViolation, translateStoreError } from "./store-errors.js";
 import type {
   AuditEventRecord,
   KeyEncryption,
@@ -63,16 +63,33 @@ function toRefreshToken(row: Selectable<RefreshTokensTable>): RefreshTokenRecord
   };
 }
 
+/** How often a transaction aborted by a deadlock or serialization failure is tried in all. */
+const TRANSACTION_ATTEMPTS = 4;
+/** How often a SQLite migration that lost a race with another process is tried in all. */
+const MIGRATION_ATTEMPTS = 5;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Aborts a rotation's transaction when another request already used the token. */
+class LostRotation extends Error {}
+
+function isLostSqliteMigrationRace(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && code.startsWith("SQLITE_BUSY")) return true;
+  return error instanceof Error && /already exists/i.test(error.message);
+}
+
 /** The {@link Store} over Kysely, one implementation for SQLite, PostgreSQL and MySQL/MariaDB. */
 export class KyselyStore implements Store {
   readonly kind: StoreKind;
   readonly #db: Kysely<Database>;
-  readonly #onClose: () => Promise<void>;
+  readonly #release: () => Promise<void>;
 
-  constructor(kind: StoreKind, db: Kysely<Database>, onClose: () => Promise<void> = () => Promise.resolve()) {
+  /** `release` lets go of `db` on {@link close}; default: `db.destroy()`. */
+  constructor(kind: StoreKind, db: Kysely<Database>, release: () => Promise<void> = () => db.destroy()) {
     this.kind = kind;
     this.#db = db;
-    this.#onClose = onClose;
+    this.#release = release;
   }
 
   /** The encoding of a timestamp for this database. */
@@ -88,10 +105,33 @@ export class KyselyStore implements Store {
     }
   }
 
+  /**
+   * Runs `work` in a transaction, again (up to {@link TRANSACTION_ATTEMPTS} times in all) when
+   * the database aborted it as a deadlock or serialization failure: those roll back fully, so
+   * a retry is safe and is what MySQL and PostgreSQL ask for.
+   */
+  async #transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#db.transaction().execute(work);
+      } catch (error) {
+        if (attempt >= TRANSACTION_ATTEMPTS || !isTransientConflict(error)) throw error;
+        await delay(attempt * 5 + Math.random() * 10);
+      }
+    }
+  }
+
   async migrate(): Promise<void> {
     const migrator = new Migrator({ db: this.#db, provider: migrationProvider(this.kind) });
-    const { error } = await migrator.migrateToLatest();
-    if (error) translateStoreError(error);
+    for (let attempt = 1; ; attempt += 1) {
+      const { error } = await migrator.migrateToLatest();
+      if (!error) return;
+      // PostgreSQL and MySQL take a lock around migrations; SQLite's Kysely adapter does not, so
+      // a second process migrating the same file can lose (SQLITE_BUSY*, "already exists").
+      // Its transaction rolled back; a retry finds the schema the winner created.
+      if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error)) translateStoreError(error);
+      await delay(attempt * 50);
+    }
   }
 
   async ping(): Promise<void> {
@@ -99,8 +139,7 @@ export class KyselyStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.#db.destroy();
-    await this.#onClose();
+    await this.#release();
   }
 
   async createUser(user: UserRecord): Promise<boolean> {
@@ -172,7 +211,7 @@ export class KyselyStore implements Store {
 
   createSession(session: SessionRecord, firstToken: RefreshTokenRecord): Promise<void> {
     return this.#run(() =>
-      this.#db.transaction().execute(async (trx) => {
+      this.#transaction(async (trx) => {
         await trx.insertInto("sessions").values(this.#sessionValues(session)).execute();
         await trx.insertInto("refresh_tokens").values(this.#tokenValues(firstToken)).execute();
       }),
@@ -238,13 +277,62 @@ export class KyselyStore implements Store {
 
   findRefreshToken(tokenHash: string): Promise<RefreshTokenLookup | null> {
     return this.#run(async () => {
-      const token = await this.#db.selectFrom("refresh_tokens").selectAll().where("token_hash", "=", tokenHash).executeTakeFirst();
-      if (!token) return null;
-      const session = await this.#db.selectFrom("sessions").selectAll().where("id", "=", token.session_id).executeTakeFirst();
-      if (!session) return null;
-      const user = await this.#db.selectFrom("users").selectAll().where("id", "=", session.user_id).executeTakeFirst();
-      if (!user) return null;
-      return { token: toRefreshToken(token), session: toSession(session), user: toUser(user) };
+      // One round trip: every refresh starts here.
+      const row = await this.#db
+        .selectFrom("refresh_tokens as t")
+        .innerJoin("sessions as s", "s.id", "t.session_id")
+        .innerJoin("users as u", "u.id", "s.user_id")
+        .select([
+          "t.id as t_id",
+          "t.session_id as t_session_id",
+          "t.token_hash as t_token_hash",
+          "t.parent_id as t_parent_id",
+          "t.created_at as t_created_at",
+          "t.expires_at as t_expires_at",
+          "t.used_at as t_used_at",
+          "s.id as s_id",
+          "s.user_id as s_user_id",
+          "s.created_at as s_created_at",
+          "s.last_used_at as s_last_used_at",
+          "s.expires_at as s_expires_at",
+          "s.idle_expires_at as s_idle_expires_at",
+          "s.revoked_at as s_revoked_at",
+          "s.revoked_reason as s_revoked_reason",
+          "s.user_agent as s_user_agent",
+          "s.ip as s_ip",
+          "u.id as u_id",
+          "u.username as u_username",
+          "u.password_hash as u_password_hash",
+          "u.roles as u_roles",
+          "u.created_at as u_created_at",
+        ])
+        .where("t.token_hash", "=", tokenHash)
+        .executeTakeFirst();
+      if (!row) return null;
+      return {
+        token: toRefreshToken({
+          id: row.t_id,
+          session_id: row.t_session_id,
+          token_hash: row.t_token_hash,
+          parent_id: row.t_parent_id,
+          created_at: row.t_created_at,
+          expires_at: row.t_expires_at,
+          used_at: row.t_used_at,
+        }),
+        session: toSession({
+          id: row.s_id,
+          user_id: row.s_user_id,
+          created_at: row.s_created_at,
+          last_used_at: row.s_last_used_at,
+          expires_at: row.s_expires_at,
+          idle_expires_at: row.s_idle_expires_at,
+          revoked_at: row.s_revoked_at,
+          revoked_reason: row.s_revoked_reason,
+          user_agent: row.s_user_agent,
+          ip: row.s_ip,
+        }),
+        user: toUser({ id: row.u_id, username: row.u_username, password_hash: row.u_password_hash, roles: row.u_roles, created_at: row.u_created_at }),
+      };
     });
   }
 
@@ -255,29 +343,38 @@ export class KyselyStore implements Store {
     });
   }
 
-  rotateRefreshToken({ presentedId, sessionId, successor, now }: RotationWrite): Promise<boolean> {
-    return this.#run(() =>
-      this.#db.transaction().execute(async (trx: Transaction<Database>) => {
-        // The single check-and-act: of two racing requests exactly one sees a row updated.
-        const consumed = await trx
-          .updateTable("refresh_tokens")
-          .set({ used_at: this.#ts(now) })
-          .where("id", "=", presentedId)
-          .where("used_at", "is", null)
-          .where("session_id", "in", (qb) =>
-            qb.selectFrom("sessions").select("id").where("id", "=", sessionId).where("revoked_at", "is", null),
-          )
-          .executeTakeFirst();
-        if (consumed.numUpdatedRows === 0n) return false;
-        await trx.insertInto("refresh_tokens").values(this.#tokenValues(successor)).execute();
-        await trx
-          .updateTable("sessions")
-          .set({ last_used_at: this.#ts(now), idle_expires_at: this.#ts(successor.expiresAt) })
-          .where("id", "=", sessionId)
-          .execute();
-        return true;
-      }),
-    );
+  async rotateRefreshToken({ presentedId, sessionId, successor, now }: RotationWrite): Promise<boolean> {
+    try {
+      return await this.#run(() =>
+        this.#transaction(async (trx) => {
+          // Lock order: the session row first, then the token. Every rotation and revocation of
+          // a session queues on that one row, so racing rotations (InnoDB takes shared locks for
+          // the FK check and for subqueries) cannot deadlock. A revoked session matches nothing.
+          const session = await trx
+            .updateTable("sessions")
+            .set({ last_used_at: this.#ts(now), idle_expires_at: this.#ts(successor.expiresAt) })
+            .where("id", "=", sessionId)
+            .where("revoked_at", "is", null)
+            .executeTakeFirst();
+          if (session.numUpdatedRows === 0n) throw new LostRotation();
+          // The single check-and-act: of two racing requests exactly one sees a row updated.
+          const consumed = await trx
+            .updateTable("refresh_tokens")
+            .set({ used_at: this.#ts(now) })
+            .where("id", "=", presentedId)
+            .where("session_id", "=", sessionId)
+            .where("used_at", "is", null)
+            .executeTakeFirst();
+          if (consumed.numUpdatedRows === 0n) throw new LostRotation();
+          await trx.insertInto("refresh_tokens").values(this.#tokenValues(successor)).execute();
+          return true;
+        }),
+      );
+    } catch (error) {
+      // Thrown inside the transaction so that the loser's session update is rolled back.
+      if (error instanceof LostRotation) return false;
+      throw error;
+    }
   }
 
   listSigningKeys(): Promise<SigningKeyRecord[]> {
@@ -394,7 +491,8 @@ export class KyselyStore implements Store {
       let sessions = 0;
       if (sessionIds.length > 0) {
         const ids = sessionIds.map((row) => row.id);
-        await this.#db.deleteFrom("refresh_tokens").where("session_id", "in", ids).execute();
+        const tokens = await this.#db.deleteFrom("refresh_tokens").where("session_id", "in", ids).executeTakeFirst();
+        refreshTokens += Number(tokens.numDeletedRows);
         const deleted = await this.#db.deleteFrom("sessions").where("id", "in", ids).executeTakeFirst();
         sessions = Number(deleted.numDeletedRows);
       }

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from "kysely";
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type SqliteDatabase } from "kysely";
 import { createPool as createMysqlPool } from "mysql2";
 import pg from "pg";
 import { KyselyStore } from "./kysely-store.js";
@@ -34,24 +34,95 @@ export function sqlitePathOf(url: string): string {
   return rest.startsWith("//") ? rest.slice(2) : rest;
 }
 
-function openSqlite(url: string): Kysely<Database> {
-  const path = sqlitePathOf(url);
-  if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
+/** A Kysely instance and how to let go of it. */
+interface OpenedDatabase {
+  readonly db: Kysely<Database>;
+  readonly release: () => Promise<void>;
+}
+
+/** How many prepared statements a SQLite connection keeps for reuse. */
+const SQLITE_STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * better-sqlite3 behind a bounded LRU cache of prepared statements. Kysely prepares every query
+ * anew, and preparing costs more than running the small statements of a refresh.
+ */
+function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sql: string) {
+      let statement = cache.get(sql);
+      if (statement) {
+        cache.delete(sql);
+      } else {
+        statement = database.prepare(sql);
+        if (cache.size >= SQLITE_STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
+}
+
+// One connection per SQLite file per process. better-sqlite3 is synchronous: a second
+// connection waiting for the write lock would block the very event loop that must finish the
+// first one's transaction, stalling for busy_timeout. Sharing one connection (and Kysely's
+// connection mutex) serializes the writers of this process instead.
+const sqliteFiles = new Map<string, { db: Kysely<Database>; users: number }>();
+
+function connectSqlite(path: string): Kysely<Database> {
   const database = new BetterSqlite3(path);
   database.pragma("journal_mode = WAL");
   database.pragma("synchronous = NORMAL");
   database.pragma("busy_timeout = 5000");
   database.pragma("foreign_keys = ON");
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
 }
 
-function openPostgres(url: string, poolSize: number, onPoolError: (error: Error) => void): Kysely<Database> {
+function openSqlite(url: string): OpenedDatabase {
+  const path = sqlitePathOf(url);
+  if (path === ":memory:") {
+    const db = connectSqlite(path);
+    return { db, release: () => db.destroy() };
+  }
+  const file = resolve(path);
+  let entry = sqliteFiles.get(file);
+  if (!entry) {
+    mkdirSync(dirname(file), { recursive: true });
+    entry = { db: connectSqlite(file), users: 0 };
+    sqliteFiles.set(file, entry);
+  }
+  entry.users += 1;
+  const shared = entry;
+  let released = false;
+  return {
+    db: shared.db,
+    release: async () => {
+      if (released) return;
+      released = true;
+      shared.users -= 1;
+      if (shared.users === 0) {
+        sqliteFiles.delete(file);
+        await shared.db.destroy();
+      }
+    },
+  };
+}
+
+function openPostgres(url: string, poolSize: number, onPoolError: (error: Error) => void): OpenedDatabase {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
+  // Idle clients report a lost connection through the pool's "error" event.
   pool.on("error", onPoolError);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // A checked-out client has no pool listener: its lost connection would be an unhandled
+  // "error" event and crash the process. The query running on it rejects with the same error,
+  // which reaches the caller as store_unavailable; this listener only keeps the process up.
+  pool.on("connect", (client) => client.on("error", () => undefined));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, release: () => db.destroy() };
 }
 
-function openMysql(url: string, poolSize: number, onPoolError: (error: Error) => void): Kysely<Database> {
+function openMysql(url: string, poolSize: number, onPoolError: (error: Error) => void): OpenedDatabase {
   const parsed = new URL(url.replace(/^mariadb:/i, "mysql:"));
   const pool = createMysqlPool({
     host: parsed.hostname,
@@ -68,9 +139,13 @@ function openMysql(url: string, poolSize: number, onPoolError: (error: Error) =>
   });
   pool.on("connection", (connection) => {
     connection.on("error", onPoolError);
-    connection.query("SET time_zone = '+00:00'");
+    // DATETIME itself has no zone, but NOW() and any TIMESTAMP column would follow the server's.
+    connection.query("SET time_zone = '+00:00'", (error: Error | null) => {
+      if (error) onPoolError(error);
+    });
   });
-  return new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+  return { db, release: () => db.destroy() };
 }
 
 /** Opens the store a database URL names. Does not migrate; call `migrate()`. */
@@ -78,12 +153,11 @@ export function openStore(options: OpenStoreOptions): Store {
   const kind = storeKindOf(options.url);
   const poolSize = options.poolSize ?? 10;
   const onPoolError = options.onPoolError ?? (() => undefined);
-  switch (kind) {
-    case "sqlite":
-      return new KyselyStore(kind, openSqlite(options.url));
-    case "postgres":
-      return new KyselyStore(kind, openPostgres(options.url, poolSize, onPoolError));
-    case "mysql":
-      return new KyselyStore(kind, openMysql(options.url, poolSize, onPoolError));
-  }
+  const opened =
+    kind === "sqlite"
+      ? openSqlite(options.url)
+      : kind === "postgres"
+        ? openPostgres(options.url, poolSize, onPoolError)
+        : openMysql(options.url, poolSize, onPoolError);
+  return new KyselyStore(kind, opened.db, opened.release);
 }

@@ -11,6 +11,10 @@ const CONNECTION_CODES = new Set([
   "PROTOCOL_CONNECTION_LOST",
   "ER_CON_COUNT_ERROR",
   "ER_SERVER_SHUTDOWN",
+  "ER_LOCK_WAIT_TIMEOUT",
+  // PostgreSQL: too_many_connections, lock_not_available.
+  "53300",
+  "55P03",
   "SQLITE_BUSY",
   "SQLITE_LOCKED",
   "SQLITE_CANTOPEN",
@@ -26,6 +30,7 @@ const CONNECTION_MESSAGES = [
   /client has encountered a connection error/i,
   /connection is in closed state|can't add new command when connection is in closed state/i,
   /the database connection is not open/i,
+  /client was closed and is not queryable/i,
 ];
 
 function errorCode(error: unknown): string | undefined {
@@ -39,7 +44,17 @@ export function isUniqueViolation(error: unknown): boolean {
   return code === "23505" || code === "ER_DUP_ENTRY" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }
 
-/** True when `error` means the database cannot be reached or is shutting down. */
+/**
+ * True when the database aborted a transaction to break a deadlock or a serialization
+ * conflict: MySQL/MariaDB `ER_LOCK_DEADLOCK`, PostgreSQL 40001/40P01, SQLite's stale WAL
+ * snapshot. The transaction was rolled back whole and may simply be run again.
+ */
+export function isTransientConflict(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === "ER_LOCK_DEADLOCK" || code === "40001" || code === "40P01" || code === "SQLITE_BUSY_SNAPSHOT";
+}
+
+/** True when `error` means the database cannot serve now: unreachable, shutting down, out of connections, or a lock wait timed out. */
 export function isConnectionError(error: unknown): boolean {
   const code = errorCode(error);
   if (code !== undefined) {
@@ -54,10 +69,13 @@ export function isConnectionError(error: unknown): boolean {
   return Array.isArray(errors) && errors.some(isConnectionError);
 }
 
-/** Rethrows connection failures as `store_unavailable`; anything else unchanged. */
+/**
+ * Rethrows connection failures, and conflicts still unresolved after the store's retries, as
+ * `store_unavailable` (503: the client may retry); anything else unchanged.
+ */
 export function translateStoreError(error: unknown): never {
   if (error instanceof TesseraError) throw error;
-  if (isConnectionError(error)) {
+  if (isConnectionError(error) || isTransientConflict(error)) {
     throw new TesseraError("store_unavailable", "the database is unavailable", { cause: error });
   }
   throw error;

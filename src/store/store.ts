@@ -117,9 +117,11 @@ export interface Store {
   /** The token issued when `parentId` was used, if any. */
   findSuccessor(parentId: string): Promise<RefreshTokenRecord | null>;
   /**
-   * Marks the presented token used and inserts its successor, in one transaction whose first
-   * statement is the conditional update "used where not used and session not revoked".
-   * Returns `false`, writing nothing, when another request got there first.
+   * Marks the presented token used, inserts its successor and advances the session's
+   * `lastUsedAt`/`idleExpiresAt`, in one transaction. The check-and-act is one conditional
+   * update ("used where not used", after the session row was locked by "where not revoked"), so
+   * of racing calls exactly one wins. Returns `false`, writing nothing, when another request got
+   * there first or the session is revoked.
    */
   rotateRefreshToken(write: RotationWrite): Promise<boolean>;
 
@@ -135,8 +137,9 @@ export interface Store {
 
   /**
    * Deletes up to `batchSize` refresh tokens that expired before `before`, and up to
-   * `batchSize` sessions that ended (expired, went idle or were revoked) before `before`.
-   * Call repeatedly until both counts are 0; small batches keep locks short.
+   * `batchSize` sessions that ended (expired, went idle or were revoked) before `before`
+   * together with their remaining tokens; the result counts every row deleted. Each statement
+   * commits on its own: call repeatedly until both counts are 0; small batches keep locks short.
    */
   deleteExpired(before: Date, batchSize: number): Promise<PurgeResult>;
 }
