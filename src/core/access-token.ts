@@ -207,7 +207,11 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       mapTokenError(error);
     }
     const now = epochSeconds(clock.now());
-    const { exp, nbf, iat, sub, jti, sid, roles, scope } = payload;
+    const { iss, aud, exp, nbf, iat, sub, jti, sid, roles, scope } = payload;
+    // fast-jwt checks iss and aud only when present; RFC 9068 §2.2 requires both.
+    if (typeof iss !== "string" || (typeof aud !== "string" && !isStringArray(aud))) {
+      fail("access_token_claim_invalid", "the access token lacks iss or aud");
+    }
     if (typeof exp !== "number" || typeof iat !== "number" || (nbf !== undefined && typeof nbf !== "number")) {
       fail("access_token_claim_invalid", "the access token time claims are missing or not numbers");
     }

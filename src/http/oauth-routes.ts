@@ -33,7 +33,7 @@ export function registerOAuthRoutes(app: FastifyInstance, { service, rateLimit, 
     async (request, reply) => {
       const { grant_type: grantType, refresh_token: refreshToken, scope } = request.body;
       if (grantType !== "refresh_token") throw new TesseraError("unsupported_grant_type", "unsupported grant_type");
-      if (refreshToken === undefined) throw new TesseraError("invalid_request", "refresh_token is required");
+      if (refreshToken === undefined) throw new TesseraError("invalid_request", "the refresh_token parameter is required");
       // Tessera grants no scopes, so any requested scope exceeds the original grant (RFC 6749 §6).
       if (scope !== undefined && scope.trim() !== "") throw new TesseraError("invalid_scope", "scope exceeds the grant");
       return sendTokens(reply, await service.refresh(refreshToken, contextOf(request)));

@@ -23,12 +23,22 @@ export function contextOf(request: FastifyRequest): RequestContext {
  * authenticates it. Throws `access_token_missing` or an `access_token_*` code.
  */
 export async function requirePrincipal(service: AuthService, request: FastifyRequest): Promise<Principal> {
+  // Node keeps the first of repeated Authorization headers and drops the rest; refuse instead.
+  if (countHeader(request.raw.rawHeaders, "authorization") > 1) {
+    throw new TesseraError("access_token_malformed", "more than one Authorization header");
+  }
   const credentials = parseBearerHeader(request.headers.authorization);
   if (credentials.kind === "none") throw new TesseraError("access_token_missing", "no bearer token in the Authorization header");
   if (credentials.kind === "malformed") throw new TesseraError("access_token_malformed", "the Authorization header is malformed");
   const principal = await service.authenticate(credentials.token);
   request.tesseraPrincipal = principal;
   return principal;
+}
+
+function countHeader(rawHeaders: readonly string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]?.toLowerCase() === name) count += 1;
+  return count;
 }
 
 /** Sends an RFC 6749 §5.1 token response; never cached (§5.1: `Cache-Control: no-store`). */

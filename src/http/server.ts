@@ -1,5 +1,6 @@
+import type { Duplex } from "node:stream";
 import helmet from "@fastify/helmet";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import type { AuthService } from "../service/auth-service.js";
 import { resolveConfig, type TesseraOptions } from "../service/config.js";
 import swagger, { type SwaggerOptions } from "@fastify/swagger";
@@ -13,6 +14,10 @@ import { createAuthService, tessera } from "./tessera-plugin.js";
 export interface ServerOptions extends TesseraOptions {
   /** Serve this service instead of opening the configured store. */
   readonly service?: AuthService;
+  /** Time a client has to send a whole request, in milliseconds. Default 10 000. */
+  readonly requestTimeoutMs?: number;
+  /** A connection silent this long is closed, in milliseconds. Default 30 000. */
+  readonly idleTimeoutMs?: number;
   /** pino options or `false`; default: JSON logs at `logLevel`, secrets redacted. */
   readonly logger?: FastifyServerOptions["logger"];
 }
@@ -32,6 +37,25 @@ function openApiOptions(issuer: string): SwaggerOptions {
       components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
     },
   };
+}
+
+// Errors before a request exists (malformed HTTP, oversized headers, timeouts) still answer
+// in the contract's {error, error_description} shape.
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, reason, description] =
+    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "Request Timeout", "The request took too long to arrive."]
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", "The request headers are too large."]
+        : [400, "Bad Request", "The request is not valid HTTP."];
+  const body = JSON.stringify({ error: "invalid_request", error_description: description });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 /** What's logged of a request: never the query string (a token could hide there) nor credentials. */
@@ -54,6 +78,17 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
       },
     trustProxy: config.trustProxy,
     bodyLimit: 16 * 1024,
+    // A client gets 10 s to send a whole request: slow senders cannot hold sockets forever.
+    requestTimeout: options.requestTimeoutMs ?? 10_000,
+    // Node checks request deadlines on this interval (default 30 s); check often enough to matter.
+    http: { connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs ?? 10_000) },
+    // A socket silent this long is closed, also mid-body, where requestTimeout does not reach.
+    connectionTimeout: options.idleTimeoutMs ?? 30_000,
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      const status = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : 400;
+      void reply.code(status).header("cache-control", "no-store").send({ error: "invalid_request", error_description: "The request URL is malformed." });
+    },
+    clientErrorHandler: answerClientError,
     // Request IDs are generated, never taken from a client header into logs.
     genReqId: undefined,
     routerOptions: { maxParamLength: 200 },
@@ -75,7 +110,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   });
 
   // API answers get the strictest CSP; the /docs page relaxes it for its own assets only.
-  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+  await app.register(helmet, {
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    frameguard: { action: "deny" },
+  });
   await app.register(swagger, openApiOptions(config.issuer));
   app.decorateRequest("tesseraErrorCode", null);
   registerMetrics(app, service);
@@ -99,7 +137,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   });
 
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: "not_found", error_description: `No route ${request.method} ${request.url.split("?")[0]}.` }),
+    reply.code(404).send({ error: "not_found", error_description: "No such route." }),
   );
   app.setErrorHandler((error, request, reply) => {
     const shape = httpErrorOf(error);

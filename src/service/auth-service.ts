@@ -154,7 +154,8 @@ export class AuthService {
       algorithm: full.config.signingAlgorithm,
       secret: full.config.secret,
       hs256Secret: full.config.hs256Secret,
-      retiredKeyGraceSeconds: full.config.accessTokenTtlSeconds,
+      // Other instances may sign with a retired key until their next reload (a minute at most).
+      retiredKeyGraceSeconds: full.config.accessTokenTtlSeconds + full.config.clockSkewSeconds + 60,
       clock: full.clock,
       logger: full.logger,
     };

@@ -75,9 +75,23 @@ export interface TesseraConfig {
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
-function positive(seconds: number, name: string): number {
-  if (seconds <= 0) throw new TypeError(`${name} must be greater than zero`);
+const DAY = 86400;
+
+function bounded(value: string | number, name: string, maxSeconds: number): number {
+  const seconds = parseDurationSeconds(value, name);
+  if (seconds <= 0 || seconds > maxSeconds) throw new TypeError(`${name} must be more than 0 s and at most ${maxSeconds / DAY} d`);
   return seconds;
+}
+
+function httpUrl(value: string, name: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new TypeError(`${name} must be an absolute http(s) URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`${name} must be an absolute http(s) URL`);
+  return value;
 }
 
 function integerIn(value: number, min: number, max: number, name: string): number {
@@ -114,14 +128,20 @@ export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraCon
     if (hs256Secret.length < MIN_HMAC_SECRET_BYTES) {
       throw new TypeError(`hs256Secret must be at least ${MIN_HMAC_SECRET_BYTES} bytes`);
     }
+    // Resource servers hold the HS256 key; they must not hold the key that seals private keys.
+    if (options.hs256Secret === secret) throw new TypeError("hs256Secret must differ from secret");
   }
-  const accessTokenTtlSeconds = positive(parseDurationSeconds(options.accessTokenTtl ?? "15m", "accessTokenTtl"), "accessTokenTtl");
-  const refreshTokenTtlSeconds = positive(parseDurationSeconds(options.refreshTokenTtl ?? "3d", "refreshTokenTtl"), "refreshTokenTtl");
-  const sessionTtlSeconds = positive(parseDurationSeconds(options.sessionTtl ?? "30d", "sessionTtl"), "sessionTtl");
+  const accessTokenTtlSeconds = bounded(options.accessTokenTtl ?? "15m", "accessTokenTtl", DAY);
+  const refreshTokenTtlSeconds = bounded(options.refreshTokenTtl ?? "3d", "refreshTokenTtl", 365 * DAY);
+  const sessionTtlSeconds = bounded(options.sessionTtl ?? "30d", "sessionTtl", 365 * DAY);
+  if (refreshTokenTtlSeconds < accessTokenTtlSeconds) throw new TypeError("refreshTokenTtl must be at least accessTokenTtl");
+  if (sessionTtlSeconds < refreshTokenTtlSeconds) throw new TypeError("sessionTtl must be at least refreshTokenTtl");
   const refreshGraceSeconds = parseDurationSeconds(options.refreshGrace ?? "10s", "refreshGrace");
   if (refreshGraceSeconds > 300) throw new TypeError("refreshGrace must be at most 5m");
   const clockSkewSeconds = parseDurationSeconds(options.clockSkew ?? 0, "clockSkew");
   if (clockSkewSeconds > 300) throw new TypeError("clockSkew must be at most 5m");
+  const audience = options.audience ?? "tessera";
+  if (audience.trim() === "" || audience.length > 256) throw new TypeError("audience must be 1 to 256 characters");
   const logLevel = options.logLevel ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) throw new TypeError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
   const defaultRoles = [...(options.defaultRoles ?? ["user"])];
@@ -135,8 +155,8 @@ export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraCon
     databasePoolSize: integerIn(options.databasePoolSize ?? 10, 1, 1000, "databasePoolSize"),
     secret,
     developmentMode: secret === null,
-    issuer: options.issuer ?? `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
-    audience: options.audience ?? "tessera",
+    issuer: httpUrl(options.issuer ?? `http://${host.includes(":") ? `[${host}]` : host}:${port}`, "issuer"),
+    audience,
     signingAlgorithm,
     hs256Secret,
     accessTokenTtlSeconds,

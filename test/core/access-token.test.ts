@@ -178,9 +178,15 @@ describe("createAccessTokenVerifier()", () => {
     expectCode(() => verify(signEs256(key, header, claimsAt(clock, { iat: now + 60, exp: now + 960 }))), "access_token_not_yet_valid");
   });
 
-  it("rejects tokens without exp, sid or sub", () => {
+  it("rejects tokens without exp, sid, sub, iss or aud", () => {
     const { verify, key, clock } = setup();
     const header = { alg: "ES256", typ: "at+jwt", kid: key.kid };
+    const { iss: _iss, ...noIss } = claimsAt(clock);
+    expectCode(() => verify(signEs256(key, header, noIss)), "access_token_claim_invalid");
+    const { aud: _aud, ...noAud } = claimsAt(clock);
+    expectCode(() => verify(signEs256(key, header, noAud)), "access_token_claim_invalid");
+    const { sub: _sub, ...noSub } = claimsAt(clock);
+    expectCode(() => verify(signEs256(key, header, noSub)), "access_token_claim_invalid");
     const { exp: _exp, ...noExp } = claimsAt(clock);
     expectCode(() => verify(signEs256(key, header, noExp)), "access_token_claim_invalid");
     const { sid: _sid, ...noSid } = claimsAt(clock);

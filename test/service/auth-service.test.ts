@@ -303,8 +303,12 @@ describe("AuthService.rotateSigningKey()", () => {
       assert.deepEqual(fixture.service.jwks.keys.map((key) => key.kid).sort(), [oldKid, newKid].sort());
       const signedByFirst = await fixture.service.login("rotator", PASSWORD, context);
       assert.equal(kidOf(signedByFirst.accessToken), newKid);
-      // One access-token lifetime later the retired key is gone from the JWKS.
-      fixture.clock.advance(901);
+      // Still published while instances that have not reloaded may sign with it...
+      fixture.clock.advance(950);
+      await fixture.service.reloadKeys();
+      assert.equal(fixture.service.jwks.keys.length, 2);
+      // ...and gone one access-token lifetime plus the reload interval after retirement.
+      fixture.clock.advance(11);
       await fixture.service.reloadKeys();
       assert.deepEqual(fixture.service.jwks.keys.map((key) => key.kid), [newKid]);
     } finally {
