@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
-import type { AuthService, SessionsRevokedEvent } from "../service/auth-service.js";
+import type { AuthService } from "../service/auth-service.js";
 
 /** The Redis channel revocations are published on; `tessera/verify` subscribes to it. */
 export const REVOCATION_CHANNEL = "tessera:revocations";
@@ -60,39 +60,16 @@ function unixSeconds(date: Date): number {
  */
 export function registerRevocationRoutes(app: FastifyInstance, { service, redisUrl }: RevocationRoutesOptions): void {
   const windowSeconds = service.config.accessTokenTtlSeconds;
-  // Exact revocation times of this instance's own revocations; others are bounded by generated_at.
-  const revokedAt = new Map<string, number>();
-  // Entries arrive in time order, so pruning stops at the first one still inside the window.
-  const prune = (oldest: number) => {
-    for (const [sid, at] of revokedAt) {
-      if (at >= oldest) break;
-      revokedAt.delete(sid);
-    }
-  };
-  const remember = (event: SessionsRevokedEvent) => {
-    const at = unixSeconds(event.revokedAt);
-    prune(at - windowSeconds);
-    for (const sid of event.sessionIds) {
-      revokedAt.delete(sid);
-      revokedAt.set(sid, at);
-    }
-  };
-  const stopRemembering = service.onSessionsRevoked(remember);
-  app.addHook("onClose", (_instance, done) => {
-    stopRemembering();
-    done();
-  });
 
   app.get<{ Querystring: RevocationsQuery }>("/auth/revocations", { schema: revocationSchema }, async (request, reply) => {
     const now = unixSeconds(new Date());
     const oldest = now - windowSeconds;
     const since = Math.max(oldest, request.query.since === undefined ? oldest : Number(request.query.since));
-    prune(oldest);
-    const ids = await service.listRevokedSessionIds(new Date(since * 1000));
+    const revoked = await service.listRevokedSessions(new Date(since * 1000));
     // Shared caches must not keep a stale list; clients poll.
     void reply.header("cache-control", "no-store");
     return {
-      revoked: ids.map((sid) => ({ sid, revoked_at: revokedAt.get(sid) ?? now })),
+      revoked: revoked.map((session) => ({ sid: session.id, revoked_at: unixSeconds(session.revokedAt) })),
       window_seconds: windowSeconds,
       generated_at: now,
     };

@@ -11,7 +11,7 @@ import { deriveSuccessorToken, generateRefreshToken, hashRefreshToken, isWellFor
 import { decideRotation } from "../core/rotation.js";
 import type { PublicJwk } from "../core/signing-key.js";
 import { LIMITS } from "../store/migrations.js";
-import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
+import type { RefreshTokenLookup, RevokedSession, SessionRecord, Store, UserRecord } from "../store/store.js";
 import type { TesseraConfig } from "./config.js";
 import { type KeyRing, type KeyRingOptions, loadKeyRing, rotateSigningKey, type ServiceLogger } from "./key-ring.js";
 import { createArgon2Hasher, type PasswordHasher } from "./password-hasher.js";
@@ -446,9 +446,9 @@ export class AuthService {
     return revoked;
   }
 
-  /** IDs of sessions revoked at or after `since`. */
-  listRevokedSessionIds(since: Date): Promise<string[]> {
-    return this.#store.listRevokedSessionIds(since);
+  /** Sessions revoked at or after `since`, oldest revocation first (the revocation feed). */
+  listRevokedSessions(since: Date): Promise<RevokedSession[]> {
+    return this.#store.listRevokedSessions(since);
   }
 
   // A token signed with a key this instance has not loaded yet (rotated elsewhere) triggers one

@@ -8,6 +8,7 @@ import type {
   PurgeResult,
   RefreshTokenLookup,
   RefreshTokenRecord,
+  RevokedSession,
   RotationWrite,
   SessionRecord,
   SigningKeyRecord,
@@ -268,10 +269,15 @@ export class KyselyStore implements Store {
     });
   }
 
-  listRevokedSessionIds(since: Date): Promise<string[]> {
+  listRevokedSessions(since: Date): Promise<RevokedSession[]> {
     return this.#run(async () => {
-      const rows = await this.#db.selectFrom("sessions").select("id").where("revoked_at", ">=", this.#ts(since)).execute();
-      return rows.map((row) => row.id);
+      const rows = await this.#db
+        .selectFrom("sessions")
+        .select(["id", "revoked_at"])
+        .where("revoked_at", ">=", this.#ts(since))
+        .orderBy("revoked_at")
+        .execute();
+      return rows.map((row) => ({ id: row.id, revokedAt: toDate(row.revoked_at!) }));
     });
   }
 

@@ -68,6 +68,12 @@ export interface AuditEventRecord {
   readonly createdAt: Date;
 }
 
+/** A revoked session and when it was revoked. */
+export interface RevokedSession {
+  readonly id: string;
+  readonly revokedAt: Date;
+}
+
 /** The successor written by {@link Store.rotateRefreshToken}. */
 export interface RotationWrite {
   readonly presentedId: string;
@@ -110,8 +116,8 @@ export interface Store {
   revokeSession(id: string, now: Date, reason: string): Promise<boolean>;
   /** Revokes every unrevoked session of a user; returns their ids. */
   revokeUserSessions(userId: string, now: Date, reason: string): Promise<string[]>;
-  /** IDs of sessions revoked at or after `since`. */
-  listRevokedSessionIds(since: Date): Promise<string[]>;
+  /** Sessions revoked at or after `since`, oldest revocation first. */
+  listRevokedSessions(since: Date): Promise<RevokedSession[]>;
 
   findRefreshToken(tokenHash: string): Promise<RefreshTokenLookup | null>;
   /** The token issued when `parentId` was used, if any. */

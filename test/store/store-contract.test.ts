@@ -363,7 +363,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       });
     });
 
-    describe("revokeUserSessions() and listRevokedSessionIds()", () => {
+    describe("revokeUserSessions() and listRevokedSessions()", () => {
       it("revokes every open session of the user and returns exactly their ids", async () => {
         const { user, session: first } = await seedSession(store);
         const second = aSession(user.id);
@@ -379,11 +379,15 @@ for (const { kind, skip } of await storesUnderTest()) {
         assert.equal((await store.findSession(stranger.id))?.revokedAt, null);
         assert.equal((await store.findSession(earlier.id))?.revokedReason, "logout");
 
-        const since = await store.listRevokedSessionIds(at(5 * HOUR));
-        assert.ok(since.includes(first.id) && since.includes(second.id));
-        assert.ok(!since.includes(earlier.id));
-        assert.ok((await store.listRevokedSessionIds(at(HOUR))).includes(earlier.id));
-        assert.deepEqual(await store.listRevokedSessionIds(at(5 * HOUR + 1)), []);
+        const ours = new Set([first.id, second.id, earlier.id]);
+        const since = (await store.listRevokedSessions(at(5 * HOUR))).filter((row) => ours.has(row.id));
+        assert.deepEqual(since.map((row) => row.id).sort(), [first.id, second.id].sort());
+        for (const row of since) assert.equal(row.revokedAt.getTime(), at(5 * HOUR).getTime());
+        const all = await store.listRevokedSessions(at(HOUR));
+        assert.deepEqual(all.find((row) => row.id === earlier.id), { id: earlier.id, revokedAt: at(HOUR) }, "exact revocation time");
+        const times = all.map((row) => row.revokedAt.getTime());
+        assert.deepEqual(times, [...times].sort((a, b) => a - b), "oldest revocation first");
+        assert.ok((await store.listRevokedSessions(at(5 * HOUR + 1))).every((row) => !ours.has(row.id)));
       });
     });
 
