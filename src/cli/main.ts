@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { isTesseraError } from "../core/errors.js";
 import { createServer } from "../http/server.js";
-import { createAuthService } from "../http/tessera-plugin.js";
+import { createAuthService } from "../service/create-auth-service.js";
 import type { AuthService } from "../service/auth-service.js";
 import type { ServiceLogger } from "../service/key-ring.js";
 import { resolveConfig, type TesseraOptions } from "../service/config.js";
@@ -62,7 +62,13 @@ async function serve(options: TesseraOptions): Promise<void> {
   };
   process.once("SIGINT", () => shutdown("SIGINT"));
   process.once("SIGTERM", () => shutdown("SIGTERM"));
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    // Close what start-up opened (database pool, Redis) so the process can exit.
+    await app.close();
+    throw error;
+  }
 }
 
 async function migrate(options: TesseraOptions): Promise<void> {

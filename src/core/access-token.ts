@@ -180,7 +180,8 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   const checkers = new Map<string, { key: VerificationKey; check: (token: string) => Record<string, unknown> }>();
 
   function checkerFor(key: VerificationKey) {
-    const cached = checkers.get(key.kid);
+    const id = `${key.kid}\u0000${key.alg}`;
+    const cached = checkers.get(id);
     if (cached && sameKey(cached.key, key)) return cached.check;
     const check = createVerifier({
       key: key.key,
@@ -192,7 +193,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       ignoreNotBefore: true,
       cache: false,
     }) as (token: string) => Record<string, unknown>;
-    checkers.set(key.kid, { key, check });
+    checkers.set(id, { key, check });
     return check;
   }
 

@@ -1,3 +1,5 @@
+import { TesseraError } from "./errors.js";
+
 // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1).
 const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 const SCHEME = /^bearer(?: |$)/i;
@@ -19,4 +21,15 @@ export function parseBearerHeader(header: string | readonly string[] | undefined
   if (!SCHEME.test(header)) return { kind: "none" };
   const match = BEARER.exec(header);
   return match?.[1] ? { kind: "token", token: match[1] } : { kind: "malformed" };
+}
+
+/**
+ * The bearer token of an `Authorization` header value. Throws `access_token_missing` when
+ * there is none (or another scheme) and `access_token_malformed` for a bad `Bearer` header.
+ */
+export function readBearerToken(header: string | readonly string[] | undefined): string {
+  const credentials = parseBearerHeader(header);
+  if (credentials.kind === "none") throw new TesseraError("access_token_missing", "no bearer token in the Authorization header");
+  if (credentials.kind === "malformed") throw new TesseraError("access_token_malformed", "the Authorization header is malformed");
+  return credentials.token;
 }

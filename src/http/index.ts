@@ -1,3 +1,4 @@
-export { tessera, createAuthService, type TesseraPluginOptions } from "./tessera-plugin.js";
+export { tessera, type TesseraPluginOptions } from "./tessera-plugin.js";
+export { createAuthService } from "../service/create-auth-service.js";
 export { createServer, type ServerOptions } from "./server.js";
 export { HTTP_ERRORS, type HttpErrorShape, httpErrorOf } from "./error-map.js";

@@ -1,12 +1,10 @@
 import type { FastifyReply, FastifyRequest, RequestPayload } from "fastify";
-import { parseBearerHeader } from "../core/bearer.js";
+import { readBearerToken } from "../core/bearer.js";
 import { type ErrorCode, TesseraError } from "../core/errors.js";
 import type { AuthService, IssuedTokens, Principal, RequestContext } from "../service/auth-service.js";
 
 declare module "fastify" {
   interface FastifyRequest {
-    /** Set by Tessera's bearer check on routes that need an access token. */
-    tesseraPrincipal: Principal | null;
     /** The code of the TesseraError this request was refused with, for metrics. */
     tesseraErrorCode: ErrorCode | null;
   }
@@ -27,12 +25,7 @@ export async function requirePrincipal(service: AuthService, request: FastifyReq
   if (countHeader(request.raw.rawHeaders, "authorization") > 1) {
     throw new TesseraError("access_token_malformed", "more than one Authorization header");
   }
-  const credentials = parseBearerHeader(request.headers.authorization);
-  if (credentials.kind === "none") throw new TesseraError("access_token_missing", "no bearer token in the Authorization header");
-  if (credentials.kind === "malformed") throw new TesseraError("access_token_malformed", "the Authorization header is malformed");
-  const principal = await service.authenticate(credentials.token);
-  request.tesseraPrincipal = principal;
-  return principal;
+  return service.authenticate(readBearerToken(request.headers.authorization));
 }
 
 function countHeader(rawHeaders: readonly string[], name: string): number {

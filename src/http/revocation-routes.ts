@@ -1,9 +1,10 @@
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
+import { epochSeconds } from "../core/clock.js";
+import { REVOCATION_CHANNEL } from "../core/revocation.js";
 import type { AuthService } from "../service/auth-service.js";
 
-/** The Redis channel revocations are published on; `tessera/verify` subscribes to it. */
-export const REVOCATION_CHANNEL = "tessera:revocations";
+export { REVOCATION_CHANNEL };
 
 /** Options of {@link registerRevocationRoutes}. */
 export interface RevocationRoutesOptions {
@@ -48,10 +49,6 @@ export const revocationSchema = {
   },
 } as const;
 
-function unixSeconds(date: Date): number {
-  return Math.floor(date.getTime() / 1000);
-}
-
 /**
  * Registers `GET /auth/revocations?since=<unix s>`: the sessions revoked within the last
  * access-token lifetime (`since` is clamped to it), so resource servers refuse their tokens.
@@ -62,16 +59,14 @@ export function registerRevocationRoutes(app: FastifyInstance, { service, redisU
   const windowSeconds = service.config.accessTokenTtlSeconds;
 
   app.get<{ Querystring: RevocationsQuery }>("/auth/revocations", { schema: revocationSchema }, async (request, reply) => {
-    const now = unixSeconds(new Date());
-    const oldest = now - windowSeconds;
-    const since = Math.max(oldest, request.query.since === undefined ? oldest : Number(request.query.since));
-    const revoked = await service.listRevokedSessions(new Date(since * 1000));
+    const since = request.query.since === undefined ? undefined : new Date(Number(request.query.since) * 1000);
+    const { revoked, generatedAt } = await service.listRecentRevocations(since);
     // Shared caches must not keep a stale list; clients poll.
     void reply.header("cache-control", "no-store");
     return {
-      revoked: revoked.map((session) => ({ sid: session.id, revoked_at: unixSeconds(session.revokedAt) })),
+      revoked: revoked.map((session) => ({ sid: session.id, revoked_at: epochSeconds(session.revokedAt) })),
       window_seconds: windowSeconds,
-      generated_at: now,
+      generated_at: epochSeconds(generatedAt),
     };
   });
 
@@ -96,7 +91,7 @@ function publishRevocations(app: FastifyInstance, service: AuthService, redisUrl
   });
   redis.connect().catch(() => undefined);
   const stop = service.onSessionsRevoked((event) => {
-    const message = JSON.stringify({ sids: event.sessionIds, revoked_at: unixSeconds(event.revokedAt) });
+    const message = JSON.stringify({ sids: event.sessionIds, revoked_at: epochSeconds(event.revokedAt) });
     redis.publish(REVOCATION_CHANNEL, message).catch((error: unknown) => {
       app.log.warn({ err: error instanceof Error ? error.message : "unknown", count: event.sessionIds.length }, "revocation not published to Redis");
     });

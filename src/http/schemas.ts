@@ -1,5 +1,5 @@
 import { PASSWORD_LENGTH } from "../service/auth-service.js";
-import { LIMITS } from "../store/migrations.js";
+import { LIMITS } from "../store/store.js";
 
 /** Longest token accepted in any request field, in characters. */
 export const MAX_TOKEN_FIELD = 8192;

@@ -8,7 +8,8 @@ import swaggerUi from "@fastify/swagger-ui";
 import { httpErrorOf } from "./error-map.js";
 import { registerMetrics } from "./metrics.js";
 import { healthSchemas } from "./schemas.js";
-import { createAuthService, tessera } from "./tessera-plugin.js";
+import { createAuthService } from "../service/create-auth-service.js";
+import { tessera } from "./tessera-plugin.js";
 
 /** Options of {@link createServer}. */
 export interface ServerOptions extends TesseraOptions {
@@ -21,8 +22,6 @@ export interface ServerOptions extends TesseraOptions {
   /** pino options or `false`; default: JSON logs at `logLevel`, secrets redacted. */
   readonly logger?: FastifyServerOptions["logger"];
 }
-
-const KEY_RELOAD_INTERVAL_MS = 60_000;
 
 function openApiOptions(issuer: string): SwaggerOptions {
   return {
@@ -89,8 +88,6 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
       void reply.code(status).header("cache-control", "no-store").send({ error: "invalid_request", error_description: "The request URL is malformed." });
     },
     clientErrorHandler: answerClientError,
-    // Request IDs are generated, never taken from a client header into logs.
-    genReqId: undefined,
     routerOptions: { maxParamLength: 200 },
   });
   if (config.developmentMode) {
@@ -99,15 +96,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     );
   }
   const service = options.service ?? (await createAuthService(options, app.log));
-  // Pick up keys rotated by another instance or `tessera keys rotate`.
-  const keyReload = setInterval(() => {
-    service.reloadKeys().catch((error: unknown) => app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"));
-  }, KEY_RELOAD_INTERVAL_MS);
-  keyReload.unref();
-  app.addHook("onClose", async () => {
-    clearInterval(keyReload);
-    if (!options.service) await service.close();
-  });
+  if (!options.service) app.addHook("onClose", () => service.close());
 
   // API answers get the strictest CSP; the /docs page relaxes it for its own assets only.
   await app.register(helmet, {

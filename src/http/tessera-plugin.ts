@@ -3,16 +3,16 @@ import rateLimit from "@fastify/rate-limit";
 import { Ajv } from "ajv";
 import { Redis } from "ioredis";
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from "fastify";
-import { systemClock } from "../core/clock.js";
 import { isTesseraError } from "../core/errors.js";
-import { AuthService } from "../service/auth-service.js";
-import { resolveConfig, type TesseraOptions } from "../service/config.js";
-import type { ServiceLogger } from "../service/key-ring.js";
-import { openStore } from "../store/open-store.js";
+import type { AuthService } from "../service/auth-service.js";
+import { createAuthService } from "../service/create-auth-service.js";
+import type { TesseraOptions } from "../service/config.js";
 import { registerAuthRoutes } from "./auth-routes.js";
 import { bearerChallenge, httpErrorOf } from "./error-map.js";
 import { isOAuthRoute, registerOAuthRoutes } from "./oauth-routes.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
+
+const KEY_RELOAD_INTERVAL_MS = 60_000;
 
 /** Options of the {@link tessera} Fastify plugin. */
 export interface TesseraPluginOptions extends TesseraOptions {
@@ -27,23 +27,6 @@ export interface TesseraPluginOptions extends TesseraOptions {
 const ajv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: false, strict: false });
 ajv.addFormat("date-time", true);
 
-/** Opens the store named by the options, migrates it, and builds the service. */
-export async function createAuthService(options: TesseraOptions, logger: ServiceLogger): Promise<AuthService> {
-  const config = resolveConfig(options);
-  const store = openStore({
-    url: config.databaseUrl,
-    poolSize: config.databasePoolSize,
-    onPoolError: (error) => logger.warn({ err: error.message }, "database connection error"),
-  });
-  try {
-    await store.migrate();
-    return await AuthService.create({ store, config, clock: systemClock, logger });
-  } catch (error) {
-    await store.close().catch(() => undefined);
-    throw error;
-  }
-}
-
 /**
  * The Fastify plugin serving Tessera's `/auth/*`, `/oauth/*` and `/.well-known/*` routes.
  * Encapsulated: its error handler, validator and hooks apply to its own routes only.
@@ -54,8 +37,17 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   if (ownsService) app.addHook("onClose", () => service.close());
   const config = service.config;
 
+  // Pick up keys rotated by another instance or `tessera keys rotate`.
+  const keyReload = setInterval(() => {
+    service.reloadKeys().catch((error: unknown) => app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"));
+  }, KEY_RELOAD_INTERVAL_MS);
+  keyReload.unref();
+  app.addHook("onClose", (_instance, done) => {
+    clearInterval(keyReload);
+    done();
+  });
+
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
-  app.decorateRequest("tesseraPrincipal", null);
   if (!app.hasRequestDecorator("tesseraErrorCode")) app.decorateRequest("tesseraErrorCode", null);
   if (!app.hasContentTypeParser("application/x-www-form-urlencoded")) await app.register(formbody);
   if (!app.hasDecorator("rateLimit")) {

@@ -10,9 +10,8 @@ import { type ErrorCode, TesseraError } from "../core/errors.js";
 import { deriveSuccessorToken, generateRefreshToken, hashRefreshToken, isWellFormedRefreshToken } from "../core/refresh-token.js";
 import { decideRotation } from "../core/rotation.js";
 import type { PublicJwk } from "../core/signing-key.js";
-import { LIMITS } from "../store/migrations.js";
-import type { RefreshTokenLookup, RevokedSession, SessionRecord, Store, UserRecord } from "../store/store.js";
-import type { TesseraConfig } from "./config.js";
+import { LIMITS, type RefreshTokenLookup, type RevokedSession, type SessionRecord, type Store, type UserRecord } from "../store/store.js";
+import { ROLE_NAME, type TesseraConfig } from "./config.js";
 import { type KeyRing, type KeyRingOptions, loadKeyRing, rotateSigningKey, type ServiceLogger } from "./key-ring.js";
 import { createArgon2Hasher, type PasswordHasher } from "./password-hasher.js";
 
@@ -82,7 +81,6 @@ const KEY_RELOAD_COOLDOWN_MS = 10_000;
 /** Shortest and longest accepted passwords, in characters. */
 export const PASSWORD_LENGTH = Object.freeze({ min: 8, max: 1024 });
 const USERNAME = /^[\p{L}\p{N}._@+-]{3,64}$/u;
-const ROLE = /^[\w:.-]{1,64}$/;
 
 /** Usernames compare case- and width-insensitively: `Alice` and `ａｌｉｃｅ` are one user. */
 export function normalizeUsername(username: string): string {
@@ -108,6 +106,7 @@ export class AuthService {
   #keys: KeyRing;
   #sign: ReturnType<typeof createAccessTokenSigner>;
   #lastKeyReload = Number.NEGATIVE_INFINITY;
+  #keyReload: Promise<void> | null = null;
   readonly #dummyHash: string;
   readonly #verify: ReturnType<typeof createAccessTokenVerifier>;
   readonly #revocationListeners = new Set<(event: SessionsRevokedEvent) => void>();
@@ -161,7 +160,7 @@ export class AuthService {
     };
     const keys = await loadKeyRing(keyRingOptions);
     // Unknown users get the same argon2 work as known ones, against this hash.
-    const dummyHash = await full.hasher.hash(randomBytes(24).toString("base64url"));
+    const dummyHash = full.hasher.unknownUserHash ?? (await full.hasher.hash(randomBytes(24).toString("base64url")));
     return new AuthService(full, keyRingOptions, keys, dummyHash);
   }
 
@@ -169,11 +168,19 @@ export class AuthService {
    * Re-reads the signing keys from the store: picks up keys rotated by another instance or by
    * `tessera keys rotate`, and drops retired keys past their grace. Servers call it periodically.
    */
-  async reloadKeys(): Promise<void> {
-    this.#lastKeyReload = performance.now();
-    const keys = await loadKeyRing(this.#keyRingOptions);
-    this.#keys = keys;
-    this.#sign = this.#signerFor(keys);
+  reloadKeys(): Promise<void> {
+    // Concurrent callers share one reload.
+    this.#keyReload ??= (async () => {
+      this.#lastKeyReload = performance.now();
+      try {
+        const keys = await loadKeyRing(this.#keyRingOptions);
+        if (keys.signingKey.kid !== this.#keys.signingKey.kid) this.#sign = this.#signerFor(keys);
+        this.#keys = keys;
+      } finally {
+        this.#keyReload = null;
+      }
+    })();
+    return this.#keyReload;
   }
 
   /**
@@ -251,21 +258,22 @@ export class AuthService {
     }
     const now = this.#clock.now();
     const refreshToken = generateRefreshToken();
+    const expiresAt = addSeconds(now, this.#config.sessionTtlSeconds);
+    const tokenExpiresAt = this.#refreshExpiry(now, { expiresAt });
     const session: SessionRecord = {
       id: randomUUID(),
       userId: user.id,
       createdAt: now,
       lastUsedAt: now,
-      expiresAt: addSeconds(now, this.#config.sessionTtlSeconds),
-      idleExpiresAt: now,
+      expiresAt,
+      idleExpiresAt: tokenExpiresAt,
       revokedAt: null,
       revokedReason: null,
       userAgent: truncate(context.userAgent, LIMITS.userAgent),
       ip: truncate(context.ip, LIMITS.ip),
     };
-    const tokenExpiresAt = this.#refreshExpiry(now, session);
     await this.#store.createSession(
-      { ...session, idleExpiresAt: tokenExpiresAt },
+      session,
       { id: randomUUID(), sessionId: session.id, tokenHash: hashRefreshToken(refreshToken), parentId: null, createdAt: now, expiresAt: tokenExpiresAt, usedAt: null },
     );
     await this.#audit("login_succeeded", context, { userId: user.id, sessionId: session.id });
@@ -317,7 +325,8 @@ export class AuthService {
         }
       }
     }
-    return reject("refresh_token_unknown", "the refresh token could not be rotated");
+    // Only reachable if the database keeps changing under us: retryable, not the session's end.
+    return reject("store_unavailable", "the refresh token could not be rotated; retry");
   }
 
   /** Ends the session of a refresh token. Unknown or malformed tokens are ignored. */
@@ -413,10 +422,11 @@ export class AuthService {
 
   /** Replaces a user's roles (administration). Throws `invalid_request` for an unknown user or a bad role name. */
   async setUserRoles(username: string, roles: readonly string[]): Promise<UserView> {
-    if (!roles.every((role) => ROLE.test(role))) reject("invalid_request", "role names are 1 to 64 letters, digits or _ : . -");
+    if (!roles.every((role) => ROLE_NAME.test(role))) reject("invalid_request", "role names are 1 to 64 letters, digits or _ : . -");
     const user = await this.#store.findUserByUsername(normalizeUsername(username));
-    if (!user || !(await this.#store.setUserRoles(user.id, [...new Set(roles)]))) reject("invalid_request", "no such user");
-    return { id: user.id, username: user.username, roles: [...new Set(roles)] };
+    const unique = [...new Set(roles)];
+    if (!user || !(await this.#store.setUserRoles(user.id, unique))) reject("invalid_request", "no such user");
+    return { id: user.id, username: user.username, roles: unique };
   }
 
   /** A user's open sessions (administration). Throws `invalid_request` for an unknown user. */
@@ -446,9 +456,16 @@ export class AuthService {
     return revoked;
   }
 
-  /** Sessions revoked at or after `since`, oldest revocation first (the revocation feed). */
-  listRevokedSessions(since: Date): Promise<RevokedSession[]> {
-    return this.#store.listRevokedSessions(since);
+  /**
+   * The revocation feed: sessions revoked at or after `since` (clamped to the last access-token
+   * lifetime, since older revocations concern only expired tokens), oldest first, and the
+   * moment the answer describes.
+   */
+  async listRecentRevocations(since?: Date): Promise<{ revoked: RevokedSession[]; windowStart: Date; generatedAt: Date }> {
+    const generatedAt = this.#clock.now();
+    const windowStart = addSeconds(generatedAt, -this.#config.accessTokenTtlSeconds);
+    const from = since !== undefined && since > windowStart ? since : windowStart;
+    return { revoked: await this.#store.listRevokedSessions(from), windowStart, generatedAt };
   }
 
   // A token signed with a key this instance has not loaded yet (rotated elsewhere) triggers one
@@ -456,6 +473,7 @@ export class AuthService {
   async #reloadKeysForUnknownKid(accessToken: string): Promise<void> {
     const header = decodeProtectedHeader(accessToken, [this.#config.signingAlgorithm]);
     if (this.#keys.findVerificationKey(header.kid, header.alg)) return;
+    if (this.#keyReload) return this.#keyReload;
     if (performance.now() - this.#lastKeyReload < KEY_RELOAD_COOLDOWN_MS) return;
     await this.reloadKeys();
   }

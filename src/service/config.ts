@@ -1,6 +1,9 @@
 import { parseDurationSeconds } from "../core/duration.js";
 import { isSigningAlgorithm, MIN_HMAC_SECRET_BYTES, SIGNING_ALGORITHMS, type SigningAlgorithm } from "../core/signing-key.js";
-import { storeKindOf } from "../store/open-store.js";
+import { storeKindOf } from "../store/store.js";
+
+/** What a role name may look like: 1 to 64 letters, digits or `_ : . -`. */
+export const ROLE_NAME = /^[\w:.-]{1,64}$/;
 
 /** Shortest accepted `secret`, in characters. */
 export const MIN_SECRET_LENGTH = 32;
@@ -145,7 +148,7 @@ export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraCon
   const logLevel = options.logLevel ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) throw new TypeError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
   const defaultRoles = [...(options.defaultRoles ?? ["user"])];
-  if (!defaultRoles.every((role) => typeof role === "string" && /^[\w:.-]{1,64}$/.test(role))) {
+  if (!defaultRoles.every((role) => typeof role === "string" && ROLE_NAME.test(role))) {
     throw new TypeError("defaultRoles must be role names of letters, digits, _ : . -");
   }
   return Object.freeze({

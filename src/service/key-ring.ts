@@ -53,8 +53,13 @@ function verificationKeyOf(record: SigningKeyRecord): { key: VerificationKey; jw
   return { key: { kid: record.kid, alg: record.alg as SigningAlgorithm, key: pem }, jwk };
 }
 
-async function serverSecret(options: KeyRingOptions): Promise<{ secret: string; encryption: KeyEncryption }> {
+async function serverSecret(options: KeyRingOptions, existing: readonly SigningKeyRecord[]): Promise<{ secret: string; encryption: KeyEncryption }> {
   if (options.secret !== null) return { secret: options.secret, encryption: "secret" };
+  // Without TESSERA_SECRET on a database whose keys were sealed with one, the deployment is
+  // wrong: refuse, rather than write a development secret and key beside them.
+  if (options.algorithm !== "HS256" && existing.some((record) => record.retiredAt === null && record.encryption === "secret")) {
+    throw new TesseraError("signing_key_unavailable", "this database's signing keys are sealed with TESSERA_SECRET; set it");
+  }
   // Development mode still needs a secret nobody else knows: keep a random one in the database.
   const secret = await options.store.ensureSetting(DEVELOPMENT_SECRET_SETTING, randomBytes(32).toString("base64url"));
   return { secret, encryption: "development" };
@@ -86,7 +91,7 @@ async function storeNewKey(
  */
 export async function rotateSigningKey(options: KeyRingOptions): Promise<string> {
   if (options.algorithm === "HS256") throw new TypeError("HS256 signs with TESSERA_HS256_SECRET; rotate that secret instead");
-  const { secret, encryption } = await serverSecret(options);
+  const { secret, encryption } = await serverSecret(options, await options.store.listSigningKeys());
   const now = options.clock.now();
   const key = await storeNewKey(options.store, options.algorithm, deriveKey(secret, ENCRYPTION_PURPOSE), encryption, now);
   for (const record of await options.store.listSigningKeys()) {
@@ -103,7 +108,8 @@ export async function rotateSigningKey(options: KeyRingOptions): Promise<string>
  */
 export async function loadKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   const { store, algorithm, clock, logger } = options;
-  const { secret, encryption } = await serverSecret(options);
+  const existing = await store.listSigningKeys();
+  const { secret, encryption } = await serverSecret(options, existing);
   const rotationKey = deriveKey(secret, ROTATION_PURPOSE);
   if (algorithm === "HS256") {
     if (!options.hs256Secret) throw new TypeError("hs256Secret is required for HS256");
@@ -119,19 +125,20 @@ export async function loadKeyRing(options: KeyRingOptions): Promise<KeyRing> {
 
   const sealingKey = deriveKey(secret, ENCRYPTION_PURPOSE);
   const now = clock.now();
-  for (const record of await store.listSigningKeys()) {
-    if (record.retiredAt === null && record.encryption === "development" && encryption === "secret") {
-      await store.retireSigningKey(record.kid, now);
-      logger.warn({ kid: record.kid }, "retired a signing key sealed in development mode");
-    }
+  let records = existing;
+  const sealedInDevelopment = encryption === "secret" ? records.filter((record) => record.retiredAt === null && record.encryption === "development") : [];
+  for (const record of sealedInDevelopment) {
+    await store.retireSigningKey(record.kid, now);
+    logger.warn({ kid: record.kid }, "retired a signing key sealed in development mode");
   }
+  if (sealedInDevelopment.length > 0) records = await store.listSigningKeys();
   const isUsable = (record: SigningKeyRecord) => record.retiredAt === null && record.alg === algorithm && record.encryption === encryption;
-  if (!(await store.listSigningKeys()).some(isUsable)) {
+  if (!records.some(isUsable)) {
     const key = await storeNewKey(store, algorithm, sealingKey, encryption, now);
     logger.info({ kid: key.kid, alg: key.alg }, "created a signing key");
+    // Re-read: when instances start together, all of them settle on the oldest usable key.
+    records = await store.listSigningKeys();
   }
-  // Re-read: when instances start together, all of them settle on the oldest usable key.
-  const records = await store.listSigningKeys();
   const current = records.find(isUsable);
   if (!current) throw new TesseraError("signing_key_unavailable", "no usable signing key");
   const signingKey = signingKeyFromPem(algorithm, open(sealingKey, current.privateKeySealed, current.kid));

@@ -1,8 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from "kysely";
-import type { StoreKind } from "./store.js";
+import { LIMITS, type StoreKind } from "./store.js";
 
-/** Length limits shared by the schema and the HTTP validation. */
-export const LIMITS = Object.freeze({ username: 64, userAgent: 512, ip: 64, reason: 64 });
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations must not depend on today's schema types
 type AnyDb = Kysely<any>;

@@ -6,7 +6,9 @@ import { createPool as createMysqlPool } from "mysql2";
 import pg from "pg";
 import { KyselyStore } from "./kysely-store.js";
 import type { Database } from "./schema.js";
-import type { Store, StoreKind } from "./store.js";
+import { type Store, storeKindOf } from "./store.js";
+
+export { storeKindOf };
 
 /** Options of {@link openStore}. */
 export interface OpenStoreOptions {
@@ -16,15 +18,6 @@ export interface OpenStoreOptions {
   readonly poolSize?: number;
   /** Called with errors of idle pooled connections (for logging); they never crash the process. */
   readonly onPoolError?: (error: Error) => void;
-}
-
-/** The store kind a database URL selects. Throws `TypeError` for an unknown scheme. */
-export function storeKindOf(url: string): StoreKind {
-  const scheme = url.slice(0, url.indexOf(":")).toLowerCase();
-  if (scheme === "sqlite" || scheme === "file") return "sqlite";
-  if (scheme === "postgres" || scheme === "postgresql") return "postgres";
-  if (scheme === "mysql" || scheme === "mariadb") return "mysql";
-  throw new TypeError("database URL must start with sqlite:, postgres:// or mysql://");
 }
 
 /** The file path of a `sqlite:` URL, or `:memory:`. */

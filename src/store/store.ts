@@ -155,3 +155,15 @@ export const STORE_KINDS = ["sqlite", "postgres", "mysql"] as const;
 
 /** One of {@link STORE_KINDS}. */
 export type StoreKind = (typeof STORE_KINDS)[number];
+
+/** The store kind a database URL selects. Throws `TypeError` for an unknown scheme. */
+export function storeKindOf(url: string): StoreKind {
+  const scheme = url.slice(0, url.indexOf(":")).toLowerCase();
+  if (scheme === "sqlite" || scheme === "file") return "sqlite";
+  if (scheme === "postgres" || scheme === "postgresql") return "postgres";
+  if (scheme === "mysql" || scheme === "mariadb") return "mysql";
+  throw new TypeError("database URL must start with sqlite:, postgres:// or mysql://");
+}
+
+/** Length limits shared by the schema and the HTTP validation. */
+export const LIMITS = Object.freeze({ username: 64, userAgent: 512, ip: 64, reason: 64 });

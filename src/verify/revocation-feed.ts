@@ -84,7 +84,11 @@ export class RevocationFeed {
     this.ready = this.poll();
     this.#timer = setInterval(() => void this.poll(), options.intervalSeconds * 1000);
     this.#timer.unref();
-    if (options.redisUrl !== null) void this.#subscribe(options.redisUrl);
+    if (options.redisUrl !== null) {
+      this.#subscribe(options.redisUrl).catch((error: unknown) => {
+        options.logger.warn({ err: error instanceof Error ? error.message : "unknown" }, "Redis revocation channel could not start; polling continues");
+      });
+    }
   }
 
   /** Fetches the feed once (joining a poll already running). Never throws. */

@@ -1,3 +1,4 @@
+import { REVOCATION_CHANNEL } from "../core/revocation.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import { hmacSigningKey, isSigningAlgorithm, MIN_HMAC_SECRET_BYTES, SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKey } from "../core/signing-key.js";
 import { keysFromJwks, type JsonWebKeySet, type KeysByKid } from "./jwk-keys.js";
@@ -75,8 +76,7 @@ export interface VerifierConfig {
   readonly logger: VerifierLogger;
 }
 
-/** The Redis channel Tessera publishes revocations on. */
-export const REVOCATION_CHANNEL = "tessera:revocations";
+export { REVOCATION_CHANNEL };
 
 const consoleLogger: VerifierLogger = Object.freeze({
   warn: (details: Record<string, unknown>, message: string) => console.warn(`tessera/verify: ${message}`, details),

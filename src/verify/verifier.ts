@@ -1,5 +1,5 @@
 import { type AccessTokenClaims, createAccessTokenVerifier, decodeProtectedHeader } from "../core/access-token.js";
-import { parseBearerHeader } from "../core/bearer.js";
+import { readBearerToken } from "../core/bearer.js";
 import { epochSeconds } from "../core/clock.js";
 import { type ErrorCode, TesseraError } from "../core/errors.js";
 import type { SigningAlgorithm, VerificationKey } from "../core/signing-key.js";
@@ -135,10 +135,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     config,
     verify,
     async authenticate(authorization: string | readonly string[] | undefined): Promise<AccessTokenClaims> {
-      const credentials = parseBearerHeader(authorization);
-      if (credentials.kind === "none") fail("access_token_missing", "no bearer token in the Authorization header");
-      if (credentials.kind === "malformed") fail("access_token_malformed", "the Authorization header is malformed");
-      return verify(credentials.token);
+      return verify(readBearerToken(authorization));
     },
     stats: (): VerifierStats => ({
       tokenCacheHits: hits,

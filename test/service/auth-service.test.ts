@@ -268,6 +268,19 @@ describe("AuthService in development mode", () => {
   });
 });
 
+describe("AuthService without a secret on a database sealed with one", () => {
+  it("refuses to start instead of signing with a development key beside the real ones", async () => {
+    const fixture = await serviceFixture();
+    try {
+      await assert.rejects(fixture.another({ secret: "" }), (error: unknown) => error instanceof TesseraError && error.code === "signing_key_unavailable");
+      const keys = await fixture.store.listSigningKeys();
+      assert.deepEqual(keys.map((key) => key.encryption), ["secret"], "no development key was written");
+    } finally {
+      await fixture.close();
+    }
+  });
+});
+
 describe("AuthService with HS256", () => {
   it("signs with the shared secret and publishes no keys", async () => {
     const fixture = await serviceFixture({ signingAlgorithm: "HS256", hs256Secret: "s".repeat(32) });
