@@ -42,7 +42,7 @@ export interface TesseraOptions {
   readonly clockSkew?: string | number;
   /** Redis for rate limits shared between instances. Default none (in memory). */
   readonly redisUrl?: string;
-  /** Requests per minute per client IP on login, register and refresh. Default 30; 0 turns limits off. */
+  /** Requests per minute per client IP on login, register, refresh and `/oauth/token`. Default 30; 0 turns limits off. */
   readonly rateLimitPerMinute?: number;
   /** Honour `X-Forwarded-For` from a proxy in front. Default false. */
   readonly trustProxy?: boolean;

@@ -255,18 +255,20 @@ export class KyselyStore implements Store {
   }
 
   revokeUserSessions(userId: string, now: Date, reason: string): Promise<string[]> {
-    return this.#run(async () => {
-      const open = await this.#db.selectFrom("sessions").select("id").where("user_id", "=", userId).where("revoked_at", "is", null).execute();
+    const revoke = (db: Kysely<Database> | Transaction<Database>) =>
+      db.updateTable("sessions").set({ revoked_at: this.#ts(now), revoked_reason: reason }).where("user_id", "=", userId).where("revoked_at", "is", null);
+    if (this.kind !== "mysql") {
+      // One statement: the ids returned are exactly the sessions this call revoked.
+      return this.#run(async () => (await revoke(this.#db).returning("id").execute()).map((row) => row.id));
+    }
+    // MySQL has no UPDATE … RETURNING: lock the rows, then revoke exactly those.
+    return this.#run(() => this.#transaction(async (trx) => {
+      const open = await trx.selectFrom("sessions").select("id").where("user_id", "=", userId).where("revoked_at", "is", null).forUpdate().execute();
       if (open.length === 0) return [];
       const ids = open.map((row) => row.id);
-      await this.#db
-        .updateTable("sessions")
-        .set({ revoked_at: this.#ts(now), revoked_reason: reason })
-        .where("id", "in", ids)
-        .where("revoked_at", "is", null)
-        .execute();
+      await revoke(trx).where("id", "in", ids).execute();
       return ids;
-    });
+    }));
   }
 
   listRevokedSessions(since: Date): Promise<RevokedSession[]> {

@@ -1,3 +1,4 @@
+import { readCappedText } from "./read-capped.js";
 import type { Clock } from "../core/clock.js";
 import type { SigningAlgorithm, VerificationKey } from "../core/signing-key.js";
 import { findKeyIn, keysFromJwks, type KeysByKid } from "./jwk-keys.js";
@@ -6,7 +7,7 @@ import type { VerifierLogger } from "./verifier-options.js";
 /** Bounds applied to a JWKS response's `Cache-Control: max-age`, in seconds. */
 export const JWKS_MAX_AGE = Object.freeze({ minSeconds: 30, maxSeconds: 24 * 60 * 60, defaultSeconds: 5 * 60 });
 
-/** Largest JWKS response body accepted, in characters. */
+/** Largest JWKS response body accepted, in bytes. */
 export const MAX_JWKS_BODY_LENGTH = 512 * 1024;
 
 /** Options of {@link JwksCache}. */
@@ -100,8 +101,7 @@ export class JwksCache {
         signal: AbortSignal.timeout(timeoutMs),
       });
       if (!response.ok) throw new Error(`the JWKS endpoint answered ${response.status}`);
-      const text = await response.text();
-      if (text.length > MAX_JWKS_BODY_LENGTH) throw new Error("the JWKS response is too large");
+      const text = await readCappedText(response, MAX_JWKS_BODY_LENGTH, "JWKS");
       const keys = keysFromJwks(JSON.parse(text), algorithms);
       if (keys.size === 0) throw new Error("the JWKS has no key usable with the allowed algorithms");
       this.#keys = keys;

@@ -1,3 +1,4 @@
+import { readCappedText } from "./read-capped.js";
 import type { Redis } from "ioredis";
 import { type Clock, epochSeconds } from "../core/clock.js";
 import type { RevokedSessions } from "./revoked-sessions.js";
@@ -108,8 +109,7 @@ export class RevocationFeed {
     try {
       const response = await this.#options.fetch(target, { headers: { accept: "application/json" }, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
       if (!response.ok) throw new Error(`the revocation feed answered ${response.status}`);
-      const text = await response.text();
-      if (text.length > MAX_FEED_BODY_LENGTH) throw new Error("the revocation feed response is too large");
+      const text = await readCappedText(response, MAX_FEED_BODY_LENGTH, "revocation feed");
       const feed = parseFeedResponse(JSON.parse(text));
       if (feed === null) throw new Error("the revocation feed response is not understood");
       const now = epochSeconds(clock.now());

@@ -391,6 +391,23 @@ for (const { kind, skip } of await storesUnderTest()) {
       });
     });
 
+    describe("revokeUserSessions() under concurrency", () => {
+      it("reports each revoked session to exactly one of two racing calls", async () => {
+        const { user, session } = await seedSession(store);
+        const ids = [session.id];
+        for (let i = 0; i < 5; i += 1) {
+          const more = aSession(user.id);
+          await store.createSession(more, aToken(more.id));
+          ids.push(more.id);
+        }
+        const [one, two] = await Promise.all([
+          store.revokeUserSessions(user.id, at(HOUR), "logout_all"),
+          store.revokeUserSessions(user.id, at(HOUR), "logout_all"),
+        ]);
+        assert.deepEqual([...one, ...two].sort(), [...ids].sort());
+      });
+    });
+
     describe("ensureSetting()", () => {
       it("keeps the first value stored, even under concurrent calls from two instances", async () => {
         const name = `setting-${randomBytes(4).toString("hex")}`;

@@ -111,6 +111,19 @@ void describe("createVerifier() with a remote JWK Set", () => {
     assert.equal((await verifier.verify(tokenFor())).iss, ISSUER);
   });
 
+  void it("refuses a JWKS response larger than 512 KiB, even one sent without Content-Length", async () => {
+    const huge = { keys: [...signer.jwks.keys, { kty: "oct", k: "x".repeat(600 * 1024) }] };
+    const verifier = verifierFor({
+      // Strip Content-Length by re-streaming the body: the cap must hold while reading.
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        return new Response(response.body, { status: response.status, headers: { "content-type": "application/json" } });
+      },
+    });
+    jwksServer.respond(200, huge);
+    assert.equal(await rejectionCode(verifier.verify(tokenFor())), "verification_keys_unavailable");
+  });
+
   void it("gives up a fetch after fetchTimeoutMs", async () => {
     jwksServer.delay(1000);
     const verifier = verifierFor({ fetchTimeoutMs: 100 });
