@@ -1,3 +1,4 @@
+import { BEARER_ERROR_DESCRIPTIONS, DEFAULT_REALM } from "../core/bearer.js";
 import { type ErrorCode, isTesseraError } from "../core/errors.js";
 
 /** How one error code appears over HTTP. */
@@ -23,13 +24,13 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
   session_revoked: { status: 401, error: "invalid_grant", description: "The session has been revoked." },
   session_expired: { status: 401, error: "invalid_grant", description: "The session has expired." },
   session_not_found: { status: 404, error: "not_found", description: "No such session." },
-  access_token_missing: { status: 401, error: "invalid_token", description: "An access token is required.", bearer: "no_error" },
-  access_token_malformed: { status: 401, error: "invalid_token", description: "The access token is malformed.", bearer: "invalid_token" },
-  access_token_invalid: { status: 401, error: "invalid_token", description: "The access token is invalid.", bearer: "invalid_token" },
-  access_token_expired: { status: 401, error: "invalid_token", description: "The access token has expired.", bearer: "invalid_token" },
-  access_token_not_yet_valid: { status: 401, error: "invalid_token", description: "The access token is not valid yet.", bearer: "invalid_token" },
-  access_token_claim_invalid: { status: 401, error: "invalid_token", description: "The access token is not accepted here.", bearer: "invalid_token" },
-  access_token_revoked: { status: 401, error: "invalid_token", description: "The access token's session has ended.", bearer: "invalid_token" },
+  access_token_missing: { status: 401, error: "invalid_token", description: BEARER_ERROR_DESCRIPTIONS.access_token_missing, bearer: "no_error" },
+  access_token_malformed: { status: 401, error: "invalid_token", description: BEARER_ERROR_DESCRIPTIONS.access_token_malformed, bearer: "invalid_token" },
+  access_token_invalid: { status: 401, error: "invalid_token", description: BEARER_ERROR_DESCRIPTIONS.access_token_invalid, bearer: "invalid_token" },
+  access_token_expired: { status: 401, error: "invalid_token", description: BEARER_ERROR_DESCRIPTIONS.access_token_expired, bearer: "invalid_token" },
+  access_token_not_yet_valid: { status: 401, error: "invalid_token", description: BEARER_ERROR_DESCRIPTIONS.access_token_not_yet_valid, bearer: "invalid_token" },
+  access_token_claim_invalid: { status: 401, error: "invalid_token", description: BEARER_ERROR_DESCRIPTIONS.access_token_claim_invalid, bearer: "invalid_token" },
+  access_token_revoked: { status: 401, error: "invalid_token", description: BEARER_ERROR_DESCRIPTIONS.access_token_revoked, bearer: "invalid_token" },
   unsupported_grant_type: { status: 400, error: "unsupported_grant_type", description: "Only grant_type=refresh_token is supported." },
   invalid_scope: { status: 400, error: "invalid_scope", description: "The requested scope exceeds the granted scope." },
   signing_key_unavailable: { status: 500, error: "server_error", description: "The server cannot sign tokens." },
@@ -38,7 +39,7 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
 });
 
 /** The realm named in `WWW-Authenticate` challenges. */
-export const REALM = "tessera";
+export const REALM = DEFAULT_REALM;
 
 /** An RFC 6750 §3 challenge; `error` is omitted when the request had no credentials. */
 export function bearerChallenge(shape: Pick<HttpErrorShape, "bearer" | "description">): string {

@@ -30,7 +30,7 @@ const refreshTokenBody = {
 } as const;
 
 /** RFC 6749 §5.1 successful token response. */
-export const tokenResponse = {
+const tokenResponse = {
   type: "object",
   required: ["access_token", "token_type", "expires_in", "refresh_token", "refresh_token_expires_in"],
   properties: {

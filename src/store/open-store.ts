@@ -21,7 +21,7 @@ export interface OpenStoreOptions {
 }
 
 /** The file path of a `sqlite:` URL, or `:memory:`. */
-export function sqlitePathOf(url: string): string {
+function sqlitePathOf(url: string): string {
   const rest = url.slice(url.indexOf(":") + 1);
   if (rest === ":memory:" || rest === "") return ":memory:";
   return rest.startsWith("//") ? rest.slice(2) : rest;

@@ -3,6 +3,7 @@ import type { ColumnType } from "kysely";
 /** Timestamps: ISO-8601 UTC text on SQLite, `timestamptz` on PostgreSQL, `DATETIME(3)` in UTC on MySQL. */
 export type TimestampColumn = ColumnType<Date | string, Date | string, Date | string>;
 
+/** Row of `users`. */
 export interface UsersTable {
   id: string;
   username: string;
@@ -12,6 +13,7 @@ export interface UsersTable {
   created_at: TimestampColumn;
 }
 
+/** Row of `sessions`: one login. */
 export interface SessionsTable {
   id: string;
   user_id: string;
@@ -25,6 +27,7 @@ export interface SessionsTable {
   ip: string | null;
 }
 
+/** Row of `refresh_tokens`: only the SHA-256 of each token. */
 export interface RefreshTokensTable {
   id: string;
   session_id: string;
@@ -35,6 +38,7 @@ export interface RefreshTokensTable {
   used_at: TimestampColumn | null;
 }
 
+/** Row of `signing_keys`: public JWK JSON and the sealed private key. */
 export interface SigningKeysTable {
   kid: string;
   alg: string;
@@ -45,11 +49,13 @@ export interface SigningKeysTable {
   retired_at: TimestampColumn | null;
 }
 
+/** Row of `settings`: server-wide values such as the development secret. */
 export interface SettingsTable {
   name: string;
   value: string;
 }
 
+/** Row of `audit_events`. */
 export interface AuditEventsTable {
   id: string;
   type: string;

@@ -99,16 +99,21 @@ export interface Store {
   migrate(): Promise<void>;
   /** Succeeds when the database answers. */
   ping(): Promise<void>;
+  /** Closes the connections; the store is unusable afterwards. */
   close(): Promise<void>;
 
   /** Inserts a user; `false` when the username is taken. */
   createUser(user: UserRecord): Promise<boolean>;
+  /** The user with this (already normalized) username, or `null`. */
   findUserByUsername(username: string): Promise<UserRecord | null>;
+  /** The user with this id, or `null`. */
   findUserById(id: string): Promise<UserRecord | null>;
+  /** Replaces a user's roles; `false` when there is no such user. */
   setUserRoles(id: string, roles: readonly string[]): Promise<boolean>;
 
   /** Inserts a session and its first refresh token in one transaction. */
   createSession(session: SessionRecord, firstToken: RefreshTokenRecord): Promise<void>;
+  /** The session with this id, revoked or not, or `null`. */
   findSession(id: string): Promise<SessionRecord | null>;
   /** Sessions of a user that are neither revoked nor expired at `now`, newest first. */
   listActiveSessions(userId: string, now: Date): Promise<SessionRecord[]>;
@@ -119,6 +124,7 @@ export interface Store {
   /** Sessions revoked at or after `since`, oldest revocation first. */
   listRevokedSessions(since: Date): Promise<RevokedSession[]>;
 
+  /** The refresh token with this SHA-256, with its session and user (one query), or `null`. */
   findRefreshToken(tokenHash: string): Promise<RefreshTokenLookup | null>;
   /** The token issued when `parentId` was used, if any. */
   findSuccessor(parentId: string): Promise<RefreshTokenRecord | null>;
@@ -131,14 +137,19 @@ export interface Store {
    */
   rotateRefreshToken(write: RotationWrite): Promise<boolean>;
 
+  /** Every signing key, retired ones too, oldest first. */
   listSigningKeys(): Promise<SigningKeyRecord[]>;
+  /** Stores a new signing key (its private part already sealed). */
   insertSigningKey(key: SigningKeyRecord): Promise<void>;
+  /** Marks a key retired at `now`, unless it already is. */
   retireSigningKey(kid: string, now: Date): Promise<void>;
 
   /** Stores `value` under `name` unless a value is there already; returns the stored value. */
   ensureSetting(name: string, value: string): Promise<string>;
 
+  /** Appends an audit event. */
   insertAuditEvent(event: AuditEventRecord): Promise<void>;
+  /** Audit events of a user or session, newest first, at most `limit` (default 100). */
   listAuditEvents(filter: { userId?: string; sessionId?: string; limit?: number }): Promise<AuditEventRecord[]>;
 
   /**

@@ -1,9 +1,9 @@
 import type { AccessTokenClaims } from "../core/access-token.js";
+import { BEARER_ERROR_DESCRIPTIONS, DEFAULT_REALM } from "../core/bearer.js";
 import { type ErrorCode, isTesseraError } from "../core/errors.js";
 import type { Verifier } from "./verifier.js";
 
-/** The realm named in `WWW-Authenticate` unless an adapter is given another. */
-export const DEFAULT_REALM = "tessera";
+export { DEFAULT_REALM };
 
 /** Options every framework adapter takes. */
 export interface AuthMiddlewareOptions {
@@ -30,17 +30,8 @@ export interface AuthAnswer {
   readonly body: { readonly error: string; readonly error_description: string };
 }
 
-// Mirrors the server's src/http/error-map.ts so every API answers alike; the verifier must not
-// import the server, hence the copy of these rows.
-const DESCRIPTIONS: Partial<Record<ErrorCode, string>> = {
-  access_token_missing: "An access token is required.",
-  access_token_malformed: "The access token is malformed.",
-  access_token_invalid: "The access token is invalid.",
-  access_token_expired: "The access token has expired.",
-  access_token_not_yet_valid: "The access token is not valid yet.",
-  access_token_claim_invalid: "The access token is not accepted here.",
-  access_token_revoked: "The access token's session has ended.",
-};
+// The server's error map uses the same descriptions, so every API answers alike.
+const DESCRIPTIONS: Partial<Record<ErrorCode, string>> = BEARER_ERROR_DESCRIPTIONS;
 
 const TOKEN_CHARACTERS = /^[\w:./+-]+$/;
 const REALM_CHARACTERS = /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,128}$/;

@@ -27,7 +27,7 @@ const REQUIRED_CURVE: Partial<Record<SigningAlgorithm, string>> = { ES256: "P-25
  * not `sig`, whose `key_ops` exclude `verify`, whose `alg` is not allowed, symmetric (`oct`)
  * keys, keys without `kid`, wrong curves and RSA moduli under 2048 bits.
  */
-export function verificationKeysFromJwk(jwk: unknown, algorithms: readonly SigningAlgorithm[]): VerificationKey[] {
+function verificationKeysFromJwk(jwk: unknown, algorithms: readonly SigningAlgorithm[]): VerificationKey[] {
   if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk)) return [];
   const { kty, kid, use, alg, key_ops: keyOps, crv } = jwk as Record<string, unknown>;
   const type = typeof kty === "string" ? KEY_TYPES[kty] : undefined;

@@ -8,7 +8,7 @@ import type { VerifierLogger } from "./verifier-options.js";
 export const JWKS_MAX_AGE = Object.freeze({ minSeconds: 30, maxSeconds: 24 * 60 * 60, defaultSeconds: 5 * 60 });
 
 /** Largest JWKS response body accepted, in bytes. */
-export const MAX_JWKS_BODY_LENGTH = 512 * 1024;
+const MAX_JWKS_BODY_LENGTH = 512 * 1024;
 
 /** Options of {@link JwksCache}. */
 export interface JwksCacheOptions {

@@ -19,7 +19,7 @@ export interface RevocationFeedOptions {
 
 const MAX_SID_LENGTH = 128;
 /** Seconds each poll re-reads before the previous answer's `generated_at`. */
-export const FEED_OVERLAP_SECONDS = 30;
+const FEED_OVERLAP_SECONDS = 30;
 const MAX_FEED_BODY_LENGTH = 4 * 1024 * 1024;
 
 interface FeedEntry {
@@ -36,7 +36,7 @@ function isSeconds(value: unknown): value is number {
 }
 
 /** Parses a `GET /auth/revocations` body; `null` when it is not one. */
-export function parseFeedResponse(body: unknown): { entries: FeedEntry[]; windowSeconds: number; generatedAt: number } | null {
+function parseFeedResponse(body: unknown): { entries: FeedEntry[]; windowSeconds: number; generatedAt: number } | null {
   if (typeof body !== "object" || body === null) return null;
   const { revoked, window_seconds: windowSeconds, generated_at: generatedAt } = body as Record<string, unknown>;
   if (!Array.isArray(revoked) || !isSeconds(windowSeconds) || windowSeconds === 0 || !isSeconds(generatedAt)) return null;
@@ -50,7 +50,7 @@ export function parseFeedResponse(body: unknown): { entries: FeedEntry[]; window
 }
 
 /** Parses a message of the Redis channel, `{"sids":[…],"revoked_at":<unix s>}`; `null` when it is not one. */
-export function parseRevocationMessage(message: string): FeedEntry[] | null {
+function parseRevocationMessage(message: string): FeedEntry[] | null {
   let body: unknown;
   try {
     body = JSON.parse(message);
