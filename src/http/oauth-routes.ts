@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { TesseraError } from "../core/errors.js";
 import type { AuthService } from "../service/auth-service.js";
+import type { RateLimits } from "./auth-routes.js";
 import { contextOf, onlyMediaType, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, oauthSchemas } from "./schemas.js";
 
@@ -19,7 +20,7 @@ interface RevocationRequest {
 /** Options of {@link registerOAuthRoutes}. */
 export interface OAuthRoutesOptions {
   readonly service: AuthService;
-  readonly rateLimit: { max: number; timeWindow: string } | false;
+  readonly rateLimit: RateLimits;
   /** Absolute URL prefix of this server's routes, for the RFC 8414 metadata. */
   readonly baseUrl: string;
 }
@@ -29,7 +30,7 @@ export function registerOAuthRoutes(app: FastifyInstance, { service, rateLimit, 
   const formOnly = onlyMediaType("application/x-www-form-urlencoded");
   app.post<{ Body: TokenRequest }>(
     "/oauth/token",
-    { schema: oauthSchemas.token, bodyLimit: AUTH_BODY_LIMIT, config: rateLimit ? { rateLimit } : {}, preParsing: formOnly },
+    { schema: oauthSchemas.token, bodyLimit: AUTH_BODY_LIMIT, config: rateLimit ? rateLimit.perClient : {}, preParsing: formOnly },
     async (request, reply) => {
       const { grant_type: grantType, refresh_token: refreshToken, scope } = request.body;
       if (grantType !== "refresh_token") throw new TesseraError("unsupported_grant_type", "unsupported grant_type");

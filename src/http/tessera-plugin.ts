@@ -7,7 +7,7 @@ import { isTesseraError } from "../core/errors.js";
 import type { AuthService } from "../service/auth-service.js";
 import { createAuthService } from "../service/create-auth-service.js";
 import type { TesseraOptions } from "../service/config.js";
-import { registerAuthRoutes } from "./auth-routes.js";
+import { rateLimitsOf, registerAuthRoutes } from "./auth-routes.js";
 import { bearerChallenge, httpErrorOf } from "./error-map.js";
 import { isOAuthRoute, registerOAuthRoutes } from "./oauth-routes.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
@@ -82,7 +82,7 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
     done(null, payload);
   });
 
-  const limit = config.rateLimitPerMinute > 0 ? { max: config.rateLimitPerMinute, timeWindow: "1 minute" } : false;
+  const limit = rateLimitsOf(config.rateLimitPerMinute);
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
   registerAuthRoutes(app, { service, rateLimit: limit });
   registerOAuthRoutes(app, { service, rateLimit: limit, baseUrl });

@@ -42,7 +42,10 @@ export interface TesseraOptions {
   readonly clockSkew?: string | number;
   /** Redis for rate limits shared between instances. Default none (in memory). */
   readonly redisUrl?: string;
-  /** Requests per minute per client IP on login, register, refresh and `/oauth/token`. Default 30; 0 turns limits off. */
+  /**
+   * Login attempts per minute per client IP and username; register, refresh and `/oauth/token`
+   * allow ten times that per client IP. Default 30; 0 turns limits off.
+   */
   readonly rateLimitPerMinute?: number;
   /** Honour `X-Forwarded-For` from a proxy in front. Default false. */
   readonly trustProxy?: boolean;

@@ -279,16 +279,25 @@ describe("discovery and probes", () => {
 });
 
 describe("rate limits", () => {
-  it("answer 429 too_many_requests past the configured rate on login", async () => {
+  it("slow down password guessing per client and username, and other routes per client", async () => {
     const limited = await createServer({ databaseUrl: `sqlite:${dir.path}/limited.db`, secret: "x".repeat(40), rateLimitPerMinute: 3, logger: false });
+    const login = (username: string) =>
+      limited.inject({ method: "POST", url: "/auth/login", headers: { "content-type": "application/json" }, payload: JSON.stringify({ username, password: "whatever-pass" }) });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 5; i += 1) {
-        const response = await limited.inject({ method: "POST", url: "/auth/login", headers: { "content-type": "application/json" }, payload: JSON.stringify({ username: "nobody", password: "whatever-pass" }) });
+        const response = await login(i % 2 === 0 ? "nobody" : "NOBODY");
         statuses.push(response.statusCode);
         if (response.statusCode === 429) assert.equal(response.json().error, "too_many_requests");
       }
-      assert.deepEqual(statuses, [401, 401, 401, 429, 429]);
+      assert.deepEqual(statuses, [401, 401, 401, 429, 429], "the same account, however it is spelled");
+      assert.equal((await login("somebody-else")).statusCode, 401, "another account is not held up");
+      const refreshes: number[] = [];
+      for (let i = 0; i < 31; i += 1) {
+        const response = await limited.inject({ method: "POST", url: "/auth/refresh", headers: { "content-type": "application/json" }, payload: JSON.stringify({ refresh_token: "junk" }) });
+        refreshes.push(response.statusCode);
+      }
+      assert.deepEqual([refreshes[29], refreshes[30]], [401, 429], "ten times the login rate per client");
     } finally {
       await limited.close();
     }
