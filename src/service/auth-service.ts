@@ -225,8 +225,9 @@ export class AuthService {
 
   /** Creates a user. Throws `invalid_request` for a bad username or password, `username_taken`. */
   async register(username: string, password: string, context: RequestContext): Promise<UserView> {
-    const normalized = normalizeUsername(username);
-    if (!USERNAME.test(normalized)) {
+    const display = username.normalize("NFKC");
+    const usernameKey = normalizeUsername(username);
+    if (!USERNAME.test(display) || !USERNAME.test(usernameKey)) {
       reject("invalid_request", "username must be 3 to 64 letters, digits or . _ @ + -");
     }
     if (password.length < PASSWORD_LENGTH.min || password.length > PASSWORD_LENGTH.max) {
@@ -234,7 +235,8 @@ export class AuthService {
     }
     const user: UserRecord = {
       id: randomUUID(),
-      username: normalized,
+      username: display,
+      usernameKey,
       passwordHash: await this.#hasher.hash(password),
       roles: this.#config.defaultRoles,
       createdAt: this.#clock.now(),

@@ -31,6 +31,7 @@ function toUser(row: Selectable<UsersTable>): UserRecord {
   return {
     id: row.id,
     username: row.username,
+    usernameKey: row.username_key,
     passwordHash: row.password_hash,
     roles: JSON.parse(row.roles) as string[],
     createdAt: toDate(row.created_at),
@@ -150,6 +151,7 @@ export class KyselyStore implements Store {
         .values({
           id: user.id,
           username: user.username,
+          username_key: user.usernameKey,
           password_hash: user.passwordHash,
           roles: JSON.stringify(user.roles),
           created_at: this.#ts(user.createdAt),
@@ -162,9 +164,9 @@ export class KyselyStore implements Store {
     }
   }
 
-  findUserByUsername(username: string): Promise<UserRecord | null> {
+  findUserByUsername(usernameKey: string): Promise<UserRecord | null> {
     return this.#run(async () => {
-      const row = await this.#db.selectFrom("users").selectAll().where("username", "=", username).executeTakeFirst();
+      const row = await this.#db.selectFrom("users").selectAll().where("username_key", "=", usernameKey).executeTakeFirst();
       return row ? toUser(row) : null;
     });
   }
@@ -310,6 +312,7 @@ export class KyselyStore implements Store {
           "s.ip as s_ip",
           "u.id as u_id",
           "u.username as u_username",
+          "u.username_key as u_username_key",
           "u.password_hash as u_password_hash",
           "u.roles as u_roles",
           "u.created_at as u_created_at",
@@ -339,7 +342,7 @@ export class KyselyStore implements Store {
           user_agent: row.s_user_agent,
           ip: row.s_ip,
         }),
-        user: toUser({ id: row.u_id, username: row.u_username, password_hash: row.u_password_hash, roles: row.u_roles, created_at: row.u_created_at }),
+        user: toUser({ id: row.u_id, username: row.u_username, username_key: row.u_username_key, password_hash: row.u_password_hash, roles: row.u_roles, created_at: row.u_created_at }),
       };
     });
   }

@@ -24,7 +24,8 @@ function initialSchema(kind: StoreKind): Migration {
       await db.schema
         .createTable("users")
         .addColumn("id", id, (c) => c.primaryKey())
-        .addColumn("username", `varchar(${LIMITS.username})`, (c) => c.notNull().unique())
+        .addColumn("username", `varchar(${LIMITS.username})`, (c) => c.notNull())
+        .addColumn("username_key", `varchar(${LIMITS.username})`, (c) => c.notNull().unique())
         .addColumn("password_hash", "varchar(255)", (c) => c.notNull())
         .addColumn("roles", "text", (c) => c.notNull())
         .addColumn("created_at", ts, (c) => c.notNull())

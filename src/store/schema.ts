@@ -7,6 +7,7 @@ export type TimestampColumn = ColumnType<Date | string, Date | string, Date | st
 export interface UsersTable {
   id: string;
   username: string;
+  username_key: string;
   password_hash: string;
   /** JSON array of role names. */
   roles: string;

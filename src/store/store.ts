@@ -1,7 +1,10 @@
 /** A user row. */
 export interface UserRecord {
   readonly id: string;
+  /** As registered (NFKC-normalized), shown back to the user. */
   readonly username: string;
+  /** The unique lookup form: case- and width-folded. */
+  readonly usernameKey: string;
   readonly passwordHash: string;
   readonly roles: readonly string[];
   readonly createdAt: Date;
@@ -104,8 +107,8 @@ export interface Store {
 
   /** Inserts a user; `false` when the username is taken. */
   createUser(user: UserRecord): Promise<boolean>;
-  /** The user with this (already normalized) username, or `null`. */
-  findUserByUsername(username: string): Promise<UserRecord | null>;
+  /** The user whose `usernameKey` this is, or `null`. */
+  findUserByUsername(usernameKey: string): Promise<UserRecord | null>;
   /** The user with this id, or `null`. */
   findUserById(id: string): Promise<UserRecord | null>;
   /** Replaces a user's roles; `false` when there is no such user. */

@@ -55,7 +55,7 @@ describe("POST /auth/register", () => {
     assert.equal(response.statusCode, 201);
     const body = response.json();
     assert.deepEqual(Object.keys(body).sort(), ["id", "username"]);
-    assert.equal(body.username, "newcomer");
+    assert.equal(body.username, "Newcomer", "shown as registered");
   });
 
   it("answers 409 for a taken username", async () => {

@@ -23,7 +23,8 @@ async function purge(url: string): Promise<string> {
 /** Stores a session with one token; times are offsets from now in ms. */
 async function seed(store: Store, times: { sessionEnds: number; tokenExpires: number; revoked?: number }) {
   const now = Date.now();
-  const user = { id: randomUUID(), username: `purge-${randomBytes(4).toString("hex")}`, passwordHash: "x", roles: [], createdAt: new Date(now - 2 * DAY) };
+  const username = `purge-${randomBytes(4).toString("hex")}`;
+  const user = { id: randomUUID(), username, usernameKey: username, passwordHash: "x", roles: [], createdAt: new Date(now - 2 * DAY) };
   await store.createUser(user);
   const session = {
     id: randomUUID(),

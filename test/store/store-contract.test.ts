@@ -13,9 +13,11 @@ const HOUR = 3_600_000;
 const at = (offsetMs: number) => new Date(T0.getTime() + offsetMs);
 
 function aUser(overrides: Partial<UserRecord> = {}): UserRecord {
+  const username = `User-${randomBytes(5).toString("hex")}`;
   return {
     id: randomUUID(),
-    username: `user-${randomBytes(5).toString("hex")}`,
+    username,
+    usernameKey: username.toLowerCase(),
     passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
     roles: ["user"],
     createdAt: T0,
@@ -120,7 +122,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       it("creates an index for every lookup path", async () => {
         const indexed = await indexedColumns(database);
         for (const [table, column, unique] of [
-          ["users", "username", true],
+          ["users", "username_key", true],
           ["refresh_tokens", "token_hash", true],
           ["refresh_tokens", "parent_id", true],
           ["refresh_tokens", "session_id", false],
@@ -153,18 +155,19 @@ for (const { kind, skip } of await storesUnderTest()) {
     });
 
     describe("createUser()", () => {
-      it("stores a user that can be found by id and by username", async () => {
+      it("stores a user that can be found by id and by username key, keeping the username as given", async () => {
         const user = aUser({ roles: ["user", "admin"] });
         assert.equal(await store.createUser(user), true);
         assert.deepEqual(await store.findUserById(user.id), user);
-        assert.deepEqual(await store.findUserByUsername(user.username), user);
+        assert.deepEqual(await store.findUserByUsername(user.usernameKey), user);
+        assert.notEqual(user.username, user.usernameKey);
       });
 
-      it("returns false for a taken username and keeps the first user", async () => {
+      it("returns false for a taken username key and keeps the first user", async () => {
         const first = aUser();
         assert.equal(await store.createUser(first), true);
-        assert.equal(await store.createUser(aUser({ username: first.username })), false);
-        assert.equal((await store.findUserByUsername(first.username))?.id, first.id);
+        assert.equal(await store.createUser(aUser({ username: first.username.toUpperCase(), usernameKey: first.usernameKey })), false);
+        assert.equal((await store.findUserByUsername(first.usernameKey))?.id, first.id);
       });
 
       it("answers null for unknown users", async () => {
