@@ -178,14 +178,7 @@ void describe("revocation when Redis is down", () => {
   void it("still serves logout and verification, and the feed still delivers", async () => {
     const down = "redis://127.0.0.1:9";
     const server = await startServer({ redisUrl: down });
-    const verifier = createVerifier({
-      issuer: server.issuer,
-      audience: server.audience,
-      algorithms: ["ES256"],
-      jwksUri: `${server.url}/.well-known/jwks.json`,
-      logger: silent,
-      revocation: { url: `${server.url}/auth/revocations`, intervalSeconds: 0.1, redisUrl: down },
-    });
+    const verifier = verifierFor(server, [], { url: `${server.url}/auth/revocations`, intervalSeconds: 0.1, redisUrl: down });
     try {
       const heidi = await registerAndLogin(server.url, "redis-down-heidi");
       await verifier.verify(heidi.access_token);
