@@ -64,11 +64,30 @@ function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
 // connection mutex) serializes the writers of this process instead.
 const sqliteFiles = new Map<string, { db: Kysely<Database>; users: number }>();
 
+const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+// Switching a file to WAL takes an exclusive lock without consulting the busy handler, so a
+// process that opens the file while another is reading it gets SQLITE_BUSY at once. Retry,
+// briefly and synchronously (this runs once per file, before the server listens).
+function enableWal(database: BetterSqlite3.Database): void {
+  const deadline = Date.now() + SQLITE_BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      database.pragma("journal_mode = WAL");
+      return;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      const busy = typeof code === "string" && code.startsWith("SQLITE_BUSY");
+      if (!busy || Date.now() >= deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10 + Math.random() * 40);
+    }
+  }
+}
+
 function connectSqlite(path: string): Kysely<Database> {
-  const database = new BetterSqlite3(path);
-  database.pragma("journal_mode = WAL");
+  const database = new BetterSqlite3(path, { timeout: SQLITE_BUSY_TIMEOUT_MS });
+  enableWal(database);
   database.pragma("synchronous = NORMAL");
-  database.pragma("busy_timeout = 5000");
   database.pragma("foreign_keys = ON");
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { registerAndLogin } from "../support/server.js";
 import { createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
-import { type ServerProcess, serverEnvironment, spawnServer } from "./spawn-server.js";
+import { type ServerProcess, serverEnvironment, spawnServers } from "./spawn-server.js";
 
 const RACERS = 64;
 
@@ -14,9 +14,9 @@ for (const { kind, skip } of await storesUnderTest()) {
     before(async () => {
       database = await createTestDatabase(kind);
       // Both processes start (and migrate) at once on the fresh database, in different time zones.
-      servers = await Promise.all([
-        spawnServer(serverEnvironment(database.url, { TZ: "Pacific/Chatham" })),
-        spawnServer(serverEnvironment(database.url, { TZ: "America/St_Johns" })),
+      servers = await spawnServers([
+        serverEnvironment(database.url, { TZ: "Pacific/Chatham" }),
+        serverEnvironment(database.url, { TZ: "America/St_Johns" }),
       ]);
     });
 

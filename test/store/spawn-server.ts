@@ -64,3 +64,19 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 30_00
     throw error;
   }
 }
+
+/**
+ * Starts one server per environment, all at once. If any fails to start, the others are
+ * stopped before the error is thrown: a server left running would keep the test file's process
+ * (and the whole test run) alive.
+ */
+export async function spawnServers(envs: readonly Record<string, string>[]): Promise<ServerProcess[]> {
+  const started = await Promise.allSettled(envs.map((env) => spawnServer(env)));
+  const servers = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+  const failure = started.find((result) => result.status === "rejected");
+  if (failure) {
+    await Promise.all(servers.map((server) => server.stop()));
+    throw failure.reason;
+  }
+  return servers;
+}
