@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { isTesseraError } from "../core/errors.js";
+import { publishRevocations } from "../http/revocation-publisher.js";
 import { createServer } from "../http/server.js";
 import { createAuthService } from "../service/create-auth-service.js";
 import type { AuthService } from "../service/auth-service.js";
@@ -109,12 +110,17 @@ const cliLogger: ServiceLogger = {
   error: (object, message) => process.stderr.write(`error: ${message} ${JSON.stringify(object)}\n`),
 };
 
+// With TESSERA_REDIS_URL, revocations made here reach subscribed verifiers at once, as the
+// server's do; without it (or with Redis down) verifiers see them at their next feed poll.
 async function withService(options: TesseraOptions, work: (service: AuthService) => Promise<unknown>): Promise<void> {
   const service = await createAuthService(options, cliLogger);
+  const { redisUrl } = service.config;
+  const closePublisher = redisUrl ? publishRevocations(service, { redisUrl, logger: cliLogger, queueWhileConnecting: true }) : undefined;
   try {
     const result = await work(service);
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {
+    await closePublisher?.();
     await service.close();
   }
 }

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
-import { Redis } from "ioredis";
 import { epochSeconds } from "../core/clock.js";
 import { REVOCATION_CHANNEL } from "../core/revocation.js";
 import type { AuthService } from "../service/auth-service.js";
+import { publishRevocations } from "./revocation-publisher.js";
 
 export { REVOCATION_CHANNEL };
 
@@ -70,35 +70,8 @@ export function registerRevocationRoutes(app: FastifyInstance, { service, redisU
     };
   });
 
-  if (redisUrl) publishRevocations(app, service, redisUrl);
-}
-
-function publishRevocations(app: FastifyInstance, service: AuthService, redisUrl: string): void {
-  const redis = new Redis(redisUrl, {
-    lazyConnect: true,
-    // Fail fast while disconnected: a revocation is also in the feed, so dropping a message is safe.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 5000),
-  });
-  let down = false;
-  redis.on("error", (error: Error) => {
-    if (!down) app.log.warn({ err: error.message }, "Redis for revocations unreachable; the feed still serves them");
-    down = true;
-  });
-  redis.on("ready", () => {
-    down = false;
-  });
-  redis.connect().catch(() => undefined);
-  const stop = service.onSessionsRevoked((event) => {
-    const message = JSON.stringify({ sids: event.sessionIds, revoked_at: epochSeconds(event.revokedAt) });
-    redis.publish(REVOCATION_CHANNEL, message).catch((error: unknown) => {
-      app.log.warn({ err: error instanceof Error ? error.message : "unknown", count: event.sessionIds.length }, "revocation not published to Redis");
-    });
-  });
-  app.addHook("onClose", async () => {
-    stop();
-    if (redis.status === "ready") await redis.quit().catch(() => redis.disconnect());
-    else redis.disconnect();
-  });
+  if (redisUrl) {
+    const close = publishRevocations(service, { redisUrl, logger: app.log });
+    app.addHook("onClose", close);
+  }
 }

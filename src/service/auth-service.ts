@@ -440,13 +440,16 @@ export class AuthService {
 
   /**
    * Revokes a session by id, or every session of a user when `target` is `{ username }`
-   * (administration). Returns the revoked session ids.
+   * (administration). Returns the revoked session ids (none for one already revoked); an unknown
+   * user or session id is `invalid_request`.
    */
   async revokeSessionsAsAdmin(target: { sessionId: string } | { username: string }): Promise<string[]> {
     const now = this.#clock.now();
     const admin: RequestContext = { ip: null, userAgent: "tessera-cli" };
     let revoked: string[];
     if ("sessionId" in target) {
+      // An unknown id is a typo worth saying; an already revoked session is simply done.
+      if (!(await this.#store.findSession(target.sessionId))) reject("invalid_request", "no such session");
       revoked = (await this.#store.revokeSession(target.sessionId, now, "admin")) ? [target.sessionId] : [];
     } else {
       const user = await this.#store.findUserByUsername(normalizeUsername(target.username));

@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { Redis } from "ioredis";
+import { REVOCATION_CHANNEL } from "../../src/core/revocation.js";
+import type { AuthService } from "../../src/service/auth-service.js";
+import { createAuthService } from "../../src/service/create-auth-service.js";
+import { redisSkipReason, TEST_REDIS_URL } from "../support/redis.js";
+import { temporaryDirectory } from "../support/server.js";
+import { silentLogger } from "../support/service.js";
+
+const CLI = resolve("dist/cli/main.js");
+const SECRET = "cli-admin-test-secret-0123456789-abcdefgh";
+const PASSWORD = "correct horse battery staple";
+const context = { ip: "203.0.113.9", userAgent: "admin-test" };
+
+/** The admin commands against a database that a running service also uses. */
+describe("tessera user and sessions commands", () => {
+  let dir: ReturnType<typeof temporaryDirectory>;
+  let database: string;
+  let service: AuthService;
+
+  before(async () => {
+    dir = temporaryDirectory();
+    database = `sqlite:${dir.path}/admin.db`;
+    service = await createAuthService({ databaseUrl: database, secret: SECRET, issuer: "https://issuer.test" }, silentLogger);
+  });
+  after(async () => {
+    await service.close();
+    dir.remove();
+  });
+
+  async function run(args: string[], env: Record<string, string> = {}) {
+    try {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args, "--database", database], {
+        env: { PATH: process.env.PATH, TESSERA_SECRET: SECRET, ...env },
+        timeout: 30_000,
+      });
+      return { status: 0, stdout, stderr };
+    } catch (error) {
+      const failed = error as { code: number; stdout: string; stderr: string };
+      return { status: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  }
+
+  async function userWithSessions(username: string, count: number) {
+    await service.register(username, PASSWORD, context);
+    const logins = [];
+    for (let i = 0; i < count; i += 1) logins.push(await service.login(username, PASSWORD, context));
+    return logins;
+  }
+
+  it("lists a user's open sessions, revokes one, then all, and the revoked tokens stop refreshing", async () => {
+    const [first, second, third] = await userWithSessions("Alice", 3);
+    const listed = await run(["sessions", "list", "alice"]);
+    assert.equal(listed.status, 0, listed.stderr);
+    const sessions = JSON.parse(listed.stdout) as Array<{ id: string; ip: string; userAgent: string }>;
+    assert.deepEqual(sessions.map((session) => session.id).sort(), [first!.sessionId, second!.sessionId, third!.sessionId].sort());
+    assert.ok(sessions.every((session) => session.ip === context.ip && session.userAgent === context.userAgent));
+    assert.ok(!listed.stdout.includes(first!.refreshToken), "no token is ever printed");
+
+    const one = await run(["sessions", "revoke", first!.sessionId]);
+    assert.deepEqual(JSON.parse(one.stdout), { revoked: [first!.sessionId] });
+    await assert.rejects(service.refresh(first!.refreshToken, context), { code: "session_revoked" });
+    const secondRotated = await service.refresh(second!.refreshToken, context);
+
+    const rest = await run(["sessions", "revoke-all", "ALICE"]);
+    assert.deepEqual((JSON.parse(rest.stdout) as { revoked: string[] }).revoked.sort(), [second!.sessionId, third!.sessionId].sort());
+    await assert.rejects(service.refresh(secondRotated.refreshToken, context), { code: "session_revoked" });
+    await assert.rejects(service.refresh(third!.refreshToken, context), { code: "session_revoked" });
+    assert.deepEqual(JSON.parse((await run(["sessions", "list", "alice"])).stdout), []);
+  });
+
+  it("replaces a user's roles, which the next access token carries", async () => {
+    await service.register("bob", PASSWORD, context);
+    const changed = await run(["user", "roles", "bob", "admin, auditor,admin"]);
+    assert.equal(changed.status, 0, changed.stderr);
+    assert.deepEqual((JSON.parse(changed.stdout) as { roles: string[] }).roles, ["admin", "auditor"]);
+    const principal = await service.authenticate((await service.login("bob", PASSWORD, context)).accessToken);
+    assert.deepEqual(principal.claims.roles, ["admin", "auditor"]);
+
+    const invalid = await run(["user", "roles", "bob", "root;drop"]);
+    assert.equal(invalid.status, 2);
+    assert.match(invalid.stderr, /role names/);
+  });
+
+  it("exits 2 naming the problem for an unknown user, session or missing argument", async () => {
+    assert.match((await run(["sessions", "list", "nobody"])).stderr, /no such user/);
+    const unknownSession = await run(["sessions", "revoke", "00000000-0000-4000-8000-000000000000"]);
+    assert.equal(unknownSession.status, 2, unknownSession.stderr);
+    assert.match(unknownSession.stderr, /no such session/);
+    const missing = await run(["sessions", "revoke"]);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /usage: tessera sessions revoke <session-id>/);
+  });
+
+  describe("with TESSERA_REDIS_URL", async () => {
+    const skip = await redisSkipReason();
+
+    it("publishes the revocation, so subscribed verifiers drop the sessions at once", { skip }, async () => {
+      const logins = await userWithSessions("carol", 2);
+      const subscriber = new Redis(TEST_REDIS_URL);
+      try {
+        await subscriber.subscribe(REVOCATION_CHANNEL);
+        const messages: Array<{ sids: string[]; revoked_at: number }> = [];
+        subscriber.on("message", (_channel: string, message: string) => messages.push(JSON.parse(message) as { sids: string[]; revoked_at: number }));
+        const result = await run(["sessions", "revoke-all", "carol"], { TESSERA_REDIS_URL: TEST_REDIS_URL });
+        assert.equal(result.status, 0, result.stderr);
+        for (let i = 0; i < 50 && !messages.some((m) => m.sids.includes(logins[0]!.sessionId)); i += 1) await new Promise((done) => setTimeout(done, 20));
+        const message = messages.find((m) => m.sids.includes(logins[0]!.sessionId));
+        assert.ok(message, `no revocation published; got ${JSON.stringify(messages)}`);
+        assert.deepEqual(message.sids.sort(), logins.map((login) => login.sessionId).sort());
+        assert.ok(Math.abs(message.revoked_at - Date.now() / 1000) < 30);
+      } finally {
+        subscriber.disconnect();
+      }
+    });
+
+    it("still revokes, warns and exits 0 when Redis is unreachable", async () => {
+      const [login] = await userWithSessions("dave", 1);
+      const started = Date.now();
+      const result = await run(["sessions", "revoke", login!.sessionId], { TESSERA_REDIS_URL: "redis://127.0.0.1:1" });
+      assert.equal(result.status, 0, result.stderr);
+      assert.deepEqual(JSON.parse(result.stdout), { revoked: [login!.sessionId] });
+      assert.match(result.stderr, /revocation not published to Redis/);
+      assert.ok(Date.now() - started < 15_000, "gives up on Redis within seconds");
+      await assert.rejects(service.refresh(login!.refreshToken, context), { code: "session_revoked" });
+    });
+  });
+});
