@@ -95,6 +95,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
       "DEVELOPMENT MODE: TESSERA_SECRET is not set. Private keys are sealed with a key stored next to them in the database. Set TESSERA_SECRET (32+ characters) for any real use.",
     );
   }
+  const allowedMethodsOf = recordRoutes(app);
   const service = options.service ?? (await createAuthService(options, app.log));
   if (!options.service) app.addHook("onClose", () => service.close());
 
@@ -125,13 +126,38 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     }
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: "not_found", error_description: "No such route." }),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const allowed = allowedMethodsOf(request.url);
+    if (allowed.length === 0) return reply.code(404).send({ error: "not_found", error_description: "No such route." });
+    return reply
+      .code(405)
+      .header("allow", allowed.join(", "))
+      .send({ error: "invalid_request", error_description: `${request.method} is not allowed here; use ${allowed.join(" or ")}.` });
+  });
   app.setErrorHandler((error, request, reply) => {
     const shape = httpErrorOf(error);
     if (shape.status >= 500) request.log.error({ err: error }, "request failed");
     return reply.code(shape.status).send({ error: shape.error, error_description: shape.description });
   });
   return app;
+}
+
+/**
+ * Remembers every route as it is added, so that a known path asked with the wrong method can
+ * answer 405 with `Allow` (RFC 9110 §15.5.6) instead of 404. Returns the lookup.
+ */
+function recordRoutes(app: FastifyInstance): (url: string) => string[] {
+  const routes: { pattern: RegExp; methods: string[] }[] = [];
+  app.addHook("onRoute", (route) => {
+    const source = route.url
+      .split("/")
+      .map((part) => (part.startsWith(":") ? "[^/]+" : part === "*" ? ".*" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/");
+    routes.push({ pattern: new RegExp(`^${source}$`), methods: [route.method].flat() });
+  });
+  return (url) => {
+    const path = url.split("?", 1)[0]!;
+    const methods = new Set(routes.filter((route) => route.pattern.test(path)).flatMap((route) => route.methods));
+    return [...methods].sort();
+  };
 }

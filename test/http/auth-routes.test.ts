@@ -23,7 +23,7 @@ after(async () => {
   dir.remove();
 });
 
-function json(method: "POST" | "GET" | "DELETE", url: string, body?: unknown, headers: Record<string, string> = {}) {
+function json(method: "POST" | "GET" | "DELETE" | "PUT", url: string, body?: unknown, headers: Record<string, string> = {}) {
   return app.inject({ method, url, headers: body === undefined ? headers : { "content-type": "application/json", ...headers }, payload: body === undefined ? undefined : JSON.stringify(body) });
 }
 
@@ -275,6 +275,21 @@ describe("discovery and probes", () => {
     assert.equal((await json("GET", "/healthz")).statusCode, 200);
     assert.deepEqual((await json("GET", "/readyz")).json(), { status: "ready" });
     assertOAuthError(await json("GET", "/nope"), 404, "not_found");
+    assertOAuthError(await json("GET", "/auth/sessions/x/y"), 404, "not_found");
+  });
+
+  it("answers 405 with Allow for a known path asked with the wrong method", async () => {
+    for (const [method, url, allow] of [
+      ["GET", "/oauth/token", "POST"],
+      ["GET", "/auth/login?username=a", "POST"],
+      ["PUT", "/auth/sessions/3f1c", "DELETE"],
+      ["POST", "/.well-known/jwks.json", "GET, HEAD"],
+      ["DELETE", "/auth/me", "GET, HEAD"],
+    ] as const) {
+      const response = await json(method, url);
+      assertOAuthError(response, 405, "invalid_request");
+      assert.equal(response.headers.allow, allow, `${method} ${url}`);
+    }
   });
 });
 
