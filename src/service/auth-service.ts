@@ -469,6 +469,9 @@ export class AuthService {
   async listRecentRevocations(since?: Date): Promise<{ revoked: RevokedSession[]; windowStart: Date; generatedAt: Date }> {
     const generatedAt = this.#clock.now();
     const windowStart = addSeconds(generatedAt, -this.#config.accessTokenTtlSeconds);
+    // Nothing can have been revoked after now; a far-future `since` must not reach the store,
+    // where SQLite's text timestamps would compare year 10000 before this year.
+    if (since !== undefined && since > generatedAt) return { revoked: [], windowStart, generatedAt };
     const from = since !== undefined && since > windowStart ? since : windowStart;
     return { revoked: await this.#store.listRevokedSessions(from), windowStart, generatedAt };
   }
