@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   "access_token_claim_invalid",
   "access_token_revoked",
   "unsupported_grant_type",
+  "client_authentication_unsupported",
   "invalid_scope",
   "signing_key_unavailable",
   "verification_keys_unavailable",

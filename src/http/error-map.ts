@@ -10,6 +10,8 @@ export interface HttpErrorShape {
   readonly description: string;
   /** Answer with `WWW-Authenticate: Bearer` (RFC 6750 §3). */
   readonly bearer?: "no_error" | "invalid_token";
+  /** Answer with `WWW-Authenticate: Basic` (RFC 6749 §5.2, `invalid_client`). */
+  readonly basic?: true;
 }
 
 /** The one table from error code to HTTP answer, as served on `/auth/*` routes. */
@@ -32,6 +34,12 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
   access_token_claim_invalid: { status: 401, error: "invalid_token", description: BEARER_ERROR_DESCRIPTIONS.access_token_claim_invalid, bearer: "invalid_token" },
   access_token_revoked: { status: 401, error: "invalid_token", description: BEARER_ERROR_DESCRIPTIONS.access_token_revoked, bearer: "invalid_token" },
   unsupported_grant_type: { status: 400, error: "unsupported_grant_type", description: "Only grant_type=refresh_token is supported." },
+  client_authentication_unsupported: {
+    status: 401,
+    error: "invalid_client",
+    description: "Only public clients are served: send client_id alone, without a secret or Basic credentials.",
+    basic: true,
+  },
   invalid_scope: { status: 400, error: "invalid_scope", description: "The requested scope exceeds the granted scope." },
   signing_key_unavailable: { status: 500, error: "server_error", description: "The server cannot sign tokens." },
   verification_keys_unavailable: { status: 503, error: "temporarily_unavailable", description: "The issuer's signing keys cannot be loaded; retry shortly." },
@@ -40,6 +48,9 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
 
 /** The realm named in `WWW-Authenticate` challenges. */
 export const REALM = DEFAULT_REALM;
+
+/** The challenge of an `invalid_client` answer (RFC 6749 §5.2). */
+export const BASIC_CHALLENGE = `Basic realm="${DEFAULT_REALM}"`;
 
 /** An RFC 6750 §3 challenge; `error` is omitted when the request had no credentials. */
 export function bearerChallenge(shape: Pick<HttpErrorShape, "bearer" | "description">): string {

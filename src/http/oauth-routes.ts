@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TesseraError } from "../core/errors.js";
 import type { AuthService } from "../service/auth-service.js";
 import type { RateLimits } from "./auth-routes.js";
@@ -32,6 +32,7 @@ export function registerOAuthRoutes(app: FastifyInstance, { service, rateLimit, 
     "/oauth/token",
     { schema: oauthSchemas.token, bodyLimit: AUTH_BODY_LIMIT, config: rateLimit ? rateLimit.perClient : {}, preParsing: formOnly },
     async (request, reply) => {
+      refuseClientAuthentication(request);
       const { grant_type: grantType, refresh_token: refreshToken, scope } = request.body;
       if (grantType !== "refresh_token") throw new TesseraError("unsupported_grant_type", "unsupported grant_type");
       if (refreshToken === undefined) throw new TesseraError("invalid_request", "the refresh_token parameter is required");
@@ -42,6 +43,7 @@ export function registerOAuthRoutes(app: FastifyInstance, { service, rateLimit, 
   );
 
   app.post<{ Body: RevocationRequest }>("/oauth/revoke", { schema: oauthSchemas.revoke, bodyLimit: AUTH_BODY_LIMIT, preParsing: formOnly }, async (request, reply) => {
+    refuseClientAuthentication(request);
     await service.revokeToken(request.body.token, contextOf(request));
     // RFC 7009 §2.2: 200 whether or not the token was valid.
     return reply.code(200).header("cache-control", "no-store").send();
@@ -63,6 +65,19 @@ export function registerOAuthRoutes(app: FastifyInstance, { service, rateLimit, 
       revocation_endpoint_auth_methods_supported: ["none"],
     }),
   );
+}
+
+/**
+ * Tessera serves public clients only (metadata: `token_endpoint_auth_methods_supported:
+ * ["none"]`). Client credentials it cannot check are refused as `invalid_client` rather than
+ * ignored, so a misconfigured confidential client learns at once (RFC 6749 §2.3, §5.2).
+ */
+function refuseClientAuthentication(request: FastifyRequest): void {
+  const scheme = request.headers.authorization?.trimStart().split(" ", 1)[0]?.toLowerCase();
+  const body = request.body as object; // the route schema requires an object
+  if (scheme === "basic" || "client_secret" in body || "client_assertion" in body) {
+    throw new TesseraError("client_authentication_unsupported", "client authentication is not supported");
+  }
 }
 
 /** True when a route is one of the RFC 6749 form endpoints, whose errors are all 400. */

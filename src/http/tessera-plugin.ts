@@ -8,7 +8,7 @@ import type { AuthService } from "../service/auth-service.js";
 import { createAuthService } from "../service/create-auth-service.js";
 import type { TesseraOptions } from "../service/config.js";
 import { rateLimitsOf, registerAuthRoutes } from "./auth-routes.js";
-import { bearerChallenge, httpErrorOf } from "./error-map.js";
+import { BASIC_CHALLENGE, bearerChallenge, httpErrorOf } from "./error-map.js";
 import { isOAuthRoute, registerOAuthRoutes } from "./oauth-routes.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
 
@@ -72,6 +72,7 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
     if (isTesseraError(error)) request.tesseraErrorCode = error.code;
     if (shape.status >= 500) request.log.error({ err: error }, "request failed");
     if (shape.bearer) void reply.header("www-authenticate", bearerChallenge(shape));
+    if (shape.basic) void reply.header("www-authenticate", BASIC_CHALLENGE);
     if (shape.status === 503) void reply.header("retry-after", "5");
     return reply.code(shape.status).header("cache-control", "no-store").send({ error: shape.error, error_description: shape.description });
   });

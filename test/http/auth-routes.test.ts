@@ -27,8 +27,8 @@ function json(method: "POST" | "GET" | "DELETE" | "PUT", url: string, body?: unk
   return app.inject({ method, url, headers: body === undefined ? headers : { "content-type": "application/json", ...headers }, payload: body === undefined ? undefined : JSON.stringify(body) });
 }
 
-function form(url: string, fields: string) {
-  return app.inject({ method: "POST", url, headers: { "content-type": "application/x-www-form-urlencoded" }, payload: fields });
+function form(url: string, fields: string, headers: Record<string, string> = {}) {
+  return app.inject({ method: "POST", url, headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, payload: fields });
 }
 
 function assertOAuthError(response: LightMyRequestResponse, status: number, error: string) {
@@ -237,6 +237,25 @@ describe("POST /oauth/token", () => {
     assertOAuthError(await form("/oauth/token", `grant_type=refresh_token&refresh_token=${tokens.refresh_token}&scope=admin`), 400, "invalid_scope");
     const asJson = await json("POST", "/oauth/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token });
     assertOAuthError(asJson, 400, "invalid_request");
+  });
+
+  it("refuses client credentials with 401 invalid_client instead of ignoring them, and keeps the token", async () => {
+    const { tokens } = await loggedIn();
+    const grant = `grant_type=refresh_token&refresh_token=${tokens.refresh_token}`;
+    for (const [fields, headers] of [
+      [grant, { authorization: `Basic ${Buffer.from("spa:wrong").toString("base64")}` }],
+      [grant, { authorization: "basic c3BhOg==" }],
+      [`${grant}&client_id=spa&client_secret=wrong`, {}],
+      [`${grant}&client_id=spa&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z`, {}],
+    ] as const) {
+      for (const endpoint of ["/oauth/token", "/oauth/revoke"]) {
+        const response = await form(endpoint, endpoint === "/oauth/token" ? fields : fields.replace("refresh_token=", "token="), headers);
+        assertOAuthError(response, 401, "invalid_client");
+        assert.equal(response.headers["www-authenticate"], 'Basic realm="tessera"');
+      }
+    }
+    // Nothing was rotated or revoked by the refused requests.
+    assert.equal((await form("/oauth/token", grant)).statusCode, 200);
   });
 });
 
