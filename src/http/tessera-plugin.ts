@@ -27,6 +27,27 @@ export interface TesseraPluginOptions extends TesseraOptions {
 const ajv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: false, strict: false });
 ajv.addFormat("date-time", true);
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * JSON bodies must be UTF-8 (RFC 8259 §8.1). Fastify's parser would let U+FFFD stand in for
+ * bad bytes, making different byte strings one password; refuse them with 400 instead.
+ */
+function useStrictUtf8Json(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    let text: string;
+    try {
+      text = strictUtf8.decode(body as Buffer);
+    } catch {
+      done(Object.assign(new Error("the body is not valid UTF-8"), { statusCode: 400 }), undefined);
+      return;
+    }
+    void parseJson(request, text, done);
+  });
+}
+
 /**
  * The Fastify plugin serving Tessera's `/auth/*`, `/oauth/*` and `/.well-known/*` routes.
  * Encapsulated: its error handler, validator and hooks apply to its own routes only.
@@ -50,6 +71,7 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   if (!app.hasRequestDecorator("tesseraErrorCode")) app.decorateRequest("tesseraErrorCode", null);
   if (!app.hasContentTypeParser("application/x-www-form-urlencoded")) await app.register(formbody);
+  useStrictUtf8Json(app);
   if (!app.hasDecorator("rateLimit")) {
     let redis: Redis | undefined;
     if (config.redisUrl) {

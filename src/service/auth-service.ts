@@ -81,6 +81,15 @@ const KEY_RELOAD_COOLDOWN_MS = 10_000;
 /** Shortest and longest accepted passwords, in characters. */
 export const PASSWORD_LENGTH = Object.freeze({ min: 8, max: 1024 });
 const USERNAME = /^[\p{L}\p{N}._@+-]{3,64}$/u;
+// A lone UTF-16 surrogate has no UTF-8 form: argon2 would hash every one as U+FFFD.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Length in characters (code points), as the README and the request schema count it. */
+function characters(text: string): number {
+  let count = 0;
+  for (const _ of text) count += 1;
+  return count;
+}
 
 /** Usernames compare case- and width-insensitively: `Alice` and `ａｌｉｃｅ` are one user. */
 export function normalizeUsername(username: string): string {
@@ -230,9 +239,11 @@ export class AuthService {
     if (!USERNAME.test(display) || !USERNAME.test(usernameKey)) {
       reject("invalid_request", "username must be 3 to 64 letters, digits or . _ @ + -");
     }
-    if (password.length < PASSWORD_LENGTH.min || password.length > PASSWORD_LENGTH.max) {
+    const length = characters(password);
+    if (length < PASSWORD_LENGTH.min || length > PASSWORD_LENGTH.max) {
       reject("invalid_request", `password must be ${PASSWORD_LENGTH.min} to ${PASSWORD_LENGTH.max} characters`);
     }
+    if (LONE_SURROGATE.test(password)) reject("invalid_request", "password must be valid Unicode text");
     const user: UserRecord = {
       id: randomUUID(),
       username: display,
@@ -251,6 +262,7 @@ export class AuthService {
    * argon2 work and fail alike with `invalid_credentials`.
    */
   async login(username: string, password: string, context: RequestContext): Promise<IssuedTokens> {
+    if (LONE_SURROGATE.test(password)) reject("invalid_request", "password must be valid Unicode text");
     const normalized = normalizeUsername(username);
     const user = USERNAME.test(normalized) ? await this.#store.findUserByUsername(normalized) : null;
     const valid = await this.#hasher.verify(user?.passwordHash ?? this.#dummyHash, password);

@@ -95,6 +95,27 @@ describe("POST /auth/register", () => {
     const big = await json("POST", "/auth/register", { username: "abc", password: "x".repeat(20000) });
     assertOAuthError(big, 413, "invalid_request");
   });
+
+  it("never lets two different passwords become one: bad UTF-8 and lone surrogates are refused", async () => {
+    const raw = (path: string, bytes: number[]) =>
+      app.inject({
+        method: "POST",
+        url: path,
+        headers: { "content-type": "application/json" },
+        payload: Buffer.concat([Buffer.from('{"username":"utf8user","password":"abcdefgh'), Buffer.from(bytes), Buffer.from('"}')]),
+      });
+    assertOAuthError(await raw("/auth/register", [0xff, 0xfe]), 400, "invalid_request");
+    assertOAuthError(await json("POST", "/auth/register", { username: "utf8user", password: "abcdefgh\ud800" }), 400, "invalid_request");
+    assertOAuthError(await json("POST", "/auth/register", { username: "utf8user", password: "\u{1F600}".repeat(4) }), 400, "invalid_request");
+
+    assert.equal((await json("POST", "/auth/register", { username: "utf8user", password: "abcdefgh\u{1F600}" })).statusCode, 201);
+    assert.equal((await json("POST", "/auth/login", { username: "utf8user", password: "abcdefgh\u{1F600}" })).statusCode, 200);
+    assertOAuthError(await raw("/auth/login", [0xf0, 0x9f, 0x98]), 400, "invalid_request");
+    assertOAuthError(await json("POST", "/auth/login", { username: "utf8user", password: "abcdefgh\ud83d" }), 400, "invalid_request");
+    // 1024 characters is the limit whatever their UTF-16 length.
+    const long = "\u{1F600}".repeat(1024);
+    assert.equal((await json("POST", "/auth/register", { username: "utf8long", password: long })).statusCode, 201);
+  });
 });
 
 describe("POST /auth/login", () => {
