@@ -91,6 +91,18 @@ function fail(code: ErrorCode, message: string, cause?: unknown): never {
   throw new TesseraError(code, message, cause === undefined ? undefined : { cause });
 }
 
+const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+// Unpadded base64url whose last character carries no stray low bits: the one spelling of its
+// bytes, so a token cannot be re-spelled into a second string that verifies alike.
+function isCanonicalBase64url(segment: string): boolean {
+  const tail = segment.length % 4;
+  if (tail === 0) return true;
+  if (tail === 1) return false;
+  const last = BASE64URL_ALPHABET.indexOf(segment.charAt(segment.length - 1));
+  return (last & (tail === 2 ? 0b1111 : 0b11)) === 0;
+}
+
 /**
  * Decodes and checks the protected header of a compact JWS without verifying it: shape,
  * length, an algorithm among `algorithms`, `typ` of `at+jwt`, no `crit`. Keys are never taken
@@ -98,7 +110,7 @@ function fail(code: ErrorCode, message: string, cause?: unknown): never {
  * `access_token_invalid` or `access_token_claim_invalid`.
  */
 export function decodeProtectedHeader(token: string, algorithms: readonly SigningAlgorithm[]): ProtectedHeader {
-  if (token.length > MAX_ACCESS_TOKEN_LENGTH || !JWS_SHAPE.test(token)) {
+  if (token.length > MAX_ACCESS_TOKEN_LENGTH || !JWS_SHAPE.test(token) || !token.split(".").every(isCanonicalBase64url)) {
     fail("access_token_malformed", "the access token is not a compact JWS");
   }
   let header: unknown;

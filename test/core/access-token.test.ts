@@ -199,6 +199,26 @@ describe("createAccessTokenVerifier()", () => {
     expectCode(() => verify(token), "access_token_invalid");
   });
 
+  it("accepts one spelling per token: stray low bits in a segment's last character are refused", () => {
+    const { sign, verify } = setup();
+    const token = sign(subject).token;
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const segments = token.split(".");
+    assert.equal(segments[2]!.length % 4, 2, "an ES256 signature ends in a character with 4 unused bits");
+    let respelled = 0;
+    segments.forEach((segment, index) => {
+      if (segment.length % 4 === 0) return;
+      const last = alphabet.indexOf(segment.at(-1)!);
+      const other = `${segment.slice(0, -1)}${alphabet[last ^ 1]}`;
+      assert.deepEqual(Buffer.from(other, "base64url"), Buffer.from(segment, "base64url"), "the same bytes");
+      const variant = segments.map((part, i) => (i === index ? other : part)).join(".");
+      expectCode(() => verify(variant), "access_token_malformed");
+      respelled += 1;
+    });
+    assert.ok(respelled >= 1);
+    assert.equal(verify(token).sub, subject.userId);
+  });
+
   it("rejects garbage and oversized input as malformed", () => {
     const { verify } = setup();
     for (const junk of ["", "abc", "a.b", "a.b.c.d", "!!.??.**", `${"a".repeat(9000)}.b.c`]) {
