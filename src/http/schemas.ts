@@ -66,6 +66,9 @@ const statusResponse = { type: "object", required: ["status"], properties: { sta
 
 const bearerSecurity = [{ bearerAuth: [] }];
 
+/** A success answered without a body (listed so the OpenAPI document shows it). */
+const noContent = { type: "null", description: "Done; no body." } as const;
+
 /** Route schemas of `/auth/*`. */
 export const authSchemas = {
   register: {
@@ -79,8 +82,8 @@ export const authSchemas = {
   },
   login: { tags: ["auth"], summary: "Log in with a password", body: credentials, response: { 200: tokenResponse, "4xx": errorResponse } },
   refresh: { tags: ["auth"], summary: "Rotate a refresh token", body: refreshTokenBody, response: { 200: tokenResponse, "4xx": errorResponse } },
-  logout: { tags: ["auth"], summary: "End the session of a refresh token", body: refreshTokenBody, response: { "4xx": errorResponse } },
-  logoutAll: { tags: ["auth"], summary: "End every session of the user", security: bearerSecurity, response: { "4xx": errorResponse } },
+  logout: { tags: ["auth"], summary: "End the session of a refresh token", body: refreshTokenBody, response: { 204: noContent, "4xx": errorResponse } },
+  logoutAll: { tags: ["auth"], summary: "End every session of the user", security: bearerSecurity, response: { 204: noContent, "4xx": errorResponse } },
   me: { tags: ["auth"], summary: "The current user", security: bearerSecurity, response: { 200: userResponse, "4xx": errorResponse } },
   sessions: {
     tags: ["sessions"],
@@ -101,7 +104,7 @@ export const authSchemas = {
       required: ["id"],
       properties: { id: { type: "string", minLength: 1, maxLength: 64 } },
     },
-    response: { "4xx": errorResponse },
+    response: { 204: noContent, "4xx": errorResponse },
   },
 } as const;
 
@@ -136,7 +139,7 @@ export const oauthSchemas = {
         client_id: { type: "string", minLength: 1, maxLength: 256 },
       },
     },
-    response: { "4xx": errorResponse },
+    response: { 200: { type: "null", description: "Revoked, or the token was not valid (RFC 7009 §2.2); no body." }, "4xx": errorResponse },
   },
   jwks: { tags: ["discovery"], summary: "Public signing keys (RFC 7517 JWK Set)", response: { 200: { type: "object", additionalProperties: true } } },
   metadata: { tags: ["discovery"], summary: "Authorization server metadata (RFC 8414)", response: { 200: { type: "object", additionalProperties: true } } },

@@ -103,6 +103,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   await app.register(helmet, {
     contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
     frameguard: { action: "deny" },
+    // RFC 6797 §7.2: HSTS only where clients reach us over TLS, which the issuer URL tells.
+    hsts: config.issuer.startsWith("https://") ? { maxAge: 31_536_000, includeSubDomains: true } : false,
   });
   await app.register(swagger, openApiOptions(config.issuer));
   app.decorateRequest("tesseraErrorCode", null);
@@ -156,7 +158,13 @@ function recordRoutes(app: FastifyInstance): (url: string) => string[] {
     routes.push({ pattern: new RegExp(`^${source}$`), methods: [route.method].flat() });
   });
   return (url) => {
-    const path = url.split("?", 1)[0]!;
+    const raw = url.split("?", 1)[0]!;
+    let path = raw;
+    try {
+      path = decodeURIComponent(raw); // as the router matched it
+    } catch {
+      // malformed escapes: match the raw path
+    }
     const methods = new Set(routes.filter((route) => route.pattern.test(path)).flatMap((route) => route.methods));
     return [...methods].sort();
   };

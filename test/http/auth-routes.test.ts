@@ -318,6 +318,41 @@ describe("discovery and probes", () => {
     assertOAuthError(await json("GET", "/auth/sessions/x/y"), 404, "not_found");
   });
 
+  it("in HS256 mode publishes no key: an empty JWK Set and no jwks_uri in the metadata", async () => {
+    const hs = await createServer({
+      databaseUrl: `sqlite:${dir.path}/hs.db`,
+      secret: "x".repeat(40),
+      signingAlgorithm: "HS256",
+      hs256Secret: "h".repeat(40),
+      issuer: "https://issuer.test",
+      logger: false,
+    });
+    try {
+      assert.deepEqual((await hs.inject({ method: "GET", url: "/.well-known/jwks.json" })).json(), { keys: [] });
+      const metadata = (await hs.inject({ method: "GET", url: "/.well-known/oauth-authorization-server" })).json();
+      assert.equal(metadata.issuer, "https://issuer.test");
+      assert.equal("jwks_uri" in metadata, false);
+    } finally {
+      await hs.close();
+    }
+  });
+
+  it("sends security headers, and HSTS only when the issuer is https", async () => {
+    const response = await json("GET", "/.well-known/jwks.json");
+    assert.equal(response.headers["x-content-type-options"], "nosniff");
+    assert.equal(response.headers["x-frame-options"], "DENY");
+    assert.match(String(response.headers["content-security-policy"]), /default-src 'none'/);
+    assert.match(String(response.headers["strict-transport-security"]), /max-age=31536000/);
+    const plain = await createServer({ databaseUrl: `sqlite:${dir.path}/plain.db`, secret: "x".repeat(40), issuer: "http://127.0.0.1:3000", logger: false });
+    try {
+      const answer = await plain.inject({ method: "GET", url: "/healthz" });
+      assert.equal(answer.headers["strict-transport-security"], undefined);
+      assert.equal(answer.headers["x-content-type-options"], "nosniff");
+    } finally {
+      await plain.close();
+    }
+  });
+
   it("answers 405 with Allow for a known path asked with the wrong method", async () => {
     for (const [method, url, allow] of [
       ["GET", "/oauth/token", "POST"],
@@ -325,6 +360,7 @@ describe("discovery and probes", () => {
       ["PUT", "/auth/sessions/3f1c", "DELETE"],
       ["POST", "/.well-known/jwks.json", "GET, HEAD"],
       ["DELETE", "/auth/me", "GET, HEAD"],
+      ["POST", "/auth/%6De", "GET, HEAD"],
     ] as const) {
       const response = await json(method, url);
       assertOAuthError(response, 405, "invalid_request");

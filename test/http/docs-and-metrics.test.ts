@@ -12,25 +12,30 @@ describe("/openapi.json, /docs and /metrics", () => {
   it("/openapi.json describes every route of the HTTP contract", async () => {
     const response = await fetch(`${server.url}/openapi.json`);
     assert.equal(response.status, 200);
-    const spec = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    const spec = (await response.json()) as { openapi: string; paths: Record<string, Record<string, { responses?: Record<string, unknown> }>> };
     assert.match(spec.openapi, /^3\./);
-    const expected: Array<[string, string]> = [
-      ["/auth/register", "post"],
-      ["/auth/login", "post"],
-      ["/auth/refresh", "post"],
-      ["/auth/logout", "post"],
-      ["/auth/logout-all", "post"],
-      ["/auth/sessions", "get"],
-      ["/auth/sessions/{id}", "delete"],
-      ["/auth/me", "get"],
-      ["/oauth/token", "post"],
-      ["/oauth/revoke", "post"],
-      ["/.well-known/jwks.json", "get"],
-      ["/.well-known/oauth-authorization-server", "get"],
-      ["/healthz", "get"],
-      ["/readyz", "get"],
+    const expected: Array<[string, string, string]> = [
+      ["/auth/register", "post", "201"],
+      ["/auth/login", "post", "200"],
+      ["/auth/refresh", "post", "200"],
+      ["/auth/logout", "post", "204"],
+      ["/auth/logout-all", "post", "204"],
+      ["/auth/sessions", "get", "200"],
+      ["/auth/sessions/{id}", "delete", "204"],
+      ["/auth/me", "get", "200"],
+      ["/oauth/token", "post", "200"],
+      ["/oauth/revoke", "post", "200"],
+      ["/auth/revocations", "get", "200"],
+      ["/.well-known/jwks.json", "get", "200"],
+      ["/.well-known/oauth-authorization-server", "get", "200"],
+      ["/healthz", "get", "200"],
+      ["/readyz", "get", "200"],
     ];
-    for (const [path, method] of expected) assert.ok(spec.paths[path]?.[method], `${method.toUpperCase()} ${path}`);
+    for (const [path, method, success] of expected) {
+      const operation = spec.paths[path]?.[method];
+      assert.ok(operation, `${method.toUpperCase()} ${path}`);
+      assert.ok(operation.responses?.[success], `${method.toUpperCase()} ${path} documents its ${success}`);
+    }
   });
 
   it("/docs serves the API documentation page", async () => {
