@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { type AuthService, normalizeUsername } from "../service/auth-service.js";
+import { type AuthService, normalizeUsername, type Principal } from "../service/auth-service.js";
 import { contextOf, onlyMediaType, requirePrincipal, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, authSchemas } from "./schemas.js";
 
@@ -79,16 +79,25 @@ export function registerAuthRoutes(app: FastifyInstance, { service, rateLimit }:
     return reply.code(204).send();
   });
 
-  app.post("/auth/logout-all", { schema: authSchemas.logoutAll, bodyLimit: AUTH_BODY_LIMIT }, async (request, reply) => {
-    const principal = await requirePrincipal(service, request);
-    await service.logoutAll(principal, contextOf(request));
+  // Bearer routes authenticate before validating anything else: a request without a valid
+  // token learns nothing but 401 (RFC 6750 §3).
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  const bearer = {
+    preValidation: async (request: FastifyRequest) => {
+      principals.set(request, await requirePrincipal(service, request));
+    },
+  };
+  const principalOf = (request: FastifyRequest): Principal => principals.get(request)!;
+
+  app.post("/auth/logout-all", { schema: authSchemas.logoutAll, bodyLimit: AUTH_BODY_LIMIT, ...bearer }, async (request, reply) => {
+    await service.logoutAll(principalOf(request), contextOf(request));
     return reply.code(204).send();
   });
 
-  app.get("/auth/me", { schema: authSchemas.me }, async (request) => service.me(await requirePrincipal(service, request)));
+  app.get("/auth/me", { schema: authSchemas.me, ...bearer }, async (request) => service.me(principalOf(request)));
 
-  app.get("/auth/sessions", { schema: authSchemas.sessions }, async (request) => {
-    const sessions = await service.listSessions(await requirePrincipal(service, request));
+  app.get("/auth/sessions", { schema: authSchemas.sessions, ...bearer }, async (request) => {
+    const sessions = await service.listSessions(principalOf(request));
     return {
       sessions: sessions.map((session) => ({
         id: session.id,
@@ -102,9 +111,8 @@ export function registerAuthRoutes(app: FastifyInstance, { service, rateLimit }:
     };
   });
 
-  app.delete<{ Params: { id: string } }>("/auth/sessions/:id", { schema: authSchemas.revokeSession }, async (request, reply) => {
-    const principal = await requirePrincipal(service, request);
-    await service.revokeSession(principal, request.params.id, contextOf(request));
+  app.delete<{ Params: { id: string } }>("/auth/sessions/:id", { schema: authSchemas.revokeSession, ...bearer }, async (request, reply) => {
+    await service.revokeSession(principalOf(request), request.params.id, contextOf(request));
     return reply.code(204).send();
   });
 }

@@ -190,6 +190,16 @@ describe("bearer routes", () => {
     assert.equal(response.headers["www-authenticate"], 'Bearer realm="tessera"');
     const basic = await json("GET", "/auth/me", undefined, { authorization: "Basic dXNlcjpwYXNz" });
     assert.equal(basic.headers["www-authenticate"], 'Bearer realm="tessera"');
+    // Authentication comes before any other check: an unauthenticated caller learns only 401.
+    for (const [method, url] of [
+      ["DELETE", `/auth/sessions/${"x".repeat(65)}`],
+      ["POST", "/auth/logout-all"],
+      ["GET", "/auth/sessions?unexpected=1"],
+    ] as const) {
+      const response = await json(method, url);
+      assert.equal(response.statusCode, 401, `${method} ${url}`);
+      assert.equal(response.headers["www-authenticate"], 'Bearer realm="tessera"');
+    }
   });
 
   it("answers 401 invalid_token for bad tokens and never reads tokens from the query string", async () => {
