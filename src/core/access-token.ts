@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createSigner, createVerifier, TokenError } from "fast-jwt";
 import { type Clock, epochSeconds, systemClock } from "./clock.js";
 import { TesseraError, type ErrorCode } from "./errors.js";
-import { isSigningAlgorithm, type SigningAlgorithm, type SigningKey, type VerificationKey } from "./signing-key.js";
+import { isSigningAlgorithm, sameKey, type SigningAlgorithm, type SigningKey, type VerificationKey } from "./signing-key.js";
 
 /** The JOSE `typ` of access tokens (RFC 9068 §2.1). */
 export const ACCESS_TOKEN_TYPE = "at+jwt";
@@ -169,12 +169,6 @@ function mapTokenError(error: unknown): never {
     default:
       fail("access_token_invalid", "the access token signature or algorithm is invalid", error);
   }
-}
-
-function sameKey(a: VerificationKey, b: VerificationKey): boolean {
-  if (a === b) return true;
-  if (a.alg !== b.alg) return false;
-  return typeof a.key === "string" || typeof b.key === "string" ? a.key === b.key : a.key.equals(b.key);
 }
 
 function isStringArray(value: unknown): value is string[] {

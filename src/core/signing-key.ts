@@ -42,6 +42,13 @@ export interface VerificationKey {
   readonly key: string | Buffer;
 }
 
+/** True when `a` and `b` are the same key material for the same algorithm. */
+export function sameKey(a: VerificationKey, b: VerificationKey): boolean {
+  if (a === b) return true;
+  if (a.alg !== b.alg) return false;
+  return typeof a.key === "string" || typeof b.key === "string" ? a.key === b.key : a.key.equals(b.key);
+}
+
 /** True when `value` names one of {@link SIGNING_ALGORITHMS}. */
 export function isSigningAlgorithm(value: unknown): value is SigningAlgorithm {
   return typeof value === "string" && (SIGNING_ALGORITHMS as readonly string[]).includes(value);

@@ -66,6 +66,11 @@ export class JwksCache {
     return findKeyIn(this.#keys, kid, alg);
   }
 
+  /** Starts a background refresh when the keys are past their max-age. Never throws. */
+  refreshIfStale(): void {
+    if (this.#inFlight === null && this.#options.clock.now().getTime() >= this.#refreshAt) void this.#refresh();
+  }
+
   /**
    * Loads the key for `kid` if it is missing and the cooldown allows a fetch; starts a background
    * refresh when the keys are past their max-age. Never throws.

@@ -1,11 +1,18 @@
 import { createHash } from "node:crypto";
 import type { AccessTokenClaims } from "../core/access-token.js";
+import type { VerificationKey } from "../core/signing-key.js";
 
 /** Default number of verified tokens kept. */
 export const DEFAULT_TOKEN_CACHE_ENTRIES = 1000;
 
-interface Entry {
+/** A verified token: its claims, and the `kid` and key that verified it. */
+export interface VerifiedToken {
   readonly claims: AccessTokenClaims;
+  readonly kid: string | undefined;
+  readonly key: VerificationKey;
+}
+
+interface Entry extends VerifiedToken {
   /** The token's `exp`, in Unix seconds. */
   readonly expiresAt: number;
 }
@@ -27,8 +34,8 @@ export class TokenCache {
     return this.#entries.size;
   }
 
-  /** The claims of `token` if it was verified and has not expired at `nowSeconds`. */
-  get(token: string, nowSeconds: number): AccessTokenClaims | undefined {
+  /** `token` as it was verified, if it has not expired at `nowSeconds`. */
+  get(token: string, nowSeconds: number): VerifiedToken | undefined {
     const key = keyOf(token);
     const entry = this.#entries.get(key);
     if (!entry) return undefined;
@@ -36,15 +43,20 @@ export class TokenCache {
     // No clock skew here: a cached token is served only strictly before its exp.
     if (nowSeconds >= entry.expiresAt) return undefined;
     this.#entries.set(key, entry);
-    return entry.claims;
+    return entry;
   }
 
-  /** Remembers verified `claims` of `token` until its `exp`. */
-  set(token: string, claims: AccessTokenClaims): void {
+  /** Forgets `token`. */
+  delete(token: string): void {
+    this.#entries.delete(keyOf(token));
+  }
+
+  /** Remembers verified `token` until its `exp`. */
+  set(token: string, verified: VerifiedToken): void {
     if (this.#maxEntries === 0) return;
     const key = keyOf(token);
     this.#entries.delete(key);
-    this.#entries.set(key, { claims, expiresAt: claims.exp });
+    this.#entries.set(key, { ...verified, expiresAt: verified.claims.exp });
     for (const oldest of this.#entries.keys()) {
       if (this.#entries.size <= this.#maxEntries) break;
       this.#entries.delete(oldest);

@@ -2,7 +2,7 @@ import { type AccessTokenClaims, createAccessTokenVerifier, decodeProtectedHeade
 import { readBearerToken } from "../core/bearer.js";
 import { epochSeconds } from "../core/clock.js";
 import { type ErrorCode, TesseraError } from "../core/errors.js";
-import type { SigningAlgorithm, VerificationKey } from "../core/signing-key.js";
+import { sameKey, type SigningAlgorithm, type VerificationKey } from "../core/signing-key.js";
 import { findKeyIn } from "./jwk-keys.js";
 import { JwksCache } from "./jwks-cache.js";
 import { RevocationFeed } from "./revocation-feed.js";
@@ -114,9 +114,16 @@ export function createVerifier(options: VerifierOptions): Verifier {
     // A restarted API must not accept tokens of sessions that ended before it started.
     if (feed !== null) await feed.ready;
     const cached = cache.get(token, epochSeconds(clock.now()));
+    // Served from the cache only while the key that verified it is still trusted: withdrawing
+    // a key from the JWK Set reaches cached tokens too.
     if (cached !== undefined) {
-      hits += 1;
-      return refuseRevoked(cached, epochSeconds(clock.now()));
+      jwks?.refreshIfStale();
+      const current = findKey(cached.kid, cached.key.alg);
+      if (current !== undefined && sameKey(current, cached.key)) {
+        hits += 1;
+        return refuseRevoked(cached.claims, epochSeconds(clock.now()));
+      }
+      cache.delete(token);
     }
     misses += 1;
     const header = decodeProtectedHeader(token, config.algorithms);
@@ -126,7 +133,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     }
     const claims = freezeClaims(verifySignedToken(token));
     refuseRevoked(claims, epochSeconds(clock.now()));
-    cache.set(token, claims);
+    cache.set(token, { claims, kid: header.kid, key: findKey(header.kid, header.alg)! });
     return claims;
   }
 

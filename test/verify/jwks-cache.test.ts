@@ -66,6 +66,22 @@ void describe("createVerifier() with a remote JWK Set", () => {
     assert.equal(jwksServer.requests.length, 2);
   });
 
+  void it("stops serving a cached token once its key is withdrawn from the JWK Set", async () => {
+    const clock = manualClock();
+    const verifier = verifierFor({ clock, cache: { maxEntries: 100 } });
+    const token = tokenFor();
+    await verifier.verify(token);
+    await verifier.verify(token);
+    assert.equal(verifier.stats().tokenCacheHits, 1, "served from the cache while the key is trusted");
+    const replacement = es256Key();
+    jwksServer.respond(200, replacement.jwks);
+    clock.advance(301); // the default 5-minute max-age: a background refresh starts
+    await verifier.verify(token);
+    await eventually(() => jwksServer.requests.length === 2);
+    assert.equal(await rejectionCode(verifier.verify(token)), "access_token_invalid");
+    assert.equal(verifier.stats().tokenCacheSize, 0);
+  });
+
   void it("keeps the JWK Set for its Cache-Control max-age, then refreshes it in the background", async () => {
     jwksServer.respond(200, signer.jwks, { "cache-control": "public, max-age=120" });
     const clock = manualClock();
