@@ -171,6 +171,10 @@ function mapTokenError(error: unknown): never {
   }
 }
 
+function isNonEmptyString(value: unknown): value is string {
+  return typeof value === "string" && value !== "";
+}
+
 function isStringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === "string");
 }
@@ -214,7 +218,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       mapTokenError(error);
     }
     const now = epochSeconds(clock.now());
-    const { iss, aud, exp, nbf, iat, sub, jti, sid, roles, scope } = payload;
+    const { iss, aud, exp, nbf, iat, sub, jti, sid, client_id: clientId, roles, scope } = payload;
     // fast-jwt checks iss and aud only when present; RFC 9068 §2.2 requires both.
     if (typeof iss !== "string" || (typeof aud !== "string" && !isStringArray(aud))) {
       fail("access_token_claim_invalid", "the access token lacks iss or aud");
@@ -225,8 +229,9 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     if (now >= exp + clockSkewSeconds) fail("access_token_expired", "the access token has expired");
     if (nbf !== undefined && now + clockSkewSeconds < nbf) fail("access_token_not_yet_valid", "the access token is not valid yet");
     if (iat > now + clockSkewSeconds) fail("access_token_not_yet_valid", "the access token was issued in the future");
-    if (typeof sub !== "string" || sub === "" || typeof jti !== "string" || typeof sid !== "string" || sid === "") {
-      fail("access_token_claim_invalid", "the access token lacks sub, jti or sid");
+    // RFC 9068 §2.2 requires sub, jti and client_id; Tessera adds sid.
+    if (!isNonEmptyString(sub) || !isNonEmptyString(jti) || !isNonEmptyString(sid) || !isNonEmptyString(clientId)) {
+      fail("access_token_claim_invalid", "the access token lacks sub, jti, sid or client_id");
     }
     if (roles !== undefined && !isStringArray(roles)) fail("access_token_claim_invalid", "the roles claim is not a list of strings");
     if (scope !== undefined && typeof scope !== "string") fail("access_token_claim_invalid", "the scope claim is not a string");

@@ -2,7 +2,7 @@ import { type ErrorCode, TesseraError } from "./errors.js";
 
 // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1).
 const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
-const SCHEME = /^bearer(?: |$)/i;
+const SCHEME = /^bearer(?:[ \t]|$)/i;
 
 /** Result of reading an `Authorization` header for a bearer token. */
 export type BearerCredentials =

@@ -178,7 +178,7 @@ describe("createAccessTokenVerifier()", () => {
     expectCode(() => verify(signEs256(key, header, claimsAt(clock, { iat: now + 60, exp: now + 960 }))), "access_token_not_yet_valid");
   });
 
-  it("rejects tokens without exp, sid, sub, iss or aud", () => {
+  it("rejects tokens without exp, sid, sub, iss, aud or client_id, or with empty sub, jti, sid or client_id", () => {
     const { verify, key, clock } = setup();
     const header = { alg: "ES256", typ: "at+jwt", kid: key.kid };
     const { iss: _iss, ...noIss } = claimsAt(clock);
@@ -191,6 +191,12 @@ describe("createAccessTokenVerifier()", () => {
     expectCode(() => verify(signEs256(key, header, noExp)), "access_token_claim_invalid");
     const { sid: _sid, ...noSid } = claimsAt(clock);
     expectCode(() => verify(signEs256(key, header, noSid)), "access_token_claim_invalid");
+    const { client_id: _clientId, ...noClientId } = claimsAt(clock);
+    expectCode(() => verify(signEs256(key, header, noClientId)), "access_token_claim_invalid");
+    for (const empty of ["sub", "jti", "sid", "client_id"]) {
+      expectCode(() => verify(signEs256(key, header, { ...claimsAt(clock), [empty]: "" })), "access_token_claim_invalid");
+    }
+    assert.equal(verify(signEs256(key, header, claimsAt(clock))).client_id, "tessera");
   });
 
   it("rejects unknown critical header parameters", () => {
