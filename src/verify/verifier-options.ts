@@ -82,6 +82,22 @@ const consoleLogger: VerifierLogger = Object.freeze({
   warn: (details: Record<string, unknown>, message: string) => console.warn(`tessera/verify: ${message}`, details),
 });
 
+const OPTION_NAMES = Object.freeze([
+  "issuer", "audience", "algorithms", "jwksUri", "jwks", "secret", "clockSkewSeconds", "jwksCooldownSeconds",
+  "fetchTimeoutMs", "cache", "revocation", "fetch", "clock", "logger",
+]);
+
+// A misspelled option must not silently become its default.
+function refuseUnknownOptions(value: object, known: readonly string[], prefix: string): void {
+  const unknown = Object.keys(value).filter((name) => !known.includes(name));
+  if (unknown.length > 0) throw new TypeError(`unknown option ${prefix}${unknown[0]}; known: ${known.map((name) => prefix + name).join(", ")}`);
+}
+
+/** `fallback` when `value` is absent; `null` is a wrong value, not an absent one. */
+function orDefault<T>(value: T | undefined, fallback: T): T {
+  return value === undefined ? fallback : value;
+}
+
 function numberIn(value: unknown, min: number, max: number, name: string): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
     throw new TypeError(`${name} must be a number from ${min} to ${max}`);
@@ -117,7 +133,8 @@ function resolveKeySource(options: VerifierOptions, algorithms: readonly Signing
     // A secret verifies HS256 only: mixing it with public-key algorithms invites key confusion.
     if (algorithms.length !== 1 || !symmetric) throw new TypeError('algorithms must be ["HS256"] when secret is given');
     const secret = typeof options.secret === "string" ? Buffer.from(options.secret, "utf8") : options.secret instanceof Uint8Array ? Buffer.from(options.secret) : null;
-    if (secret === null || secret.length < MIN_HMAC_SECRET_BYTES) throw new TypeError(`secret must be at least ${MIN_HMAC_SECRET_BYTES} bytes`);
+    if (secret === null) throw new TypeError("secret must be a string or a Uint8Array");
+    if (secret.length < MIN_HMAC_SECRET_BYTES) throw new TypeError(`secret must be at least ${MIN_HMAC_SECRET_BYTES} bytes`);
     const { kid } = hmacSigningKey(secret);
     return { kind: "secret", key: Object.freeze({ kid, alg: "HS256", key: secret }) };
   }
@@ -131,6 +148,7 @@ function resolveKeySource(options: VerifierOptions, algorithms: readonly Signing
 function resolveRevocation(revocation: RevocationOptions | undefined): VerifierConfig["revocation"] {
   if (revocation === undefined) return null;
   if (typeof revocation !== "object" || revocation === null) throw new TypeError("revocation must be an object");
+  refuseUnknownOptions(revocation, ["url", "intervalSeconds", "redisUrl", "channel"], "revocation.");
   const redisUrl = revocation.redisUrl === undefined ? null : nonEmptyString(revocation.redisUrl, "revocation.redisUrl");
   if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl)) throw new TypeError("revocation.redisUrl must be a redis:// or rediss:// URL");
   return Object.freeze({
@@ -148,6 +166,7 @@ function resolveRevocation(revocation: RevocationOptions | undefined): VerifierC
  */
 export function resolveVerifierOptions(options: VerifierOptions): Readonly<VerifierConfig> {
   if (typeof options !== "object" || options === null) throw new TypeError("createVerifier() needs an options object");
+  refuseUnknownOptions(options, OPTION_NAMES, "");
   const issuer = nonEmptyString(options.issuer, "issuer");
   const audiences = typeof options.audience === "string" ? [options.audience] : Array.isArray(options.audience) ? [...(options.audience as unknown[])] : [];
   if (audiences.length === 0 || !audiences.every((item) => typeof item === "string" && item !== "")) {
@@ -162,10 +181,11 @@ export function resolveVerifierOptions(options: VerifierOptions): Readonly<Verif
   if (options.cache === false) cacheMaxEntries = 0;
   else if (options.cache !== undefined) {
     if (typeof options.cache !== "object" || options.cache === null) throw new TypeError("cache must be false or { maxEntries }");
+    refuseUnknownOptions(options.cache, ["maxEntries"], "cache.");
     cacheMaxEntries = options.cache.maxEntries === undefined ? DEFAULT_TOKEN_CACHE_ENTRIES : numberIn(options.cache.maxEntries, 1, 1_000_000, "cache.maxEntries");
     if (!Number.isInteger(cacheMaxEntries)) throw new TypeError("cache.maxEntries must be a whole number");
   }
-  const fetchFunction = options.fetch ?? globalThis.fetch;
+  const fetchFunction = orDefault(options.fetch, globalThis.fetch);
   if (typeof fetchFunction !== "function") throw new TypeError("fetch must be a function");
   if (options.clock !== undefined && typeof options.clock?.now !== "function") throw new TypeError("clock must have a now() method");
   if (options.logger !== undefined && typeof options.logger?.warn !== "function") throw new TypeError("logger must have a warn() method");
@@ -174,13 +194,13 @@ export function resolveVerifierOptions(options: VerifierOptions): Readonly<Verif
     audiences: Object.freeze(audiences as string[]),
     algorithms: Object.freeze(algorithms),
     keySource: Object.freeze(keySource),
-    clockSkewSeconds: numberIn(options.clockSkewSeconds ?? 0, 0, 300, "clockSkewSeconds"),
-    jwksCooldownSeconds: numberIn(options.jwksCooldownSeconds ?? 30, 1, 3600, "jwksCooldownSeconds"),
-    fetchTimeoutMs: numberIn(options.fetchTimeoutMs ?? 5000, 100, 60_000, "fetchTimeoutMs"),
+    clockSkewSeconds: numberIn(orDefault(options.clockSkewSeconds, 0), 0, 300, "clockSkewSeconds"),
+    jwksCooldownSeconds: numberIn(orDefault(options.jwksCooldownSeconds, 30), 1, 3600, "jwksCooldownSeconds"),
+    fetchTimeoutMs: numberIn(orDefault(options.fetchTimeoutMs, 5000), 100, 60_000, "fetchTimeoutMs"),
     cacheMaxEntries,
     revocation: resolveRevocation(options.revocation),
     fetch: fetchFunction,
-    clock: options.clock ?? systemClock,
-    logger: options.logger ?? consoleLogger,
+    clock: orDefault(options.clock, systemClock),
+    logger: orDefault(options.logger, consoleLogger),
   });
 }

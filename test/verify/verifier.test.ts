@@ -43,6 +43,18 @@ void describe("createVerifier() options", () => {
     assert.throws(() => createVerifier({ ...valid, revocation: { url: "ftp://x.test/r", intervalSeconds: 1 } }), /revocation\.url/);
   });
 
+  void it("refuses null, misspelled options and non-byte secrets instead of using defaults", () => {
+    const loose = (extra: Record<string, unknown>): VerifierOptions => ({ ...valid, ...extra });
+    assert.throws(() => createVerifier(loose({ clockSkewSeconds: null })), /clockSkewSeconds/);
+    assert.throws(() => createVerifier(loose({ fetchTimeoutMs: null })), /fetchTimeoutMs/);
+    assert.throws(() => createVerifier(loose({ jwksCooldownSeconds: null })), /jwksCooldownSeconds/);
+    assert.throws(() => createVerifier(loose({ fetch: null })), /fetch/);
+    assert.throws(() => createVerifier(loose({ clockSkew: 60 })), /unknown option clockSkew/);
+    assert.throws(() => createVerifier(loose({ cache: { maxEntry: 5 } })), /unknown option cache\.maxEntry/);
+    assert.throws(() => createVerifier(loose({ revocation: { url: "http://x.test/r", intervalSeconds: 1, interval: 5 } })), /unknown option revocation\.interval/);
+    assert.throws(() => createVerifier({ ...without("jwksUri"), algorithms: ["HS256"], secret: new ArrayBuffer(32) as unknown as Uint8Array }), /string or a Uint8Array/);
+  });
+
   void it("freezes the resolved options and leaves the caller's object alone", () => {
     const options = { ...valid, algorithms: ["ES256" as const] };
     const verifier = createVerifier(options);
