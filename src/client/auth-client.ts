@@ -75,6 +75,14 @@ export class AuthClient {
   #tail: Promise<unknown> = Promise.resolve();
   /** When the last session ended here or in another tab (epoch ms); older token sets are stale. */
   #endedAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Tokens the server issued that `storage.set` failed to keep. The server has already rotated
+   * the refresh token, so forgetting them would turn the next refresh into reuse and end the
+   * session: they are used from memory, and written again on every read until a write succeeds.
+   */
+  #unsaved: TokenSet | null = null;
+  /** The refresh token of a session that ended while `storage.remove` failed: never used again. */
+  #ended: string | null = null;
 
   /** @internal Use {@link createAuthClient}. */
   constructor(options: ResolvedOptions) {
@@ -94,9 +102,7 @@ export class AuthClient {
       throw new AuthClientError("invalid_credentials", "the username or password is wrong", { status: 401 });
     }
     const tokens = await this.#readTokens(response);
-    await this.#exclusive(async () => {
-      await this.#options.storage.set(tokens);
-    });
+    await this.#exclusive(() => this.#save(tokens));
     this.#coordinator.post({ type: "tokens", reason: "login", tokens });
     this.#emit("logged_in", { type: "logged_in", origin: "local", accessTokenExpiresAt: new Date(tokens.accessTokenExpiresAt) });
   }
@@ -108,7 +114,7 @@ export class AuthClient {
    */
   async logout(): Promise<void> {
     await this.#exclusive(async () => {
-      const tokens = await this.#options.storage.get();
+      const tokens = await this.#load();
       if (tokens === null) return;
       try {
         const response = await this.#post("/auth/logout", { refresh_token: tokens.refreshToken });
@@ -175,7 +181,7 @@ export class AuthClient {
 
   /** The stored tokens, refreshed when due; `null` without a session. */
   async #usableTokens(): Promise<TokenSet | null> {
-    const tokens = await this.#options.storage.get();
+    const tokens = await this.#load();
     if (tokens === null) return null;
     const now = this.#options.now();
     if (now < refreshDeadline(tokens, this.#options.refreshMarginSeconds)) return tokens;
@@ -202,37 +208,79 @@ export class AuthClient {
   }
 
   async #refreshHoldingLock(stale: string): Promise<TokenSet> {
-    const { storage, now } = this.#options;
+    const { now } = this.#options;
     // Re-read: another tab (or this client's previous flight) may have refreshed while we waited.
-    const current = await storage.get();
+    const current = await this.#load();
     if (current === null) throw new AuthClientError("not_authenticated", "the session ended while waiting to refresh it");
     if (current.accessToken !== stale && now() < refreshDeadline(current, this.#options.refreshMarginSeconds)) return current;
     if (now() >= current.refreshTokenExpiresAt) {
-      await this.#end("session_expired");
+      await this.#end("session_expired").catch(() => undefined); // the refusal matters, not storage
       throw new AuthClientError("session_expired", "the refresh token has expired");
     }
     const response = await this.#post("/auth/refresh", { refresh_token: current.refreshToken });
     if (response.status === 400 || response.status === 401) {
       const body = await readJson(response);
       if (body?.error === "invalid_grant") {
-        await this.#end("session_expired");
+        await this.#end("session_expired").catch(() => undefined); // the refusal matters, not storage
         throw new AuthClientError("session_expired", "the server refused the refresh token", { status: response.status });
       }
       throw new AuthClientError("unexpected_response", `refresh answered ${response.status}`, { status: response.status });
     }
     const next = await this.#readTokens(response);
-    await storage.set(next);
+    await this.#save(next);
     this.#coordinator.post({ type: "tokens", reason: "refresh", tokens: next });
     this.#emit("tokens_refreshed", { type: "tokens_refreshed", origin: "local", accessTokenExpiresAt: new Date(next.accessTokenExpiresAt) });
     return next;
   }
 
-  /** Clears storage, tells the other tabs, and emits `reason`. Called holding the lock. */
+  /** The session's tokens: the stored ones, unless this client holds newer ones it could not store. */
+  async #load(): Promise<TokenSet | null> {
+    const stored = await this.#options.storage.get();
+    const unsaved = this.#unsaved;
+    if (unsaved !== null) {
+      // Another tab may have stored a newer session meanwhile; it wins.
+      if (stored !== null && stored.receivedAt > unsaved.receivedAt) {
+        this.#unsaved = null;
+        return stored;
+      }
+      await this.#save(unsaved);
+      return unsaved;
+    }
+    if (stored !== null && stored.refreshToken === this.#ended) return null;
+    return stored;
+  }
+
+  /** Stores `tokens`; if storage fails they are kept in memory (see {@link #unsaved}). */
+  async #save(tokens: TokenSet): Promise<void> {
+    try {
+      await this.#options.storage.set(tokens);
+      this.#unsaved = null;
+    } catch {
+      this.#unsaved = tokens;
+    }
+    this.#ended = null;
+  }
+
+  /**
+   * Clears storage, tells the other tabs, and emits `reason`, even when `storage.remove` fails
+   * (the ended tokens are then ignored here); that failure is thrown afterwards. Called holding
+   * the lock.
+   */
   async #end(reason: "logged_out" | "session_expired"): Promise<void> {
-    await this.#options.storage.remove();
+    const { storage } = this.#options;
+    const ending = this.#unsaved ?? (await (async () => storage.get())().catch(() => null));
+    this.#unsaved = null;
+    let failure: { error: unknown } | null = null;
+    try {
+      await storage.remove();
+    } catch (error) {
+      failure = { error };
+      this.#ended = ending?.refreshToken ?? null;
+    }
     this.#endedAt = this.#options.now();
     this.#coordinator.post({ type: "ended", reason, at: this.#endedAt });
     this.#emit(reason, { type: reason, origin: "local" });
+    if (failure !== null) throw failure.error instanceof Error ? failure.error : new Error("storage.remove failed");
   }
 
   /** Applies what another tab did. With shared storage the write is already there; with separate storages this copies it. */
@@ -242,12 +290,12 @@ export class AuthClient {
 
   async #adopt(message: TabMessage): Promise<void> {
     const { storage } = this.#options;
-    const current = await storage.get();
+    const current = await this.#load();
     if (message.type === "tokens") {
       // Tokens from before a logout seen here must not bring the session back.
       if (message.tokens.receivedAt <= this.#endedAt) return;
       if (current !== null && current.receivedAt > message.tokens.receivedAt) return;
-      if (current?.refreshToken !== message.tokens.refreshToken) await storage.set(message.tokens);
+      if (current?.refreshToken !== message.tokens.refreshToken) await this.#save(message.tokens);
       const accessTokenExpiresAt = new Date(message.tokens.accessTokenExpiresAt);
       if (message.reason === "login") this.#emit("logged_in", { type: "logged_in", origin: "remote", accessTokenExpiresAt });
       else this.#emit("tokens_refreshed", { type: "tokens_refreshed", origin: "remote", accessTokenExpiresAt });
@@ -256,7 +304,14 @@ export class AuthClient {
     // A session started after the other tab's ended is a new one: keep it.
     if (current !== null && current.receivedAt > message.at) return;
     this.#endedAt = Math.max(this.#endedAt, message.at);
-    if (current !== null) await storage.remove();
+    this.#unsaved = null;
+    if (current !== null) {
+      try {
+        await storage.remove();
+      } catch {
+        this.#ended = current.refreshToken;
+      }
+    }
     this.#emit(message.reason, { type: message.reason, origin: "remote" });
   }
 

@@ -253,6 +253,49 @@ describe("createAuthClient()", () => {
       assert.equal(events.count("logged_out"), 1);
     });
 
+    it("keeps a session whose refreshed tokens storage failed to keep, and stores them once it recovers", async () => {
+      await registerAndLogin(server.url, "ursula");
+      const inner = memoryStorage();
+      const failing = { set: false, remove: false };
+      const storage: TokenStorage = {
+        get: () => inner.get(),
+        set: (tokens) => (failing.set ? Promise.reject(new Error("quota exceeded")) : inner.set(tokens)),
+        remove: () => (failing.remove ? Promise.reject(new Error("storage locked")) : inner.remove()),
+      };
+      const network = recordingFetch();
+      const clock = shiftedClock();
+      const client = createAuthClient({ baseUrl: server.url, storage, fetch: network.fetch, now: clock.now });
+      const events = recordEvents(client);
+
+      failing.set = true;
+      await client.login("ursula", PASSWORD); // kept in memory
+      assert.equal(await inner.get(), null);
+      assert.equal((await client.fetch(`${server.url}/auth/me`)).status, 200);
+
+      clock.advance(55_000);
+      assert.equal((await client.fetch(`${server.url}/auth/me`)).status, 200);
+      assert.equal(network.count("POST", "/auth/refresh"), 1);
+      failing.set = false;
+      const token = await client.getAccessToken(); // written now
+      assert.equal((await stored(inner)).accessToken, token);
+
+      clock.advance(60_000);
+      assert.equal((await client.fetch(`${server.url}/auth/me`)).status, 200);
+      assert.equal(network.count("POST", "/auth/refresh"), 2);
+      assert.equal(events.count("session_expired"), 0);
+
+      // A logout whose storage.remove fails still ends the session everywhere, then reports it.
+      const { refreshToken } = await stored(inner);
+      failing.remove = true;
+      await assert.rejects(client.logout(), /storage locked/);
+      assert.equal(events.count("logged_out"), 1);
+      assert.notEqual(await inner.get(), null, "storage could not be cleared");
+      assert.equal(await client.getAccessToken(), null, "but its ended tokens are never used again");
+      await assert.rejects(client.fetch(`${server.url}/auth/me`), (error) => isAuthClientError(error, "not_authenticated"));
+      const replay = await fetch(`${server.url}/auth/refresh`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: refreshToken }) });
+      assert.equal(replay.status, 401, "the server ended the session");
+    });
+
     it("stops calling a listener once it is unsubscribed", async () => {
       const { client, clock } = await loggedInClient(server, "quinn");
       let calls = 0;
