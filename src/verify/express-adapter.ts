@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { AccessTokenClaims } from "../core/access-token.js";
-import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
+import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, unauthenticatedGuard, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -41,10 +41,11 @@ export function tesseraAuth(options: AuthMiddlewareOptions): RequestHandler {
 }
 
 function guard(requirements: Requirements): RequestHandler {
+  const misconfigured = unauthenticatedGuard();
   return (request: Request, response: Response, next: NextFunction) => {
     const realm = realms.get(request);
     // Without tesseraAuth() before it, a guard refuses: it never lets an unauthenticated request through.
-    if (request.auth === undefined || realm === undefined) return send(response, answerForError(undefined, "tessera"));
+    if (request.auth === undefined || realm === undefined) return send(response, misconfigured());
     if (!meetsRequirements(request.auth, requirements)) return send(response, insufficientScopeAnswer(realm, requirements));
     next();
   };

@@ -1,6 +1,6 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
 import type { AccessTokenClaims } from "../core/access-token.js";
-import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
+import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, unauthenticatedGuard, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -51,10 +51,11 @@ export const tesseraAuth: FastifyPluginCallback<AuthMiddlewareOptions> = (app, o
 Object.defineProperty(tesseraAuth, Symbol.for("skip-override"), { value: true });
 
 function guard(requirements: Requirements): preHandlerAsyncHookHandler {
+  const misconfigured = unauthenticatedGuard();
   return async (request, reply) => {
     const realm = realms.get(request);
     // Without the tesseraAuth plugin, a guard refuses: it never lets an unauthenticated request through.
-    if (request.auth === null || request.auth === undefined || realm === undefined) return send(reply, answerForError(undefined, "tessera"));
+    if (request.auth === null || request.auth === undefined || realm === undefined) return send(reply, misconfigured());
     if (!meetsRequirements(request.auth, requirements)) return send(reply, insufficientScopeAnswer(realm, requirements));
   };
 }

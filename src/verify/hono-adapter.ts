@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AccessTokenClaims } from "../core/access-token.js";
-import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
+import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, unauthenticatedGuard, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
 
 export { type AuthMiddlewareOptions } from "./http-answer.js";
 
@@ -35,11 +35,12 @@ export function tesseraAuth(options: AuthMiddlewareOptions): MiddlewareHandler<T
 }
 
 function guard(requirements: Requirements): MiddlewareHandler<TesseraAuthEnv> {
+  const misconfigured = unauthenticatedGuard();
   return async (c, next) => {
     const claims = c.get("auth") as AccessTokenClaims | undefined;
     const realm = c.get("tesseraRealm") as string | undefined;
     // Without tesseraAuth() before it, a guard refuses: it never lets an unauthenticated request through.
-    if (claims === undefined || realm === undefined) return send(c, answerForError(undefined, "tessera"));
+    if (claims === undefined || realm === undefined) return send(c, misconfigured());
     if (!meetsRequirements(claims, requirements)) return send(c, insufficientScopeAnswer(realm, requirements));
     await next();
   };

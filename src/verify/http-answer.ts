@@ -89,6 +89,22 @@ export function answerForError(error: unknown, realm: string): AuthAnswer {
   return { status: 500, headers: { "cache-control": "no-store" }, body: { error: "server_error", error_description: "Internal server error." } };
 }
 
+/**
+ * The answer of a role or scope guard that runs without the authentication middleware before
+ * it: a setup mistake, so 500, and said once on the console so it is not taken for a crash. The
+ * guard never lets such a request through.
+ */
+export function unauthenticatedGuard(): () => AuthAnswer {
+  let told = false;
+  return () => {
+    if (!told) {
+      told = true;
+      console.error("tessera/verify: a requireRoles()/requireScopes() guard ran without tesseraAuth before it; answering 500");
+    }
+    return answerForError(undefined, "tessera");
+  };
+}
+
 /** 403 per RFC 6750 §3.1 for a valid token that lacks a required role or scope. */
 export function insufficientScopeAnswer(realm: string, requirements: Requirements): AuthAnswer {
   const scope = requirements.scopes.length > 0 ? `, scope="${requirements.scopes.join(" ")}"` : "";

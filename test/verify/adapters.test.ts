@@ -39,6 +39,7 @@ async function startExpressApi(verifier: Verifier): Promise<Api> {
   app.get("/admin", auth, requireRoles("admin"), (req, res) => void res.json(req.auth));
   app.get("/members", auth, requireRoles("user"), (req, res) => void res.json(req.auth));
   app.get("/reports", tesseraAuth({ verifier, realm: REALM, scopes: ["reports:read"] }), (req, res) => void res.json(req.auth));
+  app.get("/misconfigured", requireRoles("admin"), (req, res) => void res.json(req.auth));
   const server = await new Promise<Server>((resolve) => {
     const listening = app.listen(0, "127.0.0.1", () => resolve(listening));
   });
@@ -59,6 +60,7 @@ async function startFastifyApi(verifier: Verifier): Promise<Api> {
     api.get("/reports", (request) => request.auth);
   });
   app.get("/public", () => ({ ok: true }));
+  app.get("/misconfigured", { preHandler: requireRoles("admin") }, (request) => request.auth);
   await app.listen({ host: "127.0.0.1", port: 0 });
   return { url: addressOf(app.server), close: () => app.close() };
 }
@@ -71,6 +73,7 @@ async function startHonoApi(verifier: Verifier): Promise<Api> {
   app.get("/admin", auth, requireRoles("admin"), (c) => c.json(c.get("auth")));
   app.get("/members", auth, requireRoles("user"), (c) => c.json(c.get("auth")));
   app.get("/reports", tesseraAuth({ verifier, realm: REALM, scopes: ["reports:read"] }), (c) => c.json(c.get("auth")));
+  app.get("/misconfigured", requireRoles("admin"), (c) => c.json(c.get("auth")));
   const server = await new Promise<Server>((resolve) => {
     const listening = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(listening)) as Server;
   });
@@ -103,6 +106,17 @@ for (const adapter of adapters) {
     });
 
     const get = (path: string, authorization?: string) => fetch(`${api.url}${path}`, authorization === undefined ? {} : { headers: { authorization } });
+
+    void it("refuses with 500 and says so once when a guard runs without the auth middleware before it", async (t) => {
+      const logged = t.mock.method(console, "error", () => undefined);
+      for (let i = 0; i < 2; i += 1) {
+        const response = await get("/misconfigured", `Bearer ${accessToken}`);
+        assert.equal(response.status, 500);
+        assert.deepEqual(await response.json(), { error: "server_error", error_description: "Internal server error." });
+      }
+      assert.equal(logged.mock.callCount(), 1);
+      assert.match(String(logged.mock.calls[0]?.arguments[0]), /without tesseraAuth/);
+    });
 
     void it("answers 401 with a challenge without error code when no credentials are sent", async () => {
       const response = await get("/hello");
