@@ -80,7 +80,8 @@ const KEY_RELOAD_COOLDOWN_MS = 10_000;
 
 /** Shortest and longest accepted passwords, in characters. */
 export const PASSWORD_LENGTH = Object.freeze({ min: 8, max: 1024 });
-const USERNAME = /^[\p{L}\p{N}._@+-]{3,64}$/u;
+// 3 to 64 letters, digits or . _ @ + -, at least one of them a letter or digit.
+const USERNAME = /^(?=.*[\p{L}\p{N}])[\p{L}\p{N}._@+-]{3,64}$/u;
 // A lone UTF-16 surrogate has no UTF-8 form: argon2 would hash every one as U+FFFD.
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -237,7 +238,7 @@ export class AuthService {
     const display = username.normalize("NFKC");
     const usernameKey = normalizeUsername(username);
     if (!USERNAME.test(display) || !USERNAME.test(usernameKey)) {
-      reject("invalid_request", "username must be 3 to 64 letters, digits or . _ @ + -");
+      reject("invalid_request", "username must be 3 to 64 letters, digits or . _ @ + -, with at least one letter or digit");
     }
     const length = characters(password);
     if (length < PASSWORD_LENGTH.min || length > PASSWORD_LENGTH.max) {

@@ -74,6 +74,8 @@ describe("POST /auth/register", () => {
       { username: "abc", password: "x".repeat(1025) },
       { username: "abc", password: "short" },
       { username: "has space", password: PASSWORD },
+      { username: "...", password: PASSWORD },
+      { username: "@+-_", password: PASSWORD },
       [],
       "text",
     ];
