@@ -80,8 +80,9 @@ const KEY_RELOAD_COOLDOWN_MS = 10_000;
 
 /** Shortest and longest accepted passwords, in characters. */
 export const PASSWORD_LENGTH = Object.freeze({ min: 8, max: 1024 });
-// 3 to 64 letters, digits or . _ @ + -, at least one of them a letter or digit.
-const USERNAME = /^(?=.*[\p{L}\p{N}])[\p{L}\p{N}._@+-]{3,64}$/u;
+// 3 to 64 letters (with their combining marks, as in Devanagari or a lower-cased İ), digits or
+// . _ @ + -, at least one of them a letter or digit.
+const USERNAME = /^(?=.*[\p{L}\p{N}])[\p{L}\p{M}\p{N}._@+-]{3,64}$/u;
 // A lone UTF-16 surrogate has no UTF-8 form: argon2 would hash every one as U+FFFD.
 const LONE_SURROGATE = /\p{Cs}/u;
 

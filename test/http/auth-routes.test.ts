@@ -58,6 +58,15 @@ describe("POST /auth/register", () => {
     assert.equal(body.username, "Newcomer", "shown as registered");
   });
 
+  it("accepts names in any script, combining marks included, and logs them in", async () => {
+    for (const username of ["राहुल", "İstanbul", "Nguyễn", "ｗｉｄｅ"]) {
+      const registered = await json("POST", "/auth/register", { username, password: PASSWORD });
+      assert.equal(registered.statusCode, 201, `${username}: ${registered.body}`);
+      const login = await json("POST", "/auth/login", { username: username.toUpperCase(), password: PASSWORD });
+      assert.equal(login.statusCode, 200, username);
+    }
+  });
+
   it("answers 409 for a taken username", async () => {
     await json("POST", "/auth/register", { username: "taken", password: PASSWORD });
     assertOAuthError(await json("POST", "/auth/register", { username: "TAKEN", password: PASSWORD }), 409, "username_taken");
