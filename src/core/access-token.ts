@@ -182,9 +182,9 @@ function isStringArray(value: unknown): value is string[] {
 /**
  * Returns a function that verifies an access token and returns its claims. It pins the
  * algorithms, checks the signature, `typ`, `iss`, `aud`, `exp`, `nbf` and `iat`, and requires
- * `sub`, `jti` and `sid`. Throws a {@link TesseraError} with an `access_token_*` code.
+ * non-empty `sub`, `jti`, `sid` and `client_id`. Throws a {@link TesseraError} with an `access_token_*` code.
  */
-export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): (token: string) => AccessTokenClaims {
+export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): (token: string, header?: ProtectedHeader) => AccessTokenClaims {
   const { issuer, audience, algorithms, findKey, clockSkewSeconds = 0, clock = systemClock } = options;
   const audiences = typeof audience === "string" ? [audience] : [...audience];
   const checkers = new Map<string, { key: VerificationKey; check: (token: string) => Record<string, unknown> }>();
@@ -207,8 +207,9 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     return check;
   }
 
-  return (token) => {
-    const header = decodeProtectedHeader(token, algorithms);
+  // `header`: this token's header as `decodeProtectedHeader(token, algorithms)` returned it, when
+  // the caller has already decoded it (to pick or load a key), so the hot path decodes once.
+  return (token, header = decodeProtectedHeader(token, algorithms)) => {
     const key = findKey(header.kid, header.alg);
     if (!key || key.alg !== header.alg) fail("access_token_invalid", "the access token key is unknown");
     let payload: Record<string, unknown>;

@@ -50,7 +50,7 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
 export const REALM = DEFAULT_REALM;
 
 /** The challenge of an `invalid_client` answer (RFC 6749 §5.2). */
-export const BASIC_CHALLENGE = `Basic realm="${DEFAULT_REALM}"`;
+export const BASIC_CHALLENGE = `Basic realm="${REALM}"`;
 
 /** An RFC 6750 §3 challenge; `error` is omitted when the request had no credentials. */
 export function bearerChallenge(shape: Pick<HttpErrorShape, "bearer" | "description">): string {

@@ -4,6 +4,7 @@ import {
   createAccessTokenSigner,
   createAccessTokenVerifier,
   decodeProtectedHeader,
+  type ProtectedHeader,
 } from "../core/access-token.js";
 import { addSeconds, type Clock, systemClock } from "../core/clock.js";
 import { type ErrorCode, TesseraError } from "../core/errors.js";
@@ -371,8 +372,9 @@ export class AuthService {
    * `access_token_*` code.
    */
   async authenticate(accessToken: string): Promise<Principal> {
-    await this.#reloadKeysForUnknownKid(accessToken);
-    const claims = this.#verify(accessToken);
+    const header = decodeProtectedHeader(accessToken, [this.#config.signingAlgorithm]);
+    await this.#reloadKeysForUnknownKid(header);
+    const claims = this.#verify(accessToken, header);
     const session = await this.#store.findSession(claims.sid);
     const now = this.#clock.now();
     if (!session || session.userId !== claims.sub || session.revokedAt || now >= session.expiresAt) {
@@ -492,8 +494,7 @@ export class AuthService {
 
   // A token signed with a key this instance has not loaded yet (rotated elsewhere) triggers one
   // reload, at most every 10 s, so random kids cannot turn into a flood of queries.
-  async #reloadKeysForUnknownKid(accessToken: string): Promise<void> {
-    const header = decodeProtectedHeader(accessToken, [this.#config.signingAlgorithm]);
+  async #reloadKeysForUnknownKid(header: ProtectedHeader): Promise<void> {
     if (this.#keys.findVerificationKey(header.kid, header.alg)) return;
     if (this.#keyReload) return this.#keyReload;
     if (performance.now() - this.#lastKeyReload < KEY_RELOAD_COOLDOWN_MS) return;

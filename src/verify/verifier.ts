@@ -113,7 +113,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (typeof token !== "string" || token === "") fail("access_token_malformed", "the access token is empty");
     // A restarted API must not accept tokens of sessions that ended before it started.
     if (feed !== null) await feed.ready;
-    const cached = cache.get(token, epochSeconds(clock.now()));
+    const now = epochSeconds(clock.now());
+    const cached = cache.get(token, now);
     // Served from the cache only while the key that verified it is still trusted: withdrawing
     // a key from the JWK Set reaches cached tokens too.
     if (cached !== undefined) {
@@ -121,7 +122,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const current = findKey(cached.kid, cached.key.alg);
       if (current !== undefined && sameKey(current, cached.key)) {
         hits += 1;
-        return refuseRevoked(cached.claims, epochSeconds(clock.now()));
+        return refuseRevoked(cached.claims, now);
       }
       cache.delete(token);
     }
@@ -131,7 +132,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       await jwks.prepare(header.kid, header.alg);
       if (!jwks.loaded) fail("verification_keys_unavailable", "the issuer's JWK Set could not be loaded");
     }
-    const claims = freezeClaims(verifySignedToken(token));
+    const claims = freezeClaims(verifySignedToken(token, header));
     refuseRevoked(claims, epochSeconds(clock.now()));
     cache.set(token, { claims, kid: header.kid, key: findKey(header.kid, header.alg)! });
     return claims;

@@ -181,18 +181,11 @@ describe("createAccessTokenVerifier()", () => {
   it("rejects tokens without exp, sid, sub, iss, aud or client_id, or with empty sub, jti, sid or client_id", () => {
     const { verify, key, clock } = setup();
     const header = { alg: "ES256", typ: "at+jwt", kid: key.kid };
-    const { iss: _iss, ...noIss } = claimsAt(clock);
-    expectCode(() => verify(signEs256(key, header, noIss)), "access_token_claim_invalid");
-    const { aud: _aud, ...noAud } = claimsAt(clock);
-    expectCode(() => verify(signEs256(key, header, noAud)), "access_token_claim_invalid");
-    const { sub: _sub, ...noSub } = claimsAt(clock);
-    expectCode(() => verify(signEs256(key, header, noSub)), "access_token_claim_invalid");
-    const { exp: _exp, ...noExp } = claimsAt(clock);
-    expectCode(() => verify(signEs256(key, header, noExp)), "access_token_claim_invalid");
-    const { sid: _sid, ...noSid } = claimsAt(clock);
-    expectCode(() => verify(signEs256(key, header, noSid)), "access_token_claim_invalid");
-    const { client_id: _clientId, ...noClientId } = claimsAt(clock);
-    expectCode(() => verify(signEs256(key, header, noClientId)), "access_token_claim_invalid");
+    for (const missing of ["iss", "aud", "sub", "exp", "sid", "client_id"]) {
+      const claims: Record<string, unknown> = claimsAt(clock);
+      delete claims[missing];
+      expectCode(() => verify(signEs256(key, header, claims)), "access_token_claim_invalid");
+    }
     for (const empty of ["sub", "jti", "sid", "client_id"]) {
       expectCode(() => verify(signEs256(key, header, { ...claimsAt(clock), [empty]: "" })), "access_token_claim_invalid");
     }
