@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { type AuthService, normalizeUsername, type Principal } from "../service/auth-service.js";
+import type { AuthService, Principal } from "../service/auth-service.js";
+import { normalizeUsername } from "../service/credential-policy.js";
 import { contextOf, onlyMediaType, requirePrincipal, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, authSchemas } from "./schemas.js";
 
@@ -44,12 +45,12 @@ export function rateLimitsOf(perMinute: number): RateLimits {
 
 /** Options of {@link registerAuthRoutes}. */
 export interface AuthRoutesOptions {
-  readonly service: AuthService;
+  readonly auth: AuthService;
   readonly rateLimit: RateLimits;
 }
 
 /** Registers the `/auth/*` routes of DESIGN.md's HTTP contract. */
-export function registerAuthRoutes(app: FastifyInstance, { service, rateLimit }: AuthRoutesOptions): void {
+export function registerAuthRoutes(app: FastifyInstance, { auth, rateLimit }: AuthRoutesOptions): void {
   const perClient = rateLimit ? rateLimit.perClient : {};
   const perAccount = rateLimit ? rateLimit.perAccount : {};
   const jsonOnly = onlyMediaType("application/json");
@@ -58,24 +59,24 @@ export function registerAuthRoutes(app: FastifyInstance, { service, rateLimit }:
     "/auth/register",
     { schema: authSchemas.register, bodyLimit: AUTH_BODY_LIMIT, config: perClient, preParsing: jsonOnly },
     async (request, reply) => {
-      const user = await service.register(request.body.username, request.body.password, contextOf(request));
+      const user = await auth.register(request.body.username, request.body.password, contextOf(request));
       return reply.code(201).send({ id: user.id, username: user.username });
     },
   );
 
   app.post<{ Body: Credentials }>("/auth/login", { schema: authSchemas.login, bodyLimit: AUTH_BODY_LIMIT, config: perAccount, preParsing: jsonOnly }, async (request, reply) => {
-    const tokens = await service.login(request.body.username, request.body.password, contextOf(request));
+    const tokens = await auth.login(request.body.username, request.body.password, contextOf(request));
     return sendTokens(reply, tokens);
   });
 
   app.post<{ Body: RefreshTokenBody }>(
     "/auth/refresh",
     { schema: authSchemas.refresh, bodyLimit: AUTH_BODY_LIMIT, config: perClient, preParsing: jsonOnly },
-    async (request, reply) => sendTokens(reply, await service.refresh(request.body.refresh_token, contextOf(request))),
+    async (request, reply) => sendTokens(reply, await auth.refresh(request.body.refresh_token, contextOf(request))),
   );
 
   app.post<{ Body: RefreshTokenBody }>("/auth/logout", { schema: authSchemas.logout, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly }, async (request, reply) => {
-    await service.logout(request.body.refresh_token, contextOf(request));
+    await auth.logout(request.body.refresh_token, contextOf(request));
     return reply.code(204).send();
   });
 
@@ -84,20 +85,20 @@ export function registerAuthRoutes(app: FastifyInstance, { service, rateLimit }:
   const principals = new WeakMap<FastifyRequest, Principal>();
   const bearer = {
     preValidation: async (request: FastifyRequest) => {
-      principals.set(request, await requirePrincipal(service, request));
+      principals.set(request, await requirePrincipal(auth, request));
     },
   };
   const principalOf = (request: FastifyRequest): Principal => principals.get(request)!;
 
   app.post("/auth/logout-all", { schema: authSchemas.logoutAll, bodyLimit: AUTH_BODY_LIMIT, ...bearer }, async (request, reply) => {
-    await service.logoutAll(principalOf(request), contextOf(request));
+    await auth.logoutAll(principalOf(request), contextOf(request));
     return reply.code(204).send();
   });
 
-  app.get("/auth/me", { schema: authSchemas.me, ...bearer }, async (request) => service.me(principalOf(request)));
+  app.get("/auth/me", { schema: authSchemas.me, ...bearer }, async (request) => auth.me(principalOf(request)));
 
   app.get("/auth/sessions", { schema: authSchemas.sessions, ...bearer }, async (request) => {
-    const sessions = await service.listSessions(principalOf(request));
+    const sessions = await auth.listSessions(principalOf(request));
     return {
       sessions: sessions.map((session) => ({
         id: session.id,
@@ -112,7 +113,7 @@ export function registerAuthRoutes(app: FastifyInstance, { service, rateLimit }:
   });
 
   app.delete<{ Params: { id: string } }>("/auth/sessions/:id", { schema: authSchemas.revokeSession, ...bearer }, async (request, reply) => {
-    await service.revokeSession(principalOf(request), request.params.id, contextOf(request));
+    await auth.revokeSession(principalOf(request), request.params.id, contextOf(request));
     return reply.code(204).send();
   });
 }

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
-import type { AuthService } from "../service/auth-service.js";
+import type { SessionRevocations } from "../service/session-revocations.js";
 
 /**
  * Prometheus metrics of one server, in a registry of its own: request counts and latencies by
  * route, error codes, revoked sessions, and the process's default metrics. Serves `/metrics`.
  */
-export function registerMetrics(app: FastifyInstance, service: AuthService): void {
+export function registerMetrics(app: FastifyInstance, revocations: SessionRevocations): void {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "tessera_" });
   const labelNames = ["method", "route", "status"] as const;
@@ -20,7 +20,7 @@ export function registerMetrics(app: FastifyInstance, service: AuthService): voi
   });
   const errors = new Counter({ name: "tessera_errors_total", help: "Requests refused, by Tessera error code", labelNames: ["code"], registers: [registry] });
   const revoked = new Counter({ name: "tessera_sessions_revoked_total", help: "Sessions revoked (logout, logout-all, revocation, reuse)", registers: [registry] });
-  const stop = service.onSessionsRevoked((event) => revoked.inc(event.sessionIds.length));
+  const stop = revocations.onSessionsRevoked((event) => revoked.inc(event.sessionIds.length));
   app.addHook("onClose", (_instance, done) => {
     stop();
     done();

@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest, RequestPayload } from "fastify";
 import { readBearerToken } from "../core/bearer.js";
 import { type ErrorCode, TesseraError } from "../core/errors.js";
-import type { AuthService, IssuedTokens, Principal, RequestContext } from "../service/auth-service.js";
+import type { AuthService, IssuedTokens, Principal } from "../service/auth-service.js";
+import type { RequestContext } from "../service/request-context.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -20,12 +21,12 @@ export function contextOf(request: FastifyRequest): RequestContext {
  * Reads the bearer token from the `Authorization` header only (never the query or body) and
  * authenticates it. Throws `access_token_missing` or an `access_token_*` code.
  */
-export async function requirePrincipal(service: AuthService, request: FastifyRequest): Promise<Principal> {
+export async function requirePrincipal(auth: AuthService, request: FastifyRequest): Promise<Principal> {
   // Node keeps the first of repeated Authorization headers and drops the rest; refuse instead.
   if (countHeader(request.raw.rawHeaders, "authorization") > 1) {
     throw new TesseraError("access_token_malformed", "more than one Authorization header");
   }
-  return service.authenticate(readBearerToken(request.headers.authorization));
+  return auth.authenticate(readBearerToken(request.headers.authorization));
 }
 
 function countHeader(rawHeaders: readonly string[], name: string): number {

@@ -1,5 +1,4 @@
-import { PASSWORD_LENGTH } from "../service/auth-service.js";
-import { LIMITS } from "../store/store.js";
+import { PASSWORD_LENGTH, USERNAME_LENGTH } from "../service/credential-policy.js";
 
 /** Longest token accepted in any request field, in characters. */
 export const MAX_TOKEN_FIELD = 8192;
@@ -17,7 +16,7 @@ const credentials = {
   additionalProperties: false,
   required: ["username", "password"],
   properties: {
-    username: { type: "string", minLength: 1, maxLength: LIMITS.username },
+    username: { type: "string", minLength: 1, maxLength: USERNAME_LENGTH.max },
     password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
   },
 } as const;

@@ -1,20 +1,35 @@
 import type { Duplex } from "node:stream";
 import helmet from "@fastify/helmet";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
-import type { AuthService } from "../service/auth-service.js";
-import { resolveConfig, type TesseraOptions } from "../service/config.js";
 import swagger, { type SwaggerOptions } from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
+import { openServices, type TesseraServices } from "../service/tessera-services.js";
 import { httpErrorOf } from "./error-map.js";
 import { registerMetrics } from "./metrics.js";
 import { healthSchemas } from "./schemas.js";
-import { createAuthService } from "../service/create-auth-service.js";
+import {
+  refuseUnknownOptions,
+  resolveConfig,
+  resolveServerConfig,
+  SERVER_SETTINGS,
+  setsServiceOptions,
+  type TesseraConfig,
+  type TesseraOptions,
+} from "./server-config.js";
 import { tessera } from "./tessera-plugin.js";
 
 /** Options of {@link createServer}. */
 export interface ServerOptions extends TesseraOptions {
-  /** Serve this service instead of opening the configured store. */
-  readonly service?: AuthService;
+  /**
+   * A configuration already resolved by `resolveConfig()`; no other Tessera option may be given
+   * with it. Default: resolved from the other options.
+   */
+  readonly config?: Readonly<TesseraConfig>;
+  /**
+   * Serve these services instead of opening the configured store; their configuration is the
+   * service's, so only the server's own options (host, port, limits, …) may be given with them.
+   */
+  readonly services?: TesseraServices;
   /** Time a client has to send a whole request, in milliseconds. Default 10 000. */
   readonly requestTimeoutMs?: number;
   /** A connection silent this long is closed, in milliseconds. Default 30 000. */
@@ -67,7 +82,7 @@ function requestSerializer(request: { method: string; url: string; ip?: string }
  * JSON 404s. Call `listen()` on the result; `close()` closes the store too.
  */
 export async function createServer(options: ServerOptions = {}): Promise<FastifyInstance> {
-  const config = resolveConfig(options);
+  const config = configOf(options);
   const app = Fastify({
     logger:
       options.logger ?? {
@@ -96,8 +111,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     );
   }
   const allowedMethodsOf = recordRoutes(app);
-  const service = options.service ?? (await createAuthService(options, app.log));
-  if (!options.service) app.addHook("onClose", () => service.close());
+  const services = options.services ?? (await openServices(config, app.log));
+  if (!options.services) app.addHook("onClose", () => services.close());
 
   // API answers get the strictest CSP; the /docs page relaxes it for its own assets only.
   await app.register(helmet, {
@@ -108,8 +123,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   });
   await app.register(swagger, openApiOptions(config.issuer));
   app.decorateRequest("tesseraErrorCode", null);
-  registerMetrics(app, service);
-  await app.register(tessera, { service });
+  registerMetrics(app, services.revocations);
+  await app.register(tessera, { services, rateLimitPerMinute: config.rateLimitPerMinute });
   await app.register(swaggerUi, {
     routePrefix: "/docs",
     staticCSP: true,
@@ -120,7 +135,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   app.get("/healthz", { schema: healthSchemas.liveness }, () => ({ status: "ok" }));
   app.get("/readyz", { schema: healthSchemas.readiness }, async (request, reply) => {
     try {
-      await service.checkReady();
+      await services.checkReady();
       return { status: "ready" };
     } catch (error) {
       request.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "not ready");
@@ -142,6 +157,24 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     return reply.code(shape.status).send({ error: shape.error, error_description: shape.description });
   });
   return app;
+}
+
+const OWN_OPTIONS = ["config", "services", "requestTimeoutMs", "idleTimeoutMs", "logger"];
+const SERVER_OPTION_NAMES = new Set(Object.keys(SERVER_SETTINGS));
+
+/** The one configuration of a server: given, taken from the services given, or resolved once here. */
+function configOf(options: ServerOptions): Readonly<TesseraConfig> {
+  const settings = Object.fromEntries(Object.entries(options).filter(([name]) => !OWN_OPTIONS.includes(name))) as TesseraOptions;
+  if (options.config !== undefined) {
+    if (options.services !== undefined || Object.keys(settings).length > 0) {
+      throw new TypeError("config: pass either a resolved config or options, not both");
+    }
+    return options.config;
+  }
+  if (options.services === undefined) return resolveConfig(settings);
+  if (setsServiceOptions(settings)) throw new TypeError("services: the service's options come from services.config; pass only server options");
+  refuseUnknownOptions(settings, SERVER_OPTION_NAMES);
+  return Object.freeze({ ...options.services.config, ...resolveServerConfig(settings) });
 }
 
 /**

@@ -4,22 +4,44 @@ import { Ajv } from "ajv";
 import { Redis } from "ioredis";
 import type { FastifyError, FastifyInstance, FastifyPluginAsync } from "fastify";
 import { isTesseraError } from "../core/errors.js";
-import type { AuthService } from "../service/auth-service.js";
-import { createAuthService } from "../service/create-auth-service.js";
-import type { TesseraOptions } from "../service/config.js";
+import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from "../service/config.js";
+import { openServices, type TesseraServices } from "../service/tessera-services.js";
 import { rateLimitsOf, registerAuthRoutes } from "./auth-routes.js";
 import { BASIC_CHALLENGE, bearerChallenge, httpErrorOf } from "./error-map.js";
 import { isOAuthRoute, registerOAuthRoutes } from "./oauth-routes.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
+import { refuseUnknownOptions, resolveServerConfig, SERVER_SETTINGS, setsServiceOptions } from "./server-config.js";
 
 const KEY_RELOAD_INTERVAL_MS = 60_000;
 
 /** Options of the {@link tessera} Fastify plugin. */
-export interface TesseraPluginOptions extends TesseraOptions {
-  /** A service to serve; when absent the plugin opens the store and creates one, and closes both with the app. */
-  readonly service?: AuthService;
+export interface TesseraPluginOptions extends ServiceOptions {
+  /**
+   * The services to serve; no service option may be given with them. When absent the plugin
+   * opens the configured store and creates them, and closes both with the app.
+   */
+  readonly services?: TesseraServices;
+  /** As `TESSERA_RATE_LIMIT`: login attempts per minute per client IP and username. Default 30; 0: off. */
+  readonly rateLimitPerMinute?: number;
   /** Absolute URL under which these routes are reachable. Default: the issuer. */
   readonly baseUrl?: string;
+}
+
+// Fastify hands its own register() options (prefix, logLevel…) to the plugin too.
+const REGISTER_OPTIONS = ["prefix", "logLevel", "logSerializers"];
+const PLUGIN_OPTION_NAMES = new Set<string>(["services", "rateLimitPerMinute", "baseUrl", ...SERVICE_OPTION_NAMES, ...REGISTER_OPTIONS]);
+
+/** Opens the plugin's own services, or checks that none of their options came with given ones. */
+async function servicesOf(app: FastifyInstance, options: TesseraPluginOptions): Promise<{ services: TesseraServices; owned: boolean }> {
+  refuseUnknownOptions(options, PLUGIN_OPTION_NAMES);
+  if (options.services !== undefined) {
+    if (setsServiceOptions(options)) throw new TypeError("services: the service's options come from services.config; drop the others");
+    return { services: options.services, owned: false };
+  }
+  const { services: _services, rateLimitPerMinute: _limit, baseUrl: _baseUrl, ...serviceOptions } = options;
+  const settings = Object.fromEntries(Object.entries(serviceOptions).filter(([name]) => !REGISTER_OPTIONS.includes(name)));
+  const config = resolveServiceConfig(settings, `http://${SERVER_SETTINGS.host.default}:${SERVER_SETTINGS.port.default}`);
+  return { services: await openServices(config, app.log), owned: true };
 }
 
 // Strict validation regardless of the host app's Ajv settings: no type coercion, and
@@ -53,14 +75,14 @@ function useStrictUtf8Json(app: FastifyInstance): void {
  * Encapsulated: its error handler, validator and hooks apply to its own routes only.
  */
 export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: FastifyInstance, options) => {
-  const ownsService = options.service === undefined;
-  const service = options.service ?? (await createAuthService(options, app.log));
-  if (ownsService) app.addHook("onClose", () => service.close());
-  const config = service.config;
+  const { services, owned } = await servicesOf(app, options);
+  if (owned) app.addHook("onClose", () => services.close());
+  const { config } = services;
+  const { rateLimitPerMinute } = resolveServerConfig({ rateLimitPerMinute: options.rateLimitPerMinute });
 
   // Pick up keys rotated by another instance or `tessera keys rotate`.
   const keyReload = setInterval(() => {
-    service.reloadKeys().catch((error: unknown) => app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"));
+    services.keys.reload().catch((error: unknown) => app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"));
   }, KEY_RELOAD_INTERVAL_MS);
   keyReload.unref();
   app.addHook("onClose", (_instance, done) => {
@@ -105,9 +127,9 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
     done(null, payload);
   });
 
-  const limit = rateLimitsOf(config.rateLimitPerMinute);
+  const limit = rateLimitsOf(rateLimitPerMinute);
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
-  registerAuthRoutes(app, { service, rateLimit: limit });
-  registerOAuthRoutes(app, { service, rateLimit: limit, baseUrl });
-  registerRevocationRoutes(app, { service, redisUrl: config.redisUrl });
+  registerAuthRoutes(app, { auth: services.auth, rateLimit: limit });
+  registerOAuthRoutes(app, { services, rateLimit: limit, baseUrl });
+  registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });
 };

@@ -1,19 +1,27 @@
 import { parseDurationSeconds } from "../core/duration.js";
 import { isSigningAlgorithm, MIN_HMAC_SECRET_BYTES, SIGNING_ALGORITHMS, type SigningAlgorithm } from "../core/signing-key.js";
 import { storeKindOf } from "../store/store.js";
-
-/** What a role name may look like: 1 to 64 letters, digits or `_ : . -`. */
-export const ROLE_NAME = /^[\w:.-]{1,64}$/;
+import { ROLE_NAME } from "./credential-policy.js";
 
 /** Shortest accepted `secret`, in characters. */
 export const MIN_SECRET_LENGTH = 32;
 
-/** What callers may set; every field has a default except where noted. */
-export interface TesseraOptions {
-  /** Interface to listen on. Default `127.0.0.1`. */
-  readonly host?: string;
-  /** Port to listen on. Default `3000`. */
-  readonly port?: number;
+/** How a setting is read from an environment variable or a flag. */
+export type SettingType = "string" | "integer" | "boolean";
+
+/** One documented setting: where it is read from and what it defaults to. */
+export interface SettingSpec {
+  /** The environment variable; names are relied on by scripts. */
+  readonly variable: `TESSERA_${string}`;
+  /** The flag of `tessera serve`, if it has one. */
+  readonly flag?: `--${string}`;
+  readonly type: SettingType;
+  /** The default as the README and `tessera --help` state it. */
+  readonly default: string;
+}
+
+/** What the service may be given; every field has a default except where noted. */
+export interface ServiceOptions {
   /** Default `sqlite:./data/tessera.db`. */
   readonly databaseUrl?: string;
   /** Connections per process to PostgreSQL or MySQL. Default 10. */
@@ -25,40 +33,56 @@ export interface TesseraOptions {
   readonly secret?: string;
   /** Refuse to start without a secret. Default: `NODE_ENV === "production"` as the CLI reads it. */
   readonly production?: boolean;
-  /** `iss` of access tokens. Default `http://{host}:{port}`. */
+  /** `iss` of access tokens, an absolute http(s) URL. Default `http://{host}:{port}`. */
   readonly issuer?: string;
-  /** `aud` of access tokens. Default `tessera`. */
+  /** `aud` of access tokens, 1 to 256 characters. Default `tessera`. */
   readonly audience?: string;
   /** Default `ES256`. */
   readonly signingAlgorithm?: SigningAlgorithm;
   /** Shared secret for `HS256` (at least 32 bytes); required with it, refused without it. */
   readonly hs256Secret?: string;
-  /** Durations as `"15m"`, `"3d"`, `"10s"` or seconds. */
+  /** Access-token lifetime, `"15m"` or seconds; at most 1 day. Default `15m`. */
   readonly accessTokenTtl?: string | number;
+  /** Idle lifetime of a refresh token, at least `accessTokenTtl`, at most 365 days. Default `3d`. */
   readonly refreshTokenTtl?: string | number;
+  /** Absolute lifetime of a session, at least `refreshTokenTtl`, at most 365 days. Default `30d`. */
   readonly sessionTtl?: string | number;
+  /** Window in which a repeated refresh gets the same successor; at most 5 minutes. Default `10s`. */
   readonly refreshGrace?: string | number;
-  /** Tolerance for `exp`, `nbf`, `iat`. Default 0. */
+  /** Tolerance for `exp`, `nbf`, `iat`; at most 5 minutes. Default 0. */
   readonly clockSkew?: string | number;
-  /** Redis for rate limits shared between instances. Default none (in memory). */
+  /** Redis for rate limits shared between instances and pushed revocations. Default none. */
   readonly redisUrl?: string;
-  /**
-   * Login attempts per minute per client IP and username; register, refresh and `/oauth/token`
-   * allow ten times that per client IP. Default 30; 0 turns limits off.
-   */
-  readonly rateLimitPerMinute?: number;
-  /** Honour `X-Forwarded-For` from a proxy in front. Default false. */
-  readonly trustProxy?: boolean;
   /** Roles given to newly registered users. Default `["user"]`. */
   readonly defaultRoles?: readonly string[];
-  /** pino level. Default `info`. */
-  readonly logLevel?: string;
 }
 
-/** The resolved, frozen configuration. */
-export interface TesseraConfig {
-  readonly host: string;
-  readonly port: number;
+/** The settings of {@link ServiceOptions} read from the environment. */
+export const SERVICE_SETTINGS = {
+  databaseUrl: { variable: "TESSERA_DATABASE_URL", flag: "--database", type: "string", default: "sqlite:./data/tessera.db" },
+  databasePoolSize: { variable: "TESSERA_DATABASE_POOL_SIZE", type: "integer", default: "10" },
+  secret: { variable: "TESSERA_SECRET", type: "string", default: "none (development mode)" },
+  issuer: { variable: "TESSERA_ISSUER", flag: "--issuer", type: "string", default: "http://{host}:{port}" },
+  audience: { variable: "TESSERA_AUDIENCE", flag: "--audience", type: "string", default: "tessera" },
+  signingAlgorithm: { variable: "TESSERA_SIGNING_ALG", type: "string", default: "ES256" },
+  hs256Secret: { variable: "TESSERA_HS256_SECRET", type: "string", default: "none" },
+  accessTokenTtl: { variable: "TESSERA_ACCESS_TOKEN_TTL", type: "string", default: "15m" },
+  refreshTokenTtl: { variable: "TESSERA_REFRESH_TOKEN_TTL", type: "string", default: "3d" },
+  sessionTtl: { variable: "TESSERA_SESSION_TTL", type: "string", default: "30d" },
+  refreshGrace: { variable: "TESSERA_REFRESH_GRACE", type: "string", default: "10s" },
+  clockSkew: { variable: "TESSERA_CLOCK_SKEW", type: "string", default: "0" },
+  redisUrl: { variable: "TESSERA_REDIS_URL", type: "string", default: "none" },
+} as const satisfies Partial<Record<keyof ServiceOptions, SettingSpec>>;
+
+/** The option names of {@link ServiceOptions}, including those without a variable. */
+export const SERVICE_OPTION_NAMES: readonly (keyof ServiceOptions)[] = Object.freeze([
+  ...(Object.keys(SERVICE_SETTINGS) as (keyof ServiceOptions)[]),
+  "production",
+  "defaultRoles",
+]);
+
+/** The resolved, frozen configuration of the service. */
+export interface ServiceConfig {
   readonly databaseUrl: string;
   readonly databasePoolSize: number;
   readonly secret: string | null;
@@ -73,13 +97,8 @@ export interface TesseraConfig {
   readonly refreshGraceSeconds: number;
   readonly clockSkewSeconds: number;
   readonly redisUrl: string | null;
-  readonly rateLimitPerMinute: number;
-  readonly trustProxy: boolean;
   readonly defaultRoles: readonly string[];
-  readonly logLevel: string;
 }
-
-const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 const DAY = 86400;
 
@@ -89,7 +108,8 @@ function bounded(value: string | number, name: string, maxSeconds: number): numb
   return seconds;
 }
 
-function httpUrl(value: string, name: string): string {
+/** `value` if it is an absolute http(s) URL; throws `TypeError` naming `name` otherwise. */
+export function httpUrl(value: string, name: string): string {
   let url: URL;
   try {
     url = new URL(value);
@@ -100,7 +120,8 @@ function httpUrl(value: string, name: string): string {
   return value;
 }
 
-function integerIn(value: number, min: number, max: number, name: string): number {
+/** `value` if it is a whole number from `min` to `max`; throws `TypeError` naming `name` otherwise. */
+export function integerIn(value: number, min: number, max: number, name: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new TypeError(`${name} must be a whole number from ${min} to ${max}`);
   }
@@ -108,12 +129,11 @@ function integerIn(value: number, min: number, max: number, name: string): numbe
 }
 
 /**
- * Applies defaults to `options` and checks every value once. Never mutates `options`;
- * throws `TypeError` naming the option for any bad value instead of falling back.
+ * Applies defaults to `options` and checks every value once; `defaultIssuer` is the issuer
+ * when none is set. Never mutates `options`; throws `TypeError` naming the option for any bad
+ * value instead of falling back.
  */
-export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraConfig> {
-  const host = options.host ?? "127.0.0.1";
-  const port = integerIn(options.port ?? 3000, 0, 65535, "port");
+export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: string): Readonly<ServiceConfig> {
   const databaseUrl = options.databaseUrl ?? "sqlite:./data/tessera.db";
   storeKindOf(databaseUrl);
   const secret = options.secret === undefined || options.secret === "" ? null : options.secret;
@@ -148,20 +168,16 @@ export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraCon
   if (clockSkewSeconds > 300) throw new TypeError("clockSkew must be at most 5m");
   const audience = options.audience ?? "tessera";
   if (audience.trim() === "" || audience.length > 256) throw new TypeError("audience must be 1 to 256 characters");
-  const logLevel = options.logLevel ?? "info";
-  if (!LOG_LEVELS.includes(logLevel)) throw new TypeError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
   const defaultRoles = [...(options.defaultRoles ?? ["user"])];
   if (!defaultRoles.every((role) => typeof role === "string" && ROLE_NAME.test(role))) {
     throw new TypeError("defaultRoles must be role names of letters, digits, _ : . -");
   }
   return Object.freeze({
-    host,
-    port,
     databaseUrl,
     databasePoolSize: integerIn(options.databasePoolSize ?? 10, 1, 1000, "databasePoolSize"),
     secret,
     developmentMode: secret === null,
-    issuer: httpUrl(options.issuer ?? `http://${host.includes(":") ? `[${host}]` : host}:${port}`, "issuer"),
+    issuer: httpUrl(options.issuer ?? defaultIssuer, "issuer"),
     audience,
     signingAlgorithm,
     hs256Secret,
@@ -171,9 +187,6 @@ export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraCon
     refreshGraceSeconds,
     clockSkewSeconds,
     redisUrl: options.redisUrl ? options.redisUrl : null,
-    rateLimitPerMinute: integerIn(options.rateLimitPerMinute ?? 30, 0, 1_000_000, "rateLimitPerMinute"),
-    trustProxy: options.trustProxy ?? false,
     defaultRoles: Object.freeze(defaultRoles),
-    logLevel,
   });
 }

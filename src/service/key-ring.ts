@@ -1,6 +1,7 @@
 import { createPublicKey, randomBytes } from "node:crypto";
 import { addSeconds, type Clock } from "../core/clock.js";
 import { TesseraError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
 import { deriveKey, open, seal } from "../core/secret-box.js";
 import {
   generateSigningKey,
@@ -13,12 +14,6 @@ import {
 } from "../core/signing-key.js";
 import type { KeyEncryption, SigningKeyRecord, Store } from "../store/store.js";
 
-/** The few logger methods the service uses; pino's logger fits. */
-export interface ServiceLogger {
-  info(object: object, message: string): void;
-  warn(object: object, message: string): void;
-  error(object: object, message: string): void;
-}
 
 /** Options of {@link loadKeyRing}. */
 export interface KeyRingOptions {
@@ -30,7 +25,7 @@ export interface KeyRingOptions {
   /** Retired keys stay usable for verification this long (the access-token lifetime). */
   readonly retiredKeyGraceSeconds: number;
   readonly clock: Clock;
-  readonly logger: ServiceLogger;
+  readonly logger: Logger;
 }
 
 /** The keys of a running server: the one that signs, all that verify, and the rotation key. */

@@ -1,4 +1,5 @@
 import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "kysely";
+import type { RevocationReason } from "../core/revocation.js";
 import { migrationProvider } from "./migrations.js";
 import type { Database, RefreshTokensTable, SessionsTable, UsersTable } from "./schema.js";
 import { isTransientConflict, isUniqueViolation, translateStoreError } from "./store-errors.js";
@@ -244,7 +245,7 @@ export class KyselyStore implements Store {
     });
   }
 
-  revokeSession(id: string, now: Date, reason: string): Promise<boolean> {
+  revokeSession(id: string, now: Date, reason: RevocationReason): Promise<boolean> {
     return this.#run(async () => {
       const result = await this.#db
         .updateTable("sessions")
@@ -256,7 +257,7 @@ export class KyselyStore implements Store {
     });
   }
 
-  revokeUserSessions(userId: string, now: Date, reason: string): Promise<string[]> {
+  revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]> {
     const revoke = (db: Kysely<Database> | Transaction<Database>) =>
       db.updateTable("sessions").set({ revoked_at: this.#ts(now), revoked_reason: reason }).where("user_id", "=", userId).where("revoked_at", "is", null);
     if (this.kind !== "mysql") {

@@ -1,3 +1,5 @@
+import type { RevocationReason } from "../core/revocation.js";
+
 /** A user row. */
 export interface UserRecord {
   readonly id: string;
@@ -121,9 +123,9 @@ export interface Store {
   /** Sessions of a user that are neither revoked nor expired at `now`, newest first. */
   listActiveSessions(userId: string, now: Date): Promise<SessionRecord[]>;
   /** Marks a session revoked; `false` if it did not exist or was already revoked. */
-  revokeSession(id: string, now: Date, reason: string): Promise<boolean>;
+  revokeSession(id: string, now: Date, reason: RevocationReason): Promise<boolean>;
   /** Revokes every unrevoked session of a user; returns their ids. */
-  revokeUserSessions(userId: string, now: Date, reason: string): Promise<string[]>;
+  revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]>;
   /** Sessions revoked at or after `since`, oldest revocation first. */
   listRevokedSessions(since: Date): Promise<RevokedSession[]>;
 

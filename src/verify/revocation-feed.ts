@@ -1,6 +1,7 @@
 import { readCappedText } from "./read-capped.js";
 import type { Redis } from "ioredis";
 import { type Clock, epochSeconds } from "../core/clock.js";
+import { parseRevocationFeed, parseRevocationMessage } from "../core/revocation.js";
 import type { RevokedSessions } from "./revoked-sessions.js";
 import type { VerifierLogger } from "./verifier-options.js";
 
@@ -17,51 +18,9 @@ export interface RevocationFeedOptions {
   readonly revoked: RevokedSessions;
 }
 
-const MAX_SID_LENGTH = 128;
 /** Seconds each poll re-reads before the previous answer's `generated_at`. */
 const FEED_OVERLAP_SECONDS = 30;
 const MAX_FEED_BODY_LENGTH = 4 * 1024 * 1024;
-
-interface FeedEntry {
-  readonly sid: string;
-  readonly revokedAt: number;
-}
-
-function isSid(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= MAX_SID_LENGTH;
-}
-
-function isSeconds(value: unknown): value is number {
-  return typeof value === "number" && Number.isFinite(value) && value >= 0;
-}
-
-/** Parses a `GET /auth/revocations` body; `null` when it is not one. */
-function parseFeedResponse(body: unknown): { entries: FeedEntry[]; windowSeconds: number; generatedAt: number } | null {
-  if (typeof body !== "object" || body === null) return null;
-  const { revoked, window_seconds: windowSeconds, generated_at: generatedAt } = body as Record<string, unknown>;
-  if (!Array.isArray(revoked) || !isSeconds(windowSeconds) || windowSeconds === 0 || !isSeconds(generatedAt)) return null;
-  const entries: FeedEntry[] = [];
-  for (const item of revoked as unknown[]) {
-    const { sid, revoked_at: revokedAt } = (item ?? {}) as Record<string, unknown>;
-    if (!isSid(sid) || !isSeconds(revokedAt)) return null;
-    entries.push({ sid, revokedAt });
-  }
-  return { entries, windowSeconds, generatedAt };
-}
-
-/** Parses a message of the Redis channel, `{"sids":[…],"revoked_at":<unix s>}`; `null` when it is not one. */
-function parseRevocationMessage(message: string): FeedEntry[] | null {
-  let body: unknown;
-  try {
-    body = JSON.parse(message);
-  } catch {
-    return null;
-  }
-  if (typeof body !== "object" || body === null) return null;
-  const { sids, revoked_at: revokedAt } = body as Record<string, unknown>;
-  if (!Array.isArray(sids) || !sids.every(isSid) || !isSeconds(revokedAt)) return null;
-  return sids.map((sid) => ({ sid, revokedAt }));
-}
 
 /**
  * Keeps {@link RevokedSessions} current: polls Tessera's revocation feed every interval and,
@@ -110,7 +69,7 @@ export class RevocationFeed {
       const response = await this.#options.fetch(target, { headers: { accept: "application/json" }, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
       if (!response.ok) throw new Error(`the revocation feed answered ${response.status}`);
       const text = await readCappedText(response, MAX_FEED_BODY_LENGTH, "revocation feed");
-      const feed = parseFeedResponse(JSON.parse(text));
+      const feed = parseRevocationFeed(JSON.parse(text));
       if (feed === null) throw new Error("the revocation feed response is not understood");
       const now = epochSeconds(clock.now());
       revoked.setWindowSeconds(feed.windowSeconds);

@@ -5,8 +5,8 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { REVOCATION_CHANNEL } from "../../src/core/revocation.js";
-import type { AuthService } from "../../src/service/auth-service.js";
-import { createAuthService } from "../../src/service/create-auth-service.js";
+import { resolveConfig } from "../../src/http/server-config.js";
+import { openServices, type TesseraServices } from "../../src/service/tessera-services.js";
 import { redisSkipReason, TEST_REDIS_URL } from "../support/redis.js";
 import { temporaryDirectory } from "../support/server.js";
 import { silentLogger } from "../support/service.js";
@@ -20,15 +20,15 @@ const context = { ip: "203.0.113.9", userAgent: "admin-test" };
 describe("tessera user and sessions commands", () => {
   let dir: ReturnType<typeof temporaryDirectory>;
   let database: string;
-  let service: AuthService;
+  let services: TesseraServices;
 
   before(async () => {
     dir = temporaryDirectory();
     database = `sqlite:${dir.path}/admin.db`;
-    service = await createAuthService({ databaseUrl: database, secret: SECRET, issuer: "https://issuer.test" }, silentLogger);
+    services = await openServices(resolveConfig({ databaseUrl: database, secret: SECRET, issuer: "https://issuer.test" }), silentLogger);
   });
   after(async () => {
-    await service.close();
+    await services.close();
     dir.remove();
   });
 
@@ -46,9 +46,9 @@ describe("tessera user and sessions commands", () => {
   }
 
   async function userWithSessions(username: string, count: number) {
-    await service.register(username, PASSWORD, context);
+    await services.auth.register(username, PASSWORD, context);
     const logins = [];
-    for (let i = 0; i < count; i += 1) logins.push(await service.login(username, PASSWORD, context));
+    for (let i = 0; i < count; i += 1) logins.push(await services.auth.login(username, PASSWORD, context));
     return logins;
   }
 
@@ -63,22 +63,22 @@ describe("tessera user and sessions commands", () => {
 
     const one = await run(["sessions", "revoke", first!.sessionId]);
     assert.deepEqual(JSON.parse(one.stdout), { revoked: [first!.sessionId] });
-    await assert.rejects(service.refresh(first!.refreshToken, context), { code: "session_revoked" });
-    const secondRotated = await service.refresh(second!.refreshToken, context);
+    await assert.rejects(services.auth.refresh(first!.refreshToken, context), { code: "session_revoked" });
+    const secondRotated = await services.auth.refresh(second!.refreshToken, context);
 
     const rest = await run(["sessions", "revoke-all", "ALICE"]);
     assert.deepEqual((JSON.parse(rest.stdout) as { revoked: string[] }).revoked.sort(), [second!.sessionId, third!.sessionId].sort());
-    await assert.rejects(service.refresh(secondRotated.refreshToken, context), { code: "session_revoked" });
-    await assert.rejects(service.refresh(third!.refreshToken, context), { code: "session_revoked" });
+    await assert.rejects(services.auth.refresh(secondRotated.refreshToken, context), { code: "session_revoked" });
+    await assert.rejects(services.auth.refresh(third!.refreshToken, context), { code: "session_revoked" });
     assert.deepEqual(JSON.parse((await run(["sessions", "list", "alice"])).stdout), []);
   });
 
   it("replaces a user's roles, which the next access token carries", async () => {
-    await service.register("bob", PASSWORD, context);
+    await services.auth.register("bob", PASSWORD, context);
     const changed = await run(["user", "roles", "bob", "admin, auditor,admin"]);
     assert.equal(changed.status, 0, changed.stderr);
     assert.deepEqual((JSON.parse(changed.stdout) as { roles: string[] }).roles, ["admin", "auditor"]);
-    const principal = await service.authenticate((await service.login("bob", PASSWORD, context)).accessToken);
+    const principal = await services.auth.authenticate((await services.auth.login("bob", PASSWORD, context)).accessToken);
     assert.deepEqual(principal.claims.roles, ["admin", "auditor"]);
 
     const invalid = await run(["user", "roles", "bob", "root;drop"]);
@@ -126,7 +126,7 @@ describe("tessera user and sessions commands", () => {
       assert.deepEqual(JSON.parse(result.stdout), { revoked: [login!.sessionId] });
       assert.match(result.stderr, /revocation not published to Redis/);
       assert.ok(Date.now() - started < 15_000, "gives up on Redis within seconds");
-      await assert.rejects(service.refresh(login!.refreshToken, context), { code: "session_revoked" });
+      await assert.rejects(services.auth.refresh(login!.refreshToken, context), { code: "session_revoked" });
     });
   });
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { resolveConfig } from "../../src/service/config.js";
+import { resolveConfig } from "../../src/http/server-config.js";
 
 describe("resolveConfig()", () => {
   it("applies the documented defaults and freezes the result", () => {

@@ -290,7 +290,7 @@ for (const { kind, skip } of await storesUnderTest()) {
 
       it("loses when the session is revoked, leaving token and session untouched", async () => {
         const { session, token } = await seedSession(store);
-        assert.equal(await store.revokeSession(session.id, at(1000), "test"), true);
+        assert.equal(await store.revokeSession(session.id, at(1000), "admin"), true);
         const successor = aToken(session.id, { parentId: token.id });
         assert.equal(await store.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor, now: at(HOUR) }), false);
         assert.equal((await store.findRefreshToken(token.tokenHash))?.token.usedAt, null);
