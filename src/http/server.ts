@@ -5,7 +5,7 @@ import type { AuthService } from "../service/auth-service.js";
 import { resolveConfig, type TesseraOptions } from "../service/config.js";
 import swagger, { type SwaggerOptions } from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import { httpErrorOf } from "./error-map.js";
+import { answerError } from "./error-handler.js";
 import { registerMetrics } from "./metrics.js";
 import { healthSchemas } from "./schemas.js";
 import { createAuthService } from "../service/create-auth-service.js";
@@ -136,11 +136,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
       .header("allow", allowed.join(", "))
       .send({ error: "invalid_request", error_description: `${request.method} is not allowed here; use ${allowed.join(" or ")}.` });
   });
-  app.setErrorHandler((error, request, reply) => {
-    const shape = httpErrorOf(error);
-    if (shape.status >= 500) request.log.error({ err: error }, "request failed");
-    return reply.code(shape.status).send({ error: shape.error, error_description: shape.description });
-  });
+  app.setErrorHandler(answerError);
   return app;
 }
 
