@@ -1,6 +1,6 @@
 /**
- * Every failure Tessera reports carries one of these stable codes. The HTTP layer maps each
- * code to a status and an OAuth error in one table (`src/http/error-map.ts`);
+ * Every failure Tessera reports carries one of these stable codes. One table maps each code to
+ * its HTTP answer (`src/core/http-errors.ts`), used by the server and the verify adapters;
  * `docs/errors.md` documents them and a test keeps the three in step.
  */
 export const ERROR_CODES = [

@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOpt
 import swagger, { type SwaggerOptions } from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
-import { httpErrorOf } from "./error-map.js";
+import { answerError } from "./error-handler.js";
 import { registerMetrics } from "./metrics.js";
 import { healthSchemas } from "./schemas.js";
 import {
@@ -151,11 +151,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
       .header("allow", allowed.join(", "))
       .send({ error: "invalid_request", error_description: `${request.method} is not allowed here; use ${allowed.join(" or ")}.` });
   });
-  app.setErrorHandler((error, request, reply) => {
-    const shape = httpErrorOf(error);
-    if (shape.status >= 500) request.log.error({ err: error }, "request failed");
-    return reply.code(shape.status).send({ error: shape.error, error_description: shape.description });
-  });
+  app.setErrorHandler(answerError);
   return app;
 }
 

@@ -2,13 +2,12 @@ import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import { Ajv } from "ajv";
 import { Redis } from "ioredis";
-import type { FastifyError, FastifyInstance, FastifyPluginAsync } from "fastify";
-import { isTesseraError } from "../core/errors.js";
+import type { FastifyInstance, FastifyPluginAsync } from "fastify";
 import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from "../service/config.js";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
 import { rateLimitsOf, registerAuthRoutes } from "./auth-routes.js";
-import { BASIC_CHALLENGE, bearerChallenge, httpErrorOf } from "./error-map.js";
-import { isOAuthRoute, registerOAuthRoutes } from "./oauth-routes.js";
+import { answerError } from "./error-handler.js";
+import { registerOAuthRoutes } from "./oauth-routes.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
 import { refuseUnknownOptions, resolveServerConfig, SERVER_SETTINGS, setsServiceOptions } from "./server-config.js";
 
@@ -111,15 +110,7 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
     });
   }
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const shape = httpErrorOf(error, isOAuthRoute(request.routeOptions.url));
-    if (isTesseraError(error)) request.tesseraErrorCode = error.code;
-    if (shape.status >= 500) request.log.error({ err: error }, "request failed");
-    if (shape.bearer) void reply.header("www-authenticate", bearerChallenge(shape));
-    if (shape.basic) void reply.header("www-authenticate", BASIC_CHALLENGE);
-    if (shape.status === 503) void reply.header("retry-after", "5");
-    return reply.code(shape.status).header("cache-control", "no-store").send({ error: shape.error, error_description: shape.description });
-  });
+  app.setErrorHandler(answerError);
 
   // Answers carrying tokens or personal data must never be cached (RFC 6749 §5.1).
   app.addHook("onSend", (_request, reply, payload, done) => {

@@ -1,6 +1,13 @@
 import type { AccessTokenClaims } from "../core/access-token.js";
-import { BEARER_ERROR_DESCRIPTIONS, DEFAULT_REALM } from "../core/bearer.js";
-import { type ErrorCode, isTesseraError } from "../core/errors.js";
+import { isTesseraError } from "../core/errors.js";
+import {
+  DEFAULT_REALM,
+  type ErrorAnswer,
+  errorAnswerOf,
+  HTTP_ERRORS,
+  INSUFFICIENT_SCOPE,
+  INTERNAL_ERROR,
+} from "../core/http-errors.js";
 import type { Verifier } from "./verifier.js";
 
 export { DEFAULT_REALM };
@@ -23,15 +30,8 @@ export interface Requirements {
   readonly scopes: readonly string[];
 }
 
-/** An HTTP answer for a refused request. */
-export interface AuthAnswer {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: { readonly error: string; readonly error_description: string };
-}
-
-// The server's error map uses the same descriptions, so every API answers alike.
-const DESCRIPTIONS: Partial<Record<ErrorCode, string>> = BEARER_ERROR_DESCRIPTIONS;
+/** An HTTP answer for a refused request: the server's wire form, so every API answers alike. */
+export type AuthAnswer = ErrorAnswer;
 
 const TOKEN_CHARACTERS = /^[\w:./+-]+$/;
 const REALM_CHARACTERS = /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,128}$/;
@@ -66,27 +66,12 @@ export function meetsRequirements(claims: AccessTokenClaims, requirements: Requi
 }
 
 /**
- * The answer for a failed `verifier.authenticate()`: 401 per RFC 6750 §3 (no error code when no
- * credentials were sent, `error="invalid_token"` otherwise), 503 when the issuer's keys cannot be
- * loaded, 500 for anything else. Never contains the token.
+ * The answer for a failed `verifier.authenticate()`, from the server's table: 401 per RFC 6750 §3
+ * (no error code when no credentials were sent, `error="invalid_token"` otherwise), 503 when the
+ * issuer's keys cannot be loaded, 500 for anything that is not a `TesseraError`. Never contains the token.
  */
 export function answerForError(error: unknown, realm: string): AuthAnswer {
-  const code = isTesseraError(error) ? error.code : undefined;
-  const description = code === undefined ? undefined : DESCRIPTIONS[code];
-  if (code === "access_token_missing" && description !== undefined) {
-    return { status: 401, headers: { "www-authenticate": `Bearer realm="${realm}"`, "cache-control": "no-store" }, body: { error: "invalid_token", error_description: description } };
-  }
-  if (description !== undefined) {
-    return {
-      status: 401,
-      headers: { "www-authenticate": `Bearer realm="${realm}", error="invalid_token", error_description="${description}"`, "cache-control": "no-store" },
-      body: { error: "invalid_token", error_description: description },
-    };
-  }
-  if (code === "verification_keys_unavailable") {
-    return { status: 503, headers: { "retry-after": "5", "cache-control": "no-store" }, body: { error: "temporarily_unavailable", error_description: "The token issuer's keys cannot be loaded; retry shortly." } };
-  }
-  return { status: 500, headers: { "cache-control": "no-store" }, body: { error: "server_error", error_description: "Internal server error." } };
+  return errorAnswerOf(isTesseraError(error) ? HTTP_ERRORS[error.code] : INTERNAL_ERROR, { realm });
 }
 
 /**
@@ -101,16 +86,11 @@ export function unauthenticatedGuard(): () => AuthAnswer {
       told = true;
       console.error("tessera/verify: a requireRoles()/requireScopes() guard ran without tesseraAuth before it; answering 500");
     }
-    return answerForError(undefined, "tessera");
+    return errorAnswerOf(INTERNAL_ERROR);
   };
 }
 
 /** 403 per RFC 6750 §3.1 for a valid token that lacks a required role or scope. */
 export function insufficientScopeAnswer(realm: string, requirements: Requirements): AuthAnswer {
-  const scope = requirements.scopes.length > 0 ? `, scope="${requirements.scopes.join(" ")}"` : "";
-  return {
-    status: 403,
-    headers: { "www-authenticate": `Bearer realm="${realm}", error="insufficient_scope"${scope}`, "cache-control": "no-store" },
-    body: { error: "insufficient_scope", error_description: "The access token lacks a required role or scope." },
-  };
+  return errorAnswerOf(INSUFFICIENT_SCOPE, { realm, scopes: requirements.scopes });
 }
