@@ -1,12 +1,9 @@
-// A zone 13h45 ahead of UTC with DST: any local-time slip in the store shows up as a wrong date.
-process.env.TZ = "Pacific/Chatham";
-
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { openStore } from "../../src/store/open-store.js";
 import type { RefreshTokenRecord, SessionRecord, SigningKeyRecord, Store, UserRecord } from "../../src/store/store.js";
-import { createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
+import { queryRows, type TestDatabase } from "./databases.js";
 
 const T0 = new Date("2026-07-15T23:59:58.987Z");
 const HOUR = 3_600_000;
@@ -72,14 +69,27 @@ function withSessionTimeZone(database: TestDatabase): string {
   return url.toString();
 }
 
-for (const { kind, skip } of await storesUnderTest()) {
-  describe(`Store contract on ${kind}`, { skip }, () => {
+/**
+ * Registers the store contract as one suite, `Store contract on <name>`, over a database from
+ * `createDatabase` (the migrate() and deleteExpired() tests create their own as well). Stores are
+ * opened with `openStore()` and rows inspected with `queryRows()`. `skip`: why the suite skips.
+ * Sets the process time zone to Pacific/Chatham, which the timestamp tests rely on.
+ */
+export function testStoreContract(
+  name: string,
+  createDatabase: () => Promise<TestDatabase>,
+  options: { skip?: string | false } = {},
+): void {
+  // A zone 13h45 ahead of UTC with DST: any local-time slip in the store shows up as a wrong date.
+  process.env.TZ = "Pacific/Chatham";
+
+  describe(`Store contract on ${name}`, { skip: options.skip ?? false }, () => {
     let database: TestDatabase;
     let store: Store;
     let other: Store;
 
     before(async () => {
-      database = await createTestDatabase(kind);
+      database = await createDatabase();
       store = openStore({ url: withSessionTimeZone(database) });
       other = openStore({ url: withSessionTimeZone(database) });
       await store.migrate();
@@ -93,7 +103,7 @@ for (const { kind, skip } of await storesUnderTest()) {
 
     describe("migrate()", () => {
       it("creates the schema on a fresh database when two instances run it at once", async () => {
-        const fresh = await createTestDatabase(kind);
+        const fresh = await createDatabase();
         const a = openStore({ url: fresh.url });
         const b = openStore({ url: fresh.url });
         try {
@@ -235,7 +245,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       it("are stored as UTC, as a client in another zone reads them", async () => {
         const { session } = await seedSession(store, { createdAt: new Date("2026-05-06T07:08:09.012Z") });
         const id = `'${session.id}'`;
-        switch (kind) {
+        switch (database.kind) {
           case "postgres": {
             const [row] = await queryRows(
               database,
@@ -423,7 +433,7 @@ for (const { kind, skip } of await storesUnderTest()) {
 
     describe("signing keys", () => {
       it("lists keys oldest first and retires a key once", async () => {
-        const kid = (n: number) => `kid-${kind}-${n}-${randomBytes(3).toString("hex")}`;
+        const kid = (n: number) => `kid-${database.kind}-${n}-${randomBytes(3).toString("hex")}`;
         const key = (n: number, createdAt: Date): SigningKeyRecord => ({
           kid: kid(n),
           alg: "ES256",
@@ -469,7 +479,7 @@ for (const { kind, skip } of await storesUnderTest()) {
 
     describe("deleteExpired()", () => {
       it("deletes expired tokens and ended sessions in batches of at most batchSize, keeping live rows", async () => {
-        const fresh = await createTestDatabase(kind);
+        const fresh = await createDatabase();
         const purged = openStore({ url: fresh.url });
         try {
           await purged.migrate();

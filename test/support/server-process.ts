@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 
-const SCRIPT = fileURLToPath(new URL("../support/server-process.ts", import.meta.url));
+const SCRIPT = fileURLToPath(new URL("./server-process-main.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /** A Tessera server running in its own process. */
@@ -24,7 +24,7 @@ export function serverEnvironment(databaseUrl: string, extra: Record<string, str
   };
 }
 
-/** Spawns `node --import tsx test/support/server-process.ts` and waits until it listens. */
+/** Spawns `node --import tsx test/support/server-process-main.ts` and waits until it listens. */
 export async function spawnServer(env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", SCRIPT], {
     cwd: ROOT,
