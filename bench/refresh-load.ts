@@ -11,7 +11,7 @@ import { Agent, request } from "node:http";
 import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import { createTestDatabase, storesUnderTest } from "../test/support/databases.js";
-import { serverEnvironment, spawnServer } from "../test/store/spawn-server.js";
+import { serverEnvironment, spawnServer } from "../test/support/server-process.js";
 
 function setting(name: string, fallback: number, max: number): number {
   const value = Number(process.env[name] ?? fallback);

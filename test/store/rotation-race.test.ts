@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { registerAndLogin } from "../support/server.js";
 import { createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
-import { type ServerProcess, serverEnvironment, spawnServers } from "./spawn-server.js";
+import { type ServerProcess, serverEnvironment, spawnServers } from "../support/server-process.js";
 
 const RACERS = 64;
 

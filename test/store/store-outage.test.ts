@@ -4,7 +4,7 @@ import { isTesseraError } from "../../src/core/errors.js";
 import { openStore } from "../../src/store/open-store.js";
 import { ADMIN_URLS, createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
 import { registerAndLogin, type RunningServer, startServer } from "../support/server.js";
-import { TcpProxy } from "./tcp-proxy.js";
+import { TcpProxy } from "../support/tcp-proxy.js";
 
 const json = { "content-type": "application/json" };
 

@@ -3,7 +3,8 @@ import { randomUUID } from "node:crypto";
 import { after, beforeEach, describe, it } from "node:test";
 import { createVerifier, type Verifier, type VerifierOptions } from "../../src/verify/index.js";
 import { jwksMaxAgeSeconds } from "../../src/verify/jwks-cache.js";
-import { claimsFor, es256Key, eventually, headerFor, manualClock, rejectionCode, signJws, startStubServer, type StubServer } from "./support.js";
+import { FrozenClock } from "../support/clock.js";
+import { claimsFor, es256Key, eventually, headerFor, rejectionCode, signJws, startStubServer, type StubServer } from "./support.js";
 
 const ISSUER = "https://issuer.test";
 const silent = { warn: () => undefined };
@@ -42,7 +43,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
   });
 
   void it("refetches the JWK Set at most once per cooldown when kids are unknown", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock, jwksCooldownSeconds: 30 });
     await verifier.verify(tokenFor());
     const flood = () => Promise.all(Array.from({ length: 50 }, () => rejectionCode(verifier.verify(tokenFor(signer, randomUUID())))));
@@ -56,7 +57,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
   });
 
   void it("picks up a rotated-in key once the cooldown allows a refetch", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     await verifier.verify(tokenFor());
     const rotated = es256Key();
@@ -67,7 +68,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
   });
 
   void it("stops serving a cached token once its key is withdrawn from the JWK Set", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock, cache: { maxEntries: 100 } });
     const token = tokenFor();
     await verifier.verify(token);
@@ -84,7 +85,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
 
   void it("keeps the JWK Set for its Cache-Control max-age, then refreshes it in the background", async () => {
     jwksServer.respond(200, signer.jwks, { "cache-control": "public, max-age=120" });
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     await verifier.verify(tokenFor());
     clock.advance(119);
@@ -105,7 +106,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
   });
 
   void it("keeps serving the cached keys when a refresh fails", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     await verifier.verify(tokenFor());
     jwksServer.respond(500, { error: "down" });
@@ -117,7 +118,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
 
   void it("answers verification_keys_unavailable while no JWK Set could be loaded, and retries after the cooldown", async () => {
     jwksServer.respond(503, {});
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     assert.equal(await rejectionCode(verifier.verify(tokenFor())), "verification_keys_unavailable");
     assert.equal(await rejectionCode(verifier.verify(tokenFor())), "verification_keys_unavailable");

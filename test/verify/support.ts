@@ -1,15 +1,6 @@
 import { createPrivateKey, createPublicKey, type JsonWebKey, randomUUID, sign } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { connect } from "node:net";
-import type { TestContext } from "node:test";
-import type { Clock } from "../../src/core/clock.js";
 import { generateSigningKey, type SigningKey } from "../../src/core/signing-key.js";
-
-/** A clock that tests move by hand. */
-export function manualClock(): Clock & { advance(seconds: number): void } {
-  let offsetMs = 0;
-  return { now: () => new Date(Date.now() + offsetMs), advance: (seconds) => void (offsetMs += seconds * 1000) };
-}
 
 /** A node:http server answering every request with what the test sets, counting requests. */
 export interface StubServer {
@@ -95,25 +86,4 @@ export async function rejectionCode(promise: Promise<unknown>): Promise<string> 
     return (error as { code?: string }).code ?? `no code: ${String(error)}`;
   }
   return "resolved";
-}
-
-export const REDIS_URL = "redis://127.0.0.1:6379";
-
-/**
- * Skips the test with a clear message when Redis is not reachable, except on CI
- * (`CI=true`), where a missing Redis fails the test instead.
- */
-export async function requireRedis(t: TestContext): Promise<boolean> {
-  const socket = connect(6379, "127.0.0.1");
-  const reachable = await new Promise<boolean>((resolve) => {
-    socket.setTimeout(500);
-    socket.once("connect", () => resolve(true));
-    socket.once("error", () => resolve(false));
-    socket.once("timeout", () => resolve(false));
-  });
-  socket.destroy();
-  if (reachable) return true;
-  if (process.env.CI === "true") throw new Error("Redis is required on CI but 127.0.0.1:6379 is not reachable");
-  t.skip("Redis is not reachable at 127.0.0.1:6379; start it (e.g. `redis-server`) to run this test");
-  return false;
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { createVerifier, type Verifier, type VerifierOptions } from "../../src/verify/index.js";
-import { claimsFor, es256Key, headerFor, manualClock, rejectionCode, signJws } from "./support.js";
+import { FrozenClock } from "../support/clock.js";
+import { claimsFor, es256Key, headerFor, rejectionCode, signJws } from "./support.js";
 
 const ISSUER = "https://issuer.test";
 
@@ -36,7 +37,7 @@ void describe("createVerifier() token cache", () => {
   });
 
   void it("never returns an expired token from the cache", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     const token = tokenFor(60);
     await verifier.verify(token);

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { createVerifier, type Verifier, type VerifierOptions } from "../../src/verify/index.js";
+import { FrozenClock } from "../support/clock.js";
 import { registerAndLogin, type RunningServer, startServer } from "../support/server.js";
-import { claimsFor, es256Key, headerFor, manualClock, pemOfJwk, rejectionCode, signJws, startStubServer, type StubServer } from "./support.js";
+import { claimsFor, es256Key, headerFor, pemOfJwk, rejectionCode, signJws, startStubServer, type StubServer } from "./support.js";
 
 const silent = { warn: () => undefined };
 
@@ -72,7 +73,7 @@ void describe("createVerifier() against a real Tessera server", () => {
   let jwksUri: string;
   let attacker: StubServer;
   const verifiers: Verifier[] = [];
-  const clock = manualClock();
+  const clock = FrozenClock.onSystemTime();
 
   const verifierFor = (overrides: Partial<VerifierOptions> = {}) => {
     const verifier = createVerifier({ issuer: server.issuer, audience: server.audience, algorithms: ["ES256"], jwksUri, clock, logger: silent, ...overrides });
@@ -158,7 +159,7 @@ void describe("createVerifier() against a real Tessera server", () => {
   });
 
   void it("refuses an expired token, allowing only the configured clock skew", async () => {
-    const skewed = manualClock();
+    const skewed = FrozenClock.onSystemTime();
     skewed.advance(tokens.expires_in + 5);
     assert.equal(await rejectionCode(verifierFor({ clock: skewed }).verify(tokens.access_token)), "access_token_expired");
     assert.equal((await verifierFor({ clock: skewed, clockSkewSeconds: 30 }).verify(tokens.access_token)).iss, server.issuer);
@@ -169,7 +170,7 @@ void describe("createVerifier() against a real Tessera server", () => {
     const claims = claimsFor(server.issuer);
     const token = signJws(headerFor(key), { ...claims, nbf: (claims.iat as number) + 60 }, key);
     assert.equal(await rejectionCode(verifierFor({ jwksUri: undefined, jwks }).verify(token)), "access_token_not_yet_valid");
-    const early = manualClock();
+    const early = FrozenClock.onSystemTime();
     early.advance(-60);
     assert.equal(await rejectionCode(verifierFor({ clock: early }).verify(tokens.access_token)), "access_token_not_yet_valid");
   });
