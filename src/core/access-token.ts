@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createSigner, createVerifier, TokenError } from "fast-jwt";
 import { type Clock, epochSeconds, systemClock } from "./clock.js";
-import { TesseraError, type ErrorCode } from "./errors.js";
+import { fail, TesseraError } from "./errors.js";
 import { isSigningAlgorithm, sameKey, type SigningAlgorithm, type SigningKey, type VerificationKey } from "./signing-key.js";
 
 /** The JOSE `typ` of access tokens (RFC 9068 §2.1). */
@@ -86,10 +86,6 @@ export interface ProtectedHeader {
 }
 
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-
-function fail(code: ErrorCode, message: string, cause?: unknown): never {
-  throw new TesseraError(code, message, cause === undefined ? undefined : { cause });
-}
 
 const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -50,3 +50,8 @@ export class TesseraError extends Error {
 export function isTesseraError(value: unknown, code?: ErrorCode): value is TesseraError {
   return value instanceof TesseraError && (code === undefined || value.code === code);
 }
+
+/** Throws a {@link TesseraError}; for use in expressions and after checks that narrow types. */
+export function fail(code: ErrorCode, message: string, cause?: unknown): never {
+  throw new TesseraError(code, message, cause === undefined ? undefined : { cause });
+}

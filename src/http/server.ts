@@ -95,7 +95,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     // A client gets 10 s to send a whole request: slow senders cannot hold sockets forever.
     requestTimeout: options.requestTimeoutMs ?? 10_000,
     // Node checks request deadlines on this interval (default 30 s); check often enough to matter.
-    http: { connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs ?? 10_000) },
+    http: { connectionsCheckingInterval: Math.min(1000, Math.max(100, (options.requestTimeoutMs ?? 10_000) / 4)) },
     // A socket silent this long is closed, also mid-body, where requestTimeout does not reach.
     connectionTimeout: options.idleTimeoutMs ?? 30_000,
     frameworkErrors: (error, _request, reply: FastifyReply) => {

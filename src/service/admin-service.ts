@@ -1,5 +1,5 @@
 import { addSeconds, type Clock } from "../core/clock.js";
-import { type ErrorCode, TesseraError } from "../core/errors.js";
+import { fail } from "../core/errors.js";
 import type { PurgeResult, Store } from "../store/store.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
@@ -28,10 +28,6 @@ export interface AdminServiceDependencies {
   readonly audit: AuditTrail;
 }
 
-function reject(code: ErrorCode, message: string): never {
-  throw new TesseraError(code, message);
-}
-
 /** The operator's use cases: roles, a user's sessions, revocations, purge and signing keys. */
 export class AdminService {
   readonly #store: Store;
@@ -54,14 +50,14 @@ export class AdminService {
   async setUserRoles(username: string, roles: readonly string[]): Promise<UserView> {
     const unique = checkRoleNames(roles);
     const user = await this.#store.findUserByUsername(normalizeUsername(username));
-    if (!user || !(await this.#store.setUserRoles(user.id, unique))) reject("invalid_request", "no such user");
+    if (!user || !(await this.#store.setUserRoles(user.id, unique))) fail("invalid_request", "no such user");
     return { id: user.id, username: user.username, roles: unique };
   }
 
   /** A user's open sessions, newest first. Throws `invalid_request` for an unknown user. */
   async listUserSessions(username: string): Promise<SessionView[]> {
     const user = await this.#store.findUserByUsername(normalizeUsername(username));
-    if (!user) reject("invalid_request", "no such user");
+    if (!user) fail("invalid_request", "no such user");
     return sessionViewsOf(await this.#store.listActiveSessions(user.id, this.#clock.now()), null);
   }
 
@@ -74,11 +70,11 @@ export class AdminService {
     let revoked: string[];
     if ("sessionId" in target) {
       // An unknown id is a typo worth saying; an already revoked session is simply done.
-      if (!(await this.#store.findSession(target.sessionId))) reject("invalid_request", "no such session");
+      if (!(await this.#store.findSession(target.sessionId))) fail("invalid_request", "no such session");
       revoked = (await this.#revocations.revokeSession(target.sessionId, "admin")) ? [target.sessionId] : [];
     } else {
       const user = await this.#store.findUserByUsername(normalizeUsername(target.username));
-      if (!user) reject("invalid_request", "no such user");
+      if (!user) fail("invalid_request", "no such user");
       revoked = await this.#revocations.revokeUserSessions(user.id, "admin");
     }
     for (const sessionId of revoked) await this.#audit.record("session_revoked", OPERATOR_CONTEXT, { sessionId }, { reason: "admin" });

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { AccessTokenClaims } from "../core/access-token.js";
 import { addSeconds, type Clock } from "../core/clock.js";
-import { type ErrorCode, TesseraError } from "../core/errors.js";
+import { fail } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { deriveSuccessorToken, generateRefreshToken, hashRefreshToken, isWellFormedRefreshToken } from "../core/refresh-token.js";
 import { decideRotation } from "../core/rotation.js";
@@ -47,10 +47,6 @@ export interface AuthServiceDependencies {
   readonly logger: Logger;
 }
 
-function reject(code: ErrorCode, message: string): never {
-  throw new TesseraError(code, message);
-}
-
 /** The end user's flows: register, login, refresh, logout, sessions, and access-token checks. */
 export class AuthService {
   readonly #store: Store;
@@ -94,7 +90,7 @@ export class AuthService {
       roles: this.#config.defaultRoles,
       createdAt: this.#clock.now(),
     };
-    if (!(await this.#store.createUser(user))) reject("username_taken", "that username is already registered");
+    if (!(await this.#store.createUser(user))) fail("username_taken", "that username is already registered");
     await this.#audit.record("user_registered", context, { userId: user.id });
     return userViewOf(user);
   }
@@ -110,7 +106,7 @@ export class AuthService {
     const valid = await this.#hasher.verify(user?.passwordHash ?? this.#dummyHash, password);
     if (!user || !valid) {
       await this.#audit.record("login_failed", context, { userId: user?.id ?? null });
-      reject("invalid_credentials", "the username or password is wrong");
+      fail("invalid_credentials", "the username or password is wrong");
     }
     const now = this.#clock.now();
     const refreshToken = generateRefreshToken();
@@ -147,12 +143,12 @@ export class AuthService {
    * `refresh_token_reused`, `session_revoked` or `session_expired`.
    */
   async refresh(presented: string, context: RequestContext): Promise<IssuedTokens> {
-    if (!isWellFormedRefreshToken(presented)) reject("refresh_token_malformed", "the refresh token is malformed");
+    if (!isWellFormedRefreshToken(presented)) fail("refresh_token_malformed", "the refresh token is malformed");
     const tokenHash = hashRefreshToken(presented);
     // A lost race re-reads once: the winner's successor is then visible.
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const found = await this.#store.findRefreshToken(tokenHash);
-      if (!found) reject("refresh_token_unknown", "the refresh token is not known");
+      if (!found) fail("refresh_token_unknown", "the refresh token is not known");
       const now = this.#clock.now();
       const successor = found.token.usedAt ? await this.#store.findSuccessor(found.token.id) : null;
       const decision = decideRotation({
@@ -164,11 +160,11 @@ export class AuthService {
       });
       switch (decision.action) {
         case "reject":
-          reject(decision.code, "the refresh token cannot be used");
-        // falls through: reject() never returns
+          fail(decision.code, "the refresh token cannot be used");
+        // falls through: fail() never returns
         case "revoke_session":
           await this.#revokeForReuse(found, context);
-          reject(decision.code, "the refresh token was already used; the session is revoked");
+          fail(decision.code, "the refresh token was already used; the session is revoked");
         // falls through
         case "repeat": {
           const value = deriveSuccessorToken(this.#keys.rotationKey, presented);
@@ -196,7 +192,7 @@ export class AuthService {
       }
     }
     // Only reachable if the database keeps changing under us: retryable, not the session's end.
-    return reject("store_unavailable", "the refresh token could not be rotated; retry");
+    return fail("store_unavailable", "the refresh token could not be rotated; retry");
   }
 
   /** Ends the session of a refresh token. Unknown or malformed tokens are ignored. */
@@ -226,7 +222,7 @@ export class AuthService {
     const session = await this.#store.findSession(claims.sid);
     const now = this.#clock.now();
     if (!session || session.userId !== claims.sub || session.revokedAt || now >= session.expiresAt) {
-      reject("access_token_revoked", "the session of the access token has ended");
+      fail("access_token_revoked", "the session of the access token has ended");
     }
     return { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, claims };
   }
@@ -234,7 +230,7 @@ export class AuthService {
   /** The principal's user. Throws `access_token_revoked` if the user is gone. */
   async me(principal: Principal): Promise<UserView> {
     const user = await this.#store.findUserById(principal.userId);
-    if (!user) reject("access_token_revoked", "the user of the access token no longer exists");
+    if (!user) fail("access_token_revoked", "the user of the access token no longer exists");
     return userViewOf(user);
   }
 
@@ -247,7 +243,7 @@ export class AuthService {
   async revokeSession(principal: Principal, sessionId: string, context: RequestContext): Promise<void> {
     const session = await this.#store.findSession(sessionId);
     if (!session || session.userId !== principal.userId || !(await this.#revocations.revokeSession(sessionId, "user"))) {
-      reject("session_not_found", "no such open session");
+      fail("session_not_found", "no such open session");
     }
     await this.#audit.record("session_revoked", context, { userId: principal.userId, sessionId }, { reason: "user" });
   }

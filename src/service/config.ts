@@ -1,4 +1,5 @@
 import { parseDurationSeconds } from "../core/duration.js";
+import { parseHttpUrl } from "../core/http-url.js";
 import { isSigningAlgorithm, MIN_HMAC_SECRET_BYTES, SIGNING_ALGORITHMS, type SigningAlgorithm } from "../core/signing-key.js";
 import { storeKindOf } from "../store/store.js";
 import { ROLE_NAME } from "./credential-policy.js";
@@ -108,18 +109,6 @@ function bounded(value: string | number, name: string, maxSeconds: number): numb
   return seconds;
 }
 
-/** `value` if it is an absolute http(s) URL; throws `TypeError` naming `name` otherwise. */
-export function httpUrl(value: string, name: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new TypeError(`${name} must be an absolute http(s) URL`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`${name} must be an absolute http(s) URL`);
-  return value;
-}
-
 /** `value` if it is a whole number from `min` to `max`; throws `TypeError` naming `name` otherwise. */
 export function integerIn(value: number, min: number, max: number, name: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -168,6 +157,9 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
   if (clockSkewSeconds > 300) throw new TypeError("clockSkew must be at most 5m");
   const audience = options.audience ?? "tessera";
   if (audience.trim() === "" || audience.length > 256) throw new TypeError("audience must be 1 to 256 characters");
+  // Kept as written: `iss` is compared as an exact string.
+  const issuer = options.issuer ?? defaultIssuer;
+  parseHttpUrl(issuer, "issuer");
   const defaultRoles = [...(options.defaultRoles ?? ["user"])];
   if (!defaultRoles.every((role) => typeof role === "string" && ROLE_NAME.test(role))) {
     throw new TypeError("defaultRoles must be role names of letters, digits, _ : . -");
@@ -177,7 +169,7 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
     databasePoolSize: integerIn(options.databasePoolSize ?? 10, 1, 1000, "databasePoolSize"),
     secret,
     developmentMode: secret === null,
-    issuer: httpUrl(options.issuer ?? defaultIssuer, "issuer"),
+    issuer,
     audience,
     signingAlgorithm,
     hs256Secret,

@@ -1,13 +1,13 @@
 import { REVOCATION_CHANNEL } from "../core/revocation.js";
 import { type Clock, systemClock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
+import { parseHttpUrl } from "../core/http-url.js";
 import { hmacSigningKey, isSigningAlgorithm, MIN_HMAC_SECRET_BYTES, SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKey } from "../core/signing-key.js";
 import { keysFromJwks, type JsonWebKeySet, type KeysByKid } from "./jwk-keys.js";
 import { DEFAULT_TOKEN_CACHE_ENTRIES } from "./token-cache.js";
 
-/** Where the verifier reports trouble it recovers from (JWKS or feed fetch failures, Redis down). */
-export interface VerifierLogger {
-  warn(details: Record<string, unknown>, message: string): void;
-}
+/** Where the verifier reports trouble it recovers from (JWKS or feed fetch failures, Redis down): a logger's `warn`. */
+export type VerifierLogger = Pick<Logger, "warn">;
 
 /** Options of `revocation` in {@link VerifierOptions}. */
 export interface RevocationOptions {
@@ -106,16 +106,7 @@ function numberIn(value: unknown, min: number, max: number, name: string): numbe
 }
 
 function httpUrl(value: unknown, name: string): string {
-  let url: URL;
-  try {
-    url = new URL(value instanceof URL ? value.href : String(value));
-  } catch {
-    throw new TypeError(`${name} must be an absolute http(s) URL`);
-  }
-  if ((typeof value !== "string" && !(value instanceof URL)) || (url.protocol !== "https:" && url.protocol !== "http:")) {
-    throw new TypeError(`${name} must be an absolute http(s) URL`);
-  }
-  return url.href;
+  return parseHttpUrl(value, name).href;
 }
 
 function nonEmptyString(value: unknown, name: string): string {

@@ -1,7 +1,7 @@
 import { type AccessTokenClaims, createAccessTokenVerifier, decodeProtectedHeader } from "../core/access-token.js";
 import { readBearerToken } from "../core/bearer.js";
 import { epochSeconds } from "../core/clock.js";
-import { type ErrorCode, TesseraError } from "../core/errors.js";
+import { fail } from "../core/errors.js";
 import { sameKey, type SigningAlgorithm, type VerificationKey } from "../core/signing-key.js";
 import { findKeyIn } from "./jwk-keys.js";
 import { JwksCache } from "./jwks-cache.js";
@@ -43,10 +43,6 @@ export interface Verifier {
   stats(): VerifierStats;
   /** Stops revocation polling and closes the Redis subscription. Idempotent. */
   close(): Promise<void>;
-}
-
-function fail(code: ErrorCode, message: string): never {
-  throw new TesseraError(code, message);
 }
 
 function freezeClaims(claims: AccessTokenClaims): AccessTokenClaims {

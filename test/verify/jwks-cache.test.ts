@@ -79,6 +79,8 @@ void describe("createVerifier() with a remote JWK Set", () => {
     clock.advance(301); // the default 5-minute max-age: a background refresh starts
     await verifier.verify(token);
     await eventually(() => jwksServer.requests.length === 2);
+    // The request has arrived; the new key set takes effect once its answer has been read.
+    await eventually(async () => (await rejectionCode(verifier.verify(token))) !== "resolved");
     assert.equal(await rejectionCode(verifier.verify(token)), "access_token_invalid");
     assert.equal(verifier.stats().tokenCacheSize, 0);
   });
