@@ -15,7 +15,12 @@ export { AuthService, type IssuedTokens, type Principal } from "./service/auth-s
 export { AdminService } from "./service/admin-service.js";
 export type { RequestContext } from "./service/request-context.js";
 export type { SessionView, UserView } from "./service/views.js";
-export { createServices, openServices, type ServicesDependencies, type TesseraServices } from "./service/tessera-services.js";
+export {
+  createServices,
+  openServices,
+  type ServicesDependencies,
+  type TesseraServices,
+} from "./service/tessera-services.js";
 export { resolveConfig, type TesseraConfig, type TesseraOptions } from "./http/server-config.js";
 export { createArgon2Hasher, type PasswordHasher } from "./service/password-hasher.js";
 export { openStore, type OpenStoreOptions } from "./store/open-store.js";

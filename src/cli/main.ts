@@ -24,7 +24,9 @@ Commands:
 
 /** The usage text: commands, then every setting with its variable, flag and default. */
 function usage(): string {
-  const rows = Object.values(SETTINGS).map((spec) => `  ${spec.variable.padEnd(28)} ${(spec.flag ?? "").padEnd(12)} default ${spec.default}`);
+  const rows = Object.values(SETTINGS).map(
+    (spec) => `  ${spec.variable.padEnd(28)} ${(spec.flag ?? "").padEnd(12)} default ${spec.default}`,
+  );
   return `${COMMANDS}
 Settings (flags of serve win over variables; every command takes --database):
 ${rows.join("\n")}
@@ -35,7 +37,9 @@ See README.md for what each setting does.
 type Flags = { help?: boolean; "batch-size"?: string } & Record<string, string | boolean | undefined>;
 
 // Each flag sets the option whose setting names it.
-const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) => (spec.flag ? [[spec.flag.slice(2), option, spec] as const] : []));
+const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) =>
+  spec.flag ? [[spec.flag.slice(2), option, spec] as const] : [],
+);
 
 function optionsFrom(flags: Flags): TesseraOptions {
   const options: Record<string, unknown> = { ...optionsFromEnvironment(process.env) };
@@ -83,10 +87,15 @@ async function migrate(options: TesseraOptions): Promise<void> {
 
 // With TESSERA_REDIS_URL, revocations made here reach subscribed verifiers at once, as the
 // server's do; without it (or with Redis down) verifiers see them at their next feed poll.
-async function withServices(options: TesseraOptions, work: (services: TesseraServices) => Promise<unknown>): Promise<unknown> {
+async function withServices(
+  options: TesseraOptions,
+  work: (services: TesseraServices) => Promise<unknown>,
+): Promise<unknown> {
   const services = await openServices(resolveConfig(options), cliLogger);
   const { redisUrl } = services.config;
-  const closePublisher = redisUrl ? publishRevocations(services.revocations, { redisUrl, logger: cliLogger, queueWhileConnecting: true }) : undefined;
+  const closePublisher = redisUrl
+    ? publishRevocations(services.revocations, { redisUrl, logger: cliLogger, queueWhileConnecting: true })
+    : undefined;
   try {
     return await work(services);
   } finally {
@@ -108,7 +117,8 @@ async function purge(options: TesseraOptions, batchSize: number): Promise<void> 
 }
 
 async function keys(options: TesseraOptions, action: string | undefined): Promise<void> {
-  if (action === "rotate") return printJson(withServices(options, async ({ admin }) => ({ kid: await admin.rotateSigningKey() })));
+  if (action === "rotate")
+    return printJson(withServices(options, async ({ admin }) => ({ kid: await admin.rotateSigningKey() })));
   if (action !== "list") throw new TypeError("usage: tessera keys list|rotate");
   return printJson(withServices(options, ({ admin }) => admin.listSigningKeys()));
 }
@@ -122,7 +132,10 @@ async function admin(command: string, options: TesseraOptions, args: string[]): 
   const [action, first, second] = args;
   if (command === "user" && action === "roles") {
     const username = required(first, "tessera user roles <username> <role,role>");
-    const roles = required(second, "tessera user roles <username> <role,role>").split(",").map((role) => role.trim()).filter(Boolean);
+    const roles = required(second, "tessera user roles <username> <role,role>")
+      .split(",")
+      .map((role) => role.trim())
+      .filter(Boolean);
     return printJson(withServices(options, ({ admin }) => admin.setUserRoles(username, roles)));
   }
   if (command === "sessions" && action === "list") {
@@ -131,11 +144,15 @@ async function admin(command: string, options: TesseraOptions, args: string[]): 
   }
   if (command === "sessions" && action === "revoke") {
     const sessionId = required(first, "tessera sessions revoke <session-id>");
-    return printJson(withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ sessionId }) })));
+    return printJson(
+      withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ sessionId }) })),
+    );
   }
   if (command === "sessions" && action === "revoke-all") {
     const username = required(first, "tessera sessions revoke-all <username>");
-    return printJson(withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ username }) })));
+    return printJson(
+      withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ username }) })),
+    );
   }
   throw new TypeError(`unknown ${command} command; see tessera --help`);
 }
@@ -163,7 +180,8 @@ async function main(argv: string[]): Promise<void> {
       return migrate(options);
     case "purge": {
       const batch = values["batch-size"] ?? "1000";
-      if (!/^\d+$/.test(batch) || Number(batch) < 1) throw new TypeError("--batch-size must be a positive whole number");
+      if (!/^\d+$/.test(batch) || Number(batch) < 1)
+        throw new TypeError("--batch-size must be a positive whole number");
       return purge(options, Number(batch));
     }
     case "keys":

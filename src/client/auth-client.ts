@@ -15,9 +15,17 @@ export type AuthClientEventOrigin = "local" | "remote";
 /** The payload of each event. Events never carry tokens. */
 export interface AuthClientEventMap {
   /** A session started (by `login()` here or in another tab). */
-  readonly logged_in: { readonly type: "logged_in"; readonly origin: AuthClientEventOrigin; readonly accessTokenExpiresAt: Date };
+  readonly logged_in: {
+    readonly type: "logged_in";
+    readonly origin: AuthClientEventOrigin;
+    readonly accessTokenExpiresAt: Date;
+  };
   /** The tokens were rotated. */
-  readonly tokens_refreshed: { readonly type: "tokens_refreshed"; readonly origin: AuthClientEventOrigin; readonly accessTokenExpiresAt: Date };
+  readonly tokens_refreshed: {
+    readonly type: "tokens_refreshed";
+    readonly origin: AuthClientEventOrigin;
+    readonly accessTokenExpiresAt: Date;
+  };
   /** `logout()` ended the session. */
   readonly logged_out: { readonly type: "logged_out"; readonly origin: AuthClientEventOrigin };
   /** The server refused the refresh token (revoked, expired or reused session); storage was cleared. */
@@ -88,7 +96,9 @@ export class AuthClient {
   constructor(options: ResolvedOptions) {
     this.#options = options;
     this.#coordinator =
-      options.channelName === false ? soloCoordinator : createTabCoordinator(options.channelName, (message) => this.#receive(message));
+      options.channelName === false
+        ? soloCoordinator
+        : createTabCoordinator(options.channelName, (message) => this.#receive(message));
   }
 
   /**
@@ -104,7 +114,11 @@ export class AuthClient {
     const tokens = await this.#readTokens(response);
     await this.#exclusive(() => this.#save(tokens));
     this.#coordinator.post({ type: "tokens", reason: "login", tokens });
-    this.#emit("logged_in", { type: "logged_in", origin: "local", accessTokenExpiresAt: new Date(tokens.accessTokenExpiresAt) });
+    this.#emit("logged_in", {
+      type: "logged_in",
+      origin: "local",
+      accessTokenExpiresAt: new Date(tokens.accessTokenExpiresAt),
+    });
   }
 
   /**
@@ -119,7 +133,10 @@ export class AuthClient {
       try {
         const response = await this.#post("/auth/logout", { refresh_token: tokens.refreshToken });
         await response.body?.cancel();
-        if (!response.ok) throw new AuthClientError("unexpected_response", `logout answered ${response.status}`, { status: response.status });
+        if (!response.ok)
+          throw new AuthClientError("unexpected_response", `logout answered ${response.status}`, {
+            status: response.status,
+          });
       } finally {
         await this.#end("logged_out");
       }
@@ -211,8 +228,10 @@ export class AuthClient {
     const { now } = this.#options;
     // Re-read: another tab (or this client's previous flight) may have refreshed while we waited.
     const current = await this.#load();
-    if (current === null) throw new AuthClientError("not_authenticated", "the session ended while waiting to refresh it");
-    if (current.accessToken !== stale && now() < refreshDeadline(current, this.#options.refreshMarginSeconds)) return current;
+    if (current === null)
+      throw new AuthClientError("not_authenticated", "the session ended while waiting to refresh it");
+    if (current.accessToken !== stale && now() < refreshDeadline(current, this.#options.refreshMarginSeconds))
+      return current;
     if (now() >= current.refreshTokenExpiresAt) {
       await this.#end("session_expired").catch(() => undefined); // the refusal matters, not storage
       throw new AuthClientError("session_expired", "the refresh token has expired");
@@ -222,14 +241,22 @@ export class AuthClient {
       const body = await readJson(response);
       if (body?.error === "invalid_grant") {
         await this.#end("session_expired").catch(() => undefined); // the refusal matters, not storage
-        throw new AuthClientError("session_expired", "the server refused the refresh token", { status: response.status });
+        throw new AuthClientError("session_expired", "the server refused the refresh token", {
+          status: response.status,
+        });
       }
-      throw new AuthClientError("unexpected_response", `refresh answered ${response.status}`, { status: response.status });
+      throw new AuthClientError("unexpected_response", `refresh answered ${response.status}`, {
+        status: response.status,
+      });
     }
     const next = await this.#readTokens(response);
     await this.#save(next);
     this.#coordinator.post({ type: "tokens", reason: "refresh", tokens: next });
-    this.#emit("tokens_refreshed", { type: "tokens_refreshed", origin: "local", accessTokenExpiresAt: new Date(next.accessTokenExpiresAt) });
+    this.#emit("tokens_refreshed", {
+      type: "tokens_refreshed",
+      origin: "local",
+      accessTokenExpiresAt: new Date(next.accessTokenExpiresAt),
+    });
     return next;
   }
 
@@ -297,7 +324,8 @@ export class AuthClient {
       if (current !== null && current.receivedAt > message.tokens.receivedAt) return;
       if (current?.refreshToken !== message.tokens.refreshToken) await this.#save(message.tokens);
       const accessTokenExpiresAt = new Date(message.tokens.accessTokenExpiresAt);
-      if (message.reason === "login") this.#emit("logged_in", { type: "logged_in", origin: "remote", accessTokenExpiresAt });
+      if (message.reason === "login")
+        this.#emit("logged_in", { type: "logged_in", origin: "remote", accessTokenExpiresAt });
       else this.#emit("tokens_refreshed", { type: "tokens_refreshed", origin: "remote", accessTokenExpiresAt });
       return;
     }
@@ -342,7 +370,9 @@ export class AuthClient {
   async #readTokens(response: Response): Promise<TokenSet> {
     if (response.status !== 200) {
       await response.body?.cancel();
-      throw new AuthClientError("unexpected_response", `the token endpoint answered ${response.status}`, { status: response.status });
+      throw new AuthClientError("unexpected_response", `the token endpoint answered ${response.status}`, {
+        status: response.status,
+      });
     }
     const body = await readJson(response);
     return tokenSetFromResponse(body, this.#options.now());
@@ -367,18 +397,28 @@ export class AuthClient {
  * bad option.
  */
 export function createAuthClient(options: AuthClientOptions): AuthClient {
-  if (typeof options !== "object" || options === null) throw new TypeError("createAuthClient: options must be an object");
+  if (typeof options !== "object" || options === null)
+    throw new TypeError("createAuthClient: options must be an object");
   const { storage, fetch: customFetch, refreshMarginSeconds, now, channelName } = options;
   const base = resolveBaseUrl(options.baseUrl);
-  if (typeof storage !== "object" || storage === null || !["get", "set", "remove"].every((name) => typeof (storage as unknown as Record<string, unknown>)[name] === "function")) {
+  if (
+    typeof storage !== "object" ||
+    storage === null ||
+    !["get", "set", "remove"].every(
+      (name) => typeof (storage as unknown as Record<string, unknown>)[name] === "function",
+    )
+  ) {
     throw new TypeError("createAuthClient: options.storage must have get, set and remove methods");
   }
-  if (customFetch !== undefined && typeof customFetch !== "function") throw new TypeError("createAuthClient: options.fetch must be a function");
-  if (customFetch === undefined && typeof globalThis.fetch !== "function") throw new TypeError("createAuthClient: options.fetch is required where there is no globalThis.fetch");
+  if (customFetch !== undefined && typeof customFetch !== "function")
+    throw new TypeError("createAuthClient: options.fetch must be a function");
+  if (customFetch === undefined && typeof globalThis.fetch !== "function")
+    throw new TypeError("createAuthClient: options.fetch is required where there is no globalThis.fetch");
   if (refreshMarginSeconds !== undefined && !(Number.isFinite(refreshMarginSeconds) && refreshMarginSeconds >= 0)) {
     throw new TypeError("createAuthClient: options.refreshMarginSeconds must be a finite number of seconds >= 0");
   }
-  if (now !== undefined && typeof now !== "function") throw new TypeError("createAuthClient: options.now must be a function returning a Date");
+  if (now !== undefined && typeof now !== "function")
+    throw new TypeError("createAuthClient: options.now must be a function returning a Date");
   if (channelName !== undefined && channelName !== false && (typeof channelName !== "string" || channelName === "")) {
     throw new TypeError("createAuthClient: options.channelName must be a non-empty string or false");
   }
@@ -388,7 +428,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       endpoint: (path: string) => `${base}${path}`,
       storage,
       // Called as plain functions: a browser's fetch throws "Illegal invocation" when called as a method of another object.
-      transport: customFetch === undefined ? (input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init) : (input: RequestInfo | URL, init?: RequestInit) => customFetch(input, init),
+      transport:
+        customFetch === undefined
+          ? (input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init)
+          : (input: RequestInfo | URL, init?: RequestInit) => customFetch(input, init),
       refreshMarginSeconds,
       now: now === undefined ? () => Date.now() : () => now().getTime(),
       channelName: channelName ?? (inPage ? `tessera-auth:${base}` : false),
@@ -397,7 +440,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
 }
 
 function resolveBaseUrl(baseUrl: unknown): string {
-  if (typeof baseUrl !== "string" && !(baseUrl instanceof URL)) throw new TypeError("createAuthClient: options.baseUrl must be a string or URL");
+  if (typeof baseUrl !== "string" && !(baseUrl instanceof URL))
+    throw new TypeError("createAuthClient: options.baseUrl must be a string or URL");
   const page = (globalThis as { location?: { href?: string } }).location?.href;
   let url: URL;
   try {
@@ -405,8 +449,10 @@ function resolveBaseUrl(baseUrl: unknown): string {
   } catch {
     throw new TypeError("createAuthClient: options.baseUrl must be an absolute URL (or relative, in a page)");
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") throw new TypeError("createAuthClient: options.baseUrl must be an http(s) URL");
-  if (url.search !== "" || url.hash !== "") throw new TypeError("createAuthClient: options.baseUrl must not have a query or fragment");
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    throw new TypeError("createAuthClient: options.baseUrl must be an http(s) URL");
+  if (url.search !== "" || url.hash !== "")
+    throw new TypeError("createAuthClient: options.baseUrl must not have a query or fragment");
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }
 

@@ -29,7 +29,9 @@ export function parseBearerHeader(header: string | readonly string[] | undefined
  */
 export function readBearerToken(header: string | readonly string[] | undefined): string {
   const credentials = parseBearerHeader(header);
-  if (credentials.kind === "none") throw new TesseraError("access_token_missing", "no bearer token in the Authorization header");
-  if (credentials.kind === "malformed") throw new TesseraError("access_token_malformed", "the Authorization header is malformed");
+  if (credentials.kind === "none")
+    throw new TesseraError("access_token_missing", "no bearer token in the Authorization header");
+  if (credentials.kind === "malformed")
+    throw new TesseraError("access_token_malformed", "the Authorization header is malformed");
   return credentials.token;
 }

@@ -11,6 +11,7 @@ export function parseHttpUrl(value: unknown, name: string): URL {
       url = null;
     }
   }
-  if (url === null || (url.protocol !== "https:" && url.protocol !== "http:")) throw new TypeError(`${name} must be an absolute http(s) URL`);
+  if (url === null || (url.protocol !== "https:" && url.protocol !== "http:"))
+    throw new TypeError(`${name} must be an absolute http(s) URL`);
   return url;
 }

@@ -7,7 +7,14 @@
 export const REVOCATION_CHANNEL = "tessera:revocations";
 
 /** Why a session was revoked, as stored with it and recorded in the audit trail. */
-export const REVOCATION_REASONS = ["logout", "logout_all", "user", "revocation", "admin", "refresh_token_reused"] as const;
+export const REVOCATION_REASONS = [
+  "logout",
+  "logout_all",
+  "user",
+  "revocation",
+  "admin",
+  "refresh_token_reused",
+] as const;
 
 /** One of {@link REVOCATION_REASONS}. */
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
@@ -58,7 +65,8 @@ export function encodeRevocationFeed(feed: RevocationList): RevocationFeedBody {
 export function parseRevocationFeed(body: unknown): RevocationList | null {
   if (typeof body !== "object" || body === null) return null;
   const { revoked, window_seconds: windowSeconds, generated_at: generatedAt } = body as Record<string, unknown>;
-  if (!Array.isArray(revoked) || !isSeconds(windowSeconds) || windowSeconds === 0 || !isSeconds(generatedAt)) return null;
+  if (!Array.isArray(revoked) || !isSeconds(windowSeconds) || windowSeconds === 0 || !isSeconds(generatedAt))
+    return null;
   const entries: RevocationEntry[] = [];
   for (const item of revoked as unknown[]) {
     const { sid, revoked_at: revokedAt } = (item ?? {}) as Record<string, unknown>;

@@ -68,7 +68,8 @@ function generateKeyPair(alg: Exclude<SigningAlgorithm, "HS256">): { privateKey:
 
 // RFC 7638 §3.2: the thumbprint hashes only the required members, in lexicographic order.
 function jwkThumbprint(jwk: Record<string, unknown>): string {
-  const members = jwk.kty === "EC" ? ["crv", "kty", "x", "y"] : jwk.kty === "OKP" ? ["crv", "kty", "x"] : ["e", "kty", "n"];
+  const members =
+    jwk.kty === "EC" ? ["crv", "kty", "x", "y"] : jwk.kty === "OKP" ? ["crv", "kty", "x"] : ["e", "kty", "n"];
   const canonical = JSON.stringify(Object.fromEntries(members.map((name) => [name, jwk[name]])));
   return createHash("sha256").update(canonical).digest("base64url");
 }

@@ -64,10 +64,14 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, rateLimit }: Au
     },
   );
 
-  app.post<{ Body: Credentials }>("/auth/login", { schema: authSchemas.login, bodyLimit: AUTH_BODY_LIMIT, config: perAccount, preParsing: jsonOnly }, async (request, reply) => {
-    const tokens = await auth.login(request.body.username, request.body.password, contextOf(request));
-    return sendTokens(reply, tokens);
-  });
+  app.post<{ Body: Credentials }>(
+    "/auth/login",
+    { schema: authSchemas.login, bodyLimit: AUTH_BODY_LIMIT, config: perAccount, preParsing: jsonOnly },
+    async (request, reply) => {
+      const tokens = await auth.login(request.body.username, request.body.password, contextOf(request));
+      return sendTokens(reply, tokens);
+    },
+  );
 
   app.post<{ Body: RefreshTokenBody }>(
     "/auth/refresh",
@@ -75,10 +79,14 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, rateLimit }: Au
     async (request, reply) => sendTokens(reply, await auth.refresh(request.body.refresh_token, contextOf(request))),
   );
 
-  app.post<{ Body: RefreshTokenBody }>("/auth/logout", { schema: authSchemas.logout, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly }, async (request, reply) => {
-    await auth.logout(request.body.refresh_token, contextOf(request));
-    return reply.code(204).send();
-  });
+  app.post<{ Body: RefreshTokenBody }>(
+    "/auth/logout",
+    { schema: authSchemas.logout, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly },
+    async (request, reply) => {
+      await auth.logout(request.body.refresh_token, contextOf(request));
+      return reply.code(204).send();
+    },
+  );
 
   // Bearer routes authenticate before validating anything else: a request without a valid
   // token learns nothing but 401 (RFC 6750 §3).
@@ -90,10 +98,14 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, rateLimit }: Au
   };
   const principalOf = (request: FastifyRequest): Principal => principals.get(request)!;
 
-  app.post("/auth/logout-all", { schema: authSchemas.logoutAll, bodyLimit: AUTH_BODY_LIMIT, ...bearer }, async (request, reply) => {
-    await auth.logoutAll(principalOf(request), contextOf(request));
-    return reply.code(204).send();
-  });
+  app.post(
+    "/auth/logout-all",
+    { schema: authSchemas.logoutAll, bodyLimit: AUTH_BODY_LIMIT, ...bearer },
+    async (request, reply) => {
+      await auth.logoutAll(principalOf(request), contextOf(request));
+      return reply.code(204).send();
+    },
+  );
 
   app.get("/auth/me", { schema: authSchemas.me, ...bearer }, async (request) => auth.me(principalOf(request)));
 
@@ -112,8 +124,12 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, rateLimit }: Au
     };
   });
 
-  app.delete<{ Params: { id: string } }>("/auth/sessions/:id", { schema: authSchemas.revokeSession, ...bearer }, async (request, reply) => {
-    await auth.revokeSession(principalOf(request), request.params.id, contextOf(request));
-    return reply.code(204).send();
-  });
+  app.delete<{ Params: { id: string } }>(
+    "/auth/sessions/:id",
+    { schema: authSchemas.revokeSession, ...bearer },
+    async (request, reply) => {
+      await auth.revokeSession(principalOf(request), request.params.id, contextOf(request));
+      return reply.code(204).send();
+    },
+  );
 }

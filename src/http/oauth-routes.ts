@@ -30,24 +30,35 @@ export function registerOAuthRoutes(app: FastifyInstance, { services, rateLimit,
   const formOnly = onlyMediaType("application/x-www-form-urlencoded");
   app.post<{ Body: TokenRequest }>(
     "/oauth/token",
-    { schema: oauthSchemas.token, bodyLimit: AUTH_BODY_LIMIT, config: rateLimit ? rateLimit.perClient : {}, preParsing: formOnly },
+    {
+      schema: oauthSchemas.token,
+      bodyLimit: AUTH_BODY_LIMIT,
+      config: rateLimit ? rateLimit.perClient : {},
+      preParsing: formOnly,
+    },
     async (request, reply) => {
       refuseClientAuthentication(request);
       const { grant_type: grantType, refresh_token: refreshToken, scope } = request.body;
       if (grantType !== "refresh_token") throw new TesseraError("unsupported_grant_type", "unsupported grant_type");
-      if (refreshToken === undefined) throw new TesseraError("invalid_request", "the refresh_token parameter is required");
+      if (refreshToken === undefined)
+        throw new TesseraError("invalid_request", "the refresh_token parameter is required");
       // Tessera grants no scopes, so any requested scope exceeds the original grant (RFC 6749 §6).
-      if (scope !== undefined && scope.trim() !== "") throw new TesseraError("invalid_scope", "scope exceeds the grant");
+      if (scope !== undefined && scope.trim() !== "")
+        throw new TesseraError("invalid_scope", "scope exceeds the grant");
       return sendTokens(reply, await services.auth.refresh(refreshToken, contextOf(request)));
     },
   );
 
-  app.post<{ Body: RevocationRequest }>("/oauth/revoke", { schema: oauthSchemas.revoke, bodyLimit: AUTH_BODY_LIMIT, preParsing: formOnly }, async (request, reply) => {
-    refuseClientAuthentication(request);
-    await services.auth.revokeToken(request.body.token, contextOf(request));
-    // RFC 7009 §2.2: 200 whether or not the token was valid.
-    return reply.code(200).header("cache-control", "no-store").send();
-  });
+  app.post<{ Body: RevocationRequest }>(
+    "/oauth/revoke",
+    { schema: oauthSchemas.revoke, bodyLimit: AUTH_BODY_LIMIT, preParsing: formOnly },
+    async (request, reply) => {
+      refuseClientAuthentication(request);
+      await services.auth.revokeToken(request.body.token, contextOf(request));
+      // RFC 7009 §2.2: 200 whether or not the token was valid.
+      return reply.code(200).header("cache-control", "no-store").send();
+    },
+  );
 
   app.get("/.well-known/jwks.json", { schema: oauthSchemas.jwks }, (_request, reply) =>
     reply.header("cache-control", "public, max-age=300").send(services.jwks),

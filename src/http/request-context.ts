@@ -37,16 +37,13 @@ function countHeader(rawHeaders: readonly string[], name: string): number {
 
 /** Sends an RFC 6749 §5.1 token response; never cached (§5.1: `Cache-Control: no-store`). */
 export function sendTokens(reply: FastifyReply, tokens: IssuedTokens): FastifyReply {
-  return reply
-    .header("cache-control", "no-store")
-    .header("pragma", "no-cache")
-    .send({
-      access_token: tokens.accessToken,
-      token_type: "Bearer",
-      expires_in: tokens.accessTokenExpiresIn,
-      refresh_token: tokens.refreshToken,
-      refresh_token_expires_in: tokens.refreshTokenExpiresIn,
-    });
+  return reply.header("cache-control", "no-store").header("pragma", "no-cache").send({
+    access_token: tokens.accessToken,
+    token_type: "Bearer",
+    expires_in: tokens.accessTokenExpiresIn,
+    refresh_token: tokens.refreshToken,
+    refresh_token_expires_in: tokens.refreshTokenExpiresIn,
+  });
 }
 
 /**
@@ -55,10 +52,16 @@ export function sendTokens(reply: FastifyReply, tokens: IssuedTokens): FastifyRe
  * send without a CORS preflight; the RFC 6749 routes refuse anything but form encoding.
  */
 export function onlyMediaType(mediaType: string) {
-  return (request: FastifyRequest, _reply: FastifyReply, payload: RequestPayload, done: (error: Error | null, payload?: RequestPayload) => void): void => {
+  return (
+    request: FastifyRequest,
+    _reply: FastifyReply,
+    payload: RequestPayload,
+    done: (error: Error | null, payload?: RequestPayload) => void,
+  ): void => {
     const header = request.headers["content-type"];
     const actual = typeof header === "string" ? (header.split(";")[0] ?? "").trim().toLowerCase() : "";
-    if (actual !== mediaType) return done(Object.assign(new Error(`the body must be ${mediaType}`), { statusCode: 415 }));
+    if (actual !== mediaType)
+      return done(Object.assign(new Error(`the body must be ${mediaType}`), { statusCode: 415 }));
     done(null, payload);
   };
 }

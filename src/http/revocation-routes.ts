@@ -37,7 +37,11 @@ export const revocationSchema = {
       properties: {
         revoked: {
           type: "array",
-          items: { type: "object", required: ["sid", "revoked_at"], properties: { sid: { type: "string" }, revoked_at: { type: "integer" } } },
+          items: {
+            type: "object",
+            required: ["sid", "revoked_at"],
+            properties: { sid: { type: "string" }, revoked_at: { type: "integer" } },
+          },
         },
         window_seconds: { type: "integer" },
         generated_at: { type: "integer" },
@@ -53,19 +57,25 @@ export const revocationSchema = {
  * With `redisUrl`, also publishes each revocation as `{"sids":[…],"revoked_at":<unix s>}`;
  * a Redis outage is logged and never fails a request.
  */
-export function registerRevocationRoutes(app: FastifyInstance, { revocations, redisUrl }: RevocationRoutesOptions): void {
-
-  app.get<{ Querystring: RevocationsQuery }>("/auth/revocations", { schema: revocationSchema }, async (request, reply) => {
-    const since = request.query.since === undefined ? undefined : new Date(Number(request.query.since) * 1000);
-    const { revoked, generatedAt } = await revocations.listRecent(since);
-    // Shared caches must not keep a stale list; clients poll.
-    void reply.header("cache-control", "no-store");
-    return encodeRevocationFeed({
-      entries: revoked.map((session) => ({ sid: session.id, revokedAt: epochSeconds(session.revokedAt) })),
-      windowSeconds: revocations.feedWindowSeconds,
-      generatedAt: epochSeconds(generatedAt),
-    });
-  });
+export function registerRevocationRoutes(
+  app: FastifyInstance,
+  { revocations, redisUrl }: RevocationRoutesOptions,
+): void {
+  app.get<{ Querystring: RevocationsQuery }>(
+    "/auth/revocations",
+    { schema: revocationSchema },
+    async (request, reply) => {
+      const since = request.query.since === undefined ? undefined : new Date(Number(request.query.since) * 1000);
+      const { revoked, generatedAt } = await revocations.listRecent(since);
+      // Shared caches must not keep a stale list; clients poll.
+      void reply.header("cache-control", "no-store");
+      return encodeRevocationFeed({
+        entries: revoked.map((session) => ({ sid: session.id, revokedAt: epochSeconds(session.revokedAt) })),
+        windowSeconds: revocations.feedWindowSeconds,
+        generatedAt: epochSeconds(generatedAt),
+      });
+    },
+  );
 
   if (redisUrl) {
     const close = publishRevocations(revocations, { redisUrl, logger: app.log });

@@ -35,7 +35,10 @@ export const SERVER_SETTINGS = {
 } as const satisfies Record<keyof ServerSettingsOptions, SettingSpec>;
 
 /** Every setting of Tessera, service and server, by option name: the one list the CLI and README follow. */
-export const SETTINGS: Readonly<Record<string, SettingSpec>> = Object.freeze({ ...SERVER_SETTINGS, ...SERVICE_SETTINGS });
+export const SETTINGS: Readonly<Record<string, SettingSpec>> = Object.freeze({
+  ...SERVER_SETTINGS,
+  ...SERVICE_SETTINGS,
+});
 
 /** Everything a Tessera server may be configured with. */
 export interface TesseraOptions extends ServiceOptions, ServerSettingsOptions {}

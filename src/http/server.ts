@@ -45,7 +45,8 @@ function openApiOptions(issuer: string): SwaggerOptions {
       info: {
         title: "Tessera",
         version: "0.1.0",
-        description: "Authentication token service: JWT access tokens, rotating refresh tokens, revocable sessions. Errors are {error, error_description}; see docs/errors.md.",
+        description:
+          "Authentication token service: JWT access tokens, rotating refresh tokens, revocable sessions. Errors are {error, error_description}; see docs/errors.md.",
       },
       servers: [{ url: issuer }],
       components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
@@ -84,12 +85,11 @@ function requestSerializer(request: { method: string; url: string; ip?: string }
 export async function createServer(options: ServerOptions = {}): Promise<FastifyInstance> {
   const config = configOf(options);
   const app = Fastify({
-    logger:
-      options.logger ?? {
-        level: config.logLevel,
-        redact: { paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'], remove: true },
-        serializers: { req: requestSerializer },
-      },
+    logger: options.logger ?? {
+      level: config.logLevel,
+      redact: { paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'], remove: true },
+      serializers: { req: requestSerializer },
+    },
     trustProxy: config.trustProxy,
     bodyLimit: 16 * 1024,
     // A client gets 10 s to send a whole request: slow senders cannot hold sockets forever.
@@ -100,7 +100,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     connectionTimeout: options.idleTimeoutMs ?? 30_000,
     frameworkErrors: (error, _request, reply: FastifyReply) => {
       const status = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : 400;
-      void reply.code(status).header("cache-control", "no-store").send({ error: "invalid_request", error_description: "The request URL is malformed." });
+      void reply
+        .code(status)
+        .header("cache-control", "no-store")
+        .send({ error: "invalid_request", error_description: "The request URL is malformed." });
     },
     clientErrorHandler: answerClientError,
     routerOptions: { maxParamLength: 200 },
@@ -128,9 +131,12 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   await app.register(swaggerUi, {
     routePrefix: "/docs",
     staticCSP: true,
-    transformStaticCSP: () => "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
+    transformStaticCSP: () =>
+      "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
   });
-  app.get("/openapi.json", { schema: { hide: true } }, (_request, reply) => reply.header("cache-control", "no-cache").send(app.swagger()));
+  app.get("/openapi.json", { schema: { hide: true } }, (_request, reply) =>
+    reply.header("cache-control", "no-cache").send(app.swagger()),
+  );
 
   app.get("/healthz", { schema: healthSchemas.liveness }, () => ({ status: "ok" }));
   app.get("/readyz", { schema: healthSchemas.readiness }, async (request, reply) => {
@@ -149,7 +155,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     return reply
       .code(405)
       .header("allow", allowed.join(", "))
-      .send({ error: "invalid_request", error_description: `${request.method} is not allowed here; use ${allowed.join(" or ")}.` });
+      .send({
+        error: "invalid_request",
+        error_description: `${request.method} is not allowed here; use ${allowed.join(" or ")}.`,
+      });
   });
   app.setErrorHandler(answerError);
   return app;
@@ -160,7 +169,9 @@ const SERVER_OPTION_NAMES = new Set(Object.keys(SERVER_SETTINGS));
 
 /** The one configuration of a server: given, taken from the services given, or resolved once here. */
 function configOf(options: ServerOptions): Readonly<TesseraConfig> {
-  const settings = Object.fromEntries(Object.entries(options).filter(([name]) => !OWN_OPTIONS.includes(name))) as TesseraOptions;
+  const settings = Object.fromEntries(
+    Object.entries(options).filter(([name]) => !OWN_OPTIONS.includes(name)),
+  ) as TesseraOptions;
   if (options.config !== undefined) {
     if (options.services !== undefined || Object.keys(settings).length > 0) {
       throw new TypeError("config: pass either a resolved config or options, not both");
@@ -168,7 +179,8 @@ function configOf(options: ServerOptions): Readonly<TesseraConfig> {
     return options.config;
   }
   if (options.services === undefined) return resolveConfig(settings);
-  if (setsServiceOptions(settings)) throw new TypeError("services: the service's options come from services.config; pass only server options");
+  if (setsServiceOptions(settings))
+    throw new TypeError("services: the service's options come from services.config; pass only server options");
   refuseUnknownOptions(settings, SERVER_OPTION_NAMES);
   return Object.freeze({ ...options.services.config, ...resolveServerConfig(settings) });
 }
@@ -182,7 +194,9 @@ function recordRoutes(app: FastifyInstance): (url: string) => string[] {
   app.addHook("onRoute", (route) => {
     const source = route.url
       .split("/")
-      .map((part) => (part.startsWith(":") ? "[^/]+" : part === "*" ? ".*" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .map((part) =>
+        part.startsWith(":") ? "[^/]+" : part === "*" ? ".*" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+      )
       .join("/");
     routes.push({ pattern: new RegExp(`^${source}$`), methods: [route.method].flat() });
   });

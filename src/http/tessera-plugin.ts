@@ -28,24 +28,45 @@ export interface TesseraPluginOptions extends ServiceOptions {
 
 // Fastify hands its own register() options (prefix, logLevel…) to the plugin too.
 const REGISTER_OPTIONS = ["prefix", "logLevel", "logSerializers"];
-const PLUGIN_OPTION_NAMES = new Set<string>(["services", "rateLimitPerMinute", "baseUrl", ...SERVICE_OPTION_NAMES, ...REGISTER_OPTIONS]);
+const PLUGIN_OPTION_NAMES = new Set<string>([
+  "services",
+  "rateLimitPerMinute",
+  "baseUrl",
+  ...SERVICE_OPTION_NAMES,
+  ...REGISTER_OPTIONS,
+]);
 
 /** Opens the plugin's own services, or checks that none of their options came with given ones. */
-async function servicesOf(app: FastifyInstance, options: TesseraPluginOptions): Promise<{ services: TesseraServices; owned: boolean }> {
+async function servicesOf(
+  app: FastifyInstance,
+  options: TesseraPluginOptions,
+): Promise<{ services: TesseraServices; owned: boolean }> {
   refuseUnknownOptions(options, PLUGIN_OPTION_NAMES);
   if (options.services !== undefined) {
-    if (setsServiceOptions(options)) throw new TypeError("services: the service's options come from services.config; drop the others");
+    if (setsServiceOptions(options))
+      throw new TypeError("services: the service's options come from services.config; drop the others");
     return { services: options.services, owned: false };
   }
   const { services: _services, rateLimitPerMinute: _limit, baseUrl: _baseUrl, ...serviceOptions } = options;
-  const settings = Object.fromEntries(Object.entries(serviceOptions).filter(([name]) => !REGISTER_OPTIONS.includes(name)));
-  const config = resolveServiceConfig(settings, `http://${SERVER_SETTINGS.host.default}:${SERVER_SETTINGS.port.default}`);
+  const settings = Object.fromEntries(
+    Object.entries(serviceOptions).filter(([name]) => !REGISTER_OPTIONS.includes(name)),
+  );
+  const config = resolveServiceConfig(
+    settings,
+    `http://${SERVER_SETTINGS.host.default}:${SERVER_SETTINGS.port.default}`,
+  );
   return { services: await openServices(config, app.log), owned: true };
 }
 
 // Strict validation regardless of the host app's Ajv settings: no type coercion, and
 // `additionalProperties: false` rejects rather than strips.
-const ajv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: false, strict: false });
+const ajv = new Ajv({
+  allErrors: false,
+  coerceTypes: false,
+  removeAdditional: false,
+  useDefaults: false,
+  strict: false,
+});
 ajv.addFormat("date-time", true);
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -81,7 +102,11 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
 
   // Pick up keys rotated by another instance or `tessera keys rotate`.
   const keyReload = setInterval(() => {
-    services.keys.reload().catch((error: unknown) => app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"));
+    services.keys
+      .reload()
+      .catch((error: unknown) =>
+        app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"),
+      );
   }, KEY_RELOAD_INTERVAL_MS);
   keyReload.unref();
   app.addHook("onClose", (_instance, done) => {

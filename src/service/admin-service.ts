@@ -77,7 +77,8 @@ export class AdminService {
       if (!user) fail("invalid_request", "no such user");
       revoked = await this.#revocations.revokeUserSessions(user.id, "admin");
     }
-    for (const sessionId of revoked) await this.#audit.record("session_revoked", OPERATOR_CONTEXT, { sessionId }, { reason: "admin" });
+    for (const sessionId of revoked)
+      await this.#audit.record("session_revoked", OPERATOR_CONTEXT, { sessionId }, { reason: "admin" });
     return revoked;
   }
 
@@ -101,7 +102,13 @@ export class AdminService {
   /** Every stored signing key, retired or not. */
   async listSigningKeys(): Promise<SigningKeyView[]> {
     const records = await this.#store.listSigningKeys();
-    return records.map(({ kid, alg, encryption, createdAt, retiredAt }) => ({ kid, alg, encryption, createdAt, retiredAt }));
+    return records.map(({ kid, alg, encryption, createdAt, retiredAt }) => ({
+      kid,
+      alg,
+      encryption,
+      createdAt,
+      retiredAt,
+    }));
   }
 
   /** Creates a new signing key and retires the others; returns its id. Throws `TypeError` for HS256. */

@@ -37,7 +37,12 @@ export class AuditTrail {
   }
 
   /** Records one event. */
-  async record(type: AuditEventType, context: RequestContext, subject: AuditSubject, details: AuditDetails | null = null): Promise<void> {
+  async record(
+    type: AuditEventType,
+    context: RequestContext,
+    subject: AuditSubject,
+    details: AuditDetails | null = null,
+  ): Promise<void> {
     const { ip, userAgent } = storedContext(context);
     await this.#store.insertAuditEvent({
       id: randomUUID(),

@@ -3,12 +3,23 @@ import type { AccessTokenClaims } from "../core/access-token.js";
 import { addSeconds, type Clock } from "../core/clock.js";
 import { fail } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { deriveSuccessorToken, generateRefreshToken, hashRefreshToken, isWellFormedRefreshToken } from "../core/refresh-token.js";
+import {
+  deriveSuccessorToken,
+  generateRefreshToken,
+  hashRefreshToken,
+  isWellFormedRefreshToken,
+} from "../core/refresh-token.js";
 import { decideRotation } from "../core/rotation.js";
 import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
-import { checkNewPassword, checkNewUsername, checkPasswordText, isPossibleUsernameKey, normalizeUsername } from "./credential-policy.js";
+import {
+  checkNewPassword,
+  checkNewUsername,
+  checkPasswordText,
+  isPossibleUsernameKey,
+  normalizeUsername,
+} from "./credential-policy.js";
 import type { PasswordHasher } from "./password-hasher.js";
 import { type RequestContext, storedContext } from "./request-context.js";
 import type { SessionRevocations } from "./session-revocations.js";
@@ -201,7 +212,12 @@ export class AuthService {
     const found = await this.#store.findRefreshToken(hashRefreshToken(presented));
     if (!found) return;
     if (await this.#revocations.revokeSession(found.session.id, "logout")) {
-      await this.#audit.record("session_revoked", context, { userId: found.user.id, sessionId: found.session.id }, { reason: "logout" });
+      await this.#audit.record(
+        "session_revoked",
+        context,
+        { userId: found.user.id, sessionId: found.session.id },
+        { reason: "logout" },
+      );
     }
   }
 
@@ -236,13 +252,20 @@ export class AuthService {
 
   /** The user's open sessions, newest first, marking the principal's own. */
   async listSessions(principal: Principal): Promise<SessionView[]> {
-    return sessionViewsOf(await this.#store.listActiveSessions(principal.userId, this.#clock.now()), principal.sessionId);
+    return sessionViewsOf(
+      await this.#store.listActiveSessions(principal.userId, this.#clock.now()),
+      principal.sessionId,
+    );
   }
 
   /** Revokes one of the principal's own sessions. Throws `session_not_found` for any other id. */
   async revokeSession(principal: Principal, sessionId: string, context: RequestContext): Promise<void> {
     const session = await this.#store.findSession(sessionId);
-    if (!session || session.userId !== principal.userId || !(await this.#revocations.revokeSession(sessionId, "user"))) {
+    if (
+      !session ||
+      session.userId !== principal.userId ||
+      !(await this.#revocations.revokeSession(sessionId, "user"))
+    ) {
       fail("session_not_found", "no such open session");
     }
     await this.#audit.record("session_revoked", context, { userId: principal.userId, sessionId }, { reason: "user" });
@@ -261,7 +284,12 @@ export class AuthService {
       return;
     }
     if (await this.#revocations.revokeSession(claims.sid, "revocation")) {
-      await this.#audit.record("session_revoked", context, { userId: claims.sub, sessionId: claims.sid }, { reason: "revocation" });
+      await this.#audit.record(
+        "session_revoked",
+        context,
+        { userId: claims.sub, sessionId: claims.sid },
+        { reason: "revocation" },
+      );
     }
   }
 

@@ -1,6 +1,11 @@
 import { parseDurationSeconds } from "../core/duration.js";
 import { parseHttpUrl } from "../core/http-url.js";
-import { isSigningAlgorithm, MIN_HMAC_SECRET_BYTES, SIGNING_ALGORITHMS, type SigningAlgorithm } from "../core/signing-key.js";
+import {
+  isSigningAlgorithm,
+  MIN_HMAC_SECRET_BYTES,
+  SIGNING_ALGORITHMS,
+  type SigningAlgorithm,
+} from "../core/signing-key.js";
 import { storeKindOf } from "../store/store.js";
 import { ROLE_NAME } from "./credential-policy.js";
 
@@ -60,7 +65,12 @@ export interface ServiceOptions {
 
 /** The settings of {@link ServiceOptions} read from the environment. */
 export const SERVICE_SETTINGS = {
-  databaseUrl: { variable: "TESSERA_DATABASE_URL", flag: "--database", type: "string", default: "sqlite:./data/tessera.db" },
+  databaseUrl: {
+    variable: "TESSERA_DATABASE_URL",
+    flag: "--database",
+    type: "string",
+    default: "sqlite:./data/tessera.db",
+  },
   databasePoolSize: { variable: "TESSERA_DATABASE_POOL_SIZE", type: "integer", default: "10" },
   secret: { variable: "TESSERA_SECRET", type: "string", default: "none (development mode)" },
   issuer: { variable: "TESSERA_ISSUER", flag: "--issuer", type: "string", default: "http://{host}:{port}" },
@@ -105,7 +115,8 @@ const DAY = 86400;
 
 function bounded(value: string | number, name: string, maxSeconds: number): number {
   const seconds = parseDurationSeconds(value, name);
-  if (seconds <= 0 || seconds > maxSeconds) throw new TypeError(`${name} must be more than 0 s and at most ${maxSeconds / DAY} d`);
+  if (seconds <= 0 || seconds > maxSeconds)
+    throw new TypeError(`${name} must be more than 0 s and at most ${maxSeconds / DAY} d`);
   return seconds;
 }
 
@@ -149,7 +160,8 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
   const accessTokenTtlSeconds = bounded(options.accessTokenTtl ?? "15m", "accessTokenTtl", DAY);
   const refreshTokenTtlSeconds = bounded(options.refreshTokenTtl ?? "3d", "refreshTokenTtl", 365 * DAY);
   const sessionTtlSeconds = bounded(options.sessionTtl ?? "30d", "sessionTtl", 365 * DAY);
-  if (refreshTokenTtlSeconds < accessTokenTtlSeconds) throw new TypeError("refreshTokenTtl must be at least accessTokenTtl");
+  if (refreshTokenTtlSeconds < accessTokenTtlSeconds)
+    throw new TypeError("refreshTokenTtl must be at least accessTokenTtl");
   if (sessionTtlSeconds < refreshTokenTtlSeconds) throw new TypeError("sessionTtl must be at least refreshTokenTtl");
   const refreshGraceSeconds = parseDurationSeconds(options.refreshGrace ?? "10s", "refreshGrace");
   if (refreshGraceSeconds > 300) throw new TypeError("refreshGrace must be at most 5m");

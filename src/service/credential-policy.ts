@@ -11,7 +11,10 @@ export const ROLE_NAME = /^[\w:.-]{1,64}$/;
 
 // Letters (with their combining marks, as in Devanagari or a lower-cased İ), digits or
 // . _ @ + -, at least one of them a letter or digit.
-const USERNAME = new RegExp(`^(?=.*[\\p{L}\\p{N}])[\\p{L}\\p{M}\\p{N}._@+-]{${USERNAME_LENGTH.min},${USERNAME_LENGTH.max}}$`, "u");
+const USERNAME = new RegExp(
+  `^(?=.*[\\p{L}\\p{N}])[\\p{L}\\p{M}\\p{N}._@+-]{${USERNAME_LENGTH.min},${USERNAME_LENGTH.max}}$`,
+  "u",
+);
 // A lone UTF-16 surrogate has no UTF-8 form: argon2 would hash every one as U+FFFD.
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -62,13 +65,17 @@ export function checkPasswordText(password: string): void {
 export function checkNewPassword(password: string): void {
   const length = characters(password);
   if (length < PASSWORD_LENGTH.min || length > PASSWORD_LENGTH.max) {
-    throw new TesseraError("invalid_request", `password must be ${PASSWORD_LENGTH.min} to ${PASSWORD_LENGTH.max} characters`);
+    throw new TesseraError(
+      "invalid_request",
+      `password must be ${PASSWORD_LENGTH.min} to ${PASSWORD_LENGTH.max} characters`,
+    );
   }
   checkPasswordText(password);
 }
 
 /** The distinct role names of `roles`. Throws `invalid_request` for a bad name. */
 export function checkRoleNames(roles: readonly string[]): string[] {
-  if (!roles.every((role) => ROLE_NAME.test(role))) throw new TesseraError("invalid_request", "role names are 1 to 64 letters, digits or _ : . -");
+  if (!roles.every((role) => ROLE_NAME.test(role)))
+    throw new TesseraError("invalid_request", "role names are 1 to 64 letters, digits or _ : . -");
   return [...new Set(roles)];
 }

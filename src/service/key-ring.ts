@@ -14,7 +14,6 @@ import {
 } from "../core/signing-key.js";
 import type { KeyEncryption, SigningKeyRecord, Store } from "../store/store.js";
 
-
 /** Options of {@link loadKeyRing}. */
 export interface KeyRingOptions {
   readonly store: Store;
@@ -48,12 +47,21 @@ function verificationKeyOf(record: SigningKeyRecord): { key: VerificationKey; jw
   return { key: { kid: record.kid, alg: record.alg as SigningAlgorithm, key: pem }, jwk };
 }
 
-async function serverSecret(options: KeyRingOptions, existing: readonly SigningKeyRecord[]): Promise<{ secret: string; encryption: KeyEncryption }> {
+async function serverSecret(
+  options: KeyRingOptions,
+  existing: readonly SigningKeyRecord[],
+): Promise<{ secret: string; encryption: KeyEncryption }> {
   if (options.secret !== null) return { secret: options.secret, encryption: "secret" };
   // Without TESSERA_SECRET on a database whose keys were sealed with one, the deployment is
   // wrong: refuse, rather than write a development secret and key beside them.
-  if (options.algorithm !== "HS256" && existing.some((record) => record.retiredAt === null && record.encryption === "secret")) {
-    throw new TesseraError("signing_key_unavailable", "this database's signing keys are sealed with TESSERA_SECRET; set it");
+  if (
+    options.algorithm !== "HS256" &&
+    existing.some((record) => record.retiredAt === null && record.encryption === "secret")
+  ) {
+    throw new TesseraError(
+      "signing_key_unavailable",
+      "this database's signing keys are sealed with TESSERA_SECRET; set it",
+    );
   }
   // Development mode still needs a secret nobody else knows: keep a random one in the database.
   const secret = await options.store.ensureSetting(DEVELOPMENT_SECRET_SETTING, randomBytes(32).toString("base64url"));
@@ -85,10 +93,17 @@ async function storeNewKey(
  * key. Returns the new `kid`. Throws `TypeError` for HS256.
  */
 export async function rotateSigningKey(options: KeyRingOptions): Promise<string> {
-  if (options.algorithm === "HS256") throw new TypeError("HS256 signs with TESSERA_HS256_SECRET; rotate that secret instead");
+  if (options.algorithm === "HS256")
+    throw new TypeError("HS256 signs with TESSERA_HS256_SECRET; rotate that secret instead");
   const { secret, encryption } = await serverSecret(options, await options.store.listSigningKeys());
   const now = options.clock.now();
-  const key = await storeNewKey(options.store, options.algorithm, deriveKey(secret, ENCRYPTION_PURPOSE), encryption, now);
+  const key = await storeNewKey(
+    options.store,
+    options.algorithm,
+    deriveKey(secret, ENCRYPTION_PURPOSE),
+    encryption,
+    now,
+  );
   for (const record of await options.store.listSigningKeys()) {
     if (record.kid !== key.kid && record.retiredAt === null) await options.store.retireSigningKey(record.kid, now);
   }
@@ -113,7 +128,8 @@ export async function loadKeyRing(options: KeyRingOptions): Promise<KeyRing> {
     return Object.freeze<KeyRing>({
       signingKey,
       rotationKey,
-      findVerificationKey: (kid, alg) => (alg === "HS256" && (kid === undefined || kid === signingKey.kid) ? verification : undefined),
+      findVerificationKey: (kid, alg) =>
+        alg === "HS256" && (kid === undefined || kid === signingKey.kid) ? verification : undefined,
       jwks: Object.freeze({ keys: Object.freeze([]) }),
     });
   }
@@ -121,13 +137,17 @@ export async function loadKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   const sealingKey = deriveKey(secret, ENCRYPTION_PURPOSE);
   const now = clock.now();
   let records = existing;
-  const sealedInDevelopment = encryption === "secret" ? records.filter((record) => record.retiredAt === null && record.encryption === "development") : [];
+  const sealedInDevelopment =
+    encryption === "secret"
+      ? records.filter((record) => record.retiredAt === null && record.encryption === "development")
+      : [];
   for (const record of sealedInDevelopment) {
     await store.retireSigningKey(record.kid, now);
     logger.warn({ kid: record.kid }, "retired a signing key sealed in development mode");
   }
   if (sealedInDevelopment.length > 0) records = await store.listSigningKeys();
-  const isUsable = (record: SigningKeyRecord) => record.retiredAt === null && record.alg === algorithm && record.encryption === encryption;
+  const isUsable = (record: SigningKeyRecord) =>
+    record.retiredAt === null && record.alg === algorithm && record.encryption === encryption;
   if (!records.some(isUsable)) {
     const key = await storeNewKey(store, algorithm, sealingKey, encryption, now);
     logger.info({ kid: key.kid, alg: key.alg }, "created a signing key");
@@ -139,7 +159,9 @@ export async function loadKeyRing(options: KeyRingOptions): Promise<KeyRing> {
   const signingKey = signingKeyFromPem(algorithm, open(sealingKey, current.privateKeySealed, current.kid));
 
   const verifyUntil = addSeconds(now, -options.retiredKeyGraceSeconds);
-  const published = records.filter((record) => record.retiredAt === null || record.retiredAt > verifyUntil).map(verificationKeyOf);
+  const published = records
+    .filter((record) => record.retiredAt === null || record.retiredAt > verifyUntil)
+    .map(verificationKeyOf);
   const byKid = new Map(published.map(({ key }) => [key.kid, key]));
   return Object.freeze<KeyRing>({
     signingKey,

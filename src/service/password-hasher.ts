@@ -18,12 +18,18 @@ export interface PasswordHasher {
 export const ARGON2ID_OWASP = Object.freeze({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
 
 // argon2id(m=19456, t=2, p=1) of a random string nobody knows: same cost as a real verify.
-const OWASP_UNKNOWN_USER_HASH = "$argon2id$v=19$m=19456,t=2,p=1$VcqPNfo2q1fJeI/Qn3IeLg$rzBR1P/CaPBoq+oed0SI8F360qpRotDxbIhxKt9ZOGE";
+const OWASP_UNKNOWN_USER_HASH =
+  "$argon2id$v=19$m=19456,t=2,p=1$VcqPNfo2q1fJeI/Qn3IeLg$rzBR1P/CaPBoq+oed0SI8F360qpRotDxbIhxKt9ZOGE";
 
 /** argon2id with the given cost (default {@link ARGON2ID_OWASP}); runs off the event loop. */
-export function createArgon2Hasher(cost: { memoryCost: number; timeCost: number; parallelism: number } = ARGON2ID_OWASP): PasswordHasher {
+export function createArgon2Hasher(
+  cost: { memoryCost: number; timeCost: number; parallelism: number } = ARGON2ID_OWASP,
+): PasswordHasher {
   const options = { algorithm: ARGON2ID, ...cost };
-  const owasp = cost.memoryCost === ARGON2ID_OWASP.memoryCost && cost.timeCost === ARGON2ID_OWASP.timeCost && cost.parallelism === ARGON2ID_OWASP.parallelism;
+  const owasp =
+    cost.memoryCost === ARGON2ID_OWASP.memoryCost &&
+    cost.timeCost === ARGON2ID_OWASP.timeCost &&
+    cost.parallelism === ARGON2ID_OWASP.parallelism;
   return {
     ...(owasp ? { unknownUserHash: OWASP_UNKNOWN_USER_HASH } : {}),
     hash: (password) => hash(password, options),

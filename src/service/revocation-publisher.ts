@@ -22,7 +22,10 @@ export interface RevocationPublisherOptions {
  * A Redis outage is logged, never thrown. Returns `close`, which waits for the messages
  * already handed to Redis, then disconnects.
  */
-export function publishRevocations(revocations: SessionRevocations, options: RevocationPublisherOptions): () => Promise<void> {
+export function publishRevocations(
+  revocations: SessionRevocations,
+  options: RevocationPublisherOptions,
+): () => Promise<void> {
   const { logger, queueWhileConnecting = false } = options;
   const redis = new Redis(options.redisUrl, {
     lazyConnect: true,
@@ -46,7 +49,10 @@ export function publishRevocations(revocations: SessionRevocations, options: Rev
   const stop = revocations.onSessionsRevoked((event) => {
     const message = encodeRevocationMessage(event.sessionIds, epochSeconds(event.revokedAt));
     const sent = redis.publish(REVOCATION_CHANNEL, message).catch((error: unknown) => {
-      logger.warn({ err: error instanceof Error ? error.message : "unknown", count: event.sessionIds.length }, "revocation not published to Redis");
+      logger.warn(
+        { err: error instanceof Error ? error.message : "unknown", count: event.sessionIds.length },
+        "revocation not published to Redis",
+      );
     });
     pending.add(sent);
     void sent.finally(() => pending.delete(sent));

@@ -45,7 +45,10 @@ export class SigningKeys {
   }
 
   /** Loads (or creates) the keys of `config`. Throws `signing_key_unavailable`. */
-  static async load(config: Readonly<ServiceConfig>, options: Omit<KeyRingOptions, "algorithm" | "secret" | "hs256Secret" | "retiredKeyGraceSeconds">): Promise<SigningKeys> {
+  static async load(
+    config: Readonly<ServiceConfig>,
+    options: Omit<KeyRingOptions, "algorithm" | "secret" | "hs256Secret" | "retiredKeyGraceSeconds">,
+  ): Promise<SigningKeys> {
     const ringOptions: KeyRingOptions = {
       ...options,
       algorithm: config.signingAlgorithm,

@@ -132,7 +132,8 @@ export class KyselyStore implements Store {
       // PostgreSQL and MySQL take a lock around migrations; SQLite's Kysely adapter does not, so
       // a second process migrating the same file can lose (SQLITE_BUSY*, "already exists").
       // Its transaction rolled back; a retry finds the schema the winner created.
-      if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error)) translateStoreError(error);
+      if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error))
+        translateStoreError(error);
       await delay(attempt * 50);
     }
   }
@@ -167,7 +168,11 @@ export class KyselyStore implements Store {
 
   findUserByUsername(usernameKey: string): Promise<UserRecord | null> {
     return this.#run(async () => {
-      const row = await this.#db.selectFrom("users").selectAll().where("username_key", "=", usernameKey).executeTakeFirst();
+      const row = await this.#db
+        .selectFrom("users")
+        .selectAll()
+        .where("username_key", "=", usernameKey)
+        .executeTakeFirst();
       return row ? toUser(row) : null;
     });
   }
@@ -181,7 +186,11 @@ export class KyselyStore implements Store {
 
   setUserRoles(id: string, roles: readonly string[]): Promise<boolean> {
     return this.#run(async () => {
-      const result = await this.#db.updateTable("users").set({ roles: JSON.stringify(roles) }).where("id", "=", id).executeTakeFirst();
+      const result = await this.#db
+        .updateTable("users")
+        .set({ roles: JSON.stringify(roles) })
+        .where("id", "=", id)
+        .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     });
   }
@@ -259,19 +268,31 @@ export class KyselyStore implements Store {
 
   revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]> {
     const revoke = (db: Kysely<Database> | Transaction<Database>) =>
-      db.updateTable("sessions").set({ revoked_at: this.#ts(now), revoked_reason: reason }).where("user_id", "=", userId).where("revoked_at", "is", null);
+      db
+        .updateTable("sessions")
+        .set({ revoked_at: this.#ts(now), revoked_reason: reason })
+        .where("user_id", "=", userId)
+        .where("revoked_at", "is", null);
     if (this.kind !== "mysql") {
       // One statement: the ids returned are exactly the sessions this call revoked.
       return this.#run(async () => (await revoke(this.#db).returning("id").execute()).map((row) => row.id));
     }
     // MySQL has no UPDATE … RETURNING: lock the rows, then revoke exactly those.
-    return this.#run(() => this.#transaction(async (trx) => {
-      const open = await trx.selectFrom("sessions").select("id").where("user_id", "=", userId).where("revoked_at", "is", null).forUpdate().execute();
-      if (open.length === 0) return [];
-      const ids = open.map((row) => row.id);
-      await revoke(trx).where("id", "in", ids).execute();
-      return ids;
-    }));
+    return this.#run(() =>
+      this.#transaction(async (trx) => {
+        const open = await trx
+          .selectFrom("sessions")
+          .select("id")
+          .where("user_id", "=", userId)
+          .where("revoked_at", "is", null)
+          .forUpdate()
+          .execute();
+        if (open.length === 0) return [];
+        const ids = open.map((row) => row.id);
+        await revoke(trx).where("id", "in", ids).execute();
+        return ids;
+      }),
+    );
   }
 
   listRevokedSessions(since: Date): Promise<RevokedSession[]> {
@@ -343,14 +364,25 @@ export class KyselyStore implements Store {
           user_agent: row.s_user_agent,
           ip: row.s_ip,
         }),
-        user: toUser({ id: row.u_id, username: row.u_username, username_key: row.u_username_key, password_hash: row.u_password_hash, roles: row.u_roles, created_at: row.u_created_at }),
+        user: toUser({
+          id: row.u_id,
+          username: row.u_username,
+          username_key: row.u_username_key,
+          password_hash: row.u_password_hash,
+          roles: row.u_roles,
+          created_at: row.u_created_at,
+        }),
       };
     });
   }
 
   findSuccessor(parentId: string): Promise<RefreshTokenRecord | null> {
     return this.#run(async () => {
-      const row = await this.#db.selectFrom("refresh_tokens").selectAll().where("parent_id", "=", parentId).executeTakeFirst();
+      const row = await this.#db
+        .selectFrom("refresh_tokens")
+        .selectAll()
+        .where("parent_id", "=", parentId)
+        .executeTakeFirst();
       return row ? toRefreshToken(row) : null;
     });
   }
@@ -423,7 +455,12 @@ export class KyselyStore implements Store {
 
   async retireSigningKey(kid: string, now: Date): Promise<void> {
     await this.#run(() =>
-      this.#db.updateTable("signing_keys").set({ retired_at: this.#ts(now) }).where("kid", "=", kid).where("retired_at", "is", null).execute(),
+      this.#db
+        .updateTable("signing_keys")
+        .set({ retired_at: this.#ts(now) })
+        .where("kid", "=", kid)
+        .where("retired_at", "is", null)
+        .execute(),
     );
   }
 
@@ -434,7 +471,11 @@ export class KyselyStore implements Store {
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
       }
-      const row = await this.#db.selectFrom("settings").select("value").where("name", "=", name).executeTakeFirstOrThrow();
+      const row = await this.#db
+        .selectFrom("settings")
+        .select("value")
+        .where("name", "=", name)
+        .executeTakeFirstOrThrow();
       return row.value;
     });
   }
@@ -462,7 +503,11 @@ export class KyselyStore implements Store {
       let query = this.#db.selectFrom("audit_events").selectAll();
       if (filter.userId !== undefined) query = query.where("user_id", "=", filter.userId);
       if (filter.sessionId !== undefined) query = query.where("session_id", "=", filter.sessionId);
-      const rows = await query.orderBy("created_at", "desc").orderBy("id").limit(filter.limit ?? 100).execute();
+      const rows = await query
+        .orderBy("created_at", "desc")
+        .orderBy("id")
+        .limit(filter.limit ?? 100)
+        .execute();
       return rows.map((row) => ({
         id: row.id,
         type: row.type,
@@ -497,7 +542,9 @@ export class KyselyStore implements Store {
       const sessionIds = await this.#db
         .selectFrom("sessions")
         .select("id")
-        .where((eb) => eb.or([eb("expires_at", "<", cutoff), eb("idle_expires_at", "<", cutoff), eb("revoked_at", "<", cutoff)]))
+        .where((eb) =>
+          eb.or([eb("expires_at", "<", cutoff), eb("idle_expires_at", "<", cutoff), eb("revoked_at", "<", cutoff)]),
+        )
         .limit(batchSize)
         .execute();
       let sessions = 0;

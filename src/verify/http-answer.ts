@@ -39,30 +39,46 @@ const REALM_CHARACTERS = /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,128}$/;
 function names(value: readonly string[] | undefined, name: string): readonly string[] {
   if (value === undefined) return [];
   const list: unknown = value;
-  if (!Array.isArray(list) || !list.every((item): item is string => typeof item === "string" && TOKEN_CHARACTERS.test(item))) {
+  if (
+    !Array.isArray(list) ||
+    !list.every((item): item is string => typeof item === "string" && TOKEN_CHARACTERS.test(item))
+  ) {
     throw new TypeError(`${name} must be a list of names of letters, digits and _ : . / + -`);
   }
   return Object.freeze([...list]);
 }
 
 /** Checks the options of an adapter once, at creation; throws `TypeError` naming the option. */
-export function resolveAuthMiddlewareOptions(options: AuthMiddlewareOptions): { verifier: Verifier; realm: string; requirements: Requirements } {
-  if (typeof options !== "object" || options === null) throw new TypeError("the auth middleware needs an options object");
+export function resolveAuthMiddlewareOptions(options: AuthMiddlewareOptions): {
+  verifier: Verifier;
+  realm: string;
+  requirements: Requirements;
+} {
+  if (typeof options !== "object" || options === null)
+    throw new TypeError("the auth middleware needs an options object");
   const { verifier, realm = DEFAULT_REALM } = options;
-  if (typeof verifier?.authenticate !== "function") throw new TypeError("verifier is required: the result of createVerifier()");
-  if (typeof realm !== "string" || !REALM_CHARACTERS.test(realm)) throw new TypeError("realm must be 1 to 128 printable characters without \" or \\");
+  if (typeof verifier?.authenticate !== "function")
+    throw new TypeError("verifier is required: the result of createVerifier()");
+  if (typeof realm !== "string" || !REALM_CHARACTERS.test(realm))
+    throw new TypeError('realm must be 1 to 128 printable characters without " or \\');
   return { verifier, realm, requirements: resolveRequirements(options.roles, options.scopes) };
 }
 
 /** Checks guard arguments once; throws `TypeError` for a bad role or scope name. */
-export function resolveRequirements(roles: readonly string[] | undefined, scopes: readonly string[] | undefined): Requirements {
+export function resolveRequirements(
+  roles: readonly string[] | undefined,
+  scopes: readonly string[] | undefined,
+): Requirements {
   return Object.freeze({ roles: names(roles, "roles"), scopes: names(scopes, "scopes") });
 }
 
 /** True when `claims` carry every required role and scope. */
 export function meetsRequirements(claims: AccessTokenClaims, requirements: Requirements): boolean {
   const scopes = new Set((claims.scope ?? "").split(" ").filter(Boolean));
-  return requirements.roles.every((role) => claims.roles.includes(role)) && requirements.scopes.every((scope) => scopes.has(scope));
+  return (
+    requirements.roles.every((role) => claims.roles.includes(role)) &&
+    requirements.scopes.every((scope) => scopes.has(scope))
+  );
 }
 
 /**
@@ -84,7 +100,9 @@ export function unauthenticatedGuard(): () => AuthAnswer {
   return () => {
     if (!told) {
       told = true;
-      console.error("tessera/verify: a requireRoles()/requireScopes() guard ran without tesseraAuth before it; answering 500");
+      console.error(
+        "tessera/verify: a requireRoles()/requireScopes() guard ran without tesseraAuth before it; answering 500",
+      );
     }
     return errorAnswerOf(INTERNAL_ERROR);
   };

@@ -14,7 +14,10 @@ const MIN_RSA_MODULUS_BITS = 2048;
 
 // Which algorithms each key type can serve, and the public members copied from the JWK.
 // Only these members reach createPublicKey: private members (`d`, `p`, `q`, `k`…) never do.
-const KEY_TYPES: Record<string, { readonly members: readonly string[]; readonly algorithms: readonly SigningAlgorithm[] }> = {
+const KEY_TYPES: Record<
+  string,
+  { readonly members: readonly string[]; readonly algorithms: readonly SigningAlgorithm[] }
+> = {
   EC: { members: ["kty", "crv", "x", "y"], algorithms: ["ES256"] },
   OKP: { members: ["kty", "crv", "x"], algorithms: ["EdDSA"] },
   RSA: { members: ["kty", "n", "e"], algorithms: ["RS256", "PS256"] },
@@ -35,10 +38,16 @@ function verificationKeysFromJwk(jwk: unknown, algorithms: readonly SigningAlgor
   if (typeof kid !== "string" || kid.length === 0 || kid.length > MAX_KID_LENGTH) return [];
   if (use !== undefined && use !== "sig") return [];
   if (keyOps !== undefined && !(Array.isArray(keyOps) && keyOps.includes("verify"))) return [];
-  const candidates = type.algorithms.filter((candidate) => algorithms.includes(candidate) && (alg === undefined || alg === candidate));
-  const usable = candidates.filter((candidate) => REQUIRED_CURVE[candidate] === undefined || REQUIRED_CURVE[candidate] === crv);
+  const candidates = type.algorithms.filter(
+    (candidate) => algorithms.includes(candidate) && (alg === undefined || alg === candidate),
+  );
+  const usable = candidates.filter(
+    (candidate) => REQUIRED_CURVE[candidate] === undefined || REQUIRED_CURVE[candidate] === crv,
+  );
   if (usable.length === 0) return [];
-  const publicJwk = Object.fromEntries(type.members.map((member) => [member, (jwk as Record<string, unknown>)[member]]));
+  const publicJwk = Object.fromEntries(
+    type.members.map((member) => [member, (jwk as Record<string, unknown>)[member]]),
+  );
   let pem: string;
   try {
     const keyObject = createPublicKey({ key: publicJwk, format: "jwk" });
@@ -68,7 +77,11 @@ export function keysFromJwks(jwks: unknown, algorithms: readonly SigningAlgorith
  * The key for a token's `kid` and `alg`. A token without `kid` matches only when exactly one key
  * serves its algorithm, so an attacker cannot pick among several.
  */
-export function findKeyIn(keys: KeysByKid, kid: string | undefined, alg: SigningAlgorithm): VerificationKey | undefined {
+export function findKeyIn(
+  keys: KeysByKid,
+  kid: string | undefined,
+  alg: SigningAlgorithm,
+): VerificationKey | undefined {
   if (kid !== undefined) return keys.get(kid)?.find((key) => key.alg === alg);
   const matching = [...keys.values()].flat().filter((key) => key.alg === alg);
   return matching.length === 1 ? matching[0] : undefined;

@@ -114,7 +114,10 @@ export class JwksCache {
       this.#refreshAt = startedAt + jwksMaxAgeSeconds(response.headers.get("cache-control")) * 1000;
     } catch (error) {
       this.#refreshAt = startedAt + cooldownSeconds * 1000;
-      logger.warn({ err: error instanceof Error ? error.message : "unknown", jwksUri: uri }, "JWKS fetch failed; keeping the keys already loaded");
+      logger.warn(
+        { err: error instanceof Error ? error.message : "unknown", jwksUri: uri },
+        "JWKS fetch failed; keeping the keys already loaded",
+      );
     }
   }
 }

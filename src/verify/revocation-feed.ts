@@ -46,7 +46,10 @@ export class RevocationFeed {
     this.#timer.unref();
     if (options.redisUrl !== null) {
       this.#subscribe(options.redisUrl).catch((error: unknown) => {
-        options.logger.warn({ err: error instanceof Error ? error.message : "unknown" }, "Redis revocation channel could not start; polling continues");
+        options.logger.warn(
+          { err: error instanceof Error ? error.message : "unknown" },
+          "Redis revocation channel could not start; polling continues",
+        );
       });
     }
   }
@@ -64,9 +67,14 @@ export class RevocationFeed {
     const target = new URL(url);
     // Overlap: several Tessera instances stamp revocations with their own clocks, which may lag
     // the one that answered last; re-reading a few ids is cheap, missing one is not.
-    if (this.#lastGeneratedAt !== null) target.searchParams.set("since", String(Math.max(0, this.#lastGeneratedAt - FEED_OVERLAP_SECONDS)));
+    if (this.#lastGeneratedAt !== null)
+      target.searchParams.set("since", String(Math.max(0, this.#lastGeneratedAt - FEED_OVERLAP_SECONDS)));
     try {
-      const response = await this.#options.fetch(target, { headers: { accept: "application/json" }, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
+      const response = await this.#options.fetch(target, {
+        headers: { accept: "application/json" },
+        redirect: "error",
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       if (!response.ok) throw new Error(`the revocation feed answered ${response.status}`);
       const text = await readCappedText(response, MAX_FEED_BODY_LENGTH, "revocation feed");
       const feed = parseRevocationFeed(JSON.parse(text));
@@ -77,7 +85,10 @@ export class RevocationFeed {
       revoked.prune(now);
       this.#lastGeneratedAt = feed.generatedAt;
     } catch (error) {
-      logger.warn({ err: error instanceof Error ? error.message : "unknown", url: target.origin + target.pathname }, "revocation feed poll failed; will retry");
+      logger.warn(
+        { err: error instanceof Error ? error.message : "unknown", url: target.origin + target.pathname },
+        "revocation feed poll failed; will retry",
+      );
     }
   }
 
@@ -97,7 +108,9 @@ export class RevocationFeed {
       this.#redisDown = true;
       logger.warn({ err: error instanceof Error ? error.message : "unknown" }, message);
     };
-    redis.on("error", (error: Error) => warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"));
+    redis.on("error", (error: Error) =>
+      warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"),
+    );
     redis.on("close", () => {
       this.#subscribed = false;
     });
@@ -120,7 +133,11 @@ export class RevocationFeed {
       for (const entry of entries) revoked.add(entry.sid, entry.revokedAt, now);
     });
     // A failed first connection is retried by ioredis's retryStrategy.
-    await redis.connect().catch((error: unknown) => warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"));
+    await redis
+      .connect()
+      .catch((error: unknown) =>
+        warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"),
+      );
   }
 
   /** True once subscribed to the Redis channel. */

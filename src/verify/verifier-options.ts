@@ -2,7 +2,14 @@ import { REVOCATION_CHANNEL } from "../core/revocation.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import { parseHttpUrl } from "../core/http-url.js";
-import { hmacSigningKey, isSigningAlgorithm, MIN_HMAC_SECRET_BYTES, SIGNING_ALGORITHMS, type SigningAlgorithm, type VerificationKey } from "../core/signing-key.js";
+import {
+  hmacSigningKey,
+  isSigningAlgorithm,
+  MIN_HMAC_SECRET_BYTES,
+  SIGNING_ALGORITHMS,
+  type SigningAlgorithm,
+  type VerificationKey,
+} from "../core/signing-key.js";
 import { keysFromJwks, type JsonWebKeySet, type KeysByKid } from "./jwk-keys.js";
 import { DEFAULT_TOKEN_CACHE_ENTRIES } from "./token-cache.js";
 
@@ -70,7 +77,12 @@ export interface VerifierConfig {
   readonly fetchTimeoutMs: number;
   /** 0 when the cache is off. */
   readonly cacheMaxEntries: number;
-  readonly revocation: Readonly<{ url: string; intervalSeconds: number; redisUrl: string | null; channel: string }> | null;
+  readonly revocation: Readonly<{
+    url: string;
+    intervalSeconds: number;
+    redisUrl: string | null;
+    channel: string;
+  }> | null;
   readonly fetch: typeof globalThis.fetch;
   readonly clock: Clock;
   readonly logger: VerifierLogger;
@@ -83,14 +95,29 @@ const consoleLogger: VerifierLogger = Object.freeze({
 });
 
 const OPTION_NAMES = Object.freeze([
-  "issuer", "audience", "algorithms", "jwksUri", "jwks", "secret", "clockSkewSeconds", "jwksCooldownSeconds",
-  "fetchTimeoutMs", "cache", "revocation", "fetch", "clock", "logger",
+  "issuer",
+  "audience",
+  "algorithms",
+  "jwksUri",
+  "jwks",
+  "secret",
+  "clockSkewSeconds",
+  "jwksCooldownSeconds",
+  "fetchTimeoutMs",
+  "cache",
+  "revocation",
+  "fetch",
+  "clock",
+  "logger",
 ]);
 
 // A misspelled option must not silently become its default.
 function refuseUnknownOptions(value: object, known: readonly string[], prefix: string): void {
   const unknown = Object.keys(value).filter((name) => !known.includes(name));
-  if (unknown.length > 0) throw new TypeError(`unknown option ${prefix}${unknown[0]}; known: ${known.map((name) => prefix + name).join(", ")}`);
+  if (unknown.length > 0)
+    throw new TypeError(
+      `unknown option ${prefix}${unknown[0]}; known: ${known.map((name) => prefix + name).join(", ")}`,
+    );
 }
 
 /** `fallback` when `value` is absent; `null` is a wrong value, not an absent one. */
@@ -110,26 +137,36 @@ function httpUrl(value: unknown, name: string): string {
 }
 
 function nonEmptyString(value: unknown, name: string): string {
-  if (typeof value !== "string" || value === "") throw new TypeError(`${name} is required and must be a non-empty string`);
+  if (typeof value !== "string" || value === "")
+    throw new TypeError(`${name} is required and must be a non-empty string`);
   return value;
 }
 
 function resolveKeySource(options: VerifierOptions, algorithms: readonly SigningAlgorithm[]): KeySource {
   const given = (["jwksUri", "jwks", "secret"] as const).filter((name) => options[name] !== undefined);
   if (given.length !== 1) {
-    throw new TypeError(`exactly one of jwksUri, jwks or secret is required${given.length > 1 ? ` (got ${given.join(" and ")})` : ""}`);
+    throw new TypeError(
+      `exactly one of jwksUri, jwks or secret is required${given.length > 1 ? ` (got ${given.join(" and ")})` : ""}`,
+    );
   }
   const symmetric = algorithms.includes("HS256");
   if (options.secret !== undefined) {
     // A secret verifies HS256 only: mixing it with public-key algorithms invites key confusion.
     if (algorithms.length !== 1 || !symmetric) throw new TypeError('algorithms must be ["HS256"] when secret is given');
-    const secret = typeof options.secret === "string" ? Buffer.from(options.secret, "utf8") : options.secret instanceof Uint8Array ? Buffer.from(options.secret) : null;
+    const secret =
+      typeof options.secret === "string"
+        ? Buffer.from(options.secret, "utf8")
+        : options.secret instanceof Uint8Array
+          ? Buffer.from(options.secret)
+          : null;
     if (secret === null) throw new TypeError("secret must be a string or a Uint8Array");
-    if (secret.length < MIN_HMAC_SECRET_BYTES) throw new TypeError(`secret must be at least ${MIN_HMAC_SECRET_BYTES} bytes`);
+    if (secret.length < MIN_HMAC_SECRET_BYTES)
+      throw new TypeError(`secret must be at least ${MIN_HMAC_SECRET_BYTES} bytes`);
     const { kid } = hmacSigningKey(secret);
     return { kind: "secret", key: Object.freeze({ kid, alg: "HS256", key: secret }) };
   }
-  if (symmetric) throw new TypeError("algorithms must not include HS256 with jwksUri or jwks: a JWK Set publishes public keys only");
+  if (symmetric)
+    throw new TypeError("algorithms must not include HS256 with jwksUri or jwks: a JWK Set publishes public keys only");
   if (options.jwksUri !== undefined) return { kind: "remote", uri: httpUrl(options.jwksUri, "jwksUri") };
   const keys = keysFromJwks(options.jwks, algorithms);
   if (keys.size === 0) throw new TypeError("jwks must hold at least one public signing key usable with algorithms");
@@ -140,13 +177,16 @@ function resolveRevocation(revocation: RevocationOptions | undefined): VerifierC
   if (revocation === undefined) return null;
   if (typeof revocation !== "object" || revocation === null) throw new TypeError("revocation must be an object");
   refuseUnknownOptions(revocation, ["url", "intervalSeconds", "redisUrl", "channel"], "revocation.");
-  const redisUrl = revocation.redisUrl === undefined ? null : nonEmptyString(revocation.redisUrl, "revocation.redisUrl");
-  if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl)) throw new TypeError("revocation.redisUrl must be a redis:// or rediss:// URL");
+  const redisUrl =
+    revocation.redisUrl === undefined ? null : nonEmptyString(revocation.redisUrl, "revocation.redisUrl");
+  if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl))
+    throw new TypeError("revocation.redisUrl must be a redis:// or rediss:// URL");
   return Object.freeze({
     url: httpUrl(revocation.url, "revocation.url"),
     intervalSeconds: numberIn(revocation.intervalSeconds, 0.05, 3600, "revocation.intervalSeconds"),
     redisUrl,
-    channel: revocation.channel === undefined ? REVOCATION_CHANNEL : nonEmptyString(revocation.channel, "revocation.channel"),
+    channel:
+      revocation.channel === undefined ? REVOCATION_CHANNEL : nonEmptyString(revocation.channel, "revocation.channel"),
   });
 }
 
@@ -159,7 +199,12 @@ export function resolveVerifierOptions(options: VerifierOptions): Readonly<Verif
   if (typeof options !== "object" || options === null) throw new TypeError("createVerifier() needs an options object");
   refuseUnknownOptions(options, OPTION_NAMES, "");
   const issuer = nonEmptyString(options.issuer, "issuer");
-  const audiences = typeof options.audience === "string" ? [options.audience] : Array.isArray(options.audience) ? [...(options.audience as unknown[])] : [];
+  const audiences =
+    typeof options.audience === "string"
+      ? [options.audience]
+      : Array.isArray(options.audience)
+        ? [...(options.audience as unknown[])]
+        : [];
   if (audiences.length === 0 || !audiences.every((item) => typeof item === "string" && item !== "")) {
     throw new TypeError("audience is required: a non-empty string or a non-empty list of them");
   }
@@ -171,15 +216,21 @@ export function resolveVerifierOptions(options: VerifierOptions): Readonly<Verif
   let cacheMaxEntries = DEFAULT_TOKEN_CACHE_ENTRIES;
   if (options.cache === false) cacheMaxEntries = 0;
   else if (options.cache !== undefined) {
-    if (typeof options.cache !== "object" || options.cache === null) throw new TypeError("cache must be false or { maxEntries }");
+    if (typeof options.cache !== "object" || options.cache === null)
+      throw new TypeError("cache must be false or { maxEntries }");
     refuseUnknownOptions(options.cache, ["maxEntries"], "cache.");
-    cacheMaxEntries = options.cache.maxEntries === undefined ? DEFAULT_TOKEN_CACHE_ENTRIES : numberIn(options.cache.maxEntries, 1, 1_000_000, "cache.maxEntries");
+    cacheMaxEntries =
+      options.cache.maxEntries === undefined
+        ? DEFAULT_TOKEN_CACHE_ENTRIES
+        : numberIn(options.cache.maxEntries, 1, 1_000_000, "cache.maxEntries");
     if (!Number.isInteger(cacheMaxEntries)) throw new TypeError("cache.maxEntries must be a whole number");
   }
   const fetchFunction = orDefault(options.fetch, globalThis.fetch);
   if (typeof fetchFunction !== "function") throw new TypeError("fetch must be a function");
-  if (options.clock !== undefined && typeof options.clock?.now !== "function") throw new TypeError("clock must have a now() method");
-  if (options.logger !== undefined && typeof options.logger?.warn !== "function") throw new TypeError("logger must have a warn() method");
+  if (options.clock !== undefined && typeof options.clock?.now !== "function")
+    throw new TypeError("clock must have a now() method");
+  if (options.logger !== undefined && typeof options.logger?.warn !== "function")
+    throw new TypeError("logger must have a warn() method");
   return Object.freeze({
     issuer,
     audiences: Object.freeze(audiences as string[]),

@@ -96,7 +96,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const feed =
     config.revocation === null
       ? null
-      : new RevocationFeed({ ...config.revocation, timeoutMs: config.fetchTimeoutMs, fetch: config.fetch, clock, logger: config.logger, revoked });
+      : new RevocationFeed({
+          ...config.revocation,
+          timeoutMs: config.fetchTimeoutMs,
+          fetch: config.fetch,
+          clock,
+          logger: config.logger,
+          revoked,
+        });
   let hits = 0;
   let misses = 0;
 

@@ -25,7 +25,10 @@ describe("tessera user and sessions commands", () => {
   before(async () => {
     dir = temporaryDirectory();
     database = `sqlite:${dir.path}/admin.db`;
-    services = await openServices(resolveConfig({ databaseUrl: database, secret: SECRET, issuer: "https://issuer.test" }), silentLogger);
+    services = await openServices(
+      resolveConfig({ databaseUrl: database, secret: SECRET, issuer: "https://issuer.test" }),
+      silentLogger,
+    );
   });
   after(async () => {
     await services.close();
@@ -57,7 +60,10 @@ describe("tessera user and sessions commands", () => {
     const listed = await run(["sessions", "list", "alice"]);
     assert.equal(listed.status, 0, listed.stderr);
     const sessions = JSON.parse(listed.stdout) as Array<{ id: string; ip: string; userAgent: string }>;
-    assert.deepEqual(sessions.map((session) => session.id).sort(), [first!.sessionId, second!.sessionId, third!.sessionId].sort());
+    assert.deepEqual(
+      sessions.map((session) => session.id).sort(),
+      [first!.sessionId, second!.sessionId, third!.sessionId].sort(),
+    );
     assert.ok(sessions.every((session) => session.ip === context.ip && session.userAgent === context.userAgent));
     assert.ok(!listed.stdout.includes(first!.refreshToken), "no token is ever printed");
 
@@ -67,7 +73,10 @@ describe("tessera user and sessions commands", () => {
     const secondRotated = await services.auth.refresh(second!.refreshToken, context);
 
     const rest = await run(["sessions", "revoke-all", "ALICE"]);
-    assert.deepEqual((JSON.parse(rest.stdout) as { revoked: string[] }).revoked.sort(), [second!.sessionId, third!.sessionId].sort());
+    assert.deepEqual(
+      (JSON.parse(rest.stdout) as { revoked: string[] }).revoked.sort(),
+      [second!.sessionId, third!.sessionId].sort(),
+    );
     await assert.rejects(services.auth.refresh(secondRotated.refreshToken, context), { code: "session_revoked" });
     await assert.rejects(services.auth.refresh(third!.refreshToken, context), { code: "session_revoked" });
     assert.deepEqual(JSON.parse((await run(["sessions", "list", "alice"])).stdout), []);
@@ -78,7 +87,9 @@ describe("tessera user and sessions commands", () => {
     const changed = await run(["user", "roles", "bob", "admin, auditor,admin"]);
     assert.equal(changed.status, 0, changed.stderr);
     assert.deepEqual((JSON.parse(changed.stdout) as { roles: string[] }).roles, ["admin", "auditor"]);
-    const principal = await services.auth.authenticate((await services.auth.login("bob", PASSWORD, context)).accessToken);
+    const principal = await services.auth.authenticate(
+      (await services.auth.login("bob", PASSWORD, context)).accessToken,
+    );
     assert.deepEqual(principal.claims.roles, ["admin", "auditor"]);
 
     const invalid = await run(["user", "roles", "bob", "root;drop"]);
@@ -105,10 +116,13 @@ describe("tessera user and sessions commands", () => {
       try {
         await subscriber.subscribe(REVOCATION_CHANNEL);
         const messages: Array<{ sids: string[]; revoked_at: number }> = [];
-        subscriber.on("message", (_channel: string, message: string) => messages.push(JSON.parse(message) as { sids: string[]; revoked_at: number }));
+        subscriber.on("message", (_channel: string, message: string) =>
+          messages.push(JSON.parse(message) as { sids: string[]; revoked_at: number }),
+        );
         const result = await run(["sessions", "revoke-all", "carol"], { TESSERA_REDIS_URL: TEST_REDIS_URL });
         assert.equal(result.status, 0, result.stderr);
-        for (let i = 0; i < 50 && !messages.some((m) => m.sids.includes(logins[0]!.sessionId)); i += 1) await new Promise((done) => setTimeout(done, 20));
+        for (let i = 0; i < 50 && !messages.some((m) => m.sids.includes(logins[0]!.sessionId)); i += 1)
+          await new Promise((done) => setTimeout(done, 20));
         const message = messages.find((m) => m.sids.includes(logins[0]!.sessionId));
         assert.ok(message, `no revocation published; got ${JSON.stringify(messages)}`);
         assert.deepEqual(message.sids.sort(), logins.map((login) => login.sessionId).sort());

@@ -8,7 +8,10 @@ import { SETTINGS } from "../../src/http/server-config.js";
 /** The rows of the README's configuration table: variable → [flag cell, default cell]. */
 function readmeSettings(): Map<string, [string, string]> {
   const readme = readFileSync(resolve("README.md"), "utf8");
-  const section = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("\n## ", readme.indexOf("## Configuration") + 1));
+  const section = readme.slice(
+    readme.indexOf("## Configuration"),
+    readme.indexOf("\n## ", readme.indexOf("## Configuration") + 1),
+  );
   const rows = new Map<string, [string, string]>();
   for (const line of section.split("\n")) {
     const cells = /^\| `(TESSERA_\w+)` \| ([^|]+) \| (.+) \|$/.exec(line);
@@ -27,7 +30,8 @@ describe("the settings table", () => {
       assert.ok(row[1].includes(spec.default.split(" ")[0]!), `${spec.variable}'s default in README: ${row[1]}`);
     }
     const known = new Set<string>(Object.values(SETTINGS).map((spec) => spec.variable));
-    for (const variable of rows.keys()) assert.ok(known.has(variable), `README lists ${variable}, which no setting reads`);
+    for (const variable of rows.keys())
+      assert.ok(known.has(variable), `README lists ${variable}, which no setting reads`);
   });
 
   it("is what `tessera --help` lists", () => {

@@ -20,7 +20,10 @@ const CHROMIUM_ARGS = [
 const PASSWORD = "correct horse battery staple";
 const inCi = process.env.CI === "true";
 // Locally a missing browser skips with a reason; in CI it is a failure (see before()).
-const skip = !existsSync(CHROMIUM) && !inCi ? `Chromium not found at ${CHROMIUM}; run scripts/install-browser.sh to enable this test` : false;
+const skip =
+  !existsSync(CHROMIUM) && !inCi
+    ? `Chromium not found at ${CHROMIUM}; run scripts/install-browser.sh to enable this test`
+    : false;
 
 /** What app.js exposes on `window` for this test. */
 interface ExampleWindow {
@@ -39,11 +42,18 @@ describe("tessera/client in Chromium, two tabs of the example page", { skip }, (
   const pageErrors: string[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `CI=true but Chromium is missing at ${CHROMIUM}: run scripts/install-browser.sh before the tests`);
+    assert.ok(
+      existsSync(CHROMIUM),
+      `CI=true but Chromium is missing at ${CHROMIUM}: run scripts/install-browser.sh before the tests`,
+    );
     server = await startServer({ accessTokenTtl: 2 });
     await registerAndLogin(server.url, "wendy");
     example = await startExampleServer({ port: 0, upstream: server.url });
-    context = await chromium.launchPersistentContext(profile.path, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    context = await chromium.launchPersistentContext(profile.path, {
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      headless: true,
+    });
   });
 
   after(async () => {
@@ -61,16 +71,29 @@ describe("tessera/client in Chromium, two tabs of the example page", { skip }, (
     return page;
   }
 
-  const accessTokenIn = (page: Page) => page.evaluate(() => (window as unknown as ExampleWindow).tesseraExample.client.getAccessToken());
+  const accessTokenIn = (page: Page) =>
+    page.evaluate(() => (window as unknown as ExampleWindow).tesseraExample.client.getAccessToken());
   const storedIn = (page: Page) =>
-    page.evaluate(() => JSON.parse(localStorage.getItem("tessera-example.tokens") ?? "null") as { accessToken: string; accessTokenExpiresAt: number } | null);
-  const refreshes = () => example.forwarded.filter((request) => request.method === "POST" && request.path === "/auth/refresh").length;
+    page.evaluate(
+      () =>
+        JSON.parse(localStorage.getItem("tessera-example.tokens") ?? "null") as {
+          accessToken: string;
+          accessTokenExpiresAt: number;
+        } | null,
+    );
+  const refreshes = () =>
+    example.forwarded.filter((request) => request.method === "POST" && request.path === "/auth/refresh").length;
 
   it("logs in in one tab, the other follows, and both share exactly one refresh across an expiry", async () => {
     const [first, second] = [await openTab(), await openTab()];
 
-    const followed = second.waitForFunction(() => (window as unknown as ExampleWindow).tesseraExample.events.includes("logged_in:remote"));
-    await first.evaluate((password) => (window as unknown as ExampleWindow).tesseraExample.client.login("wendy", password), PASSWORD);
+    const followed = second.waitForFunction(() =>
+      (window as unknown as ExampleWindow).tesseraExample.events.includes("logged_in:remote"),
+    );
+    await first.evaluate(
+      (password) => (window as unknown as ExampleWindow).tesseraExample.client.login("wendy", password),
+      PASSWORD,
+    );
     await followed;
     const original = await storedIn(first);
     assert.ok(original, "the first tab stored a session");
@@ -79,7 +102,9 @@ describe("tessera/client in Chromium, two tabs of the example page", { skip }, (
     // Let the 2 s access token expire, then call /auth/me ten times in each tab at once.
     await sleep(Math.max(0, original.accessTokenExpiresAt - Date.now() + 100));
     const burst = (page: Page) =>
-      page.evaluate(() => Promise.all(Array.from({ length: 10 }, () => (window as unknown as ExampleWindow).tesseraExample.me())));
+      page.evaluate(() =>
+        Promise.all(Array.from({ length: 10 }, () => (window as unknown as ExampleWindow).tesseraExample.me())),
+      );
     const [fromFirst, fromSecond] = await Promise.all([burst(first), burst(second)]);
 
     for (const result of [...fromFirst, ...fromSecond]) {
@@ -96,7 +121,9 @@ describe("tessera/client in Chromium, two tabs of the example page", { skip }, (
 
   it("logs out every tab when one logs out", async () => {
     const [first, second] = context.pages().slice(-2) as [Page, Page];
-    const loggedOut = second.waitForFunction(() => (window as unknown as ExampleWindow).tesseraExample.events.includes("logged_out:remote"));
+    const loggedOut = second.waitForFunction(() =>
+      (window as unknown as ExampleWindow).tesseraExample.events.includes("logged_out:remote"),
+    );
     await first.click("#logout");
     await loggedOut;
     assert.equal(await storedIn(second), null);

@@ -26,7 +26,14 @@ describe("HTTP_ERRORS", () => {
   });
 
   it("uses OAuth error values for every 400 and 401", () => {
-    const oauth = new Set(["invalid_request", "invalid_grant", "invalid_token", "unsupported_grant_type", "invalid_scope", "invalid_client"]);
+    const oauth = new Set([
+      "invalid_request",
+      "invalid_grant",
+      "invalid_token",
+      "unsupported_grant_type",
+      "invalid_scope",
+      "invalid_client",
+    ]);
     for (const code of ERROR_CODES) {
       const { status, error } = HTTP_ERRORS[code];
       if (status === 400 || status === 401) assert.ok(oauth.has(error), `${code} → ${error}`);

@@ -12,7 +12,10 @@ describe("/openapi.json, /docs and /metrics", () => {
   it("/openapi.json describes every route of the HTTP contract", async () => {
     const response = await fetch(`${server.url}/openapi.json`);
     assert.equal(response.status, 200);
-    const spec = (await response.json()) as { openapi: string; paths: Record<string, Record<string, { responses?: Record<string, unknown> }>> };
+    const spec = (await response.json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, { responses?: Record<string, unknown> }>>;
+    };
     assert.match(spec.openapi, /^3\./);
     const expected: Array<[string, string, string]> = [
       ["/auth/register", "post", "201"],
@@ -46,8 +49,16 @@ describe("/openapi.json, /docs and /metrics", () => {
 
   it("/metrics counts requests by route and refusals by error code, in Prometheus text format", async () => {
     const tokens = await registerAndLogin(server.url, "metered");
-    await fetch(`${server.url}/auth/refresh`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: "junk" }) });
-    await fetch(`${server.url}/auth/logout`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: tokens.refresh_token }) });
+    await fetch(`${server.url}/auth/refresh`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ refresh_token: "junk" }),
+    });
+    await fetch(`${server.url}/auth/logout`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ refresh_token: tokens.refresh_token }),
+    });
     const response = await fetch(`${server.url}/metrics`);
     assert.equal(response.status, 200);
     assert.match(response.headers.get("content-type") ?? "", /^text\/plain/);

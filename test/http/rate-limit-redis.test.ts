@@ -12,7 +12,12 @@ describe("rate limits with TESSERA_REDIS_URL", { skip }, () => {
   before(async () => {
     dir = temporaryDirectory();
     // Two instances on one database and one Redis; a fresh port pair per run keeps keys apart.
-    const shared = { databaseUrl: `sqlite:${dir.path}/shared.db`, redisUrl: TEST_REDIS_URL, rateLimitPerMinute: 4, trustProxy: true };
+    const shared = {
+      databaseUrl: `sqlite:${dir.path}/shared.db`,
+      redisUrl: TEST_REDIS_URL,
+      rateLimitPerMinute: 4,
+      trustProxy: true,
+    };
     servers.push(await startServer(shared), await startServer(shared));
   });
   after(async () => {

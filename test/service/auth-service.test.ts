@@ -162,7 +162,9 @@ describe("AuthService", () => {
 
     it("lets exactly one of many concurrent refreshes rotate, all getting the same successor", async () => {
       const { tokens } = await loggedIn();
-      const results = await Promise.all(Array.from({ length: 16 }, () => fixture.service.refresh(tokens.refreshToken, context)));
+      const results = await Promise.all(
+        Array.from({ length: 16 }, () => fixture.service.refresh(tokens.refreshToken, context)),
+      );
       assert.equal(new Set(results.map((result) => result.refreshToken)).size, 1);
     });
   });
@@ -196,7 +198,10 @@ describe("AuthService", () => {
       const alice = await loggedIn();
       const bob = await loggedIn();
       const alicePrincipal = await fixture.service.authenticate(alice.tokens.accessToken);
-      await rejectsWith(fixture.service.revokeSession(alicePrincipal, bob.tokens.sessionId, context), "session_not_found");
+      await rejectsWith(
+        fixture.service.revokeSession(alicePrincipal, bob.tokens.sessionId, context),
+        "session_not_found",
+      );
       assert.ok(await fixture.service.authenticate(bob.tokens.accessToken));
       const second = await fixture.service.login(alice.name, PASSWORD, context);
       await fixture.service.revokeSession(alicePrincipal, second.sessionId, context);
@@ -243,9 +248,12 @@ describe("AuthService", () => {
     });
 
     it("cannot be opened with another secret", async () => {
-      await assert.rejects(fixture.another({ secret: "a-completely-different-secret-0123456789" }), (error: unknown) => {
-        return error instanceof TesseraError && error.code === "signing_key_unavailable";
-      });
+      await assert.rejects(
+        fixture.another({ secret: "a-completely-different-secret-0123456789" }),
+        (error: unknown) => {
+          return error instanceof TesseraError && error.code === "signing_key_unavailable";
+        },
+      );
     });
   });
 });
@@ -272,9 +280,16 @@ describe("AuthService without a secret on a database sealed with one", () => {
   it("refuses to start instead of signing with a development key beside the real ones", async () => {
     const fixture = await serviceFixture();
     try {
-      await assert.rejects(fixture.another({ secret: "" }), (error: unknown) => error instanceof TesseraError && error.code === "signing_key_unavailable");
+      await assert.rejects(
+        fixture.another({ secret: "" }),
+        (error: unknown) => error instanceof TesseraError && error.code === "signing_key_unavailable",
+      );
       const keys = await fixture.store.listSigningKeys();
-      assert.deepEqual(keys.map((key) => key.encryption), ["secret"], "no development key was written");
+      assert.deepEqual(
+        keys.map((key) => key.encryption),
+        ["secret"],
+        "no development key was written",
+      );
     } finally {
       await fixture.close();
     }
@@ -308,7 +323,8 @@ describe("AdminService.rotateSigningKey()", () => {
       const newKid = await other.admin.rotateSigningKey();
       assert.notEqual(newKid, oldKid);
       const after = await other.auth.login("rotator", PASSWORD, context);
-      const kidOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()).kid as string;
+      const kidOf = (token: string) =>
+        JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()).kid as string;
       assert.equal(kidOf(after.accessToken), newKid);
       // The first instance has not reloaded yet: the unknown kid makes it look.
       assert.equal((await fixture.service.authenticate(after.accessToken)).sessionId, after.sessionId);
@@ -323,7 +339,10 @@ describe("AdminService.rotateSigningKey()", () => {
       // ...and gone one access-token lifetime plus the reload interval after retirement.
       fixture.clock.advance(11);
       await fixture.services.keys.reload();
-      assert.deepEqual(fixture.services.jwks.keys.map((key) => key.kid), [newKid]);
+      assert.deepEqual(
+        fixture.services.jwks.keys.map((key) => key.kid),
+        [newKid],
+      );
     } finally {
       await fixture.close();
     }
@@ -336,7 +355,10 @@ describe("AdminService", () => {
     try {
       await fixture.service.register("managed", PASSWORD, context);
       const first = await fixture.service.login("managed", PASSWORD, context);
-      assert.deepEqual((await fixture.services.admin.setUserRoles("MANAGED", ["admin", "user", "admin"])).roles, ["admin", "user"]);
+      assert.deepEqual((await fixture.services.admin.setUserRoles("MANAGED", ["admin", "user", "admin"])).roles, [
+        "admin",
+        "user",
+      ]);
       await rejectsWith(fixture.services.admin.setUserRoles("managed", ["bad role"]), "invalid_request");
       await rejectsWith(fixture.services.admin.setUserRoles("ghost", ["x"]), "invalid_request");
       const refreshed = await fixture.service.refresh(first.refreshToken, context);

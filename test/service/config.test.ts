@@ -52,7 +52,11 @@ describe("resolveConfig()", () => {
       [{ defaultRoles: ["bad role"] }, /^defaultRoles/],
     ];
     for (const [options, message] of cases) {
-      assert.throws(() => resolveConfig(options), (error: unknown) => error instanceof TypeError && message.test(error.message), JSON.stringify(options));
+      assert.throws(
+        () => resolveConfig(options),
+        (error: unknown) => error instanceof TypeError && message.test(error.message),
+        JSON.stringify(options),
+      );
     }
   });
 });

@@ -35,7 +35,10 @@ for (const { kind, skip } of await storesUnderTest()) {
             headers: { "content-type": "application/json" },
             body: JSON.stringify({ refresh_token: tokens.refresh_token }),
           });
-          return { status: response.status, body: (await response.json()) as { refresh_token?: string; error?: string } };
+          return {
+            status: response.status,
+            body: (await response.json()) as { refresh_token?: string; error?: string },
+          };
         }),
       );
       assert.deepEqual(

@@ -43,7 +43,10 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 30_00
   };
   try {
     const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`server did not start within ${timeoutMs} ms: ${stderr}`)),
+        timeoutMs,
+      );
       let stdout = "";
       child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
         stdout += chunk;

@@ -42,10 +42,21 @@ export async function serviceFixture(options: TesseraOptions = {}, hasher?: Pass
   const dir = temporaryDirectory();
   const databaseUrl = `sqlite:${join(dir.path, "tessera.db")}`;
   const clock = new FrozenClock();
-  const base: TesseraOptions = { databaseUrl, secret: "service-test-secret-0123456789-abcdefgh", issuer: "https://issuer.test", ...options };
+  const base: TesseraOptions = {
+    databaseUrl,
+    secret: "service-test-secret-0123456789-abcdefgh",
+    issuer: "https://issuer.test",
+    ...options,
+  };
   const store = openStore({ url: databaseUrl });
   await store.migrate();
-  const services = await createServices({ store, config: resolveConfig(base), clock, logger: silentLogger, ...(hasher ? { hasher } : {}) });
+  const services = await createServices({
+    store,
+    config: resolveConfig(base),
+    clock,
+    logger: silentLogger,
+    ...(hasher ? { hasher } : {}),
+  });
   const others: TesseraServices[] = [];
   return {
     services,
@@ -55,7 +66,12 @@ export async function serviceFixture(options: TesseraOptions = {}, hasher?: Pass
     databaseUrl,
     async another(more = {}) {
       const otherStore = openStore({ url: databaseUrl });
-      const other = await createServices({ store: otherStore, config: resolveConfig({ ...base, ...more }), clock, logger: silentLogger });
+      const other = await createServices({
+        store: otherStore,
+        config: resolveConfig({ ...base, ...more }),
+        clock,
+        logger: silentLogger,
+      });
       others.push(other);
       return other;
     },

@@ -52,7 +52,11 @@ function aToken(sessionId: string, overrides: Partial<RefreshTokenRecord> = {}):
 }
 
 /** A user with one open session and its first refresh token, stored. */
-async function seedSession(store: Store, session: Partial<SessionRecord> = {}, token: Partial<RefreshTokenRecord> = {}) {
+async function seedSession(
+  store: Store,
+  session: Partial<SessionRecord> = {},
+  token: Partial<RefreshTokenRecord> = {},
+) {
   const user = aUser();
   assert.equal(await store.createUser(user), true);
   const s = aSession(user.id, session);
@@ -143,7 +147,9 @@ export function testStoreContract(
           ["sessions", "revoked_at", false],
           ["audit_events", "user_id", false],
         ] as const) {
-          const found = indexed.find((index) => index.table === table && index.column === column && (!unique || index.unique));
+          const found = indexed.find(
+            (index) => index.table === table && index.column === column && (!unique || index.unique),
+          );
           assert.ok(found, `${unique ? "unique " : ""}index on ${table}(${column})`);
         }
       });
@@ -176,7 +182,10 @@ export function testStoreContract(
       it("returns false for a taken username key and keeps the first user", async () => {
         const first = aUser();
         assert.equal(await store.createUser(first), true);
-        assert.equal(await store.createUser(aUser({ username: first.username.toUpperCase(), usernameKey: first.usernameKey })), false);
+        assert.equal(
+          await store.createUser(aUser({ username: first.username.toUpperCase(), usernameKey: first.usernameKey })),
+          false,
+        );
         assert.equal((await store.findUserByUsername(first.usernameKey))?.id, first.id);
       });
 
@@ -235,7 +244,10 @@ export function testStoreContract(
           revokedAt: new Date("2026-06-30T12:00:00.500Z"),
           revokedReason: "test",
         });
-        const token = aToken(session.id, { createdAt: new Date("2026-01-01T00:00:00.007Z"), usedAt: new Date("2026-02-28T23:59:59.990Z") });
+        const token = aToken(session.id, {
+          createdAt: new Date("2026-01-01T00:00:00.007Z"),
+          usedAt: new Date("2026-02-28T23:59:59.990Z"),
+        });
         await store.createSession(session, token);
         assert.deepEqual(await store.findUserById(user.id), user);
         assert.deepEqual(await store.findSession(session.id), session);
@@ -278,7 +290,10 @@ export function testStoreContract(
         const { session, token } = await seedSession(store);
         const now = at(HOUR);
         const successor = aToken(session.id, { parentId: token.id, createdAt: now, expiresAt: at(73 * HOUR) });
-        assert.equal(await store.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor, now }), true);
+        assert.equal(
+          await store.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor, now }),
+          true,
+        );
         const presented = await store.findRefreshToken(token.tokenHash);
         assert.deepEqual(presented?.token.usedAt, now);
         assert.deepEqual(presented?.session.lastUsedAt, now);
@@ -291,8 +306,24 @@ export function testStoreContract(
         const { session, token } = await seedSession(store);
         const first = aToken(session.id, { parentId: token.id, createdAt: at(HOUR) });
         const second = aToken(session.id, { parentId: token.id, createdAt: at(2 * HOUR) });
-        assert.equal(await store.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor: first, now: at(HOUR) }), true);
-        assert.equal(await other.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor: second, now: at(2 * HOUR) }), false);
+        assert.equal(
+          await store.rotateRefreshToken({
+            presentedId: token.id,
+            sessionId: session.id,
+            successor: first,
+            now: at(HOUR),
+          }),
+          true,
+        );
+        assert.equal(
+          await other.rotateRefreshToken({
+            presentedId: token.id,
+            sessionId: session.id,
+            successor: second,
+            now: at(2 * HOUR),
+          }),
+          false,
+        );
         assert.equal(await store.findRefreshToken(second.tokenHash), null);
         assert.deepEqual((await store.findRefreshToken(token.tokenHash))?.token.usedAt, at(HOUR));
         assert.deepEqual((await store.findSession(session.id))?.lastUsedAt, at(HOUR));
@@ -302,7 +333,10 @@ export function testStoreContract(
         const { session, token } = await seedSession(store);
         assert.equal(await store.revokeSession(session.id, at(1000), "admin"), true);
         const successor = aToken(session.id, { parentId: token.id });
-        assert.equal(await store.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor, now: at(HOUR) }), false);
+        assert.equal(
+          await store.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor, now: at(HOUR) }),
+          false,
+        );
         assert.equal((await store.findRefreshToken(token.tokenHash))?.token.usedAt, null);
         assert.equal(await store.findSuccessor(token.id), null);
         assert.deepEqual((await store.findSession(session.id))?.lastUsedAt, T0);
@@ -310,16 +344,26 @@ export function testStoreContract(
 
       it("has exactly one winner among concurrent calls from two instances", async () => {
         const { session, token } = await seedSession(store);
-        const successors = Array.from({ length: 12 }, () => aToken(session.id, { parentId: token.id, createdAt: at(HOUR) }));
+        const successors = Array.from({ length: 12 }, () =>
+          aToken(session.id, { parentId: token.id, createdAt: at(HOUR) }),
+        );
         const results = await Promise.all(
           successors.map((successor, i) =>
-            (i % 2 === 0 ? store : other).rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor, now: at(HOUR) }),
+            (i % 2 === 0 ? store : other).rotateRefreshToken({
+              presentedId: token.id,
+              sessionId: session.id,
+              successor,
+              now: at(HOUR),
+            }),
           ),
         );
         assert.equal(results.filter(Boolean).length, 1);
         const winner = successors[results.indexOf(true)]!;
         assert.deepEqual(await store.findSuccessor(token.id), winner);
-        const [row] = await queryRows(database, `select count(*) as n from refresh_tokens where parent_id = '${token.id}'`);
+        const [row] = await queryRows(
+          database,
+          `select count(*) as n from refresh_tokens where parent_id = '${token.id}'`,
+        );
         assert.equal(Number(row?.n), 1);
       });
     });
@@ -397,9 +441,17 @@ export function testStoreContract(
         assert.deepEqual(since.map((row) => row.id).sort(), [first.id, second.id].sort());
         for (const row of since) assert.equal(row.revokedAt.getTime(), at(5 * HOUR).getTime());
         const all = await store.listRevokedSessions(at(HOUR));
-        assert.deepEqual(all.find((row) => row.id === earlier.id), { id: earlier.id, revokedAt: at(HOUR) }, "exact revocation time");
+        assert.deepEqual(
+          all.find((row) => row.id === earlier.id),
+          { id: earlier.id, revokedAt: at(HOUR) },
+          "exact revocation time",
+        );
         const times = all.map((row) => row.revokedAt.getTime());
-        assert.deepEqual(times, [...times].sort((a, b) => a - b), "oldest revocation first");
+        assert.deepEqual(
+          times,
+          [...times].sort((a, b) => a - b),
+          "oldest revocation first",
+        );
         assert.ok((await store.listRevokedSessions(at(5 * HOUR + 1))).every((row) => !ours.has(row.id)));
       });
     });
@@ -424,7 +476,9 @@ export function testStoreContract(
     describe("ensureSetting()", () => {
       it("keeps the first value stored, even under concurrent calls from two instances", async () => {
         const name = `setting-${randomBytes(4).toString("hex")}`;
-        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? store : other).ensureSetting(name, `value-${i}`)));
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 2 ? store : other).ensureSetting(name, `value-${i}`)),
+        );
         assert.equal(new Set(results).size, 1);
         assert.match(results[0]!, /^value-\d$/);
         assert.equal(await store.ensureSetting(name, "later"), results[0]);
@@ -469,7 +523,11 @@ export function testStoreContract(
           details,
           createdAt: at(n * 1000),
         });
-        const events = [event(1, { reason: "logout", count: 2 }), event(2, null, null), event(3, { nested: { ok: true } })];
+        const events = [
+          event(1, { reason: "logout", count: 2 }),
+          event(2, null, null),
+          event(3, { nested: { ok: true } }),
+        ];
         for (const e of events) await store.insertAuditEvent(e);
         assert.deepEqual(await store.listAuditEvents({ userId: user.id }), [events[2], events[1], events[0]]);
         assert.deepEqual(await store.listAuditEvents({ sessionId: session.id }), [events[2], events[0]]);
@@ -488,7 +546,15 @@ export function testStoreContract(
           // A live session whose first token expired after it was rotated.
           const live = await seedSession(purged, {}, { expiresAt: past });
           const liveSuccessor = aToken(live.session.id, { parentId: live.token.id, expiresAt: at(1000 * HOUR) });
-          assert.equal(await purged.rotateRefreshToken({ presentedId: live.token.id, sessionId: live.session.id, successor: liveSuccessor, now: at(HOUR) }), true);
+          assert.equal(
+            await purged.rotateRefreshToken({
+              presentedId: live.token.id,
+              sessionId: live.session.id,
+              successor: liveSuccessor,
+              now: at(HOUR),
+            }),
+            true,
+          );
           // Ended sessions: absolute expiry, idle expiry, revoked before the cutoff; one more revoked after it.
           const ended = [
             await seedSession(purged, { expiresAt: past }, { expiresAt: past }),
@@ -511,14 +577,21 @@ export function testStoreContract(
           assert.ok(batches[0].refreshTokens >= 2);
           // 4 ended sessions with one token each, and the expired first token of the live session.
           assert.deepEqual(
-            batches.reduce((sum, b) => ({ refreshTokens: sum.refreshTokens + b.refreshTokens, sessions: sum.sessions + b.sessions })),
+            batches.reduce((sum, b) => ({
+              refreshTokens: sum.refreshTokens + b.refreshTokens,
+              sessions: sum.sessions + b.sessions,
+            })),
             { refreshTokens: 5, sessions: 4 },
           );
           for (const { session, token } of ended) {
             assert.equal(await purged.findSession(session.id), null);
             assert.equal(await purged.findRefreshToken(token.tokenHash), null);
           }
-          assert.equal(await purged.findRefreshToken(live.token.tokenHash), null, "the expired token of a live session goes");
+          assert.equal(
+            await purged.findRefreshToken(live.token.tokenHash),
+            null,
+            "the expired token of a live session goes",
+          );
           assert.ok(await purged.findRefreshToken(liveSuccessor.tokenHash), "its live successor stays");
           assert.ok(await purged.findSession(live.session.id));
           assert.ok(await purged.findRefreshToken(recentlyRevoked.token.tokenHash));
@@ -551,7 +624,11 @@ async function indexedColumns(database: TestDatabase): Promise<{ table: string; 
         `select table_name as "table", column_name as "column", non_unique as non_unique
            from information_schema.statistics where table_schema = database() and seq_in_index = 1`,
       );
-      return rows.map((row) => ({ table: String(row.table), column: String(row.column), unique: Number(row.non_unique) === 0 }));
+      return rows.map((row) => ({
+        table: String(row.table),
+        column: String(row.column),
+        unique: Number(row.non_unique) === 0,
+      }));
     }
     case "sqlite": {
       const rows = await queryRows(
@@ -560,7 +637,11 @@ async function indexedColumns(database: TestDatabase): Promise<{ table: string; 
            from sqlite_master m, pragma_index_list(m.name) i, pragma_index_info(i.name) c
            where m.type = 'table' and c.seqno = 0`,
       );
-      return rows.map((row) => ({ table: String(row.table), column: String(row.column), unique: Number(row.unique) === 1 }));
+      return rows.map((row) => ({
+        table: String(row.table),
+        column: String(row.column),
+        unique: Number(row.unique) === 1,
+      }));
     }
   }
 }

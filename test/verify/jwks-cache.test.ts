@@ -4,7 +4,16 @@ import { after, beforeEach, describe, it } from "node:test";
 import { createVerifier, type Verifier, type VerifierOptions } from "../../src/verify/index.js";
 import { jwksMaxAgeSeconds } from "../../src/verify/jwks-cache.js";
 import { FrozenClock } from "../support/clock.js";
-import { claimsFor, es256Key, eventually, headerFor, rejectionCode, signJws, startStubServer, type StubServer } from "./support.js";
+import {
+  claimsFor,
+  es256Key,
+  eventually,
+  headerFor,
+  rejectionCode,
+  signJws,
+  startStubServer,
+  type StubServer,
+} from "./support.js";
 
 const ISSUER = "https://issuer.test";
 const silent = { warn: () => undefined };
@@ -13,10 +22,19 @@ void describe("createVerifier() with a remote JWK Set", () => {
   let jwksServer: StubServer;
   let verifiers: Verifier[] = [];
   const signer = es256Key();
-  const tokenFor = (keyPair = signer, kid?: string) => signJws(headerFor(keyPair.key, kid === undefined ? {} : { kid }), claimsFor(ISSUER), keyPair.key);
+  const tokenFor = (keyPair = signer, kid?: string) =>
+    signJws(headerFor(keyPair.key, kid === undefined ? {} : { kid }), claimsFor(ISSUER), keyPair.key);
 
   const verifierFor = (overrides: Partial<VerifierOptions> = {}) => {
-    const verifier = createVerifier({ issuer: ISSUER, audience: "tessera", algorithms: ["ES256"], jwksUri: `${jwksServer.url}/jwks.json`, cache: false, logger: silent, ...overrides });
+    const verifier = createVerifier({
+      issuer: ISSUER,
+      audience: "tessera",
+      algorithms: ["ES256"],
+      jwksUri: `${jwksServer.url}/jwks.json`,
+      cache: false,
+      logger: silent,
+      ...overrides,
+    });
     verifiers.push(verifier);
     return verifier;
   };
@@ -46,7 +64,8 @@ void describe("createVerifier() with a remote JWK Set", () => {
     const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock, jwksCooldownSeconds: 30 });
     await verifier.verify(tokenFor());
-    const flood = () => Promise.all(Array.from({ length: 50 }, () => rejectionCode(verifier.verify(tokenFor(signer, randomUUID())))));
+    const flood = () =>
+      Promise.all(Array.from({ length: 50 }, () => rejectionCode(verifier.verify(tokenFor(signer, randomUUID())))));
     assert.deepEqual(new Set(await flood()), new Set(["access_token_invalid"]));
     assert.equal(jwksServer.requests.length, 1, "no refetch within the cooldown");
     clock.advance(31);
@@ -136,7 +155,10 @@ void describe("createVerifier() with a remote JWK Set", () => {
       // Strip Content-Length by re-streaming the body: the cap must hold while reading.
       fetch: async (input, init) => {
         const response = await fetch(input, init);
-        return new Response(response.body, { status: response.status, headers: { "content-type": "application/json" } });
+        return new Response(response.body, {
+          status: response.status,
+          headers: { "content-type": "application/json" },
+        });
       },
     });
     jwksServer.respond(200, huge);

@@ -10,11 +10,20 @@ import { eventually, rejectionCode } from "./support.js";
 const silent = { warn: () => undefined };
 
 async function logout(server: RunningServer, refreshToken: string): Promise<void> {
-  const response = await fetch(`${server.url}/auth/logout`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: refreshToken }) });
+  const response = await fetch(`${server.url}/auth/logout`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ refresh_token: refreshToken }),
+  });
   assert.equal(response.status, 204);
 }
 
-function verifierFor(server: RunningServer, verifiers: Verifier[], revocation: NonNullable<VerifierOptions["revocation"]>, overrides: Partial<VerifierOptions> = {}): Verifier {
+function verifierFor(
+  server: RunningServer,
+  verifiers: Verifier[],
+  revocation: NonNullable<VerifierOptions["revocation"]>,
+  overrides: Partial<VerifierOptions> = {},
+): Verifier {
   const verifier = createVerifier({
     issuer: server.issuer,
     audience: server.audience,
@@ -37,14 +46,19 @@ void describe("GET /auth/revocations", () => {
 
   void it("lists sessions revoked within the access-token lifetime", async () => {
     const tokens = await registerAndLogin(server.url, "feed-user");
-    const sid = (JSON.parse(Buffer.from(tokens.access_token.split(".")[1]!, "base64url").toString()) as { sid: string }).sid;
+    const sid = (JSON.parse(Buffer.from(tokens.access_token.split(".")[1]!, "base64url").toString()) as { sid: string })
+      .sid;
     const before = (await (await fetch(`${server.url}/auth/revocations`)).json()) as { revoked: { sid: string }[] };
     assert.ok(!before.revoked.some((entry) => entry.sid === sid));
     await logout(server, tokens.refresh_token);
     const response = await fetch(`${server.url}/auth/revocations?since=0`);
     assert.equal(response.status, 200);
     assert.equal(response.headers.get("cache-control"), "no-store");
-    const body = (await response.json()) as { revoked: { sid: string; revoked_at: number }[]; window_seconds: number; generated_at: number };
+    const body = (await response.json()) as {
+      revoked: { sid: string; revoked_at: number }[];
+      window_seconds: number;
+      generated_at: number;
+    };
     assert.equal(body.window_seconds, 600);
     const now = Math.floor(Date.now() / 1000);
     assert.ok(Math.abs(body.generated_at - now) <= 2);
@@ -58,12 +72,22 @@ void describe("GET /auth/revocations", () => {
     await logout(server, tokens.refresh_token);
     // Past year 9999 too, where text timestamps would sort before this year's.
     for (const future of [Math.floor(Date.now() / 1000) + 3600, 253402300800, 999999999999]) {
-      const body = (await (await fetch(`${server.url}/auth/revocations?since=${future}`)).json()) as { revoked: unknown[] };
+      const body = (await (await fetch(`${server.url}/auth/revocations?since=${future}`)).json()) as {
+        revoked: unknown[];
+      };
       assert.deepEqual(body.revoked, [], `since=${future}`);
     }
   });
 
-  for (const query of ["since=abc", "since=-1", "since=1.5", "since=", "since=1&since=2", "since=99999999999999", "other=1"]) {
+  for (const query of [
+    "since=abc",
+    "since=-1",
+    "since=1.5",
+    "since=",
+    "since=1&since=2",
+    "since=99999999999999",
+    "other=1",
+  ]) {
     void it(`answers 400 invalid_request for ?${query}`, async () => {
       const response = await fetch(`${server.url}/auth/revocations?${query}`);
       assert.equal(response.status, 400);
@@ -85,12 +109,18 @@ void describe("createVerifier() revocation by polling", () => {
 
   void it("refuses a logged-out session's token within one poll interval, even when it is cached", async () => {
     const verifier = verifierFor(server, verifiers, { url: `${server.url}/auth/revocations`, intervalSeconds: 0.1 });
-    const [alice, bob] = [await registerAndLogin(server.url, "poll-alice"), await registerAndLogin(server.url, "poll-bob")];
+    const [alice, bob] = [
+      await registerAndLogin(server.url, "poll-alice"),
+      await registerAndLogin(server.url, "poll-bob"),
+    ];
     await verifier.verify(alice.access_token);
     await verifier.verify(alice.access_token);
     assert.equal(verifier.stats().tokenCacheHits, 1);
     await logout(server, alice.refresh_token);
-    await eventually(async () => (await rejectionCode(verifier.verify(alice.access_token))) === "access_token_revoked", 2000);
+    await eventually(
+      async () => (await rejectionCode(verifier.verify(alice.access_token))) === "access_token_revoked",
+      2000,
+    );
     assert.ok(verifier.stats().tokenCacheHits >= 2, "the refusal came from a cache hit");
     assert.equal((await verifier.verify(bob.access_token)).sub.length > 0, true);
   });
@@ -106,7 +136,12 @@ void describe("createVerifier() revocation by polling", () => {
     const dave = await registerAndLogin(server.url, "poll-dave");
     await logout(server, dave.refresh_token);
     const clock = FrozenClock.onSystemTime();
-    const verifier = verifierFor(server, verifiers, { url: `${server.url}/auth/revocations`, intervalSeconds: 0.05 }, { clock });
+    const verifier = verifierFor(
+      server,
+      verifiers,
+      { url: `${server.url}/auth/revocations`, intervalSeconds: 0.05 },
+      { clock },
+    );
     assert.equal(await rejectionCode(verifier.verify(dave.access_token)), "access_token_revoked");
     assert.ok(verifier.stats().revokedSessions >= 1);
     clock.advance(dave.expires_in + 1);
@@ -115,7 +150,10 @@ void describe("createVerifier() revocation by polling", () => {
 
   void it("keeps verifying when the feed cannot be reached", async () => {
     const erin = await registerAndLogin(server.url, "poll-erin");
-    const verifier = verifierFor(server, verifiers, { url: "http://127.0.0.1:9/auth/revocations", intervalSeconds: 0.1 });
+    const verifier = verifierFor(server, verifiers, {
+      url: "http://127.0.0.1:9/auth/revocations",
+      intervalSeconds: 0.1,
+    });
     assert.equal((await verifier.verify(erin.access_token)).iss, server.issuer);
   });
 
@@ -157,7 +195,10 @@ void describe("createVerifier() revocation pushed through Redis", { skip: await 
     await eventually(() => verifier.stats().revocationChannelSubscribed);
     const started = Date.now();
     await logout(server, frank.refresh_token);
-    await eventually(async () => (await rejectionCode(verifier.verify(frank.access_token))) === "access_token_revoked", 2000);
+    await eventually(
+      async () => (await rejectionCode(verifier.verify(frank.access_token))) === "access_token_revoked",
+      2000,
+    );
     assert.ok(Date.now() - started < 2000);
   });
 
@@ -184,12 +225,19 @@ void describe("revocation when Redis is down", () => {
   void it("still serves logout and verification, and the feed still delivers", async () => {
     const down = "redis://127.0.0.1:9";
     const server = await startServer({ redisUrl: down });
-    const verifier = verifierFor(server, [], { url: `${server.url}/auth/revocations`, intervalSeconds: 0.1, redisUrl: down });
+    const verifier = verifierFor(server, [], {
+      url: `${server.url}/auth/revocations`,
+      intervalSeconds: 0.1,
+      redisUrl: down,
+    });
     try {
       const heidi = await registerAndLogin(server.url, "redis-down-heidi");
       await verifier.verify(heidi.access_token);
       await logout(server, heidi.refresh_token);
-      await eventually(async () => (await rejectionCode(verifier.verify(heidi.access_token))) === "access_token_revoked", 2000);
+      await eventually(
+        async () => (await rejectionCode(verifier.verify(heidi.access_token))) === "access_token_revoked",
+        2000,
+      );
       assert.equal(verifier.stats().revocationChannelSubscribed, false);
     } finally {
       await verifier.close();

@@ -49,14 +49,27 @@ const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toStrin
 /** Signs any header and payload with `key` (ES256 or HS256 secret), for crafting attacks. */
 export function signJws(header: Record<string, unknown>, payload: Record<string, unknown>, key: SigningKey): string {
   const input = `${base64url(header)}.${base64url(payload)}`;
-  const signature = sign("sha256", Buffer.from(input), { key: createPrivateKey(key.privateKey), dsaEncoding: "ieee-p1363" });
+  const signature = sign("sha256", Buffer.from(input), {
+    key: createPrivateKey(key.privateKey),
+    dsaEncoding: "ieee-p1363",
+  });
   return `${input}.${signature.toString("base64url")}`;
 }
 
 /** Claims a Tessera server would issue now, for tokens signed in tests. */
 export function claimsFor(issuer: string, audience = "tessera", ttlSeconds = 900): Record<string, unknown> {
   const iat = Math.floor(Date.now() / 1000);
-  return { iss: issuer, aud: audience, sub: randomUUID(), client_id: "tessera", iat, exp: iat + ttlSeconds, jti: randomUUID(), sid: randomUUID(), roles: ["user"] };
+  return {
+    iss: issuer,
+    aud: audience,
+    sub: randomUUID(),
+    client_id: "tessera",
+    iat,
+    exp: iat + ttlSeconds,
+    jti: randomUUID(),
+    sid: randomUUID(),
+    roles: ["user"],
+  };
 }
 
 /** The header of a Tessera access token signed with `key`. */
