@@ -3,11 +3,12 @@ import { fail } from "../core/errors.js";
 import type { PurgeResult, Store } from "../store/store.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
-import { checkRoleNames, normalizeUsername } from "./credential-policy.js";
+import { checkRoleNames } from "./credential-policy.js";
 import { OPERATOR_CONTEXT } from "./request-context.js";
 import type { SessionRevocations } from "./session-revocations.js";
 import type { SigningKeys } from "./signing-keys.js";
 import { type SessionView, sessionViewsOf, type UserView } from "./views.js";
+import { findUserByName } from "./username-keys.js";
 
 /** A signing key as an operator sees it; never the private part. */
 export interface SigningKeyView {
@@ -49,14 +50,14 @@ export class AdminService {
   /** Replaces a user's roles. Throws `invalid_request` for an unknown user or a bad role name. */
   async setUserRoles(username: string, roles: readonly string[]): Promise<UserView> {
     const unique = checkRoleNames(roles);
-    const user = await this.#store.findUserByUsername(normalizeUsername(username));
+    const user = await findUserByName(this.#store, username);
     if (!user || !(await this.#store.setUserRoles(user.id, unique))) fail("invalid_request", "no such user");
     return { id: user.id, username: user.username, roles: unique };
   }
 
   /** A user's open sessions, newest first. Throws `invalid_request` for an unknown user. */
   async listUserSessions(username: string): Promise<SessionView[]> {
-    const user = await this.#store.findUserByUsername(normalizeUsername(username));
+    const user = await findUserByName(this.#store, username);
     if (!user) fail("invalid_request", "no such user");
     return sessionViewsOf(await this.#store.listActiveSessions(user.id, this.#clock.now()), null);
   }
@@ -73,7 +74,7 @@ export class AdminService {
       if (!(await this.#store.findSession(target.sessionId))) fail("invalid_request", "no such session");
       revoked = (await this.#revocations.revokeSession(target.sessionId, "admin")) ? [target.sessionId] : [];
     } else {
-      const user = await this.#store.findUserByUsername(normalizeUsername(target.username));
+      const user = await findUserByName(this.#store, target.username);
       if (!user) fail("invalid_request", "no such user");
       revoked = await this.#revocations.revokeUserSessions(user.id, "admin");
     }

@@ -13,18 +13,13 @@ import { decideRotation } from "../core/rotation.js";
 import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
-import {
-  checkNewPassword,
-  checkNewUsername,
-  checkPasswordText,
-  isPossibleUsernameKey,
-  normalizeUsername,
-} from "./credential-policy.js";
+import { checkNewPassword, checkNewUsername, checkPasswordText } from "./credential-policy.js";
 import type { PasswordHasher } from "./password-hasher.js";
 import { type RequestContext, storedContext } from "./request-context.js";
 import type { SessionRevocations } from "./session-revocations.js";
 import { type SessionView, sessionViewsOf, type UserView, userViewOf } from "./views.js";
 import type { SigningKeys } from "./signing-keys.js";
+import { findUserByName } from "./username-keys.js";
 
 /** Tokens handed to a client after login or refresh. */
 export interface IssuedTokens {
@@ -112,8 +107,7 @@ export class AuthService {
    */
   async login(username: string, password: string, context: RequestContext): Promise<IssuedTokens> {
     checkPasswordText(password);
-    const key = normalizeUsername(username);
-    const user = isPossibleUsernameKey(key) ? await this.#store.findUserByUsername(key) : null;
+    const user = await findUserByName(this.#store, username);
     const valid = await this.#hasher.verify(user?.passwordHash ?? this.#dummyHash, password);
     if (!user || !valid) {
       await this.#audit.record("login_failed", context, { userId: user?.id ?? null });

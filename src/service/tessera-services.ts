@@ -10,6 +10,7 @@ import type { ServiceConfig } from "./config.js";
 import { createArgon2Hasher, type PasswordHasher } from "./password-hasher.js";
 import { SessionRevocations } from "./session-revocations.js";
 import { SigningKeys } from "./signing-keys.js";
+import { upgradeUsernameKeys } from "./username-keys.js";
 
 /** The services of one Tessera instance over one store, sharing one key ring and one config. */
 export interface TesseraServices {
@@ -42,9 +43,13 @@ export interface ServicesDependencies {
   readonly hasher?: PasswordHasher;
 }
 
-/** Loads (or creates) the signing keys and builds the services over a migrated store. */
+/**
+ * Brings stored username keys to the current form (once per database), loads (or creates) the
+ * signing keys and builds the services over a migrated store.
+ */
 export async function createServices(deps: ServicesDependencies): Promise<TesseraServices> {
   const { store, config, logger, clock = systemClock, hasher = createArgon2Hasher() } = deps;
+  await upgradeUsernameKeys(store, logger);
   const keys = await SigningKeys.load(config, { store, clock, logger });
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
   const audit = new AuditTrail(store, clock);
@@ -84,11 +89,15 @@ export async function openServices(config: Readonly<ServiceConfig>, logger: Logg
   }
 }
 
-/** Creates or upgrades the configured database's schema; returns which database it is. */
+/**
+ * Creates or upgrades the configured database's schema and brings stored username keys to the
+ * current form; returns which database it is.
+ */
 export async function migrateDatabase(config: Readonly<ServiceConfig>, logger: Logger): Promise<StoreKind> {
   const store = storeFor(config, logger, 1);
   try {
     await store.migrate();
+    await upgradeUsernameKeys(store, logger);
     return store.kind;
   } finally {
     await store.close();

@@ -195,6 +195,29 @@ export class KyselyStore implements Store {
     });
   }
 
+  listUsers(afterId: string | null, limit: number): Promise<UserRecord[]> {
+    return this.#run(async () => {
+      let query = this.#db.selectFrom("users").selectAll().orderBy("id").limit(limit);
+      if (afterId !== null) query = query.where("id", ">", afterId);
+      return (await query.execute()).map(toUser);
+    });
+  }
+
+  async changeUsernameKey(id: string, from: string, to: string): Promise<boolean> {
+    try {
+      const result = await this.#db
+        .updateTable("users")
+        .set({ username_key: to })
+        .where("id", "=", id)
+        .where("username_key", "=", from)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    } catch (error) {
+      if (isUniqueViolation(error)) return false;
+      translateStoreError(error);
+    }
+  }
+
   #sessionValues(session: SessionRecord) {
     return {
       id: session.id,
@@ -477,6 +500,13 @@ export class KyselyStore implements Store {
         .where("name", "=", name)
         .executeTakeFirstOrThrow();
       return row.value;
+    });
+  }
+
+  findSetting(name: string): Promise<string | null> {
+    return this.#run(async () => {
+      const row = await this.#db.selectFrom("settings").select("value").where("name", "=", name).executeTakeFirst();
+      return row?.value ?? null;
     });
   }
 

@@ -91,9 +91,32 @@ function initialSchema(kind: StoreKind): Migration {
   };
 }
 
+/**
+ * Username keys compare byte for byte. MySQL/MariaDB gave `username_key` the database's default
+ * collation (`utf8mb4_general_ci`, case- and accent-insensitive), so `bob` and `böb`, or `οδος`
+ * and `οδοσ`, were one key there and two elsewhere; the service alone decides what is one name.
+ * PostgreSQL and SQLite already compare exactly.
+ */
+function exactUsernameKeys(kind: StoreKind): Migration {
+  return {
+    async up(db: AnyDb) {
+      if (kind !== "mysql") return;
+      await db.schema
+        .alterTable("users")
+        .modifyColumn(
+          "username_key",
+          sql`varchar(${sql.lit(LIMITS.username)}) character set utf8mb4 collate utf8mb4_bin`,
+          (c) => c.notNull(),
+        )
+        .execute();
+    },
+  };
+}
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
-    getMigrations: () => Promise.resolve({ "0001_initial": initialSchema(kind) }),
+    getMigrations: () =>
+      Promise.resolve({ "0001_initial": initialSchema(kind), "0002_exact_username_keys": exactUsernameKeys(kind) }),
   };
 }

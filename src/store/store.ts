@@ -5,7 +5,7 @@ export interface UserRecord {
   readonly id: string;
   /** As registered (NFKC-normalized), shown back to the user. */
   readonly username: string;
-  /** The unique lookup form: case- and width-folded. */
+  /** The unique lookup form (the service's NFKC_Casefold of the username), compared byte for byte. */
   readonly usernameKey: string;
   readonly passwordHash: string;
   readonly roles: readonly string[];
@@ -115,6 +115,13 @@ export interface Store {
   findUserById(id: string): Promise<UserRecord | null>;
   /** Replaces a user's roles; `false` when there is no such user. */
   setUserRoles(id: string, roles: readonly string[]): Promise<boolean>;
+  /** Users in `id` order: at most `limit` of those whose id follows `afterId` (from the first when `null`). */
+  listUsers(afterId: string | null, limit: number): Promise<UserRecord[]>;
+  /**
+   * Sets a user's `usernameKey` to `to` if it is still `from`, in one conditional update; `false`,
+   * changing nothing, when it is not or another user has `to`.
+   */
+  changeUsernameKey(id: string, from: string, to: string): Promise<boolean>;
 
   /** Inserts a session and its first refresh token in one transaction. */
   createSession(session: SessionRecord, firstToken: RefreshTokenRecord): Promise<void>;
@@ -151,6 +158,8 @@ export interface Store {
 
   /** Stores `value` under `name` unless a value is there already; returns the stored value. */
   ensureSetting(name: string, value: string): Promise<string>;
+  /** The value stored under `name`, or `null`. */
+  findSetting(name: string): Promise<string | null>;
 
   /** Appends an audit event. */
   insertAuditEvent(event: AuditEventRecord): Promise<void>;

@@ -115,7 +115,7 @@ export function testStoreContract(
           const rows = await queryRows(fresh, "select name from kysely_migration");
           assert.deepEqual(
             rows.map((row) => row.name),
-            ["0001_initial"],
+            ["0001_initial", "0002_exact_username_keys"],
           );
           assert.equal(await b.createUser(aUser()), true);
         } finally {
@@ -189,6 +189,14 @@ export function testStoreContract(
         assert.equal((await store.findUserByUsername(first.usernameKey))?.id, first.id);
       });
 
+      it("compares username keys byte for byte: accents, case or final sigma make two users", async () => {
+        const suffix = randomBytes(4).toString("hex");
+        const keys = [`bob${suffix}`, `böb${suffix}`, `BOB${suffix}`, `οδος${suffix}`, `οδοσ${suffix}`];
+        const users = keys.map((usernameKey) => aUser({ usernameKey }));
+        for (const user of users) assert.equal(await store.createUser(user), true, user.usernameKey);
+        for (const user of users) assert.equal((await store.findUserByUsername(user.usernameKey))?.id, user.id);
+      });
+
       it("answers null for unknown users", async () => {
         assert.equal(await store.findUserById(randomUUID()), null);
         assert.equal(await store.findUserByUsername("nobody-here"), null);
@@ -206,6 +214,68 @@ export function testStoreContract(
 
       it("returns false for an unknown user", async () => {
         assert.equal(await store.setUserRoles(randomUUID(), ["admin"]), false);
+      });
+    });
+
+    describe("listUsers()", () => {
+      it("pages through every user in id order", async () => {
+        const fresh = await createDatabase();
+        const listed = openStore({ url: fresh.url });
+        try {
+          await listed.migrate();
+          const users = Array.from({ length: 7 }, () => aUser());
+          for (const user of users) await listed.createUser(user);
+          const pages: UserRecord[][] = [];
+          for (let afterId: string | null = null; ; ) {
+            const page = await listed.listUsers(afterId, 3);
+            pages.push(page);
+            if (page.length < 3) break;
+            afterId = page.at(-1)?.id ?? null;
+          }
+          assert.deepEqual(
+            pages.map((page) => page.length),
+            [3, 3, 1],
+          );
+          const ids = users.map((user) => user.id).sort();
+          assert.deepEqual(
+            pages.flat().map((user) => user.id),
+            ids,
+          );
+          assert.deepEqual(
+            pages[0]?.[0],
+            users.find((user) => user.id === ids[0]),
+          );
+        } finally {
+          await listed.close();
+          await fresh.drop();
+        }
+      });
+    });
+
+    describe("changeUsernameKey()", () => {
+      it("changes the key while it is still the expected one", async () => {
+        const user = aUser({ usernameKey: `straße-${randomBytes(4).toString("hex")}` });
+        await store.createUser(user);
+        const key = user.usernameKey.replace("ß", "ss");
+        assert.equal(await store.changeUsernameKey(user.id, user.usernameKey, key), true);
+        assert.equal((await store.findUserByUsername(key))?.id, user.id);
+        assert.equal(await store.findUserByUsername(user.usernameKey), null);
+        assert.equal(await other.changeUsernameKey(user.id, user.usernameKey, `${key}-again`), false);
+        assert.equal((await store.findUserById(user.id))?.usernameKey, key);
+      });
+
+      it("returns false and changes nothing when another user has the new key", async () => {
+        const holder = aUser();
+        const later = aUser();
+        await store.createUser(holder);
+        await store.createUser(later);
+        assert.equal(await store.changeUsernameKey(later.id, later.usernameKey, holder.usernameKey), false);
+        assert.equal((await store.findUserById(later.id))?.usernameKey, later.usernameKey);
+        assert.equal((await store.findUserByUsername(holder.usernameKey))?.id, holder.id);
+      });
+
+      it("returns false for an unknown user", async () => {
+        assert.equal(await store.changeUsernameKey(randomUUID(), "nobody", "nobody-else"), false);
       });
     });
 
@@ -482,6 +552,15 @@ export function testStoreContract(
         assert.equal(new Set(results).size, 1);
         assert.match(results[0]!, /^value-\d$/);
         assert.equal(await store.ensureSetting(name, "later"), results[0]);
+      });
+    });
+
+    describe("findSetting()", () => {
+      it("answers the stored value, or null when there is none", async () => {
+        const name = `setting-${randomBytes(4).toString("hex")}`;
+        assert.equal(await store.findSetting(name), null);
+        await store.ensureSetting(name, "stored");
+        assert.equal(await other.findSetting(name), "stored");
       });
     });
 
