@@ -91,7 +91,9 @@ async function withServices(
   options: TesseraOptions,
   work: (services: TesseraServices) => Promise<unknown>,
 ): Promise<unknown> {
-  const services = await openServices(resolveConfig(options), cliLogger);
+  // Only a serving instance elects the signing key: a command run with other settings must not
+  // replace the key the servers sign with.
+  const services = await openServices(resolveConfig(options), cliLogger, false);
   const { redisUrl } = services.config;
   const closePublisher = redisUrl
     ? publishRevocations(services.revocations, { redisUrl, logger: cliLogger, queueWhileConnecting: true })

@@ -37,6 +37,8 @@ export interface AccessTokenSubject {
   readonly sessionId: string;
   readonly roles: readonly string[];
   readonly scope?: string;
+  /** The latest instant the token may be valid (its session's absolute end): `exp` never passes it. */
+  readonly notAfter?: Date;
 }
 
 /** Options of {@link createAccessTokenSigner}. */
@@ -57,7 +59,10 @@ export interface SignedAccessToken {
   readonly claims: AccessTokenClaims;
 }
 
-/** Returns a function that signs access tokens with `options.key`. */
+/**
+ * Returns a function that signs access tokens with `options.key`, each valid for `ttlSeconds`
+ * or until the subject's `notAfter`, whichever comes first.
+ */
 export function createAccessTokenSigner(
   options: AccessTokenSignerOptions,
 ): (subject: AccessTokenSubject) => SignedAccessToken {
@@ -76,7 +81,7 @@ export function createAccessTokenSigner(
       sub: subject.userId,
       client_id: clientId,
       iat,
-      exp: iat + ttlSeconds,
+      exp: subject.notAfter ? Math.min(iat + ttlSeconds, epochSeconds(subject.notAfter)) : iat + ttlSeconds,
       jti: randomUUID(),
       sid: subject.sessionId,
       roles: [...subject.roles],

@@ -1,3 +1,4 @@
+import { isLoopbackHost } from "../core/http-url.js";
 import {
   integerIn,
   resolveServiceConfig,
@@ -89,12 +90,20 @@ export function resolveServerConfig(options: ServerSettingsOptions): Readonly<Se
 
 /**
  * Applies defaults to `options` and checks every value once. Never mutates `options`; throws
- * `TypeError` naming the option for an unknown name or any bad value instead of falling back.
+ * `TypeError` naming the option for an unknown name or any bad value instead of falling back,
+ * and for a host other than loopback without a secret (development mode).
  */
 export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraConfig> {
   refuseUnknownOptions(options, OPTION_NAMES);
   const server = resolveServerConfig(options);
   const host = server.host.includes(":") ? `[${server.host}]` : server.host;
   const service = resolveServiceConfig(options, `http://${host}:${server.port}`);
+  // Development mode keeps the secret sealing the keys in the database: serve it to this machine only.
+  if (service.developmentMode && !isLoopbackHost(server.host)) {
+    throw new TypeError(
+      `secret is required to listen on ${server.host}, which is not loopback; ` +
+        "generate one with: openssl rand -base64 32",
+    );
+  }
   return Object.freeze({ ...service, ...server });
 }

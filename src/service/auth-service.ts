@@ -138,7 +138,7 @@ export class AuthService {
       usedAt: null,
     });
     await this.#audit.record("login_succeeded", context, { userId: user.id, sessionId: session.id });
-    return this.#issue(user, session.id, refreshToken, tokenExpiresAt, now);
+    return this.#issue(user, session, refreshToken, tokenExpiresAt, now);
   }
 
   /**
@@ -173,7 +173,7 @@ export class AuthService {
         // falls through
         case "repeat": {
           const value = deriveSuccessorToken(this.#keys.rotationKey, presented);
-          return this.#issue(found.user, found.session.id, value, successor!.expiresAt, now);
+          return this.#issue(found.user, found.session, value, successor!.expiresAt, now);
         }
         case "rotate": {
           const value = deriveSuccessorToken(this.#keys.rotationKey, presented);
@@ -192,7 +192,7 @@ export class AuthService {
               usedAt: null,
             },
           });
-          if (won) return this.#issue(found.user, found.session.id, value, expiresAt, now);
+          if (won) return this.#issue(found.user, found.session, value, expiresAt, now);
         }
       }
     }
@@ -292,13 +292,26 @@ export class AuthService {
     return idle < session.expiresAt ? idle : session.expiresAt;
   }
 
-  #issue(user: UserRecord, sessionId: string, refreshToken: string, refreshExpiresAt: Date, now: Date): IssuedTokens {
+  #issue(
+    user: UserRecord,
+    session: Pick<SessionRecord, "id" | "expiresAt">,
+    refreshToken: string,
+    refreshExpiresAt: Date,
+    now: Date,
+  ): IssuedTokens {
+    // The access token ends with its session at the latest, as expires_in says.
+    const { token, claims } = this.#keys.signAccessToken({
+      userId: user.id,
+      sessionId: session.id,
+      roles: user.roles,
+      notAfter: session.expiresAt,
+    });
     return {
-      accessToken: this.#keys.signAccessToken({ userId: user.id, sessionId, roles: user.roles }),
-      accessTokenExpiresIn: this.#config.accessTokenTtlSeconds,
+      accessToken: token,
+      accessTokenExpiresIn: Math.max(0, claims.exp - claims.iat),
       refreshToken,
       refreshTokenExpiresIn: Math.max(0, Math.floor((refreshExpiresAt.getTime() - now.getTime()) / 1000)),
-      sessionId,
+      sessionId: session.id,
       userId: user.id,
     };
   }

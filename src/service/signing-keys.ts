@@ -4,11 +4,13 @@ import {
   createAccessTokenSigner,
   createAccessTokenVerifier,
   decodeProtectedHeader,
+  type SignedAccessToken,
 } from "../core/access-token.js";
 import type { Clock } from "../core/clock.js";
+import { fail } from "../core/errors.js";
 import type { PublicJwk } from "../core/signing-key.js";
 import type { ServiceConfig } from "./config.js";
-import { type KeyRing, type KeyRingOptions, loadKeyRing, rotateSigningKey } from "./key-ring.js";
+import { type KeyRing, type KeyRingLoad, type KeyRingOptions, loadKeyRing, rotateSigningKey } from "./key-ring.js";
 
 const KEY_RELOAD_COOLDOWN_MS = 10_000;
 
@@ -44,10 +46,14 @@ export class SigningKeys {
     });
   }
 
-  /** Loads (or creates) the keys of `config`. Throws `signing_key_unavailable`. */
+  /**
+   * Loads the keys of `config`; with `elect` (default true, for instances that sign) makes a key
+   * of its algorithm the current one first. Throws `signing_key_unavailable`.
+   */
   static async load(
     config: Readonly<ServiceConfig>,
     options: Omit<KeyRingOptions, "algorithm" | "secret" | "hs256Secret" | "retiredKeyGraceSeconds">,
+    elect = true,
   ): Promise<SigningKeys> {
     const ringOptions: KeyRingOptions = {
       ...options,
@@ -57,10 +63,14 @@ export class SigningKeys {
       // Other instances may sign with a retired key until their next reload (a minute at most).
       retiredKeyGraceSeconds: config.accessTokenTtlSeconds + config.clockSkewSeconds + 60,
     };
-    return new SigningKeys(config, options.clock, ringOptions, await loadKeyRing(ringOptions));
+    const load: KeyRingLoad = elect ? { elect: true } : { elect: false, inUse: null };
+    return new SigningKeys(config, options.clock, ringOptions, await loadKeyRing(ringOptions, load));
   }
 
   #signerFor(ring: KeyRing): Signer {
+    if (!ring.signingKey) {
+      return () => fail("signing_key_unavailable", "this instance loaded its keys without a signing key");
+    }
     return createAccessTokenSigner({
       key: ring.signingKey,
       issuer: this.#config.issuer,
@@ -80,9 +90,9 @@ export class SigningKeys {
     return this.#ring.rotationKey;
   }
 
-  /** Signs an access token for `subject` with the current key. */
-  signAccessToken(subject: AccessTokenSubject): string {
-    return this.#sign(subject).token;
+  /** Signs an access token for `subject` with the current key. Throws `signing_key_unavailable`. */
+  signAccessToken(subject: AccessTokenSubject): SignedAccessToken {
+    return this.#sign(subject);
   }
 
   /**
@@ -113,8 +123,8 @@ export class SigningKeys {
     this.#reload ??= (async () => {
       this.#lastReload = performance.now();
       try {
-        const ring = await loadKeyRing(this.#ringOptions);
-        if (ring.signingKey.kid !== this.#ring.signingKey.kid) this.#sign = this.#signerFor(ring);
+        const ring = await loadKeyRing(this.#ringOptions, { elect: false, inUse: this.#ring.signingKey });
+        if (ring.signingKey?.kid !== this.#ring.signingKey?.kid) this.#sign = this.#signerFor(ring);
         this.#ring = ring;
       } finally {
         this.#reload = null;

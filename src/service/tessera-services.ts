@@ -41,6 +41,11 @@ export interface ServicesDependencies {
   readonly clock?: Clock;
   /** Default: argon2id with the documented cost. */
   readonly hasher?: PasswordHasher;
+  /**
+   * Make a key of the configured algorithm the current signing key, as a server starting up does.
+   * Default true; false for commands that sign nothing and must not replace the servers' key.
+   */
+  readonly electSigningKey?: boolean;
 }
 
 /**
@@ -50,7 +55,7 @@ export interface ServicesDependencies {
 export async function createServices(deps: ServicesDependencies): Promise<TesseraServices> {
   const { store, config, logger, clock = systemClock, hasher = createArgon2Hasher() } = deps;
   await upgradeUsernameKeys(store, logger);
-  const keys = await SigningKeys.load(config, { store, clock, logger });
+  const keys = await SigningKeys.load(config, { store, clock, logger }, deps.electSigningKey ?? true);
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
   const audit = new AuditTrail(store, clock);
   const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger });
@@ -77,12 +82,16 @@ function storeFor(config: Readonly<ServiceConfig>, logger: Logger, poolSize = co
   });
 }
 
-/** Opens the configured store, migrates it, and builds the services. */
-export async function openServices(config: Readonly<ServiceConfig>, logger: Logger): Promise<TesseraServices> {
+/** Opens the configured store, migrates it, and builds the services; `electSigningKey` as in {@link createServices}. */
+export async function openServices(
+  config: Readonly<ServiceConfig>,
+  logger: Logger,
+  electSigningKey = true,
+): Promise<TesseraServices> {
   const store = storeFor(config, logger);
   try {
     await store.migrate();
-    return await createServices({ store, config, logger });
+    return await createServices({ store, config, logger, electSigningKey });
   } catch (error) {
     await store.close().catch(() => undefined);
     throw error;

@@ -1,7 +1,13 @@
 import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "kysely";
 import type { RevocationReason } from "../core/revocation.js";
 import { migrationProvider } from "./migrations.js";
-import type { Database, RefreshTokensTable, SessionsTable, UsersTable } from "./schema.js";
+import {
+  CURRENT_KEY_SLOT,
+  type Database,
+  type RefreshTokensTable,
+  type SessionsTable,
+  type UsersTable,
+} from "./schema.js";
 import { isTransientConflict, isUniqueViolation, translateStoreError } from "./store-errors.js";
 import type {
   AuditEventRecord,
@@ -75,6 +81,9 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** Aborts a rotation's transaction when another request already used the token. */
 class LostRotation extends Error {}
+
+/** Aborts a signing-key replacement when another instance replaced the current key first. */
+class LostElection extends Error {}
 
 function isLostSqliteMigrationRace(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -455,32 +464,61 @@ export class KyselyStore implements Store {
         encryption: row.encryption as KeyEncryption,
         createdAt: toDate(row.created_at),
         retiredAt: toNullableDate(row.retired_at),
+        current: row.slot === CURRENT_KEY_SLOT,
       }));
     });
   }
 
-  async insertSigningKey(key: SigningKeyRecord): Promise<void> {
-    await this.#run(() =>
-      this.#db
-        .insertInto("signing_keys")
-        .values({
-          kid: key.kid,
-          alg: key.alg,
-          public_key: key.publicKey,
-          private_key_sealed: key.privateKeySealed,
-          encryption: key.encryption,
-          created_at: this.#ts(key.createdAt),
-          retired_at: key.retiredAt ? this.#ts(key.retiredAt) : null,
-        })
-        .execute(),
-    );
+  async replaceCurrentSigningKey(key: SigningKeyRecord, expectedCurrentKid: string | null): Promise<boolean> {
+    const now = this.#ts(key.createdAt);
+    try {
+      return await this.#run(() =>
+        this.#transaction(async (trx) => {
+          // The expected key leaves the slot first: a racer expecting it too then updates nothing.
+          if (expectedCurrentKid !== null) {
+            const retired = await trx
+              .updateTable("signing_keys")
+              .set({ retired_at: now, slot: null })
+              .where("kid", "=", expectedCurrentKid)
+              .where("slot", "=", CURRENT_KEY_SLOT)
+              .executeTakeFirst();
+            if (retired.numUpdatedRows === 0n) throw new LostElection();
+          }
+          // Keys stored without a slot (by earlier versions) retire too; a current one is left to the insert.
+          await trx
+            .updateTable("signing_keys")
+            .set({ retired_at: now })
+            .where("retired_at", "is", null)
+            .where("slot", "is", null)
+            .execute();
+          // The single check-and-act when none was expected: the unique slot admits one insert.
+          await trx
+            .insertInto("signing_keys")
+            .values({
+              kid: key.kid,
+              alg: key.alg,
+              public_key: key.publicKey,
+              private_key_sealed: key.privateKeySealed,
+              encryption: key.encryption,
+              created_at: now,
+              retired_at: null,
+              slot: CURRENT_KEY_SLOT,
+            })
+            .execute();
+          return true;
+        }),
+      );
+    } catch (error) {
+      if (error instanceof LostElection || isUniqueViolation(error)) return false;
+      throw error;
+    }
   }
 
   async retireSigningKey(kid: string, now: Date): Promise<void> {
     await this.#run(() =>
       this.#db
         .updateTable("signing_keys")
-        .set({ retired_at: this.#ts(now) })
+        .set({ retired_at: this.#ts(now), slot: null })
         .where("kid", "=", kid)
         .where("retired_at", "is", null)
         .execute(),

@@ -113,10 +113,23 @@ function exactUsernameKeys(kind: StoreKind): Migration {
   };
 }
 
+// At most one current signing key: instances starting together elect it by inserting into this
+// unique column. Unique indexes admit many NULLs on all three databases (retired keys hold NULL).
+const currentSigningKey: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable("signing_keys").addColumn("slot", "varchar(16)").execute();
+    await db.schema.createIndex("signing_keys_slot_idx").on("signing_keys").column("slot").unique().execute();
+  },
+};
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
     getMigrations: () =>
-      Promise.resolve({ "0001_initial": initialSchema(kind), "0002_exact_username_keys": exactUsernameKeys(kind) }),
+      Promise.resolve({
+        "0001_initial": initialSchema(kind),
+        "0002_exact_username_keys": exactUsernameKeys(kind),
+        "0003_current_signing_key": currentSigningKey,
+      }),
   };
 }

@@ -59,6 +59,8 @@ export interface SigningKeyRecord {
   readonly encryption: KeyEncryption;
   readonly createdAt: Date;
   readonly retiredAt: Date | null;
+  /** True for the one key new tokens are signed with; only {@link Store.replaceCurrentSigningKey} sets it. */
+  readonly current: boolean;
 }
 
 /** An audit event. */
@@ -151,9 +153,15 @@ export interface Store {
 
   /** Every signing key, retired ones too, oldest first. */
   listSigningKeys(): Promise<SigningKeyRecord[]>;
-  /** Stores a new signing key (its private part already sealed). */
-  insertSigningKey(key: SigningKeyRecord): Promise<void>;
-  /** Marks a key retired at `now`, unless it already is. */
+  /**
+   * Stores `key` (its private part already sealed, `current` ignored) as the current signing key
+   * and retires every other unretired key at `key.createdAt`, in one transaction, provided the
+   * current key is still `expectedCurrentKid` (`null`: there is none). The check-and-act is a
+   * unique column, so of racing calls with the same expectation exactly one wins; the others
+   * return `false`, writing nothing, and read the winner with {@link listSigningKeys}.
+   */
+  replaceCurrentSigningKey(key: SigningKeyRecord, expectedCurrentKid: string | null): Promise<boolean>;
+  /** Marks a key retired (and no longer current) at `now`, unless it already is retired. */
   retireSigningKey(kid: string, now: Date): Promise<void>;
 
   /** Stores `value` under `name` unless a value is there already; returns the stored value. */

@@ -68,6 +68,14 @@ describe("tessera CLI", () => {
     assert.match(result.stderr, /secret \(TESSERA_SECRET\) is required/);
   });
 
+  it("refuses to serve beyond loopback in development mode, saying how to make a secret", () => {
+    for (const host of ["0.0.0.0", "::", "192.0.2.10"]) {
+      const result = run(["serve", "--host", host, "--database", database], { TESSERA_SECRET: "" });
+      assert.equal(result.status, 2, host);
+      assert.match(result.stderr, /secret \(TESSERA_SECRET\) is required to listen on .*openssl rand -base64 32/);
+    }
+  });
+
   it("refuses a short secret and a short HS256 secret", () => {
     assert.match(run(["serve", "--database", database], { TESSERA_SECRET: "short" }).stderr, /at least 32/);
     const hs = run(["serve", "--database", database], {

@@ -258,6 +258,37 @@ describe("AuthService", () => {
   });
 });
 
+describe("AuthService near the absolute end of a session", () => {
+  const claimsOf = (token: string) =>
+    JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { iat: number; exp: number };
+
+  it("never lets an access token outlive its session: login, refresh and the grace-window repeat", async () => {
+    const fixture = await serviceFixture({ accessTokenTtl: "15m", refreshTokenTtl: "1h", sessionTtl: "1h" });
+    try {
+      await fixture.service.register("closing", PASSWORD, context);
+      const login = await fixture.service.login("closing", PASSWORD, context);
+      const end = (await fixture.store.findSession(login.sessionId))!.expiresAt.getTime() / 1000;
+      assert.equal(claimsOf(login.accessToken).exp - claimsOf(login.accessToken).iat, 900);
+      assert.equal(login.accessTokenExpiresIn, 900);
+
+      // 4 min 59.6 s before the end: the token ends with the session, and expires_in says so.
+      fixture.clock.advance(55 * 60 + 0.4);
+      const refreshed = await fixture.service.refresh(login.refreshToken, context);
+      assert.equal(claimsOf(refreshed.accessToken).exp, end);
+      assert.equal(refreshed.accessTokenExpiresIn, 300);
+
+      fixture.clock.advance(5);
+      const repeated = await fixture.service.refresh(login.refreshToken, context);
+      assert.equal(repeated.refreshToken, refreshed.refreshToken);
+      assert.equal(claimsOf(repeated.accessToken).exp, end);
+      assert.equal(repeated.accessTokenExpiresIn, 295);
+      assert.ok(await fixture.service.authenticate(repeated.accessToken));
+    } finally {
+      await fixture.close();
+    }
+  });
+});
+
 describe("AuthService in development mode", () => {
   it("keeps working across restarts and retires its key once a secret is set", async () => {
     const fixture = await serviceFixture({ secret: "" });

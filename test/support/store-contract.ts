@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { migrationProvider } from "../../src/store/migrations.js";
 import { openStore } from "../../src/store/open-store.js";
 import type { RefreshTokenRecord, SessionRecord, SigningKeyRecord, Store, UserRecord } from "../../src/store/store.js";
 import { queryRows, type TestDatabase } from "./databases.js";
@@ -112,10 +113,11 @@ export function testStoreContract(
         const b = openStore({ url: fresh.url });
         try {
           await Promise.all([a.migrate(), b.migrate()]);
-          const rows = await queryRows(fresh, "select name from kysely_migration");
+          const rows = await queryRows(fresh, "select name from kysely_migration order by name");
+          const migrations = await migrationProvider(fresh.kind).getMigrations();
           assert.deepEqual(
             rows.map((row) => row.name),
-            ["0001_initial", "0002_exact_username_keys"],
+            Object.keys(migrations).sort(),
           );
           assert.equal(await b.createUser(aUser()), true);
         } finally {
@@ -141,6 +143,7 @@ export function testStoreContract(
           ["refresh_tokens", "parent_id", true],
           ["refresh_tokens", "session_id", false],
           ["refresh_tokens", "expires_at", false],
+          ["signing_keys", "slot", true],
           ["sessions", "user_id", false],
           ["sessions", "expires_at", false],
           ["sessions", "idle_expires_at", false],
@@ -565,27 +568,102 @@ export function testStoreContract(
     });
 
     describe("signing keys", () => {
-      it("lists keys oldest first and retires a key once", async () => {
-        const kid = (n: number) => `kid-${database.kind}-${n}-${randomBytes(3).toString("hex")}`;
-        const key = (n: number, createdAt: Date): SigningKeyRecord => ({
-          kid: kid(n),
+      // A database of its own: which key is current is state these tests share with no other.
+      let keysDatabase: TestDatabase;
+      let a: Store;
+      let b: Store;
+      before(async () => {
+        keysDatabase = await createDatabase();
+        a = openStore({ url: keysDatabase.url });
+        b = openStore({ url: keysDatabase.url });
+        await a.migrate();
+      });
+      after(async () => {
+        await a?.close();
+        await b?.close();
+        await keysDatabase?.drop();
+      });
+
+      const aKey = (createdAt: Date): SigningKeyRecord => {
+        const kid = `kid-${randomBytes(6).toString("hex")}`;
+        return {
+          kid,
           alg: "ES256",
-          publicKey: `{"kty":"EC","n":${n}}`,
-          privateKeySealed: `sealed-${n}`,
+          publicKey: `{"kty":"EC","kid":"${kid}"}`,
+          privateKeySealed: `sealed-${kid}`,
           encryption: "secret",
           createdAt,
           retiredAt: null,
-        });
-        const before = (await store.listSigningKeys()).length;
-        const newer = key(2, at(2 * HOUR));
-        const older = key(1, at(HOUR));
-        await store.insertSigningKey(newer);
-        await store.insertSigningKey(older);
-        await store.retireSigningKey(older.kid, at(3 * HOUR));
-        await store.retireSigningKey(older.kid, at(4 * HOUR));
-        const keys = (await store.listSigningKeys()).filter((k) => k.kid === older.kid || k.kid === newer.kid);
-        assert.deepEqual(keys, [{ ...older, retiredAt: at(3 * HOUR) }, newer]);
-        assert.equal((await store.listSigningKeys()).length, before + 2);
+          current: true,
+        };
+      };
+      const currentKids = async () => (await a.listSigningKeys()).filter((key) => key.current).map((key) => key.kid);
+
+      it("elects one current key when instances store their first key at once; the others write nothing", async () => {
+        const candidates = Array.from({ length: 6 }, () => aKey(T0));
+        const won = await Promise.all(candidates.map((key, i) => (i % 2 ? a : b).replaceCurrentSigningKey(key, null)));
+        assert.equal(won.filter(Boolean).length, 1);
+        const winner = candidates[won.indexOf(true)]!;
+        assert.deepEqual(await a.listSigningKeys(), [winner]);
+        assert.equal(await b.replaceCurrentSigningKey(aKey(at(HOUR)), null), false, "a current key exists");
+      });
+
+      it("replaces the expected current key once, retiring it at the new key's creation", async () => {
+        const [previous] = await currentKids();
+        const candidates = [aKey(at(2 * HOUR)), aKey(at(2 * HOUR)), aKey(at(2 * HOUR))];
+        const won = await Promise.all(
+          candidates.map((key, i) => (i % 2 ? a : b).replaceCurrentSigningKey(key, previous!)),
+        );
+        assert.equal(won.filter(Boolean).length, 1);
+        const winner = candidates[won.indexOf(true)]!;
+        const keys = await a.listSigningKeys();
+        assert.deepEqual(
+          keys.map(({ kid, retiredAt, current }) => ({ kid, retiredAt, current })),
+          [
+            { kid: previous, retiredAt: at(2 * HOUR), current: false },
+            { kid: winner.kid, retiredAt: null, current: true },
+          ],
+        );
+        assert.equal(await a.replaceCurrentSigningKey(aKey(at(3 * HOUR)), previous!), false, "a stale expectation");
+        assert.deepEqual(await currentKids(), [winner.kid]);
+      });
+
+      it("retires keys stored beside the current one (by earlier versions) when it is replaced", async () => {
+        const [previous] = await currentKids();
+        const legacy = aKey(at(3 * HOUR));
+        const stamp = (date: Date) =>
+          keysDatabase.kind === "mysql" ? date.toISOString().replace("T", " ").replace("Z", "") : date.toISOString();
+        await queryRows(
+          keysDatabase,
+          `insert into signing_keys (kid, alg, public_key, private_key_sealed, encryption, created_at)
+             values ('${legacy.kid}', 'ES256', '{}', 'sealed', 'secret', '${stamp(legacy.createdAt)}')`,
+        );
+        const next = aKey(at(4 * HOUR));
+        assert.equal(await b.replaceCurrentSigningKey(next, previous!), true);
+        const retired = (await a.listSigningKeys()).filter((key) => key.kid === legacy.kid || key.kid === previous);
+        assert.deepEqual(
+          retired.map((key) => key.retiredAt),
+          [at(4 * HOUR), at(4 * HOUR)],
+        );
+        assert.deepEqual(await currentKids(), [next.kid]);
+      });
+
+      it("retires a key once; a retired key is no longer current and frees the slot", async () => {
+        const [current] = await currentKids();
+        await a.retireSigningKey(current!, at(5 * HOUR));
+        await b.retireSigningKey(current!, at(6 * HOUR));
+        const retired = (await a.listSigningKeys()).find((key) => key.kid === current);
+        assert.deepEqual([retired?.retiredAt, retired?.current], [at(5 * HOUR), false]);
+        assert.deepEqual(await currentKids(), []);
+        const fresh = aKey(at(7 * HOUR));
+        assert.equal(await a.replaceCurrentSigningKey(fresh, null), true);
+        const keys = await b.listSigningKeys();
+        assert.deepEqual(
+          keys.map((key) => key.createdAt),
+          [...keys.map((key) => key.createdAt)].sort((x, y) => x.getTime() - y.getTime()),
+          "oldest first",
+        );
+        assert.deepEqual(keys.at(-1), fresh);
       });
     });
 
