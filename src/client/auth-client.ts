@@ -52,7 +52,24 @@ export interface AuthClientOptions {
    * none. Default: `tessera-auth:<baseUrl>` in a page (where `document` exists), `false` elsewhere.
    */
   readonly channelName?: string | false;
+  /**
+   * Origins (`https://api.example.com`) that {@link AuthClient.fetch} sends the access token to;
+   * a request to any other origin is passed to `fetch` untouched, without the token and without
+   * refreshing. Replaces the default, so list the `baseUrl` origin too if you call its routes.
+   * Default: the origin of `baseUrl` and, in a page, the page's own origin.
+   */
+  readonly allowedOrigins?: readonly (string | URL)[];
 }
+
+const OPTION_NAMES: readonly string[] = [
+  "baseUrl",
+  "storage",
+  "fetch",
+  "refreshMarginSeconds",
+  "now",
+  "channelName",
+  "allowedOrigins",
+] satisfies readonly (keyof AuthClientOptions)[];
 
 /** How long a login, refresh or logout request may take before it fails: 30 s. */
 const TOKEN_REQUEST_TIMEOUT_MS = 30_000;
@@ -66,6 +83,9 @@ interface ResolvedOptions {
   readonly refreshMarginSeconds: number | undefined;
   readonly now: () => number;
   readonly channelName: string | false;
+  readonly allowedOrigins: ReadonlySet<string>;
+  /** The page's URL, against which relative request URLs resolve; `undefined` outside a page. */
+  readonly pageUrl: string | undefined;
 }
 
 /**
@@ -146,10 +166,13 @@ export class AuthClient {
   /**
    * `fetch` with `Authorization: Bearer <access token>`, refreshed first when it is due. A 401
    * whose challenge says `error="invalid_token"` (RFC 6750 §3.1) triggers one refresh and one
-   * retry; the retry's answer is returned whatever it is. Throws `not_authenticated`,
-   * `session_expired` (the refresh was refused), `unexpected_response`, or `fetch`'s own errors.
+   * retry; the retry's answer is returned whatever it is. Requests to origins outside
+   * `allowedOrigins` go to `fetch` untouched: no token, no refresh, no retry. Throws
+   * `not_authenticated`, `session_expired` (the refresh was refused), `unexpected_response`, or
+   * `fetch`'s own errors.
    */
   async fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    if (!this.#mayCarryToken(input)) return this.#options.transport(input, init);
     const tokens = await this.#usableTokens();
     if (tokens === null) throw new AuthClientError("not_authenticated", "there is no session; log in first");
     const request = new Request(input, init);
@@ -194,6 +217,16 @@ export class AuthClient {
   close(): void {
     this.#coordinator.close();
     this.#listeners.clear();
+  }
+
+  /** True when `input` goes to an allowed origin. A URL that cannot be read goes nowhere with a token. */
+  #mayCarryToken(input: RequestInfo | URL): boolean {
+    const url = input instanceof Request ? input.url : input instanceof URL ? input.href : String(input);
+    try {
+      return this.#options.allowedOrigins.has(new URL(url, this.#options.pageUrl).origin);
+    } catch {
+      return false;
+    }
   }
 
   /** The stored tokens, refreshed when due; `null` without a session. */
@@ -399,8 +432,14 @@ export class AuthClient {
 export function createAuthClient(options: AuthClientOptions): AuthClient {
   if (typeof options !== "object" || options === null)
     throw new TypeError("createAuthClient: options must be an object");
+  // A misspelled option must not silently become its default.
+  const unknown = Object.keys(options).find((name) => !OPTION_NAMES.includes(name));
+  if (unknown !== undefined)
+    throw new TypeError(`createAuthClient: unknown option ${unknown}; known: ${OPTION_NAMES.join(", ")}`);
   const { storage, fetch: customFetch, refreshMarginSeconds, now, channelName } = options;
   const base = resolveBaseUrl(options.baseUrl);
+  const pageUrl = pageHref();
+  const allowedOrigins = resolveAllowedOrigins(options.allowedOrigins, base, pageUrl);
   if (
     typeof storage !== "object" ||
     storage === null ||
@@ -435,6 +474,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       refreshMarginSeconds,
       now: now === undefined ? () => Date.now() : () => now().getTime(),
       channelName: channelName ?? (inPage ? `tessera-auth:${base}` : false),
+      allowedOrigins,
+      pageUrl,
     }),
   );
 }
@@ -442,10 +483,9 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
 function resolveBaseUrl(baseUrl: unknown): string {
   if (typeof baseUrl !== "string" && !(baseUrl instanceof URL))
     throw new TypeError("createAuthClient: options.baseUrl must be a string or URL");
-  const page = (globalThis as { location?: { href?: string } }).location?.href;
   let url: URL;
   try {
-    url = new URL(baseUrl, page);
+    url = new URL(baseUrl, pageHref());
   } catch {
     throw new TypeError("createAuthClient: options.baseUrl must be an absolute URL (or relative, in a page)");
   }
@@ -454,6 +494,42 @@ function resolveBaseUrl(baseUrl: unknown): string {
   if (url.search !== "" || url.hash !== "")
     throw new TypeError("createAuthClient: options.baseUrl must not have a query or fragment");
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** The page's (or worker's) URL, where there is one. */
+function pageHref(): string | undefined {
+  return (globalThis as { location?: { href?: string } }).location?.href;
+}
+
+/**
+ * The origins the access token may go to: the given ones (each an http(s) origin, nothing more),
+ * else the `baseUrl` origin and the page's. A wildcard is refused: it would send tokens anywhere.
+ */
+function resolveAllowedOrigins(value: unknown, base: string, pageUrl: string | undefined): ReadonlySet<string> {
+  if (value === undefined) {
+    const origins = new Set([new URL(base).origin]);
+    const page = pageUrl === undefined ? null : new URL(pageUrl);
+    if (page !== null && (page.protocol === "https:" || page.protocol === "http:")) origins.add(page.origin);
+    return origins;
+  }
+  const message =
+    'createAuthClient: options.allowedOrigins must be a list of origins such as "https://api.example.com"';
+  if (!Array.isArray(value)) throw new TypeError(message);
+  const origins = new Set<string>();
+  for (const item of value as unknown[]) {
+    if (typeof item !== "string" && !(item instanceof URL)) throw new TypeError(message);
+    let url: URL;
+    try {
+      url = new URL(item);
+    } catch {
+      throw new TypeError(`${message} (got "${String(item)}")`);
+    }
+    const originOnly = url.pathname === "/" && url.search === "" && url.hash === "" && url.username === "";
+    if ((url.protocol !== "https:" && url.protocol !== "http:") || !originOnly || url.password !== "")
+      throw new TypeError(`${message} (got "${String(item)}")`);
+    origins.add(url.origin);
+  }
+  return origins;
 }
 
 /** A 401 that a new access token may cure: RFC 6750 §3.1 `invalid_token`, from the challenge or, where CORS hides it, the body. */

@@ -26,6 +26,7 @@ export const ERROR_CODES = [
   "invalid_scope",
   "signing_key_unavailable",
   "verification_keys_unavailable",
+  "revocation_feed_unavailable",
   "store_unavailable",
 ] as const;
 

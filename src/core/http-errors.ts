@@ -71,6 +71,10 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
     ...UNAVAILABLE,
     description: "The token issuer's keys cannot be loaded; retry shortly.",
   },
+  revocation_feed_unavailable: {
+    ...UNAVAILABLE,
+    description: "Whether the access token's session has ended cannot be checked right now; retry shortly.",
+  },
   store_unavailable: { ...UNAVAILABLE, description: "The service is temporarily unavailable; retry shortly." },
 });
 

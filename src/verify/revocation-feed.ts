@@ -11,6 +11,8 @@ export interface RevocationFeedOptions {
   readonly intervalSeconds: number;
   readonly redisUrl: string | null;
   readonly channel: string;
+  /** `null`: the feed's window, at least twice the interval. */
+  readonly maxStalenessSeconds: number | null;
   readonly timeoutMs: number;
   readonly fetch: typeof globalThis.fetch;
   readonly clock: Clock;
@@ -25,12 +27,21 @@ const MAX_FEED_BODY_LENGTH = 4 * 1024 * 1024;
 /**
  * Keeps {@link RevokedSessions} current: polls Tessera's revocation feed every interval and,
  * when a Redis URL is given, also takes revocations pushed on the channel. Failures are logged
- * and retried; they never throw. Timers are unref'ed; {@link close} stops everything.
+ * and retried; they never throw. Knows how old what it knows is ({@link ageSeconds}), so the
+ * verifier can refuse tokens it cannot check ({@link isStale}). Timers are unref'ed; {@link close}
+ * stops everything.
  */
 export class RevocationFeed {
   readonly #options: RevocationFeedOptions;
   readonly #timer: NodeJS.Timeout;
   #lastGeneratedAt: number | null = null;
+  /** When the feed last answered, in epoch ms on the verifier's clock; `null` until it has. */
+  #lastPollAt: number | null = null;
+  /** When the last Redis message arrived over a subscription that has been up since before {@link #lastPollAt}. */
+  #lastMessageAt: number | null = null;
+  /** When the current Redis subscription started, in epoch ms; `null` while not subscribed. */
+  #subscribedAt: number | null = null;
+  #staleWarned = false;
   #polling: Promise<void> | null = null;
   #redis: Redis | null = null;
   #redisDown = false;
@@ -84,12 +95,39 @@ export class RevocationFeed {
       for (const entry of feed.entries) revoked.add(entry.sid, entry.revokedAt, now);
       revoked.prune(now);
       this.#lastGeneratedAt = feed.generatedAt;
+      this.#lastPollAt = clock.now().getTime();
+      this.#staleWarned = false;
     } catch (error) {
       logger.warn(
         { err: error instanceof Error ? error.message : "unknown", url: target.origin + target.pathname },
         "revocation feed poll failed; will retry",
       );
+      if (!this.#staleWarned && this.isStale(clock.now().getTime())) {
+        this.#staleWarned = true;
+        logger.warn(
+          { ageSeconds: this.ageSeconds(clock.now().getTime()), maxStalenessSeconds: this.maxStalenessSeconds },
+          "revocation state too old: refusing tokens (revocation_feed_unavailable) until the feed answers",
+        );
+      }
     }
+  }
+
+  /** Seconds the revocation state may age before tokens are refused: the option, else the feed's window (≥ 2 polls). */
+  get maxStalenessSeconds(): number {
+    const { maxStalenessSeconds, intervalSeconds, revoked } = this.#options;
+    return maxStalenessSeconds ?? Math.max(revoked.windowSeconds, 2 * intervalSeconds);
+  }
+
+  /** Seconds since the last good poll (or a Redis message after it); `null` until the feed first answered. */
+  ageSeconds(nowMs: number): number | null {
+    if (this.#lastPollAt === null) return null;
+    return Math.max(0, nowMs - Math.max(this.#lastPollAt, this.#lastMessageAt ?? 0)) / 1000;
+  }
+
+  /** True when tokens must be refused: the feed never answered, or not within {@link maxStalenessSeconds}. */
+  isStale(nowMs: number): boolean {
+    const age = this.ageSeconds(nowMs);
+    return age === null || age > this.maxStalenessSeconds;
   }
 
   async #subscribe(redisUrl: string): Promise<void> {
@@ -113,6 +151,7 @@ export class RevocationFeed {
     );
     redis.on("close", () => {
       this.#subscribed = false;
+      this.#subscribedAt = null;
     });
     // Subscribes on every (re)connection; what was published meanwhile is still in the feed.
     redis.on("ready", () => {
@@ -121,6 +160,7 @@ export class RevocationFeed {
       redis.subscribe(channel).then(
         () => {
           this.#subscribed = true;
+          this.#subscribedAt = clock.now().getTime();
         },
         (error: unknown) => warnOnce(error, "Redis subscribe failed; polling continues"),
       );
@@ -131,6 +171,11 @@ export class RevocationFeed {
       if (entries === null) return logger.warn({ channel }, "ignored a malformed revocation message");
       const now = epochSeconds(clock.now());
       for (const entry of entries) revoked.add(entry.sid, entry.revokedAt, now);
+      // A message vouches for freshness only when nothing could have been missed since the last
+      // good poll: the subscription it came over was already up then.
+      const subscribedAt = this.#subscribedAt;
+      if (subscribedAt !== null && this.#lastPollAt !== null && subscribedAt <= this.#lastPollAt)
+        this.#lastMessageAt = clock.now().getTime();
     });
     // A failed first connection is retried by ioredis's retryStrategy.
     await redis

@@ -10,7 +10,13 @@ import {
   type SigningAlgorithm,
   type VerificationKey,
 } from "../core/signing-key.js";
-import { keysFromJwks, type JsonWebKeySet, type KeysByKid } from "./jwk-keys.js";
+import {
+  DEFAULT_MIN_RSA_MODULUS_BITS,
+  keysFromJwks,
+  type JsonWebKeySet,
+  type KeysByKid,
+  MIN_RSA_MODULUS_BITS,
+} from "./jwk-keys.js";
 import { DEFAULT_TOKEN_CACHE_ENTRIES } from "./token-cache.js";
 
 /** Where the verifier reports trouble it recovers from (JWKS or feed fetch failures, Redis down): a logger's `warn`. */
@@ -26,6 +32,14 @@ export interface RevocationOptions {
   readonly redisUrl?: string;
   /** Redis channel. Default `tessera:revocations`. */
   readonly channel?: string;
+  /**
+   * How old, in seconds, the revocation state may grow (time since the last good poll of the feed
+   * or the last message on the Redis channel) before tokens are refused with
+   * `revocation_feed_unavailable` (503); until the feed first answers, tokens are refused too.
+   * 1 to 86400, and at least twice `intervalSeconds`. Default: the feed's `window_seconds` (the
+   * issuer's access-token lifetime; Tessera's default is 900), but at least twice `intervalSeconds`.
+   */
+  readonly maxStalenessSeconds?: number;
 }
 
 /** Options of `createVerifier()`. Exactly one of `jwksUri`, `jwks` and `secret` is required. */
@@ -48,6 +62,12 @@ export interface VerifierOptions {
   readonly jwksCooldownSeconds?: number;
   /** Timeout of each JWKS and feed request, in milliseconds, 100 to 60000. Default 5000. */
   readonly fetchTimeoutMs?: number;
+  /**
+   * Least modulus length, in bits, of RSA keys used for RS256 and PS256; shorter keys in a JWK Set
+   * are skipped. 2048 to 16384. Default 3072 (ASVS 11.2.3); set 2048 only for an issuer that
+   * still signs with 2048-bit keys.
+   */
+  readonly minRsaModulusBits?: number;
   /** Verified-token cache; `false` turns it off. Default `{ maxEntries: 1000 }`. */
   readonly cache?: false | { readonly maxEntries?: number };
   /** Refuse tokens of sessions that ended (logout, revocation). Default none. */
@@ -75,6 +95,7 @@ export interface VerifierConfig {
   readonly clockSkewSeconds: number;
   readonly jwksCooldownSeconds: number;
   readonly fetchTimeoutMs: number;
+  readonly minRsaModulusBits: number;
   /** 0 when the cache is off. */
   readonly cacheMaxEntries: number;
   readonly revocation: Readonly<{
@@ -82,6 +103,8 @@ export interface VerifierConfig {
     intervalSeconds: number;
     redisUrl: string | null;
     channel: string;
+    /** `null`: the feed's `window_seconds`, at least twice `intervalSeconds`. */
+    maxStalenessSeconds: number | null;
   }> | null;
   readonly fetch: typeof globalThis.fetch;
   readonly clock: Clock;
@@ -104,6 +127,7 @@ const OPTION_NAMES = Object.freeze([
   "clockSkewSeconds",
   "jwksCooldownSeconds",
   "fetchTimeoutMs",
+  "minRsaModulusBits",
   "cache",
   "revocation",
   "fetch",
@@ -142,7 +166,11 @@ function nonEmptyString(value: unknown, name: string): string {
   return value;
 }
 
-function resolveKeySource(options: VerifierOptions, algorithms: readonly SigningAlgorithm[]): KeySource {
+function resolveKeySource(
+  options: VerifierOptions,
+  algorithms: readonly SigningAlgorithm[],
+  minRsaModulusBits: number,
+): KeySource {
   const given = (["jwksUri", "jwks", "secret"] as const).filter((name) => options[name] !== undefined);
   if (given.length !== 1) {
     throw new TypeError(
@@ -168,25 +196,46 @@ function resolveKeySource(options: VerifierOptions, algorithms: readonly Signing
   if (symmetric)
     throw new TypeError("algorithms must not include HS256 with jwksUri or jwks: a JWK Set publishes public keys only");
   if (options.jwksUri !== undefined) return { kind: "remote", uri: httpUrl(options.jwksUri, "jwksUri") };
-  const keys = keysFromJwks(options.jwks, algorithms);
-  if (keys.size === 0) throw new TypeError("jwks must hold at least one public signing key usable with algorithms");
+  const { keys, weakRsaKeys } = keysFromJwks(options.jwks, { algorithms, minRsaModulusBits });
+  if (keys.size === 0) {
+    const weak = weakRsaKeys[0];
+    if (weak === undefined)
+      throw new TypeError("jwks must hold at least one public signing key usable with algorithms");
+    throw new TypeError(
+      `jwks holds no usable key: RSA key ${weak.kid} has ${weak.bits} bits, ` +
+        `under minRsaModulusBits (${minRsaModulusBits})`,
+    );
+  }
   return { kind: "static", keys };
 }
 
 function resolveRevocation(revocation: RevocationOptions | undefined): VerifierConfig["revocation"] {
   if (revocation === undefined) return null;
   if (typeof revocation !== "object" || revocation === null) throw new TypeError("revocation must be an object");
-  refuseUnknownOptions(revocation, ["url", "intervalSeconds", "redisUrl", "channel"], "revocation.");
+  refuseUnknownOptions(
+    revocation,
+    ["url", "intervalSeconds", "redisUrl", "channel", "maxStalenessSeconds"],
+    "revocation.",
+  );
+  const intervalSeconds = numberIn(revocation.intervalSeconds, 0.05, 3600, "revocation.intervalSeconds");
+  let maxStalenessSeconds: number | null = null;
+  if (revocation.maxStalenessSeconds !== undefined) {
+    maxStalenessSeconds = numberIn(revocation.maxStalenessSeconds, 1, 86_400, "revocation.maxStalenessSeconds");
+    // One late or failed poll must not refuse every token.
+    if (maxStalenessSeconds < 2 * intervalSeconds)
+      throw new TypeError("revocation.maxStalenessSeconds must be at least twice revocation.intervalSeconds");
+  }
   const redisUrl =
     revocation.redisUrl === undefined ? null : nonEmptyString(revocation.redisUrl, "revocation.redisUrl");
   if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl))
     throw new TypeError("revocation.redisUrl must be a redis:// or rediss:// URL");
   return Object.freeze({
     url: httpUrl(revocation.url, "revocation.url"),
-    intervalSeconds: numberIn(revocation.intervalSeconds, 0.05, 3600, "revocation.intervalSeconds"),
+    intervalSeconds,
     redisUrl,
     channel:
       revocation.channel === undefined ? REVOCATION_CHANNEL : nonEmptyString(revocation.channel, "revocation.channel"),
+    maxStalenessSeconds,
   });
 }
 
@@ -212,7 +261,14 @@ export function resolveVerifierOptions(options: VerifierOptions): Readonly<Verif
   if (algorithms.length === 0 || !algorithms.every(isSigningAlgorithm)) {
     throw new TypeError(`algorithms is required: a non-empty list from ${SIGNING_ALGORITHMS.join(", ")}`);
   }
-  const keySource = resolveKeySource(options, algorithms);
+  const minRsaModulusBits = numberIn(
+    orDefault(options.minRsaModulusBits, DEFAULT_MIN_RSA_MODULUS_BITS),
+    MIN_RSA_MODULUS_BITS,
+    16_384,
+    "minRsaModulusBits",
+  );
+  if (!Number.isInteger(minRsaModulusBits)) throw new TypeError("minRsaModulusBits must be a whole number");
+  const keySource = resolveKeySource(options, algorithms, minRsaModulusBits);
   let cacheMaxEntries = DEFAULT_TOKEN_CACHE_ENTRIES;
   if (options.cache === false) cacheMaxEntries = 0;
   else if (options.cache !== undefined) {
@@ -239,6 +295,7 @@ export function resolveVerifierOptions(options: VerifierOptions): Readonly<Verif
     clockSkewSeconds: numberIn(orDefault(options.clockSkewSeconds, 0), 0, 300, "clockSkewSeconds"),
     jwksCooldownSeconds: numberIn(orDefault(options.jwksCooldownSeconds, 30), 1, 3600, "jwksCooldownSeconds"),
     fetchTimeoutMs: numberIn(orDefault(options.fetchTimeoutMs, 5000), 100, 60_000, "fetchTimeoutMs"),
+    minRsaModulusBits,
     cacheMaxEntries,
     revocation: resolveRevocation(options.revocation),
     fetch: fetchFunction,

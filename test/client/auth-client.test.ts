@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import {
   AuthClientError,
@@ -465,5 +467,108 @@ describe("createAuthClient()", () => {
       await assert.rejects(client.login("u", "p"), (error) => isAuthClientError(error, "unexpected_response"));
       assert.equal(network.requests[0]?.path, "/identity/auth/login");
     });
+  });
+});
+
+/** A third party on a real socket that records the headers of what reaches it and answers `status`. */
+async function startThirdParty(status = 200) {
+  const received: IncomingHttpHeaders[] = [];
+  const server: Server = createServer((request, response) => {
+    received.push(request.headers);
+    const challenge = status === 401 ? { "www-authenticate": 'Bearer error="invalid_token"' } : {};
+    response.writeHead(status, { "content-type": "application/json", ...challenge }).end('{"ok":true}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("createAuthClient() allowedOrigins", () => {
+  let server: RunningServer;
+  let thirdParty: Awaited<ReturnType<typeof startThirdParty>>;
+  let refusing: Awaited<ReturnType<typeof startThirdParty>>;
+  before(async () => {
+    server = await startServer({ accessTokenTtl: "60s" });
+    thirdParty = await startThirdParty();
+    refusing = await startThirdParty(401);
+  });
+  after(async () => {
+    await thirdParty.close();
+    await refusing.close();
+    await server.close();
+  });
+
+  it("sends the token to the baseUrl origin by default and never to another origin", async () => {
+    const { client, network } = await loggedInClient(server, "origin-olga");
+    assert.equal((await client.fetch(`${server.url}/auth/me`)).status, 200);
+    const response = await client.fetch(`${thirdParty.url}/collect`, { headers: { "x-trace": "1" } });
+    assert.equal(response.status, 200);
+    assert.equal(thirdParty.received.at(-1)?.authorization, undefined);
+    assert.equal(thirdParty.received.at(-1)?.["x-trace"], "1");
+    assert.equal(network.requests.at(-1)?.authorization, null);
+    // Same host, other port: another origin.
+    const otherPort = new URL(server.url);
+    otherPort.port = new URL(thirdParty.url).port;
+    await client.fetch(new Request(new URL("/x", otherPort)));
+    assert.equal(thirdParty.received.at(-1)?.authorization, undefined);
+  });
+
+  it("passes requests to other origins through untouched: no refresh, no retry, no session needed", async () => {
+    const { client, network, clock } = await loggedInClient(server, "origin-pete");
+    clock.advance(58_000); // due for a refresh
+    await client.fetch(`${thirdParty.url}/a`, { headers: { authorization: "Basic dXNlcjpwYXNz" } });
+    assert.equal(thirdParty.received.at(-1)?.authorization, "Basic dXNlcjpwYXNz");
+    assert.equal((await client.fetch(`${refusing.url}/b`)).status, 401);
+    assert.equal(network.count("POST", "/auth/refresh"), 0);
+    await client.logout();
+    assert.equal((await client.fetch(`${thirdParty.url}/c`)).status, 200);
+  });
+
+  it("sends the token only to the listed origins when allowedOrigins is given", async () => {
+    await registerAndLogin(server.url, "origin-quinn");
+    const network = recordingFetch();
+    const client = createAuthClient({
+      baseUrl: server.url,
+      storage: memoryStorage(),
+      fetch: network.fetch,
+      allowedOrigins: [`${thirdParty.url}/`],
+    });
+    await client.login("origin-quinn", PASSWORD);
+    const tokens = await client.getAccessToken();
+    await client.fetch(`${thirdParty.url}/api`);
+    assert.equal(thirdParty.received.at(-1)?.authorization, `Bearer ${tokens}`);
+    assert.equal((await client.fetch(`${server.url}/auth/me`)).status, 401, "the issuer is not listed");
+    assert.equal(network.requests.at(-1)?.authorization, null);
+  });
+
+  it("throws TypeError for anything but a list of http(s) origins, and for unknown options", () => {
+    const storage = memoryStorage();
+    for (const allowedOrigins of [
+      null,
+      "https://a.test",
+      ["*"],
+      ["https://a.test/path"],
+      ["https://a.test?x=1"],
+      ["ftp://a.test"],
+      ["https://user@a.test"],
+      [42],
+    ]) {
+      assert.throws(
+        () => createAuthClient({ baseUrl: "https://a.test", storage, allowedOrigins: allowedOrigins as never }),
+        { name: "TypeError", message: /allowedOrigins/ },
+        JSON.stringify(allowedOrigins),
+      );
+    }
+    assert.throws(
+      () => createAuthClient({ baseUrl: "https://a.test", storage, allowedOrigin: ["https://b.test"] } as never),
+      { name: "TypeError", message: /unknown option allowedOrigin\b/ },
+    );
   });
 });

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { startExampleServer, type ExampleServer } from "../../examples/browser/serve.js";
@@ -28,7 +30,11 @@ const skip =
 /** What app.js exposes on `window` for this test. */
 interface ExampleWindow {
   tesseraExample: {
-    client: { login(username: string, password: string): Promise<void>; getAccessToken(): Promise<string | null> };
+    client: {
+      login(username: string, password: string): Promise<void>;
+      getAccessToken(): Promise<string | null>;
+      fetch(input: string): Promise<Response>;
+    };
     me(): Promise<{ status?: number; body?: { username: string }; error?: string }>;
     events: string[];
   };
@@ -38,6 +44,8 @@ describe("tessera/client in Chromium, two tabs of the example page", { skip }, (
   let server: RunningServer;
   let example: ExampleServer;
   let context: BrowserContext;
+  let thirdParty: Server;
+  const thirdPartyReceived: { method: string; headers: IncomingHttpHeaders }[] = [];
   const profile = temporaryDirectory("tessera-chromium-");
   const pageErrors: string[] = [];
 
@@ -49,6 +57,18 @@ describe("tessera/client in Chromium, two tabs of the example page", { skip }, (
     server = await startServer({ accessTokenTtl: 2 });
     await registerAndLogin(server.url, "wendy");
     example = await startExampleServer({ port: 0, upstream: server.url });
+    // Another origin that would take anything: CORS open to every header, so a token sent is a token received.
+    thirdParty = createServer((request, response) => {
+      thirdPartyReceived.push({ method: request.method ?? "", headers: request.headers });
+      response
+        .writeHead(request.method === "OPTIONS" ? 204 : 200, {
+          "access-control-allow-origin": "*",
+          "access-control-allow-headers": "authorization, content-type",
+          "content-type": "application/json",
+        })
+        .end(request.method === "OPTIONS" ? undefined : "{}");
+    });
+    await new Promise<void>((resolve) => thirdParty.listen(0, "127.0.0.1", resolve));
     context = await chromium.launchPersistentContext(profile.path, {
       executablePath: CHROMIUM,
       args: CHROMIUM_ARGS,
@@ -58,6 +78,8 @@ describe("tessera/client in Chromium, two tabs of the example page", { skip }, (
 
   after(async () => {
     await context?.close();
+    thirdParty?.closeAllConnections();
+    await new Promise((resolve) => (thirdParty ? thirdParty.close(resolve) : resolve(undefined)));
     await example?.close();
     await server?.close();
     profile.remove();
@@ -116,6 +138,26 @@ describe("tessera/client in Chromium, two tabs of the example page", { skip }, (
     assert.ok(tokenInFirst !== null && tokenInFirst !== original.accessToken, "the first tab holds a new access token");
     assert.equal(tokenInSecond, tokenInFirst);
     assert.equal(refreshes(), 1);
+    assert.deepEqual(pageErrors, []);
+  });
+
+  it("sends the token to the page's origin but not to another origin", async () => {
+    const [first] = context.pages().slice(-2) as [Page, Page];
+    const elsewhere = `http://127.0.0.1:${(thirdParty.address() as AddressInfo).port}/collect`;
+    const statuses = await first.evaluate(async (url) => {
+      const { client } = (window as unknown as ExampleWindow).tesseraExample;
+      return [(await client.fetch("/auth/me")).status, (await client.fetch(url)).status];
+    }, elsewhere);
+    assert.deepEqual(statuses, [200, 200]);
+    assert.deepEqual(
+      thirdPartyReceived.map((request) => [
+        request.method,
+        request.headers.authorization,
+        request.headers["access-control-request-headers"],
+      ]),
+      [["GET", undefined, undefined]],
+      "one plain GET, no token and no preflight asking to send one",
+    );
     assert.deepEqual(pageErrors, []);
   });
 

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, type JsonWebKey, randomUUID, sign } from "node:crypto";
+import { constants, createPrivateKey, createPublicKey, type JsonWebKey, randomUUID, sign } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { generateSigningKey, type SigningKey } from "../../src/core/signing-key.js";
 
@@ -46,12 +46,14 @@ export function es256Key(): { key: SigningKey; jwks: { keys: unknown[] } } {
 
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
-/** Signs any header and payload with `key` (ES256 or HS256 secret), for crafting attacks. */
+/** Signs any header and payload with `key` (ES256, RS256 or PS256 after `key.alg`), for crafting attacks. */
 export function signJws(header: Record<string, unknown>, payload: Record<string, unknown>, key: SigningKey): string {
   const input = `${base64url(header)}.${base64url(payload)}`;
   const signature = sign("sha256", Buffer.from(input), {
     key: createPrivateKey(key.privateKey),
     dsaEncoding: "ieee-p1363",
+    // RFC 7518 §3.5: PS256 is RSASSA-PSS with SHA-256 and a 32-byte salt.
+    ...(key.alg === "PS256" ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : {}),
   });
   return `${input}.${signature.toString("base64url")}`;
 }
