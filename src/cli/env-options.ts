@@ -7,9 +7,9 @@ function integer(value: string, name: string): number {
 }
 
 function boolean(value: string, name: string): boolean {
-  if (/^(1|true|yes)$/i.test(value)) return true;
-  if (/^(0|false|no)$/i.test(value)) return false;
-  throw new TypeError(`${name} must be true or false`);
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new TypeError(`${name} must be on or off`);
 }
 
 /** `value` as the setting's type; `name` names it in errors (a variable or a flag). */

@@ -16,6 +16,7 @@ Commands:
   purge [--batch-size N]           Delete expired refresh tokens and ended sessions in batches
   keys list                        List signing keys (kid, alg, created, retired)
   keys rotate                      Create a new signing key and retire the others
+  user create <username>           Create an account; the password is read from standard input
   user roles <username> <r1,r2>    Replace a user's roles
   sessions list <username>         List a user's open sessions
   sessions revoke <session-id>     Revoke one session
@@ -130,8 +131,23 @@ function required(value: string | undefined, usage: string): string {
   return value;
 }
 
+// The password comes on standard input, never as an argument: arguments show in `ps` and shell history.
+async function passwordFromStdin(): Promise<string> {
+  if (process.stdin.isTTY) {
+    throw new TypeError("tessera user create reads the password from standard input, e.g. printf '%s' \"$PW\" | …");
+  }
+  let text = "";
+  for await (const chunk of process.stdin) text += String(chunk);
+  return text.replace(/\r?\n$/, "");
+}
+
 async function admin(command: string, options: TesseraOptions, args: string[]): Promise<void> {
   const [action, first, second] = args;
+  if (command === "user" && action === "create") {
+    const username = required(first, "tessera user create <username> (password on standard input)");
+    const password = await passwordFromStdin();
+    return printJson(withServices(options, ({ admin }) => admin.createUser(username, password)));
+  }
   if (command === "user" && action === "roles") {
     const username = required(first, "tessera user roles <username> <role,role>");
     const roles = required(second, "tessera user roles <username> <role,role>")

@@ -7,6 +7,8 @@ export const ERROR_CODES = [
   "invalid_request",
   "invalid_credentials",
   "username_taken",
+  "registration_closed",
+  "rate_limited",
   "refresh_token_malformed",
   "refresh_token_unknown",
   "refresh_token_expired",
@@ -28,6 +30,7 @@ export const ERROR_CODES = [
   "verification_keys_unavailable",
   "revocation_feed_unavailable",
   "store_unavailable",
+  "server_busy",
 ] as const;
 
 /** One of {@link ERROR_CODES}. */
@@ -40,10 +43,13 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export class TesseraError extends Error {
   override readonly name = "TesseraError";
   readonly code: ErrorCode;
+  /** Seconds after which a retry may succeed, when the refusal knows (a rate limit's window). */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 

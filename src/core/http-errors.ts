@@ -3,7 +3,7 @@ import type { ErrorCode } from "./errors.js";
 /** The realm named in `WWW-Authenticate` challenges unless configured otherwise. */
 export const DEFAULT_REALM = "tessera";
 
-/** Seconds a client is asked to wait (`Retry-After`) before retrying a 503. */
+/** Seconds a client is asked to wait (`Retry-After`) before retrying a 503 that names no time of its own. */
 export const RETRY_AFTER_SECONDS = 5;
 
 /**
@@ -22,6 +22,8 @@ export interface HttpErrorShape {
   readonly description: string;
   /** The `WWW-Authenticate` challenge to send, if any. */
   readonly challenge?: ChallengeKind;
+  /** Seconds to send as `Retry-After`; a 503 without one sends {@link RETRY_AFTER_SECONDS}. */
+  readonly retryAfterSeconds?: number;
 }
 
 const INVALID_GRANT = { status: 401, error: "invalid_grant" } as const;
@@ -36,6 +38,13 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
   invalid_request: { status: 400, error: "invalid_request", description: "The request is malformed." },
   invalid_credentials: { ...INVALID_GRANT, description: "The username or password is wrong." },
   username_taken: { status: 409, error: "username_taken", description: "That username is already registered." },
+  registration_closed: {
+    status: 403,
+    error: "registration_closed",
+    description: "Registration is closed; an operator creates accounts.",
+  },
+  // Retry-After comes from the limit that refused (TesseraError.retryAfterSeconds).
+  rate_limited: { status: 429, error: "too_many_requests", description: "Too many attempts; retry later." },
   refresh_token_malformed: { ...INVALID_GRANT, description: "The refresh token is malformed." },
   refresh_token_unknown: { ...INVALID_GRANT, description: "The refresh token is invalid." },
   refresh_token_expired: { ...INVALID_GRANT, description: "The refresh token has expired." },
@@ -76,6 +85,12 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
     description: "Whether the access token's session has ended cannot be checked right now; retry shortly.",
   },
   store_unavailable: { ...UNAVAILABLE, description: "The service is temporarily unavailable; retry shortly." },
+  // A hash takes tens of milliseconds: a second is long enough for the queue to drain.
+  server_busy: {
+    ...UNAVAILABLE,
+    description: "Too many password checks at once; retry shortly.",
+    retryAfterSeconds: 1,
+  },
 });
 
 /** 403 for a valid token that lacks a required role or scope (RFC 6750 §3.1); a guard's verdict, not an error code. */
@@ -134,14 +149,16 @@ export interface ErrorAnswer {
 }
 
 /**
- * The wire form of `shape`: its challenge, `Retry-After` on a 503, and `Cache-Control: no-store`
- * on every error (RFC 6749 §5.1, RFC 6750 §3: answers about credentials are never cached).
+ * The wire form of `shape`: its challenge, `Retry-After` when it names one and on every 503, and
+ * `Cache-Control: no-store` on every error (RFC 6749 §5.1, RFC 6750 §3: answers about
+ * credentials are never cached).
  */
 export function errorAnswerOf(shape: HttpErrorShape, options: ChallengeOptions = {}): ErrorAnswer {
   const headers: Record<string, string> = {};
   const challenge = challengeOf(shape, options);
   if (challenge !== undefined) headers["www-authenticate"] = challenge;
-  if (shape.status === 503) headers["retry-after"] = String(RETRY_AFTER_SECONDS);
+  const retryAfter = shape.retryAfterSeconds ?? (shape.status === 503 ? RETRY_AFTER_SECONDS : undefined);
+  if (retryAfter !== undefined) headers["retry-after"] = String(retryAfter);
   headers["cache-control"] = "no-store";
   return { status: shape.status, headers, body: { error: shape.error, error_description: shape.description } };
 }

@@ -19,6 +19,7 @@ export function httpErrorOf(error: unknown, oauth = false): HttpErrorShape {
     const shape = HTTP_ERRORS[error.code];
     if (oauth && shape.status === 401 && shape.error === "invalid_grant") return { ...shape, status: 400 };
     if (error.code === "invalid_request" && error.message) return { ...shape, description: sentence(error.message) };
+    if (error.retryAfterSeconds !== undefined) return { ...shape, retryAfterSeconds: error.retryAfterSeconds };
     return shape;
   }
   const framework = (error ?? {}) as FrameworkError;

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TesseraError } from "../core/errors.js";
 import type { TesseraServices } from "../service/tessera-services.js";
-import type { RateLimits } from "./auth-routes.js";
+import type { RateLimits } from "./rate-limits.js";
 import { contextOf, onlyMediaType, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, oauthSchemas } from "./schemas.js";
 
@@ -20,20 +20,20 @@ interface RevocationRequest {
 /** Options of {@link registerOAuthRoutes}. */
 export interface OAuthRoutesOptions {
   readonly services: TesseraServices;
-  readonly rateLimit: RateLimits;
+  readonly limits: RateLimits;
   /** Absolute URL prefix of this server's routes, for the RFC 8414 metadata. */
   readonly baseUrl: string;
 }
 
 /** Registers `/oauth/token`, `/oauth/revoke` and the two `/.well-known/` documents. */
-export function registerOAuthRoutes(app: FastifyInstance, { services, rateLimit, baseUrl }: OAuthRoutesOptions): void {
+export function registerOAuthRoutes(app: FastifyInstance, { services, limits, baseUrl }: OAuthRoutesOptions): void {
   const formOnly = onlyMediaType("application/x-www-form-urlencoded");
   app.post<{ Body: TokenRequest }>(
     "/oauth/token",
     {
       schema: oauthSchemas.token,
       bodyLimit: AUTH_BODY_LIMIT,
-      config: rateLimit ? rateLimit.perClient : {},
+      ...(limits.perClient ? { onRequest: limits.perClient } : {}),
       preParsing: formOnly,
     },
     async (request, reply) => {

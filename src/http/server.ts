@@ -15,6 +15,7 @@ import {
   setsServiceOptions,
   type TesseraConfig,
   type TesseraOptions,
+  type TrustedProxies,
 } from "./server-config.js";
 import { tessera } from "./tessera-plugin.js";
 
@@ -79,8 +80,9 @@ function requestSerializer(request: { method: string; url: string; ip?: string }
 }
 
 /**
- * The standalone Tessera server: the plugin plus `/healthz`, `/readyz`, security headers and
- * JSON 404s. Call `listen()` on the result; `close()` closes the store too.
+ * The standalone Tessera server: the plugin plus `/healthz`, `/readyz`, `/metrics`, the API docs,
+ * security headers and JSON 404s. Call `listen()` on the result; `close()` closes the store too,
+ * and the metrics listener (`app.metricsServer`) when `metricsAddress` gives it one.
  */
 export async function createServer(options: ServerOptions = {}): Promise<FastifyInstance> {
   const config = configOf(options);
@@ -90,7 +92,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
       redact: { paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'], remove: true },
       serializers: { req: requestSerializer },
     },
-    trustProxy: config.trustProxy,
+    trustProxy: trustProxyOf(config.trustProxy),
     bodyLimit: 16 * 1024,
     // A client gets 10 s to send a whole request: slow senders cannot hold sockets forever.
     requestTimeout: options.requestTimeoutMs ?? 10_000,
@@ -108,6 +110,12 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     clientErrorHandler: answerClientError,
     routerOptions: { maxParamLength: 200 },
   });
+  if (typeof config.trustProxy === "number" && !isLoopback(config.host)) {
+    app.log.warn(
+      "TESSERA_TRUST_PROXY is a hop count: a client that reaches this port without the proxy can choose its own IP. " +
+        "List the proxies' addresses instead unless only they can reach it.",
+    );
+  }
   if (config.developmentMode) {
     app.log.warn(
       "DEVELOPMENT MODE: TESSERA_SECRET is not set. Private keys are sealed with a key stored next to them in the database. Set TESSERA_SECRET (32+ characters) for any real use.",
@@ -124,19 +132,28 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     // RFC 6797 §7.2: HSTS only where clients reach us over TLS, which the issuer URL tells.
     hsts: config.issuer.startsWith("https://") ? { maxAge: 31_536_000, includeSubDomains: true } : false,
   });
-  await app.register(swagger, openApiOptions(config.issuer));
+  if (config.docs) await app.register(swagger, openApiOptions(config.issuer));
   app.decorateRequest("tesseraErrorCode", null);
-  registerMetrics(app, services.revocations);
-  await app.register(tessera, { services, rateLimitPerMinute: config.rateLimitPerMinute });
-  await app.register(swaggerUi, {
-    routePrefix: "/docs",
-    staticCSP: true,
-    transformStaticCSP: () =>
-      "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
+  registerMetrics(app, services.revocations, config.metricsAddress);
+  await app.register(tessera, {
+    services,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    ipLoginFailuresPerHour: config.ipLoginFailuresPerHour,
+    accountFailuresBeforeDelay: config.accountFailuresBeforeDelay,
+    accountMaxDelay: config.accountMaxDelaySeconds,
   });
-  app.get("/openapi.json", { schema: { hide: true } }, (_request, reply) =>
-    reply.header("cache-control", "no-cache").send(app.swagger()),
-  );
+  if (config.docs) {
+    await app.register(swaggerUi, {
+      routePrefix: "/docs",
+      staticCSP: true,
+      transformStaticCSP: () =>
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; " +
+        "frame-ancestors 'none'",
+    });
+    app.get("/openapi.json", { schema: { hide: true } }, (_request, reply) =>
+      reply.header("cache-control", "no-cache").send(app.swagger()),
+    );
+  }
 
   app.get("/healthz", { schema: healthSchemas.liveness }, () => ({ status: "ok" }));
   app.get("/readyz", { schema: healthSchemas.readiness }, async (request, reply) => {
@@ -162,6 +179,18 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   });
   app.setErrorHandler(answerError);
   return app;
+}
+
+/** Fastify's `trustProxy` for `trusted`. */
+function trustProxyOf(trusted: TrustedProxies): false | string[] | ((address: string, hop: number) => boolean) {
+  if (trusted === false) return false;
+  // Fastify ignores bare hop counts; this believes the nearest `trusted` hops, counted from the socket.
+  if (typeof trusted === "number") return (_address, hop) => hop < trusted;
+  return [...trusted];
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
 const OWN_OPTIONS = ["config", "services", "requestTimeoutMs", "idleTimeoutMs", "logger"];

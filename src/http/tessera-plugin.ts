@@ -1,40 +1,42 @@
 import formbody from "@fastify/formbody";
-import rateLimit from "@fastify/rate-limit";
 import { Ajv } from "ajv";
-import { Redis } from "ioredis";
 import type { FastifyInstance, FastifyPluginAsync } from "fastify";
 import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from "../service/config.js";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
-import { rateLimitsOf, registerAuthRoutes } from "./auth-routes.js";
+import { registerAuthRoutes } from "./auth-routes.js";
 import { answerError } from "./error-handler.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
+import { RateLimits } from "./rate-limits.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
-import { refuseUnknownOptions, resolveServerConfig, SERVER_SETTINGS, setsServiceOptions } from "./server-config.js";
+import {
+  RATE_LIMIT_OPTION_NAMES,
+  type RateLimitOptions,
+  refuseUnknownOptions,
+  resolveRateLimitConfig,
+  SERVER_SETTINGS,
+  setsServiceOptions,
+} from "./server-config.js";
 
 const KEY_RELOAD_INTERVAL_MS = 60_000;
 
-/** Options of the {@link tessera} Fastify plugin. */
-export interface TesseraPluginOptions extends ServiceOptions {
+/**
+ * Options of the {@link tessera} Fastify plugin: the service's, the rate limits (as the
+ * standalone server's `TESSERA_RATE_LIMIT` and the other limits; defaults alike) and these.
+ */
+export interface TesseraPluginOptions extends ServiceOptions, RateLimitOptions {
   /**
    * The services to serve; no service option may be given with them. When absent the plugin
    * opens the configured store and creates them, and closes both with the app.
    */
   readonly services?: TesseraServices;
-  /** As `TESSERA_RATE_LIMIT`: login attempts per minute per client IP and username. Default 30; 0: off. */
-  readonly rateLimitPerMinute?: number;
   /** Absolute URL under which these routes are reachable. Default: the issuer. */
   readonly baseUrl?: string;
 }
 
 // Fastify hands its own register() options (prefix, logLevel…) to the plugin too.
 const REGISTER_OPTIONS = ["prefix", "logLevel", "logSerializers"];
-const PLUGIN_OPTION_NAMES = new Set<string>([
-  "services",
-  "rateLimitPerMinute",
-  "baseUrl",
-  ...SERVICE_OPTION_NAMES,
-  ...REGISTER_OPTIONS,
-]);
+const OWN_OPTIONS: readonly string[] = ["services", "baseUrl", ...RATE_LIMIT_OPTION_NAMES];
+const PLUGIN_OPTION_NAMES = new Set<string>([...OWN_OPTIONS, ...SERVICE_OPTION_NAMES, ...REGISTER_OPTIONS]);
 
 /** Opens the plugin's own services, or checks that none of their options came with given ones. */
 async function servicesOf(
@@ -47,9 +49,8 @@ async function servicesOf(
       throw new TypeError("services: the service's options come from services.config; drop the others");
     return { services: options.services, owned: false };
   }
-  const { services: _services, rateLimitPerMinute: _limit, baseUrl: _baseUrl, ...serviceOptions } = options;
   const settings = Object.fromEntries(
-    Object.entries(serviceOptions).filter(([name]) => !REGISTER_OPTIONS.includes(name)),
+    Object.entries(options).filter(([name]) => !REGISTER_OPTIONS.includes(name) && !OWN_OPTIONS.includes(name)),
   );
   const config = resolveServiceConfig(
     settings,
@@ -98,7 +99,11 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   const { services, owned } = await servicesOf(app, options);
   if (owned) app.addHook("onClose", () => services.close());
   const { config } = services;
-  const { rateLimitPerMinute } = resolveServerConfig({ rateLimitPerMinute: options.rateLimitPerMinute });
+  const limits = RateLimits.open(
+    resolveRateLimitConfig(Object.fromEntries(RATE_LIMIT_OPTION_NAMES.map((name) => [name, options[name]]))),
+    { redisUrl: config.redisUrl, logger: app.log },
+  );
+  app.addHook("onClose", () => limits.close());
 
   // Pick up keys rotated by another instance or `tessera keys rotate`.
   const keyReload = setInterval(() => {
@@ -118,23 +123,6 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   if (!app.hasRequestDecorator("tesseraErrorCode")) app.decorateRequest("tesseraErrorCode", null);
   if (!app.hasContentTypeParser("application/x-www-form-urlencoded")) await app.register(formbody);
   useStrictUtf8Json(app);
-  if (!app.hasDecorator("rateLimit")) {
-    let redis: Redis | undefined;
-    if (config.redisUrl) {
-      // Fail fast while Redis is away (no offline queue); limits are then skipped, not 500s.
-      redis = new Redis(config.redisUrl, { connectTimeout: 1000, maxRetriesPerRequest: 1, enableOfflineQueue: false });
-      redis.on("error", (error: Error) => app.log.warn({ err: error.message }, "redis (rate limits) error"));
-      const client = redis;
-      app.addHook("onClose", async () => {
-        await client.quit().catch(() => client.disconnect());
-      });
-    }
-    await app.register(rateLimit, {
-      global: false,
-      ...(redis ? { redis, nameSpace: "tessera-rate-limit:", skipOnError: true } : {}),
-    });
-  }
-
   app.setErrorHandler(answerError);
 
   // Answers carrying tokens or personal data must never be cached (RFC 6749 §5.1).
@@ -143,9 +131,8 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
     done(null, payload);
   });
 
-  const limit = rateLimitsOf(rateLimitPerMinute);
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
-  registerAuthRoutes(app, { auth: services.auth, rateLimit: limit });
-  registerOAuthRoutes(app, { services, rateLimit: limit, baseUrl });
+  registerAuthRoutes(app, { auth: services.auth, limits });
+  registerOAuthRoutes(app, { services, limits, baseUrl });
   registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });
 };

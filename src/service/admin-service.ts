@@ -4,9 +4,11 @@ import type { PurgeResult, Store } from "../store/store.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
 import { checkRoleNames } from "./credential-policy.js";
+import type { PasswordHasher } from "./password-hasher.js";
 import { OPERATOR_CONTEXT } from "./request-context.js";
 import type { SessionRevocations } from "./session-revocations.js";
 import type { SigningKeys } from "./signing-keys.js";
+import { createUser } from "./user-creation.js";
 import { type SessionView, sessionViewsOf, type UserView } from "./views.js";
 import { findUserByName } from "./username-keys.js";
 
@@ -24,16 +26,18 @@ export interface AdminServiceDependencies {
   readonly store: Store;
   readonly config: Readonly<ServiceConfig>;
   readonly clock: Clock;
+  readonly hasher: PasswordHasher;
   readonly keys: SigningKeys;
   readonly revocations: SessionRevocations;
   readonly audit: AuditTrail;
 }
 
-/** The operator's use cases: roles, a user's sessions, revocations, purge and signing keys. */
+/** The operator's use cases: accounts and roles, a user's sessions, revocations, purge and signing keys. */
 export class AdminService {
   readonly #store: Store;
   readonly #config: Readonly<ServiceConfig>;
   readonly #clock: Clock;
+  readonly #hasher: PasswordHasher;
   readonly #keys: SigningKeys;
   readonly #revocations: SessionRevocations;
   readonly #audit: AuditTrail;
@@ -42,9 +46,19 @@ export class AdminService {
     this.#store = deps.store;
     this.#config = deps.config;
     this.#clock = deps.clock;
+    this.#hasher = deps.hasher;
     this.#keys = deps.keys;
     this.#revocations = deps.revocations;
     this.#audit = deps.audit;
+  }
+
+  /**
+   * Creates an account with the default roles, whether registration is open or closed. Throws
+   * `invalid_request` for a bad username or password, `username_taken`.
+   */
+  createUser(username: string, password: string): Promise<UserView> {
+    const deps = { store: this.#store, clock: this.#clock, hasher: this.#hasher, audit: this.#audit };
+    return createUser(deps, { username, password, roles: this.#config.defaultRoles }, OPERATOR_CONTEXT);
   }
 
   /** Replaces a user's roles. Throws `invalid_request` for an unknown user or a bad role name. */

@@ -13,12 +13,13 @@ import { decideRotation } from "../core/rotation.js";
 import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
-import { checkNewPassword, checkNewUsername, checkPasswordText } from "./credential-policy.js";
+import { checkPasswordText } from "./credential-policy.js";
 import type { PasswordHasher } from "./password-hasher.js";
 import { type RequestContext, storedContext } from "./request-context.js";
 import type { SessionRevocations } from "./session-revocations.js";
 import { type SessionView, sessionViewsOf, type UserView, userViewOf } from "./views.js";
 import type { SigningKeys } from "./signing-keys.js";
+import { createUser } from "./user-creation.js";
 import { findUserByName } from "./username-keys.js";
 
 /** Tokens handed to a client after login or refresh. */
@@ -84,21 +85,14 @@ export class AuthService {
     return new AuthService(deps, dummyHash);
   }
 
-  /** Creates a user. Throws `invalid_request` for a bad username or password, `username_taken`. */
+  /**
+   * Creates a user with the default roles. Throws `registration_closed` when registration is
+   * closed, `invalid_request` for a bad username or password, `username_taken`.
+   */
   async register(username: string, password: string, context: RequestContext): Promise<UserView> {
-    const { display, key } = checkNewUsername(username);
-    checkNewPassword(password);
-    const user: UserRecord = {
-      id: randomUUID(),
-      username: display,
-      usernameKey: key,
-      passwordHash: await this.#hasher.hash(password),
-      roles: this.#config.defaultRoles,
-      createdAt: this.#clock.now(),
-    };
-    if (!(await this.#store.createUser(user))) fail("username_taken", "that username is already registered");
-    await this.#audit.record("user_registered", context, { userId: user.id });
-    return userViewOf(user);
+    if (this.#config.registration === "closed") fail("registration_closed", "registration is closed");
+    const deps = { store: this.#store, clock: this.#clock, hasher: this.#hasher, audit: this.#audit };
+    return createUser(deps, { username, password, roles: this.#config.defaultRoles }, context);
   }
 
   /**

@@ -61,7 +61,30 @@ export interface ServiceOptions {
   readonly redisUrl?: string;
   /** Roles given to newly registered users. Default `["user"]`. */
   readonly defaultRoles?: readonly string[];
+  /**
+   * `open`: anyone may `POST /auth/register`; `closed`: it answers 403 `registration_closed` and an
+   * operator creates accounts (`tessera user create`). Default `open`, for the embedded quick
+   * start: close it in production unless you mean it.
+   */
+  readonly registration?: Registration;
+  /**
+   * Password hashes (login, register) computed at once per process, 1 to 64. argon2id runs on
+   * libuv's thread pool (4 threads unless `UV_THREADPOOL_SIZE` says otherwise), so this also keeps
+   * threads and a core free for everything else. Default 1.
+   */
+  readonly passwordHashConcurrency?: number;
+  /**
+   * Password checks that may wait for a free slot, 0 to 10 000; beyond them a login or
+   * registration answers 503 `server_busy` at once. Default 16.
+   */
+  readonly passwordHashQueue?: number;
 }
+
+/** Who may create accounts: see {@link ServiceOptions.registration}. */
+export const REGISTRATION_MODES = ["open", "closed"] as const;
+
+/** One of {@link REGISTRATION_MODES}. */
+export type Registration = (typeof REGISTRATION_MODES)[number];
 
 /** The settings of {@link ServiceOptions} read from the environment. */
 export const SERVICE_SETTINGS = {
@@ -83,6 +106,9 @@ export const SERVICE_SETTINGS = {
   refreshGrace: { variable: "TESSERA_REFRESH_GRACE", type: "string", default: "10s" },
   clockSkew: { variable: "TESSERA_CLOCK_SKEW", type: "string", default: "0" },
   redisUrl: { variable: "TESSERA_REDIS_URL", type: "string", default: "none" },
+  registration: { variable: "TESSERA_REGISTRATION", type: "string", default: "open" },
+  passwordHashConcurrency: { variable: "TESSERA_PASSWORD_HASH_CONCURRENCY", type: "integer", default: "1" },
+  passwordHashQueue: { variable: "TESSERA_PASSWORD_HASH_QUEUE", type: "integer", default: "16" },
 } as const satisfies Partial<Record<keyof ServiceOptions, SettingSpec>>;
 
 /** The option names of {@link ServiceOptions}, including those without a variable. */
@@ -109,6 +135,9 @@ export interface ServiceConfig {
   readonly clockSkewSeconds: number;
   readonly redisUrl: string | null;
   readonly defaultRoles: readonly string[];
+  readonly registration: Registration;
+  readonly passwordHashConcurrency: number;
+  readonly passwordHashQueue: number;
 }
 
 const DAY = 86400;
@@ -176,6 +205,10 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
   if (!defaultRoles.every((role) => typeof role === "string" && ROLE_NAME.test(role))) {
     throw new TypeError("defaultRoles must be role names of letters, digits, _ : . -");
   }
+  const registration = options.registration ?? "open";
+  if (!REGISTRATION_MODES.includes(registration)) {
+    throw new TypeError(`registration must be ${REGISTRATION_MODES.join(" or ")}`);
+  }
   return Object.freeze({
     databaseUrl,
     databasePoolSize: integerIn(options.databasePoolSize ?? 10, 1, 1000, "databasePoolSize"),
@@ -192,5 +225,8 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
     clockSkewSeconds,
     redisUrl: options.redisUrl ? options.redisUrl : null,
     defaultRoles: Object.freeze(defaultRoles),
+    registration,
+    passwordHashConcurrency: integerIn(options.passwordHashConcurrency ?? 1, 1, 64, "passwordHashConcurrency"),
+    passwordHashQueue: integerIn(options.passwordHashQueue ?? 16, 0, 10_000, "passwordHashQueue"),
   });
 }

@@ -7,7 +7,7 @@ import { AdminService } from "./admin-service.js";
 import { AuditTrail } from "./audit-trail.js";
 import { AuthService } from "./auth-service.js";
 import type { ServiceConfig } from "./config.js";
-import { createArgon2Hasher, type PasswordHasher } from "./password-hasher.js";
+import { createArgon2Hasher, limitConcurrentHashing, type PasswordHasher } from "./password-hasher.js";
 import { SessionRevocations } from "./session-revocations.js";
 import { SigningKeys } from "./signing-keys.js";
 import { upgradeUsernameKeys } from "./username-keys.js";
@@ -39,7 +39,7 @@ export interface ServicesDependencies {
   readonly logger: Logger;
   /** Default: the system clock. */
   readonly clock?: Clock;
-  /** Default: argon2id with the documented cost. */
+  /** Default: argon2id with the documented cost. Either runs under `config`'s hashing limit. */
   readonly hasher?: PasswordHasher;
   /**
    * Make a key of the configured algorithm the current signing key, as a server starting up does.
@@ -53,13 +53,17 @@ export interface ServicesDependencies {
  * signing keys and builds the services over a migrated store.
  */
 export async function createServices(deps: ServicesDependencies): Promise<TesseraServices> {
-  const { store, config, logger, clock = systemClock, hasher = createArgon2Hasher() } = deps;
+  const { store, config, logger, clock = systemClock } = deps;
+  const hasher = limitConcurrentHashing(deps.hasher ?? createArgon2Hasher(), {
+    concurrency: config.passwordHashConcurrency,
+    queue: config.passwordHashQueue,
+  });
   await upgradeUsernameKeys(store, logger);
   const keys = await SigningKeys.load(config, { store, clock, logger }, deps.electSigningKey ?? true);
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
   const audit = new AuditTrail(store, clock);
   const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger });
-  const admin = new AdminService({ store, config, clock, keys, revocations, audit });
+  const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit });
   return Object.freeze({
     config,
     auth,

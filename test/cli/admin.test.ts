@@ -35,12 +35,14 @@ describe("tessera user and sessions commands", () => {
     dir.remove();
   });
 
-  async function run(args: string[], env: Record<string, string> = {}) {
+  async function run(args: string[], env: Record<string, string> = {}, input = "") {
     try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args, "--database", database], {
+      const running = promisify(execFile)(process.execPath, [CLI, ...args, "--database", database], {
         env: { PATH: process.env.PATH, TESSERA_SECRET: SECRET, ...env },
         timeout: 30_000,
       });
+      running.child.stdin?.end(input);
+      const { stdout, stderr } = await running;
       return { status: 0, stdout, stderr };
     } catch (error) {
       const failed = error as { code: number; stdout: string; stderr: string };
@@ -95,6 +97,18 @@ describe("tessera user and sessions commands", () => {
     const invalid = await run(["user", "roles", "bob", "root;drop"]);
     assert.equal(invalid.status, 2);
     assert.match(invalid.stderr, /role names/);
+  });
+
+  it("creates an account with the password from standard input, with registration closed", async () => {
+    const created = await run(["user", "create", "Erin"], { TESSERA_REGISTRATION: "closed" }, `${PASSWORD}\n`);
+    assert.equal(created.status, 0, created.stderr);
+    assert.deepEqual((JSON.parse(created.stdout) as { username: string; roles: string[] }).roles, ["user"]);
+    assert.ok(!created.stdout.includes(PASSWORD));
+    const tokens = await services.auth.login("erin", PASSWORD, context);
+    assert.ok(tokens.accessToken);
+    const taken = await run(["user", "create", "erin"], {}, PASSWORD);
+    assert.equal(taken.status, 1);
+    assert.match(taken.stderr, /already registered/);
   });
 
   it("exits 2 naming the problem for an unknown user, session or missing argument", async () => {

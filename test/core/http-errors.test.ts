@@ -71,7 +71,7 @@ describe("the tessera/verify adapters' answers", () => {
       assert.equal(answer.headers["cache-control"], "no-store", code);
       const challenge = /`WWW-Authenticate: ([^`]+)`/.exec(row)?.[1];
       if (challenge !== undefined) assert.equal(answer.headers["www-authenticate"], challenge, code);
-      assert.equal(answer.headers["retry-after"], row.includes("`Retry-After: 5`") ? "5" : undefined, code);
+      assert.equal(answer.headers["retry-after"], /`Retry-After: (\d+)`/.exec(row)?.[1], code);
     }
   });
 

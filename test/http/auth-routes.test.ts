@@ -567,3 +567,33 @@ describe("rate limits", () => {
     }
   });
 });
+
+describe("TESSERA_REGISTRATION=closed", () => {
+  it("answers POST /auth/register 403 registration_closed, and logins go on", async () => {
+    const closed = await createServer({
+      databaseUrl: `sqlite:${dir.path}/closed.db`,
+      secret: "x".repeat(40),
+      registration: "closed",
+      rateLimitPerMinute: 0,
+      logger: false,
+    });
+    try {
+      const refused = await closed.inject({
+        method: "POST",
+        url: "/auth/register",
+        headers: { "content-type": "application/json" },
+        payload: JSON.stringify({ username: "walk-in", password: PASSWORD }),
+      });
+      assertOAuthError(refused, 403, "registration_closed");
+      const login = await closed.inject({
+        method: "POST",
+        url: "/auth/login",
+        headers: { "content-type": "application/json" },
+        payload: JSON.stringify({ username: "walk-in", password: PASSWORD }),
+      });
+      assertOAuthError(login, 401, "invalid_grant");
+    } finally {
+      await closed.close();
+    }
+  });
+});

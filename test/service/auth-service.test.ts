@@ -402,3 +402,19 @@ describe("AdminService", () => {
     }
   });
 });
+
+describe("AuthService with registration closed", () => {
+  it("refuses register() with registration_closed; the operator's createUser() still creates accounts", async () => {
+    const fixture = await serviceFixture({ registration: "closed" });
+    try {
+      await rejectsWith(fixture.service.register("walk-in", PASSWORD, context), "registration_closed");
+      assert.equal(await fixture.store.findUserByUsername("walk-in"), null);
+      const created = await fixture.services.admin.createUser("Invited", PASSWORD);
+      assert.deepEqual(created.roles, ["user"]);
+      assert.ok((await fixture.service.login("invited", PASSWORD, context)).accessToken);
+      await rejectsWith(fixture.services.admin.createUser("invited", PASSWORD), "username_taken");
+    } finally {
+      await fixture.close();
+    }
+  });
+});
