@@ -44,17 +44,22 @@ export interface SectionUpdate {
 
 const HOW_TO_RUN = [
   "```sh",
-  "npm run bench                              # every group but profile, about 12 minutes on 2 cores",
+  "npm run bench                              # every group but profile: 10 minutes on a quiet 2-core machine, 14 under load",
   "npm run bench -- verify                    # one group: verify | routes | refresh | login | memory | profile",
   "npm run bench -- refresh --stores=sqlite   # refresh on some stores only (sqlite,postgres,mysql)",
   "npm run bench -- memory --full             # the full 3-minute memory run (default 2 minutes)",
   "npm run bench -- --quick                   # a fast smoke test of the suite itself; its figures mean nothing",
   "npm run bench -- verify --no-write         # print the section instead of writing this file",
+  "npm run bench -- profile                   # CPU profiles of the refresh path, a route and the verifier (about 2 minutes)",
   "```",
 ].join("\n");
 
 /** Rewrites `path` with the new sections and machine table, keeping everything else. */
-export function writeBenchmarksDoc(path: string, machine: readonly string[][], updates: readonly SectionUpdate[]): void {
+export function writeBenchmarksDoc(
+  path: string,
+  machine: readonly string[][],
+  updates: readonly SectionUpdate[],
+): void {
   const old = existsSync(path) ? readFileSync(path, "utf8") : "";
   const sections = new Map<string, string>();
   for (const { name } of SECTIONS) sections.set(name, between(old, name) ?? "_Not measured yet._");
@@ -72,7 +77,19 @@ export function writeBenchmarksDoc(path: string, machine: readonly string[][], u
   const goals = SECTIONS.flatMap(({ name }) => goalsIn(sections.get(name) ?? ""));
   const goalRows = goals.map((goal) => {
     const absolute = goal.goal.startsWith("<") || goal.goal.startsWith("no growth");
-    return [goal.path, goal.tessera, goal.reference, absolute ? "–" : formatRatio(goal.ratio), goal.goal, goal.verdict, goal.ratioPerCpu === undefined ? "–" : `${formatRatio(goal.ratioPerCpu)}: ${goal.verdictPerCpu ?? ""}`];
+    return [
+      goal.path,
+      goal.tessera,
+      goal.reference,
+      absolute ? "–" : formatRatio(goal.ratio),
+      goal.goal,
+      goal.verdict,
+      goal.ratioPerCpu === undefined
+        ? "–"
+        : goal.verdictPerCpu
+          ? `${formatRatio(goal.ratioPerCpu)}: ${goal.verdictPerCpu}`
+          : formatRatio(goal.ratioPerCpu),
+    ];
   });
   const notes = between(old, "notes") ?? "_No notes yet._";
   const doc = [
@@ -101,7 +118,12 @@ export function writeBenchmarksDoc(path: string, machine: readonly string[][], u
     "for PostgreSQL and MariaDB, where the server waits for the database, only the per-second ratio tells the whole story.",
     "",
     begin("goals"),
-    goals.length > 0 ? markdownTable(["path", "Tessera", "reference, same run", "ratio", "goal", "verdict", "per CPU-second"], goalRows) : "_No goals measured yet._",
+    goals.length > 0
+      ? markdownTable(
+          ["path", "Tessera", "reference, same run", "ratio", "goal", "verdict", "per CPU-second"],
+          goalRows,
+        )
+      : "_No goals measured yet._",
     end("goals"),
     "",
     ...SECTIONS.flatMap(({ name, heading }) => [`## ${heading}`, "", begin(name), sections.get(name)!, end(name), ""]),
