@@ -29,7 +29,7 @@ export class LoadClient implements ClientRecord {
 
 /** One request of the load. `status` 0: no answer (refused, reset, timed out). */
 export interface LoadEvent {
-  /** Milliseconds since the load started, when the request was sent. */
+  /** Milliseconds since the load started (or its `origin`), when the request was sent. */
   readonly at: number;
   readonly url: string;
   readonly status: number;
@@ -77,12 +77,14 @@ export interface LoadOptions {
   readonly pauseMs?: number;
   /** Stops the load early when it returns true. */
   readonly stop?: () => boolean;
+  /** `performance.now()` that event times count from. Default: when the load starts. */
+  readonly origin?: number;
 }
 
 /** Runs refresh clients concurrently until the duration, the request cap or `stop()`. */
 export async function runRefreshLoad(options: LoadOptions): Promise<LoadResult> {
-  const started = performance.now();
-  const end = started + options.durationMs;
+  const started = options.origin ?? performance.now();
+  const end = performance.now() + options.durationMs;
   const events: LoadEvent[] = [];
   const lost: LostAnswer[] = [];
   const unexpected: string[] = [];
