@@ -4,7 +4,7 @@
 // through the functions exported here.
 import { randomBytes } from "node:crypto";
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -58,9 +58,9 @@ function installExitHook(): void {
   });
 }
 
-function readTail(path: string, chars: number): string {
+function readTail(path: string, chars: number, from = 0): string {
   try {
-    const text = readFileSync(path, "utf8");
+    const text = readFileSync(path).subarray(from).toString("utf8");
     return text.slice(-chars);
   } catch {
     return "";
@@ -79,6 +79,8 @@ export async function startInstance(options: InstanceOptions): Promise<TesseraIn
   if (!existsSync(SERVER_ENTRY)) throw new Error(`${SERVER_ENTRY} is missing: run \`npm run build\` first`);
   installExitHook();
   const log = openSync(options.logPath, "a");
+  // The log may hold earlier runs: look for the URL only in what this process writes.
+  const offset = statSync(options.logPath).size;
   const [command, ...prefix] = [...(options.wrapper ?? []), process.execPath];
   const level = options.env.TESSERA_LOG_LEVEL;
   const env = {
@@ -113,11 +115,11 @@ export async function startInstance(options: InstanceOptions): Promise<TesseraIn
   const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
   let url: string | undefined;
   while (url === undefined) {
-    url = LISTENING.exec(readTail(options.logPath, 1 << 20))?.[1];
+    url = LISTENING.exec(readTail(options.logPath, 1 << 20, offset))?.[1];
     if (url !== undefined) break;
     if (!alive() || Date.now() > deadline) {
       await kill();
-      throw new Error(`${options.name} did not start (${alive() ? "timeout" : "exited"}); log ${options.logPath}:\n${readTail(options.logPath, 3000)}`);
+      throw new Error(`${options.name} did not start (${alive() ? "timeout" : "exited"}); log ${options.logPath}:\n${readTail(options.logPath, 3000, offset)}`);
     }
     await delay(25);
   }
@@ -152,17 +154,20 @@ export interface ClusterOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Variables for single instances, by index. */
   readonly envOf?: (index: number) => Readonly<Record<string, string>>;
+  /** A command to run single instances under, by index (e.g. `ip netns exec …`). */
+  readonly wrapperOf?: (index: number) => readonly string[] | undefined;
   /** Where the instances' logs go. Default a new temporary directory. */
   readonly logDir?: string;
 }
 
 /** Instances sharing one database, Redis, secret and issuer. */
 export interface Cluster {
+  /** In the order of their indexes (`envOf`, `wrapperOf`). */
   readonly instances: TesseraInstance[];
   readonly logDir: string;
   /** The environment shared by all instances (with the secret). */
   readonly env: Readonly<Record<string, string>>;
-  /** Starts one more instance (e.g. to replace a killed one); it is added to `instances`. */
+  /** Starts one more instance (e.g. to replace a killed one); it is added to the end of `instances`. */
   addInstance(extra?: Readonly<Record<string, string>>, wrapper?: readonly string[]): Promise<TesseraInstance>;
   /** Stops every instance still running (SIGTERM, then SIGKILL). */
   stop(): Promise<void>;
@@ -192,17 +197,18 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const addInstance = async (extra: Readonly<Record<string, string>> = {}, wrapper?: readonly string[]) => {
     const index = next;
     next += 1;
+    const wrapped = wrapper ?? options.wrapperOf?.(index);
     const instance = await startInstance({
       name: `instance ${index + 1}`,
       env: { ...env, TESSERA_PORT: String(port === 0 ? 0 : port + index), ...options.envOf?.(index), ...extra },
       logPath: join(logDir, `instance-${index + 1}.log`),
-      ...(wrapper ? { wrapper } : {}),
+      ...(wrapped ? { wrapper: wrapped } : {}),
     });
-    instances.push(instance);
+    instances[index] = instance;
     return instance;
   };
   const stop = async () => {
-    await Promise.all(instances.map((instance) => instance.stop()));
+    await Promise.all(instances.filter(Boolean).map((instance) => instance.stop()));
   };
   try {
     await addInstance();
@@ -213,8 +219,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await stop();
     throw error;
   }
-  // Keep the order of the ports (the parallel starts may finish in any order).
-  instances.sort((a, b) => Number(new URL(a.url).port) - Number(new URL(b.url).port));
   return { instances, logDir, env, addInstance, stop };
 }
 

@@ -15,7 +15,13 @@ export const PASSWORD = "correct horse battery staple";
 /** A cluster for tests: no rate limits, small pools, a fixed secret and issuer. */
 export function startTestCluster(
   databaseUrl: string,
-  options: { instances?: number; redisUrl?: string; env?: Record<string, string>; envOf?: (index: number) => Record<string, string> } = {},
+  options: {
+    instances?: number;
+    redisUrl?: string;
+    env?: Record<string, string>;
+    envOf?: (index: number) => Record<string, string>;
+    wrapperOf?: (index: number) => readonly string[] | undefined;
+  } = {},
 ): Promise<Cluster> {
   return startCluster({
     instances: options.instances ?? 3,
@@ -25,6 +31,7 @@ export function startTestCluster(
     ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
     env: { TESSERA_RATE_LIMIT: "0", TESSERA_DATABASE_POOL_SIZE: "4", ...options.env },
     ...(options.envOf ? { envOf: options.envOf } : {}),
+    ...(options.wrapperOf ? { wrapperOf: options.wrapperOf } : {}),
   });
 }
 

@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
 /**
- * A TCP proxy on 127.0.0.1 in front of one server that can stop passing the server's answers
+ * A TCP proxy in front of one server that can stop passing the server's answers
  * on ({@link hold}) and then reset every client connection ({@link reset}): requests still
  * reach the server and take effect, but their answers are lost, as when a process dies right
  * after committing.
@@ -14,15 +14,19 @@ export class HoldingProxy {
   readonly #sockets: Set<Socket>;
   readonly #hold: () => void;
 
-  private constructor(server: Server, port: number, sockets: Set<Socket>, hold: () => void) {
+  /** The port it listens on. */
+  readonly port: number;
+
+  private constructor(server: Server, url: string, port: number, sockets: Set<Socket>, hold: () => void) {
     this.#server = server;
-    this.url = `http://127.0.0.1:${port}`;
+    this.url = url;
+    this.port = port;
     this.#sockets = sockets;
     this.#hold = hold;
   }
 
-  /** Listens on a free port of 127.0.0.1 and forwards to `target`. */
-  static async start(target: { host: string; port: number }): Promise<HoldingProxy> {
+  /** Listens on a free port of `host` (default 127.0.0.1) and forwards to `target`. */
+  static async start(target: { host: string; port: number }, host = "127.0.0.1"): Promise<HoldingProxy> {
     const sockets = new Set<Socket>();
     let holding = false;
     const server = createServer((client) => {
@@ -43,11 +47,11 @@ export class HoldingProxy {
       client.on("end", () => upstream.end());
       upstream.on("end", () => client.end());
     });
-    server.listen(0, "127.0.0.1");
+    server.listen(0, host);
     await once(server, "listening");
     const address = server.address();
     if (address === null || typeof address === "string") throw new Error("proxy has no TCP address");
-    return new HoldingProxy(server, address.port, sockets, () => {
+    return new HoldingProxy(server, `http://${host}:${address.port}`, address.port, sockets, () => {
       holding = true;
     });
   }
