@@ -1,6 +1,7 @@
 // Helpers for the fault tests: clusters of real server processes, HTTP calls that time out,
 // and small statistics. Everything listens on loopback (or in a namespace a test made).
 import { createHash } from "node:crypto";
+import { rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { type Cluster, startCluster } from "../../scripts/cluster.js";
 
@@ -12,8 +13,8 @@ export const TEST_SECRET = "fault-test-secret-0123456789-abcdefghijklmn";
 export const TEST_ISSUER = "https://issuer.test";
 export const PASSWORD = "correct horse battery staple";
 
-/** A cluster for tests: no rate limits, small pools, a fixed secret and issuer. */
-export function startTestCluster(
+/** A cluster for tests: no rate limits, small pools, a fixed secret and issuer; `stop()` also deletes its logs. */
+export async function startTestCluster(
   databaseUrl: string,
   options: {
     instances?: number;
@@ -23,7 +24,7 @@ export function startTestCluster(
     wrapperOf?: (index: number) => readonly string[] | undefined;
   } = {},
 ): Promise<Cluster> {
-  return startCluster({
+  const cluster = await startCluster({
     instances: options.instances ?? 3,
     databaseUrl,
     secret: TEST_SECRET,
@@ -33,6 +34,13 @@ export function startTestCluster(
     ...(options.envOf ? { envOf: options.envOf } : {}),
     ...(options.wrapperOf ? { wrapperOf: options.wrapperOf } : {}),
   });
+  return {
+    ...cluster,
+    stop: async () => {
+      await cluster.stop();
+      rmSync(cluster.logDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** An HTTP answer, with how long it took. */
