@@ -49,7 +49,7 @@ describe("scripts/cluster.ts and scripts/soak.ts", () => {
   });
 
   it("npm run soak reports throughput, errors, p99 and RSS per interval", async (t) => {
-    const lines = await runSoak({ durationMs: 4000, intervalMs: 2000, instances: 2, clients: 6, databaseUrl: `sqlite:${join(dir, "soak.db")}` });
+    const lines = await runSoak({ durationMs: 3000, intervalMs: 1500, instances: 2, clients: 6, databaseUrl: `sqlite:${join(dir, "soak.db")}` });
     assert.ok(lines.length >= 2);
     for (const line of lines) {
       assert.deepEqual(line.errors, {});

@@ -8,11 +8,11 @@ import { LoadClient, runRefreshLoad, statusCounts } from "./refresh-load.js";
 
 const USERS = 4;
 const SESSIONS_PER_USER = 4;
-const LOAD_MS = 6000;
-const KILL_AT_MS = 2000;
+const LOAD_MS = 5000;
+const KILL_AT_MS = 1500;
 /** For this long before the kill the victim's answers are lost on the way: it commits, nobody hears. */
-const ANSWERS_LOST_MS = 300;
-const REPLACE_AT_MS = 3500;
+const ANSWERS_LOST_MS = 500;
+const REPLACE_AT_MS = 3000;
 const MAX_REQUESTS = 20_000;
 const GRACE_MS = 10_000;
 

@@ -52,22 +52,27 @@ export class PrivatePostgres {
   readonly #bin: string;
   readonly #dir: string;
   readonly #account: { uid: number; gid: number } | null;
+  readonly #fsync: boolean;
 
-  private constructor(bin: string, dir: string, port: number, account: { uid: number; gid: number } | null) {
+  private constructor(bin: string, dir: string, port: number, account: { uid: number; gid: number } | null, fsync: boolean) {
     this.#bin = bin;
     this.#dir = dir;
     this.port = port;
     this.#account = account;
+    this.#fsync = fsync;
   }
 
-  /** Creates a cluster in a new temporary directory, starts it and creates the database `tessera`. */
-  static async create(): Promise<PrivatePostgres> {
+  /**
+   * Creates a cluster in a new temporary directory, starts it and creates the database `tessera`.
+   * `fsync` defaults to off: the tests restart the server process, never the machine.
+   */
+  static async create(options: { fsync?: boolean } = {}): Promise<PrivatePostgres> {
     const bin = postgresBinDir();
     if (bin === null) throw new Error("PostgreSQL server binaries are not installed");
     const account = postgresAccount();
     const dir = mkdtempSync(join(tmpdir(), "tessera-pg-"));
     if (account) chownSync(dir, account.uid, account.gid);
-    const server = new PrivatePostgres(bin, dir, await freePort(), account);
+    const server = new PrivatePostgres(bin, dir, await freePort(), account, options.fsync ?? false);
     live.add(server);
     try {
       await server.#command("initdb", ["-D", server.#data, "-A", "trust", "-U", "postgres", "-N", "--no-locale", "-E", "UTF8"]);
@@ -90,6 +95,11 @@ export class PrivatePostgres {
     return join(this.#dir, "data");
   }
 
+  /** The data directory (its `postmaster.pid` names the server process). */
+  get dataDirectory(): string {
+    return this.#data;
+  }
+
   /** `TESSERA_DATABASE_URL` of the `tessera` database. */
   get url(): string {
     return `postgres://postgres@127.0.0.1:${this.port}/tessera`;
@@ -103,8 +113,7 @@ export class PrivatePostgres {
 
   /** Starts the server and waits until it accepts connections. */
   async start(): Promise<void> {
-    // fsync off: the test restarts the server process, never the machine.
-    const options = `-p ${this.port} -k ${this.#dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60 -c shared_buffers=32MB`;
+    const options = `-p ${this.port} -k ${this.#dir} -c listen_addresses=127.0.0.1 -c fsync=${this.#fsync ? "on" : "off"} -c max_connections=60 -c shared_buffers=128MB`;
     await this.#command("pg_ctl", ["-D", this.#data, "-l", join(this.#dir, "server.log"), "-w", "-t", "30", "-o", options, "start"]);
   }
 
