@@ -23,8 +23,8 @@ const REFRESH_SAMPLES = Number(process.env.TESSERA_TIMING_REFRESH_SAMPLES ?? 300
 const BOOTSTRAP_ROUNDS = 2000;
 /** Two classes answer "alike" when their medians surely differ by less than this share of the typical time. */
 const TOLERANCE = 0.25;
-/** …or by less than this many milliseconds, for answers too fast for a share to mean anything. */
-const FLOOR_MS = 0.25;
+/** …or by less than this many milliseconds, for answers too fast for a share to mean anything (network jitter is larger). */
+const FLOOR_MS = 0.5;
 const PASSWORD = "correct horse battery staple";
 
 /** Deterministic random numbers (mulberry32), so the resampling is the same on every run. */
