@@ -11,11 +11,12 @@ import { Agent, request } from "node:http";
 import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import { createTestDatabase, storesUnderTest } from "../test/support/databases.js";
-import { serverEnvironment, spawnServer } from "../test/store/spawn-server.js";
+import { serverEnvironment, spawnServer } from "../test/support/server-process.js";
 
 function setting(name: string, fallback: number, max: number): number {
   const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new TypeError(`${name} must be a whole number from 1 to ${max}`);
+  if (!Number.isInteger(value) || value < 1 || value > max)
+    throw new TypeError(`${name} must be a whole number from 1 to ${max}`);
   return value;
 }
 
@@ -32,7 +33,14 @@ function call(url: string, method: string, body?: unknown): Promise<{ status: nu
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request(
       url,
-      { method, agent, headers: payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } },
+      {
+        method,
+        agent,
+        headers:
+          payload === undefined
+            ? {}
+            : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
+      },
       (res) => {
         let text = "";
         res.setEncoding("utf8");

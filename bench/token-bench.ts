@@ -25,7 +25,11 @@ export function runTokenBench(): Array<{ name: string; opsPerSecond: number; bas
     algorithms: ["ES256"],
     findKey: () => ({ kid: key.kid, alg: "ES256", key: key.publicKey }),
   });
-  const subject = { userId: "0b6f6f4e-3c1e-4a6e-9a7e-2f1d5c9e8b7a", sessionId: "5d0b8a7e-8f7e-4b1e-9c3d-1a2b3c4d5e6f", roles: ["user"] };
+  const subject = {
+    userId: "0b6f6f4e-3c1e-4a6e-9a7e-2f1d5c9e8b7a",
+    sessionId: "5d0b8a7e-8f7e-4b1e-9c3d-1a2b3c4d5e6f",
+    roles: ["user"],
+  };
   const token = sign(subject).token;
   const signingInput = Buffer.from(token.slice(0, token.lastIndexOf(".")));
   const signature = Buffer.from(token.slice(token.lastIndexOf(".") + 1), "base64url");
@@ -34,11 +38,18 @@ export function runTokenBench(): Array<{ name: string; opsPerSecond: number; bas
 
   // Baselines: the bare ECDSA P-256 operation a JWS library cannot avoid.
   const rawSign = measure(() => cryptoSign("sha256", signingInput, { key: privateKey, dsaEncoding: "ieee-p1363" }));
-  const rawVerify = measure(() => cryptoVerify("sha256", signingInput, { key: publicKey, dsaEncoding: "ieee-p1363" }, signature));
+  const rawVerify = measure(() =>
+    cryptoVerify("sha256", signingInput, { key: publicKey, dsaEncoding: "ieee-p1363" }, signature),
+  );
   const tesseraSign = measure(() => sign(subject));
   const tesseraVerify = measure(() => verify(token));
   return [
     { name: "sign access token (ES256)", opsPerSecond: tesseraSign, baseline: rawSign, ratio: tesseraSign / rawSign },
-    { name: "verify access token (ES256)", opsPerSecond: tesseraVerify, baseline: rawVerify, ratio: tesseraVerify / rawVerify },
+    {
+      name: "verify access token (ES256)",
+      opsPerSecond: tesseraVerify,
+      baseline: rawVerify,
+      ratio: tesseraVerify / rawVerify,
+    },
   ];
 }

@@ -11,8 +11,17 @@ export {
   REFRESH_TOKEN_PREFIX,
   isWellFormedRefreshToken,
 } from "./core/index.js";
-export { AuthService, type IssuedTokens, type Principal, type RequestContext, type SessionView, type UserView } from "./service/auth-service.js";
-export { resolveConfig, type TesseraConfig, type TesseraOptions } from "./service/config.js";
+export { AuthService, type IssuedTokens, type Principal } from "./service/auth-service.js";
+export { AdminService } from "./service/admin-service.js";
+export type { RequestContext } from "./service/request-context.js";
+export type { SessionView, UserView } from "./service/views.js";
+export {
+  createServices,
+  openServices,
+  type ServicesDependencies,
+  type TesseraServices,
+} from "./service/tessera-services.js";
+export { resolveConfig, type TesseraConfig, type TesseraOptions } from "./http/server-config.js";
 export { createArgon2Hasher, type PasswordHasher } from "./service/password-hasher.js";
 export { openStore, type OpenStoreOptions } from "./store/open-store.js";
 export type { Store, StoreKind } from "./store/store.js";

@@ -26,7 +26,9 @@ async function me() {
   try {
     const response = await client.fetch("/auth/me");
     const body = await response.json();
-    status.textContent = response.ok ? `You are ${body.username} (roles: ${body.roles.join(", ") || "none"}).` : `GET /auth/me answered ${response.status}.`;
+    status.textContent = response.ok
+      ? `You are ${body.username} (roles: ${body.roles.join(", ") || "none"}).`
+      : `GET /auth/me answered ${response.status}.`;
     return { status: response.status, body };
   } catch (error) {
     status.textContent = isAuthClientError(error) ? `No session (${error.code}).` : "The request failed.";
@@ -41,7 +43,9 @@ form.addEventListener("submit", async (event) => {
     await client.login(String(data.get("username")), String(data.get("password")));
     await me();
   } catch (error) {
-    status.textContent = isAuthClientError(error, "invalid_credentials") ? "Wrong username or password." : "Login failed.";
+    status.textContent = isAuthClientError(error, "invalid_credentials")
+      ? "Wrong username or password."
+      : "Login failed.";
   }
 });
 

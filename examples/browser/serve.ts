@@ -38,7 +38,15 @@ const PAGES: Record<string, { file: string; type: string }> = {
   "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
 };
 // Hop-by-hop and framing headers are the proxy's own business, not the upstream's.
-const HOP_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length", "content-encoding"]);
+const HOP_HEADERS = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+  "content-encoding",
+]);
 
 /**
  * Serves the example page, `tessera/client` as browser ES modules under `/client/` (each
@@ -47,7 +55,9 @@ const HOP_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "u
  */
 export async function startExampleServer(options: ExampleServerOptions = {}): Promise<ExampleServer> {
   const upstream = new URL(options.upstream ?? "http://127.0.0.1:3000");
-  const modules = new Set((await readdir(clientSource)).filter((name) => name.endsWith(".ts")).map((name) => name.replace(/\.ts$/, ".js")));
+  const modules = new Set(
+    (await readdir(clientSource)).filter((name) => name.endsWith(".ts")).map((name) => name.replace(/\.ts$/, ".js")),
+  );
   const forwarded: ForwardedRequest[] = [];
 
   const server = createServer((request, response) => {
@@ -60,13 +70,16 @@ export async function startExampleServer(options: ExampleServerOptions = {}): Pr
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? "/", "http://example.invalid").pathname;
     if (path.startsWith("/auth/")) return forward(request, response, path);
-    if (request.method !== "GET" && request.method !== "HEAD") return send(response, 405, "text/plain", "method not allowed");
+    if (request.method !== "GET" && request.method !== "HEAD")
+      return send(response, 405, "text/plain", "method not allowed");
     const page = PAGES[path];
     if (page) return send(response, 200, page.type, await readFile(`${here}${page.file}`));
     const module = path.startsWith("/client/") ? path.slice("/client/".length) : "";
     if (modules.has(module)) {
       const source = await readFile(`${clientSource}${module.replace(/\.js$/, ".ts")}`, "utf8");
-      const { outputText } = ts.transpileModule(source, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true } });
+      const { outputText } = ts.transpileModule(source, {
+        compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true },
+      });
       return send(response, 200, "text/javascript; charset=utf-8", outputText);
     }
     return send(response, 404, "text/plain", "not found");
@@ -113,7 +126,11 @@ export async function startExampleServer(options: ExampleServerOptions = {}): Pr
 }
 
 function send(response: ServerResponse, status: number, type: string, body: string | Buffer): void {
-  response.writeHead(status, { "content-type": type, "cache-control": "no-store", "x-content-type-options": "nosniff" });
+  response.writeHead(status, {
+    "content-type": type,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+  });
   response.end(body);
 }
 

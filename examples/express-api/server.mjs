@@ -29,5 +29,7 @@ app.get("/admin", auth, requireRoles("admin"), (req, res) => {
 });
 
 const port = Number(process.env.PORT ?? 4001);
-const server = app.listen(port, "127.0.0.1", () => console.log(`express-api on http://127.0.0.1:${port} (issuer ${issuer})`));
+const server = app.listen(port, "127.0.0.1", () =>
+  console.log(`express-api on http://127.0.0.1:${port} (issuer ${issuer})`),
+);
 process.once("SIGINT", () => server.close(() => void verifier.close()));

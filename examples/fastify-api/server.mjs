@@ -26,7 +26,10 @@ app.get("/", () => ({ routes: ["/hello", "/admin"] }));
 await app.register(async (api) => {
   await api.register(tesseraAuth, { verifier, realm: "fastify-api" });
   api.get("/hello", (request) => ({ message: `hello ${request.auth.sub}`, claims: request.auth }));
-  api.get("/admin", { preHandler: requireRoles("admin") }, (request) => ({ message: "welcome, admin", claims: request.auth }));
+  api.get("/admin", { preHandler: requireRoles("admin") }, (request) => ({
+    message: "welcome, admin",
+    claims: request.auth,
+  }));
 });
 
 await app.listen({ host: "127.0.0.1", port: Number(process.env.PORT ?? 4002) });

@@ -25,5 +25,7 @@ app.get("/hello", auth, (c) => c.json({ message: `hello ${c.get("auth").sub}`, c
 app.get("/admin", auth, requireRoles("admin"), (c) => c.json({ message: "welcome, admin", claims: c.get("auth") }));
 
 const port = Number(process.env.PORT ?? 4003);
-const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port }, () => console.log(`hono-api on http://127.0.0.1:${port} (issuer ${issuer})`));
+const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port }, () =>
+  console.log(`hono-api on http://127.0.0.1:${port} (issuer ${issuer})`),
+);
 process.once("SIGINT", () => server.close(() => void verifier.close()));

@@ -1,16 +1,14 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { isTesseraError } from "../core/errors.js";
-import { publishRevocations } from "../http/revocation-publisher.js";
+import type { Logger } from "../core/logger.js";
 import { createServer } from "../http/server.js";
-import { createAuthService } from "../service/create-auth-service.js";
-import type { AuthService } from "../service/auth-service.js";
-import type { ServiceLogger } from "../service/key-ring.js";
-import { resolveConfig, type TesseraOptions } from "../service/config.js";
-import { openStore } from "../store/open-store.js";
-import { ENVIRONMENT_VARIABLES, optionsFromEnvironment } from "./env-options.js";
+import { resolveConfig, SETTINGS, type TesseraOptions } from "../http/server-config.js";
+import { publishRevocations } from "../service/revocation-publisher.js";
+import { migrateDatabase, openServices, type TesseraServices } from "../service/tessera-services.js";
+import { optionsFromEnvironment, readSetting, variableOfOption } from "./env-options.js";
 
-const USAGE = `Usage: tessera <command> [options]
+const COMMANDS = `Usage: tessera <command> [options]
 
 Commands:
   serve                            Run the HTTP server (migrates the database first)
@@ -18,39 +16,44 @@ Commands:
   purge [--batch-size N]           Delete expired refresh tokens and ended sessions in batches
   keys list                        List signing keys (kid, alg, created, retired)
   keys rotate                      Create a new signing key and retire the others
+  user create <username>           Create an account; the password is read from standard input
   user roles <username> <r1,r2>    Replace a user's roles
   sessions list <username>         List a user's open sessions
   sessions revoke <session-id>     Revoke one session
   sessions revoke-all <username>   Revoke every session of a user
-
-Options of serve:
-  --host <host>        TESSERA_HOST          (default 127.0.0.1)
-  --port <port>        TESSERA_PORT          (default 3000)
-  --database <url>     TESSERA_DATABASE_URL  (default sqlite:./data/tessera.db)
-  --issuer <url>       TESSERA_ISSUER        (default http://{host}:{port})
-  --audience <name>    TESSERA_AUDIENCE      (default tessera)
-Every command takes --database.
-Other settings come from TESSERA_* variables; see README.md.
 `;
 
-type Flags = { host?: string; port?: string; database?: string; issuer?: string; audience?: string; help?: boolean; "batch-size"?: string };
+/** The usage text: commands, then every setting with its variable, flag and default. */
+function usage(): string {
+  const rows = Object.values(SETTINGS).map(
+    (spec) => `  ${spec.variable.padEnd(28)} ${(spec.flag ?? "").padEnd(12)} default ${spec.default}`,
+  );
+  return `${COMMANDS}
+Settings (flags of serve win over variables; every command takes --database):
+${rows.join("\n")}
+See README.md for what each setting does.
+`;
+}
+
+type Flags = { help?: boolean; "batch-size"?: string } & Record<string, string | boolean | undefined>;
+
+// Each flag sets the option whose setting names it.
+const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) =>
+  spec.flag ? [[spec.flag.slice(2), option, spec] as const] : [],
+);
 
 function optionsFrom(flags: Flags): TesseraOptions {
   const options: Record<string, unknown> = { ...optionsFromEnvironment(process.env) };
-  if (flags.host !== undefined) options.host = flags.host;
-  if (flags.port !== undefined) {
-    if (!/^\d+$/.test(flags.port)) throw new TypeError("--port must be a whole number");
-    options.port = Number(flags.port);
+  for (const [flag, option, spec] of FLAG_OPTIONS) {
+    const value = flags[flag];
+    if (typeof value === "string") options[option] = readSetting(spec, value, `--${flag}`);
   }
-  if (flags.database !== undefined) options.databaseUrl = flags.database;
-  if (flags.issuer !== undefined) options.issuer = flags.issuer;
-  if (flags.audience !== undefined) options.audience = flags.audience;
   return options;
 }
 
 async function serve(options: TesseraOptions): Promise<void> {
-  const app = await createServer(options);
   const config = resolveConfig(options);
+  const app = await createServer({ config });
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
@@ -72,71 +75,55 @@ async function serve(options: TesseraOptions): Promise<void> {
   }
 }
 
-async function migrate(options: TesseraOptions): Promise<void> {
-  const config = resolveConfig(options);
-  const store = openStore({ url: config.databaseUrl, poolSize: 1 });
-  try {
-    await store.migrate();
-    process.stdout.write(`migrated ${store.kind} database\n`);
-  } finally {
-    await store.close();
-  }
-}
-
-async function purge(options: TesseraOptions, batchSize: number): Promise<void> {
-  const config = resolveConfig(options);
-  const store = openStore({ url: config.databaseUrl, poolSize: 1 });
-  // Revoked sessions stay listed until their access tokens have expired, for the revocation feed.
-  const before = new Date(Date.now() - config.accessTokenTtlSeconds * 1000);
-  let tokens = 0;
-  let sessions = 0;
-  try {
-    await store.migrate();
-    for (;;) {
-      const batch = await store.deleteExpired(before, batchSize);
-      tokens += batch.refreshTokens;
-      sessions += batch.sessions;
-      if (batch.refreshTokens === 0 && batch.sessions === 0) break;
-    }
-    process.stdout.write(`purged ${tokens} refresh tokens and ${sessions} sessions\n`);
-  } finally {
-    await store.close();
-  }
-}
-
-const cliLogger: ServiceLogger = {
+const cliLogger: Logger = {
   info: () => undefined,
   warn: (object, message) => process.stderr.write(`warning: ${message} ${JSON.stringify(object)}\n`),
   error: (object, message) => process.stderr.write(`error: ${message} ${JSON.stringify(object)}\n`),
 };
 
+async function migrate(options: TesseraOptions): Promise<void> {
+  const kind = await migrateDatabase(resolveConfig(options), cliLogger);
+  process.stdout.write(`migrated ${kind} database\n`);
+}
+
 // With TESSERA_REDIS_URL, revocations made here reach subscribed verifiers at once, as the
 // server's do; without it (or with Redis down) verifiers see them at their next feed poll.
-async function withService(options: TesseraOptions, work: (service: AuthService) => Promise<unknown>): Promise<void> {
-  const service = await createAuthService(options, cliLogger);
-  const { redisUrl } = service.config;
-  const closePublisher = redisUrl ? publishRevocations(service, { redisUrl, logger: cliLogger, queueWhileConnecting: true }) : undefined;
+async function withServices(
+  options: TesseraOptions,
+  work: (services: TesseraServices) => Promise<unknown>,
+): Promise<unknown> {
+  // Only a serving instance elects the signing key: a command run with other settings must not
+  // replace the key the servers sign with.
+  const services = await openServices(resolveConfig(options), cliLogger, false);
+  const { redisUrl } = services.config;
+  const closePublisher = redisUrl
+    ? publishRevocations(services.revocations, { redisUrl, logger: cliLogger, queueWhileConnecting: true })
+    : undefined;
   try {
-    const result = await work(service);
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return await work(services);
   } finally {
     await closePublisher?.();
-    await service.close();
+    await services.close();
   }
 }
 
+async function printJson(result: Promise<unknown>): Promise<void> {
+  process.stdout.write(`${JSON.stringify(await result, null, 2)}\n`);
+}
+
+async function purge(options: TesseraOptions, batchSize: number): Promise<void> {
+  const { refreshTokens, sessions } = (await withServices(options, (services) => services.admin.purge(batchSize))) as {
+    refreshTokens: number;
+    sessions: number;
+  };
+  process.stdout.write(`purged ${refreshTokens} refresh tokens and ${sessions} sessions\n`);
+}
+
 async function keys(options: TesseraOptions, action: string | undefined): Promise<void> {
-  if (action === "rotate") return withService(options, async (service) => ({ kid: await service.rotateSigningKey() }));
+  if (action === "rotate")
+    return printJson(withServices(options, async ({ admin }) => ({ kid: await admin.rotateSigningKey() })));
   if (action !== "list") throw new TypeError("usage: tessera keys list|rotate");
-  const config = resolveConfig(options);
-  const store = openStore({ url: config.databaseUrl, poolSize: 1 });
-  try {
-    await store.migrate();
-    const rows = (await store.listSigningKeys()).map(({ kid, alg, encryption, createdAt, retiredAt }) => ({ kid, alg, encryption, createdAt, retiredAt }));
-    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-  } finally {
-    await store.close();
-  }
+  return printJson(withServices(options, ({ admin }) => admin.listSigningKeys()));
 }
 
 function required(value: string | undefined, usage: string): string {
@@ -144,24 +131,46 @@ function required(value: string | undefined, usage: string): string {
   return value;
 }
 
+// The password comes on standard input, never as an argument: arguments show in `ps` and shell history.
+async function passwordFromStdin(): Promise<string> {
+  if (process.stdin.isTTY) {
+    throw new TypeError("tessera user create reads the password from standard input, e.g. printf '%s' \"$PW\" | …");
+  }
+  let text = "";
+  for await (const chunk of process.stdin) text += String(chunk);
+  return text.replace(/\r?\n$/, "");
+}
+
 async function admin(command: string, options: TesseraOptions, args: string[]): Promise<void> {
   const [action, first, second] = args;
+  if (command === "user" && action === "create") {
+    const username = required(first, "tessera user create <username> (password on standard input)");
+    const password = await passwordFromStdin();
+    return printJson(withServices(options, ({ admin }) => admin.createUser(username, password)));
+  }
   if (command === "user" && action === "roles") {
     const username = required(first, "tessera user roles <username> <role,role>");
-    const roles = required(second, "tessera user roles <username> <role,role>").split(",").map((role) => role.trim()).filter(Boolean);
-    return withService(options, (service) => service.setUserRoles(username, roles));
+    const roles = required(second, "tessera user roles <username> <role,role>")
+      .split(",")
+      .map((role) => role.trim())
+      .filter(Boolean);
+    return printJson(withServices(options, ({ admin }) => admin.setUserRoles(username, roles)));
   }
   if (command === "sessions" && action === "list") {
     const username = required(first, "tessera sessions list <username>");
-    return withService(options, (service) => service.listUserSessions(username));
+    return printJson(withServices(options, ({ admin }) => admin.listUserSessions(username)));
   }
   if (command === "sessions" && action === "revoke") {
     const sessionId = required(first, "tessera sessions revoke <session-id>");
-    return withService(options, async (service) => ({ revoked: await service.revokeSessionsAsAdmin({ sessionId }) }));
+    return printJson(
+      withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ sessionId }) })),
+    );
   }
   if (command === "sessions" && action === "revoke-all") {
     const username = required(first, "tessera sessions revoke-all <username>");
-    return withService(options, async (service) => ({ revoked: await service.revokeSessionsAsAdmin({ username }) }));
+    return printJson(
+      withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ username }) })),
+    );
   }
   throw new TypeError(`unknown ${command} command; see tessera --help`);
 }
@@ -171,18 +180,14 @@ async function main(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      host: { type: "string" },
-      port: { type: "string" },
-      database: { type: "string" },
-      issuer: { type: "string" },
-      audience: { type: "string" },
+      ...Object.fromEntries(FLAG_OPTIONS.map(([flag]) => [flag, { type: "string" as const }])),
       "batch-size": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   const [command] = positionals;
   if (values.help || command === undefined || command === "help") {
-    process.stdout.write(USAGE);
+    process.stdout.write(usage());
     return;
   }
   const options = optionsFrom(values);
@@ -193,7 +198,8 @@ async function main(argv: string[]): Promise<void> {
       return migrate(options);
     case "purge": {
       const batch = values["batch-size"] ?? "1000";
-      if (!/^\d+$/.test(batch) || Number(batch) < 1) throw new TypeError("--batch-size must be a positive whole number");
+      if (!/^\d+$/.test(batch) || Number(batch) < 1)
+        throw new TypeError("--batch-size must be a positive whole number");
       return purge(options, Number(batch));
     }
     case "keys":
@@ -209,7 +215,7 @@ async function main(argv: string[]): Promise<void> {
 /** Adds the environment variable to a message that names an option, e.g. `accessTokenTtl (TESSERA_ACCESS_TOKEN_TTL)`. */
 function withVariableName(message: string): string {
   const option = /^(\w+)/.exec(message)?.[1];
-  const variable = Object.entries(ENVIRONMENT_VARIABLES).find(([, name]) => name === option)?.[0];
+  const variable = option === undefined ? undefined : variableOfOption(option);
   return variable ? message.replace(option!, `${option} (${variable})`) : message;
 }
 

@@ -15,9 +15,17 @@ export type AuthClientEventOrigin = "local" | "remote";
 /** The payload of each event. Events never carry tokens. */
 export interface AuthClientEventMap {
   /** A session started (by `login()` here or in another tab). */
-  readonly logged_in: { readonly type: "logged_in"; readonly origin: AuthClientEventOrigin; readonly accessTokenExpiresAt: Date };
+  readonly logged_in: {
+    readonly type: "logged_in";
+    readonly origin: AuthClientEventOrigin;
+    readonly accessTokenExpiresAt: Date;
+  };
   /** The tokens were rotated. */
-  readonly tokens_refreshed: { readonly type: "tokens_refreshed"; readonly origin: AuthClientEventOrigin; readonly accessTokenExpiresAt: Date };
+  readonly tokens_refreshed: {
+    readonly type: "tokens_refreshed";
+    readonly origin: AuthClientEventOrigin;
+    readonly accessTokenExpiresAt: Date;
+  };
   /** `logout()` ended the session. */
   readonly logged_out: { readonly type: "logged_out"; readonly origin: AuthClientEventOrigin };
   /** The server refused the refresh token (revoked, expired or reused session); storage was cleared. */
@@ -44,7 +52,24 @@ export interface AuthClientOptions {
    * none. Default: `tessera-auth:<baseUrl>` in a page (where `document` exists), `false` elsewhere.
    */
   readonly channelName?: string | false;
+  /**
+   * Origins (`https://api.example.com`) that {@link AuthClient.fetch} sends the access token to;
+   * a request to any other origin is passed to `fetch` untouched, without the token and without
+   * refreshing. Replaces the default, so list the `baseUrl` origin too if you call its routes.
+   * Default: the origin of `baseUrl` and, in a page, the page's own origin.
+   */
+  readonly allowedOrigins?: readonly (string | URL)[];
 }
+
+const OPTION_NAMES: readonly string[] = [
+  "baseUrl",
+  "storage",
+  "fetch",
+  "refreshMarginSeconds",
+  "now",
+  "channelName",
+  "allowedOrigins",
+] satisfies readonly (keyof AuthClientOptions)[];
 
 /** How long a login, refresh or logout request may take before it fails: 30 s. */
 const TOKEN_REQUEST_TIMEOUT_MS = 30_000;
@@ -58,6 +83,9 @@ interface ResolvedOptions {
   readonly refreshMarginSeconds: number | undefined;
   readonly now: () => number;
   readonly channelName: string | false;
+  readonly allowedOrigins: ReadonlySet<string>;
+  /** The page's URL, against which relative request URLs resolve; `undefined` outside a page. */
+  readonly pageUrl: string | undefined;
 }
 
 /**
@@ -88,7 +116,9 @@ export class AuthClient {
   constructor(options: ResolvedOptions) {
     this.#options = options;
     this.#coordinator =
-      options.channelName === false ? soloCoordinator : createTabCoordinator(options.channelName, (message) => this.#receive(message));
+      options.channelName === false
+        ? soloCoordinator
+        : createTabCoordinator(options.channelName, (message) => this.#receive(message));
   }
 
   /**
@@ -104,7 +134,11 @@ export class AuthClient {
     const tokens = await this.#readTokens(response);
     await this.#exclusive(() => this.#save(tokens));
     this.#coordinator.post({ type: "tokens", reason: "login", tokens });
-    this.#emit("logged_in", { type: "logged_in", origin: "local", accessTokenExpiresAt: new Date(tokens.accessTokenExpiresAt) });
+    this.#emit("logged_in", {
+      type: "logged_in",
+      origin: "local",
+      accessTokenExpiresAt: new Date(tokens.accessTokenExpiresAt),
+    });
   }
 
   /**
@@ -119,7 +153,10 @@ export class AuthClient {
       try {
         const response = await this.#post("/auth/logout", { refresh_token: tokens.refreshToken });
         await response.body?.cancel();
-        if (!response.ok) throw new AuthClientError("unexpected_response", `logout answered ${response.status}`, { status: response.status });
+        if (!response.ok)
+          throw new AuthClientError("unexpected_response", `logout answered ${response.status}`, {
+            status: response.status,
+          });
       } finally {
         await this.#end("logged_out");
       }
@@ -129,10 +166,13 @@ export class AuthClient {
   /**
    * `fetch` with `Authorization: Bearer <access token>`, refreshed first when it is due. A 401
    * whose challenge says `error="invalid_token"` (RFC 6750 §3.1) triggers one refresh and one
-   * retry; the retry's answer is returned whatever it is. Throws `not_authenticated`,
-   * `session_expired` (the refresh was refused), `unexpected_response`, or `fetch`'s own errors.
+   * retry; the retry's answer is returned whatever it is. Requests to origins outside
+   * `allowedOrigins` go to `fetch` untouched: no token, no refresh, no retry. Throws
+   * `not_authenticated`, `session_expired` (the refresh was refused), `unexpected_response`, or
+   * `fetch`'s own errors.
    */
   async fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    if (!this.#mayCarryToken(input)) return this.#options.transport(input, init);
     const tokens = await this.#usableTokens();
     if (tokens === null) throw new AuthClientError("not_authenticated", "there is no session; log in first");
     const request = new Request(input, init);
@@ -179,6 +219,16 @@ export class AuthClient {
     this.#listeners.clear();
   }
 
+  /** True when `input` goes to an allowed origin. A URL that cannot be read goes nowhere with a token. */
+  #mayCarryToken(input: RequestInfo | URL): boolean {
+    const url = input instanceof Request ? input.url : input instanceof URL ? input.href : String(input);
+    try {
+      return this.#options.allowedOrigins.has(new URL(url, this.#options.pageUrl).origin);
+    } catch {
+      return false;
+    }
+  }
+
   /** The stored tokens, refreshed when due; `null` without a session. */
   async #usableTokens(): Promise<TokenSet | null> {
     const tokens = await this.#load();
@@ -211,8 +261,10 @@ export class AuthClient {
     const { now } = this.#options;
     // Re-read: another tab (or this client's previous flight) may have refreshed while we waited.
     const current = await this.#load();
-    if (current === null) throw new AuthClientError("not_authenticated", "the session ended while waiting to refresh it");
-    if (current.accessToken !== stale && now() < refreshDeadline(current, this.#options.refreshMarginSeconds)) return current;
+    if (current === null)
+      throw new AuthClientError("not_authenticated", "the session ended while waiting to refresh it");
+    if (current.accessToken !== stale && now() < refreshDeadline(current, this.#options.refreshMarginSeconds))
+      return current;
     if (now() >= current.refreshTokenExpiresAt) {
       await this.#end("session_expired").catch(() => undefined); // the refusal matters, not storage
       throw new AuthClientError("session_expired", "the refresh token has expired");
@@ -222,14 +274,22 @@ export class AuthClient {
       const body = await readJson(response);
       if (body?.error === "invalid_grant") {
         await this.#end("session_expired").catch(() => undefined); // the refusal matters, not storage
-        throw new AuthClientError("session_expired", "the server refused the refresh token", { status: response.status });
+        throw new AuthClientError("session_expired", "the server refused the refresh token", {
+          status: response.status,
+        });
       }
-      throw new AuthClientError("unexpected_response", `refresh answered ${response.status}`, { status: response.status });
+      throw new AuthClientError("unexpected_response", `refresh answered ${response.status}`, {
+        status: response.status,
+      });
     }
     const next = await this.#readTokens(response);
     await this.#save(next);
     this.#coordinator.post({ type: "tokens", reason: "refresh", tokens: next });
-    this.#emit("tokens_refreshed", { type: "tokens_refreshed", origin: "local", accessTokenExpiresAt: new Date(next.accessTokenExpiresAt) });
+    this.#emit("tokens_refreshed", {
+      type: "tokens_refreshed",
+      origin: "local",
+      accessTokenExpiresAt: new Date(next.accessTokenExpiresAt),
+    });
     return next;
   }
 
@@ -297,7 +357,8 @@ export class AuthClient {
       if (current !== null && current.receivedAt > message.tokens.receivedAt) return;
       if (current?.refreshToken !== message.tokens.refreshToken) await this.#save(message.tokens);
       const accessTokenExpiresAt = new Date(message.tokens.accessTokenExpiresAt);
-      if (message.reason === "login") this.#emit("logged_in", { type: "logged_in", origin: "remote", accessTokenExpiresAt });
+      if (message.reason === "login")
+        this.#emit("logged_in", { type: "logged_in", origin: "remote", accessTokenExpiresAt });
       else this.#emit("tokens_refreshed", { type: "tokens_refreshed", origin: "remote", accessTokenExpiresAt });
       return;
     }
@@ -342,7 +403,9 @@ export class AuthClient {
   async #readTokens(response: Response): Promise<TokenSet> {
     if (response.status !== 200) {
       await response.body?.cancel();
-      throw new AuthClientError("unexpected_response", `the token endpoint answered ${response.status}`, { status: response.status });
+      throw new AuthClientError("unexpected_response", `the token endpoint answered ${response.status}`, {
+        status: response.status,
+      });
     }
     const body = await readJson(response);
     return tokenSetFromResponse(body, this.#options.now());
@@ -367,18 +430,34 @@ export class AuthClient {
  * bad option.
  */
 export function createAuthClient(options: AuthClientOptions): AuthClient {
-  if (typeof options !== "object" || options === null) throw new TypeError("createAuthClient: options must be an object");
+  if (typeof options !== "object" || options === null)
+    throw new TypeError("createAuthClient: options must be an object");
+  // A misspelled option must not silently become its default.
+  const unknown = Object.keys(options).find((name) => !OPTION_NAMES.includes(name));
+  if (unknown !== undefined)
+    throw new TypeError(`createAuthClient: unknown option ${unknown}; known: ${OPTION_NAMES.join(", ")}`);
   const { storage, fetch: customFetch, refreshMarginSeconds, now, channelName } = options;
   const base = resolveBaseUrl(options.baseUrl);
-  if (typeof storage !== "object" || storage === null || !["get", "set", "remove"].every((name) => typeof (storage as unknown as Record<string, unknown>)[name] === "function")) {
+  const pageUrl = pageHref();
+  const allowedOrigins = resolveAllowedOrigins(options.allowedOrigins, base, pageUrl);
+  if (
+    typeof storage !== "object" ||
+    storage === null ||
+    !["get", "set", "remove"].every(
+      (name) => typeof (storage as unknown as Record<string, unknown>)[name] === "function",
+    )
+  ) {
     throw new TypeError("createAuthClient: options.storage must have get, set and remove methods");
   }
-  if (customFetch !== undefined && typeof customFetch !== "function") throw new TypeError("createAuthClient: options.fetch must be a function");
-  if (customFetch === undefined && typeof globalThis.fetch !== "function") throw new TypeError("createAuthClient: options.fetch is required where there is no globalThis.fetch");
+  if (customFetch !== undefined && typeof customFetch !== "function")
+    throw new TypeError("createAuthClient: options.fetch must be a function");
+  if (customFetch === undefined && typeof globalThis.fetch !== "function")
+    throw new TypeError("createAuthClient: options.fetch is required where there is no globalThis.fetch");
   if (refreshMarginSeconds !== undefined && !(Number.isFinite(refreshMarginSeconds) && refreshMarginSeconds >= 0)) {
     throw new TypeError("createAuthClient: options.refreshMarginSeconds must be a finite number of seconds >= 0");
   }
-  if (now !== undefined && typeof now !== "function") throw new TypeError("createAuthClient: options.now must be a function returning a Date");
+  if (now !== undefined && typeof now !== "function")
+    throw new TypeError("createAuthClient: options.now must be a function returning a Date");
   if (channelName !== undefined && channelName !== false && (typeof channelName !== "string" || channelName === "")) {
     throw new TypeError("createAuthClient: options.channelName must be a non-empty string or false");
   }
@@ -388,26 +467,69 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       endpoint: (path: string) => `${base}${path}`,
       storage,
       // Called as plain functions: a browser's fetch throws "Illegal invocation" when called as a method of another object.
-      transport: customFetch === undefined ? (input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init) : (input: RequestInfo | URL, init?: RequestInit) => customFetch(input, init),
+      transport:
+        customFetch === undefined
+          ? (input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init)
+          : (input: RequestInfo | URL, init?: RequestInit) => customFetch(input, init),
       refreshMarginSeconds,
       now: now === undefined ? () => Date.now() : () => now().getTime(),
       channelName: channelName ?? (inPage ? `tessera-auth:${base}` : false),
+      allowedOrigins,
+      pageUrl,
     }),
   );
 }
 
 function resolveBaseUrl(baseUrl: unknown): string {
-  if (typeof baseUrl !== "string" && !(baseUrl instanceof URL)) throw new TypeError("createAuthClient: options.baseUrl must be a string or URL");
-  const page = (globalThis as { location?: { href?: string } }).location?.href;
+  if (typeof baseUrl !== "string" && !(baseUrl instanceof URL))
+    throw new TypeError("createAuthClient: options.baseUrl must be a string or URL");
   let url: URL;
   try {
-    url = new URL(baseUrl, page);
+    url = new URL(baseUrl, pageHref());
   } catch {
     throw new TypeError("createAuthClient: options.baseUrl must be an absolute URL (or relative, in a page)");
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") throw new TypeError("createAuthClient: options.baseUrl must be an http(s) URL");
-  if (url.search !== "" || url.hash !== "") throw new TypeError("createAuthClient: options.baseUrl must not have a query or fragment");
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    throw new TypeError("createAuthClient: options.baseUrl must be an http(s) URL");
+  if (url.search !== "" || url.hash !== "")
+    throw new TypeError("createAuthClient: options.baseUrl must not have a query or fragment");
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** The page's (or worker's) URL, where there is one. */
+function pageHref(): string | undefined {
+  return (globalThis as { location?: { href?: string } }).location?.href;
+}
+
+/**
+ * The origins the access token may go to: the given ones (each an http(s) origin, nothing more),
+ * else the `baseUrl` origin and the page's. A wildcard is refused: it would send tokens anywhere.
+ */
+function resolveAllowedOrigins(value: unknown, base: string, pageUrl: string | undefined): ReadonlySet<string> {
+  if (value === undefined) {
+    const origins = new Set([new URL(base).origin]);
+    const page = pageUrl === undefined ? null : new URL(pageUrl);
+    if (page !== null && (page.protocol === "https:" || page.protocol === "http:")) origins.add(page.origin);
+    return origins;
+  }
+  const message =
+    'createAuthClient: options.allowedOrigins must be a list of origins such as "https://api.example.com"';
+  if (!Array.isArray(value)) throw new TypeError(message);
+  const origins = new Set<string>();
+  for (const item of value as unknown[]) {
+    if (typeof item !== "string" && !(item instanceof URL)) throw new TypeError(message);
+    let url: URL;
+    try {
+      url = new URL(item);
+    } catch {
+      throw new TypeError(`${message} (got "${String(item)}")`);
+    }
+    const originOnly = url.pathname === "/" && url.search === "" && url.hash === "" && url.username === "";
+    if ((url.protocol !== "https:" && url.protocol !== "http:") || !originOnly || url.password !== "")
+      throw new TypeError(`${message} (got "${String(item)}")`);
+    origins.add(url.origin);
+  }
+  return origins;
 }
 
 /** A 401 that a new access token may cure: RFC 6750 §3.1 `invalid_token`, from the challenge or, where CORS hides it, the body. */

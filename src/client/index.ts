@@ -7,6 +7,18 @@ export {
   type AuthClientEventMap,
   type AuthClientEventOrigin,
 } from "./auth-client.js";
-export { AUTH_CLIENT_ERROR_CODES, type AuthClientErrorCode, AuthClientError, isAuthClientError } from "./client-errors.js";
+export {
+  AUTH_CLIENT_ERROR_CODES,
+  type AuthClientErrorCode,
+  AuthClientError,
+  isAuthClientError,
+} from "./client-errors.js";
 export { type TokenSet, DEFAULT_REFRESH_MARGIN_SECONDS } from "./token-set.js";
-export { type TokenStorage, type WebStorageLike, DEFAULT_STORAGE_KEY, memoryStorage, webStorage, localStorageStorage } from "./token-storage.js";
+export {
+  type TokenStorage,
+  type WebStorageLike,
+  DEFAULT_STORAGE_KEY,
+  memoryStorage,
+  webStorage,
+  localStorageStorage,
+} from "./token-storage.js";

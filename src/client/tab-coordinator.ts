@@ -51,7 +51,9 @@ export function createTabCoordinator(name: string, onMessage: (message: TabMessa
 function isTabMessage(value: unknown): value is TabMessage {
   if (typeof value !== "object" || value === null) return false;
   const message = value as Record<string, unknown>;
-  if (message.type === "tokens") return (message.reason === "login" || message.reason === "refresh") && isTokenSet(message.tokens);
-  if (message.type === "ended") return (message.reason === "logged_out" || message.reason === "session_expired") && Number.isFinite(message.at);
+  if (message.type === "tokens")
+    return (message.reason === "login" || message.reason === "refresh") && isTokenSet(message.tokens);
+  if (message.type === "ended")
+    return (message.reason === "logged_out" || message.reason === "session_expired") && Number.isFinite(message.at);
   return false;
 }

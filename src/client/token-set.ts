@@ -27,7 +27,9 @@ export const DEFAULT_REFRESH_MARGIN_SECONDS = 30;
 export function refreshDeadline(tokens: TokenSet, marginSeconds: number | undefined): number {
   const lifetime = Math.max(0, tokens.accessTokenExpiresAt - tokens.receivedAt);
   const margin =
-    marginSeconds === undefined ? Math.min(DEFAULT_REFRESH_MARGIN_SECONDS * 1000, lifetime / 10) : Math.min(marginSeconds * 1000, lifetime / 2);
+    marginSeconds === undefined
+      ? Math.min(DEFAULT_REFRESH_MARGIN_SECONDS * 1000, lifetime / 10)
+      : Math.min(marginSeconds * 1000, lifetime / 2);
   return tokens.accessTokenExpiresAt - margin;
 }
 
@@ -48,7 +50,10 @@ export function tokenSetFromResponse(body: unknown, receivedAt: number): TokenSe
     refresh_token === "" ||
     !isPositiveNumber(refresh_token_expires_in)
   ) {
-    throw new AuthClientError("unexpected_response", "the token response is not a Bearer token response with a refresh token");
+    throw new AuthClientError(
+      "unexpected_response",
+      "the token response is not a Bearer token response with a refresh token",
+    );
   }
   return Object.freeze({
     accessToken: access_token,

@@ -1,8 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { createSigner, createVerifier, TokenError } from "fast-jwt";
 import { type Clock, epochSeconds, systemClock } from "./clock.js";
-import { TesseraError, type ErrorCode } from "./errors.js";
-import { isSigningAlgorithm, sameKey, type SigningAlgorithm, type SigningKey, type VerificationKey } from "./signing-key.js";
+import { fail, TesseraError } from "./errors.js";
+import {
+  isSigningAlgorithm,
+  sameKey,
+  type SigningAlgorithm,
+  type SigningKey,
+  type VerificationKey,
+} from "./signing-key.js";
 
 /** The JOSE `typ` of access tokens (RFC 9068 §2.1). */
 export const ACCESS_TOKEN_TYPE = "at+jwt";
@@ -31,6 +37,8 @@ export interface AccessTokenSubject {
   readonly sessionId: string;
   readonly roles: readonly string[];
   readonly scope?: string;
+  /** The latest instant the token may be valid (its session's absolute end): `exp` never passes it. */
+  readonly notAfter?: Date;
 }
 
 /** Options of {@link createAccessTokenSigner}. */
@@ -51,8 +59,13 @@ export interface SignedAccessToken {
   readonly claims: AccessTokenClaims;
 }
 
-/** Returns a function that signs access tokens with `options.key`. */
-export function createAccessTokenSigner(options: AccessTokenSignerOptions): (subject: AccessTokenSubject) => SignedAccessToken {
+/**
+ * Returns a function that signs access tokens with `options.key`, each valid for `ttlSeconds`
+ * or until the subject's `notAfter`, whichever comes first.
+ */
+export function createAccessTokenSigner(
+  options: AccessTokenSignerOptions,
+): (subject: AccessTokenSubject) => SignedAccessToken {
   const { key, issuer, audience, ttlSeconds, clientId = "tessera", clock = systemClock } = options;
   const sign = createSigner({
     key: key.privateKey,
@@ -68,7 +81,7 @@ export function createAccessTokenSigner(options: AccessTokenSignerOptions): (sub
       sub: subject.userId,
       client_id: clientId,
       iat,
-      exp: iat + ttlSeconds,
+      exp: subject.notAfter ? Math.min(iat + ttlSeconds, epochSeconds(subject.notAfter)) : iat + ttlSeconds,
       jti: randomUUID(),
       sid: subject.sessionId,
       roles: [...subject.roles],
@@ -86,10 +99,6 @@ export interface ProtectedHeader {
 }
 
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-
-function fail(code: ErrorCode, message: string, cause?: unknown): never {
-  throw new TesseraError(code, message, cause === undefined ? undefined : { cause });
-}
 
 const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -110,7 +119,11 @@ function isCanonicalBase64url(segment: string): boolean {
  * `access_token_invalid` or `access_token_claim_invalid`.
  */
 export function decodeProtectedHeader(token: string, algorithms: readonly SigningAlgorithm[]): ProtectedHeader {
-  if (token.length > MAX_ACCESS_TOKEN_LENGTH || !JWS_SHAPE.test(token) || !token.split(".").every(isCanonicalBase64url)) {
+  if (
+    token.length > MAX_ACCESS_TOKEN_LENGTH ||
+    !JWS_SHAPE.test(token) ||
+    !token.split(".").every(isCanonicalBase64url)
+  ) {
     fail("access_token_malformed", "the access token is not a compact JWS");
   }
   let header: unknown;
@@ -184,7 +197,9 @@ function isStringArray(value: unknown): value is string[] {
  * algorithms, checks the signature, `typ`, `iss`, `aud`, `exp`, `nbf` and `iat`, and requires
  * non-empty `sub`, `jti`, `sid` and `client_id`. Throws a {@link TesseraError} with an `access_token_*` code.
  */
-export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): (token: string, header?: ProtectedHeader) => AccessTokenClaims {
+export function createAccessTokenVerifier(
+  options: AccessTokenVerifierOptions,
+): (token: string, header?: ProtectedHeader) => AccessTokenClaims {
   const { issuer, audience, algorithms, findKey, clockSkewSeconds = 0, clock = systemClock } = options;
   const audiences = typeof audience === "string" ? [audience] : [...audience];
   const checkers = new Map<string, { key: VerificationKey; check: (token: string) => Record<string, unknown> }>();
@@ -228,14 +243,17 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       fail("access_token_claim_invalid", "the access token time claims are missing or not numbers");
     }
     if (now >= exp + clockSkewSeconds) fail("access_token_expired", "the access token has expired");
-    if (nbf !== undefined && now + clockSkewSeconds < nbf) fail("access_token_not_yet_valid", "the access token is not valid yet");
+    if (nbf !== undefined && now + clockSkewSeconds < nbf)
+      fail("access_token_not_yet_valid", "the access token is not valid yet");
     if (iat > now + clockSkewSeconds) fail("access_token_not_yet_valid", "the access token was issued in the future");
     // RFC 9068 §2.2 requires sub, jti and client_id; Tessera adds sid.
     if (!isNonEmptyString(sub) || !isNonEmptyString(jti) || !isNonEmptyString(sid) || !isNonEmptyString(clientId)) {
       fail("access_token_claim_invalid", "the access token lacks sub, jti, sid or client_id");
     }
-    if (roles !== undefined && !isStringArray(roles)) fail("access_token_claim_invalid", "the roles claim is not a list of strings");
-    if (scope !== undefined && typeof scope !== "string") fail("access_token_claim_invalid", "the scope claim is not a string");
+    if (roles !== undefined && !isStringArray(roles))
+      fail("access_token_claim_invalid", "the roles claim is not a list of strings");
+    if (scope !== undefined && typeof scope !== "string")
+      fail("access_token_claim_invalid", "the scope claim is not a string");
     return { ...payload, roles: roles ?? [] } as unknown as AccessTokenClaims;
   };
 }

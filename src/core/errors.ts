@@ -1,12 +1,14 @@
 /**
- * Every failure Tessera reports carries one of these stable codes. The HTTP layer maps each
- * code to a status and an OAuth error in one table (`src/http/error-map.ts`);
+ * Every failure Tessera reports carries one of these stable codes. One table maps each code to
+ * its HTTP answer (`src/core/http-errors.ts`), used by the server and the verify adapters;
  * `docs/errors.md` documents them and a test keeps the three in step.
  */
 export const ERROR_CODES = [
   "invalid_request",
   "invalid_credentials",
   "username_taken",
+  "registration_closed",
+  "rate_limited",
   "refresh_token_malformed",
   "refresh_token_unknown",
   "refresh_token_expired",
@@ -26,7 +28,9 @@ export const ERROR_CODES = [
   "invalid_scope",
   "signing_key_unavailable",
   "verification_keys_unavailable",
+  "revocation_feed_unavailable",
   "store_unavailable",
+  "server_busy",
 ] as const;
 
 /** One of {@link ERROR_CODES}. */
@@ -39,14 +43,22 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export class TesseraError extends Error {
   override readonly name = "TesseraError";
   readonly code: ErrorCode;
+  /** Seconds after which a retry may succeed, when the refusal knows (a rate limit's window). */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 
 /** True when `value` is a {@link TesseraError}, optionally with the given code. */
 export function isTesseraError(value: unknown, code?: ErrorCode): value is TesseraError {
   return value instanceof TesseraError && (code === undefined || value.code === code);
+}
+
+/** Throws a {@link TesseraError}; for use in expressions and after checks that narrow types. */
+export function fail(code: ErrorCode, message: string, cause?: unknown): never {
+  throw new TesseraError(code, message, cause === undefined ? undefined : { cause });
 }

@@ -12,7 +12,9 @@ export function seal(key: Buffer, plaintext: string, context: string): string {
   const cipher = createCipheriv("aes-256-gcm", key, iv);
   cipher.setAAD(Buffer.from(context));
   const ciphertext = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
-  return ["v1", iv, ciphertext, cipher.getAuthTag()].map((part) => (typeof part === "string" ? part : part.toString("base64url"))).join(".");
+  return ["v1", iv, ciphertext, cipher.getAuthTag()]
+    .map((part) => (typeof part === "string" ? part : part.toString("base64url")))
+    .join(".");
 }
 
 /**
@@ -22,12 +24,15 @@ export function seal(key: Buffer, plaintext: string, context: string): string {
 export function open(key: Buffer, sealed: string, context: string): string {
   const [version, iv, ciphertext, tag] = sealed.split(".");
   try {
-    if (version !== "v1" || iv === undefined || ciphertext === undefined || tag === undefined) throw new Error("unknown format");
+    if (version !== "v1" || iv === undefined || ciphertext === undefined || tag === undefined)
+      throw new Error("unknown format");
     const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"));
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(Buffer.from(tag, "base64url"));
     return Buffer.concat([decipher.update(Buffer.from(ciphertext, "base64url")), decipher.final()]).toString("utf8");
   } catch (error) {
-    throw new TesseraError("signing_key_unavailable", "a stored private key cannot be decrypted with this secret", { cause: error });
+    throw new TesseraError("signing_key_unavailable", "a stored private key cannot be decrypted with this secret", {
+      cause: error,
+    });
   }
 }

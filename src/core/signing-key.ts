@@ -6,6 +6,9 @@ export const SIGNING_ALGORITHMS = ["ES256", "EdDSA", "PS256", "RS256", "HS256"] 
 /** One of {@link SIGNING_ALGORITHMS}. */
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
+/** Modulus length in bits of the RSA keys Tessera generates for PS256 and RS256 (ASVS 11.2.3: at least 3072). */
+export const RSA_MODULUS_BITS = 3072;
+
 /** Minimum length in bytes of an HS256 secret (RFC 7518 §3.2: at least the hash size). */
 export const MIN_HMAC_SECRET_BYTES = 32;
 
@@ -62,13 +65,14 @@ function generateKeyPair(alg: Exclude<SigningAlgorithm, "HS256">): { privateKey:
       return generateKeyPairSync("ed25519");
     case "PS256":
     case "RS256":
-      return generateKeyPairSync("rsa", { modulusLength: 2048 });
+      return generateKeyPairSync("rsa", { modulusLength: RSA_MODULUS_BITS });
   }
 }
 
 // RFC 7638 §3.2: the thumbprint hashes only the required members, in lexicographic order.
 function jwkThumbprint(jwk: Record<string, unknown>): string {
-  const members = jwk.kty === "EC" ? ["crv", "kty", "x", "y"] : jwk.kty === "OKP" ? ["crv", "kty", "x"] : ["e", "kty", "n"];
+  const members =
+    jwk.kty === "EC" ? ["crv", "kty", "x", "y"] : jwk.kty === "OKP" ? ["crv", "kty", "x"] : ["e", "kty", "n"];
   const canonical = JSON.stringify(Object.fromEntries(members.map((name) => [name, jwk[name]])));
   return createHash("sha256").update(canonical).digest("base64url");
 }
@@ -88,7 +92,7 @@ export function signingKeyFromPem(alg: Exclude<SigningAlgorithm, "HS256">, priva
   });
 }
 
-/** A fresh asymmetric signing key for `alg` (P-256, Ed25519 or RSA-2048). */
+/** A fresh asymmetric signing key for `alg` (P-256, Ed25519, or RSA of {@link RSA_MODULUS_BITS} bits). */
 export function generateSigningKey(alg: Exclude<SigningAlgorithm, "HS256">): SigningKey {
   const { privateKey } = generateKeyPair(alg);
   return signingKeyFromPem(alg, privateKey.export({ type: "pkcs8", format: "pem" }) as string);

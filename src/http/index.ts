@@ -1,4 +1,5 @@
 export { tessera, type TesseraPluginOptions } from "./tessera-plugin.js";
-export { createAuthService } from "../service/create-auth-service.js";
+export { openServices, type TesseraServices } from "../service/tessera-services.js";
 export { createServer, type ServerOptions } from "./server.js";
-export { HTTP_ERRORS, type HttpErrorShape, httpErrorOf } from "./error-map.js";
+export { HTTP_ERRORS, type HttpErrorShape } from "../core/http-errors.js";
+export { httpErrorOf } from "./error-handler.js";

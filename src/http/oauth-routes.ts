@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TesseraError } from "../core/errors.js";
-import type { AuthService } from "../service/auth-service.js";
-import type { RateLimits } from "./auth-routes.js";
+import type { TesseraServices } from "../service/tessera-services.js";
+import type { RateLimits } from "./rate-limits.js";
 import { contextOf, onlyMediaType, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, oauthSchemas } from "./schemas.js";
 
@@ -19,47 +19,58 @@ interface RevocationRequest {
 
 /** Options of {@link registerOAuthRoutes}. */
 export interface OAuthRoutesOptions {
-  readonly service: AuthService;
-  readonly rateLimit: RateLimits;
+  readonly services: TesseraServices;
+  readonly limits: RateLimits;
   /** Absolute URL prefix of this server's routes, for the RFC 8414 metadata. */
   readonly baseUrl: string;
 }
 
 /** Registers `/oauth/token`, `/oauth/revoke` and the two `/.well-known/` documents. */
-export function registerOAuthRoutes(app: FastifyInstance, { service, rateLimit, baseUrl }: OAuthRoutesOptions): void {
+export function registerOAuthRoutes(app: FastifyInstance, { services, limits, baseUrl }: OAuthRoutesOptions): void {
   const formOnly = onlyMediaType("application/x-www-form-urlencoded");
   app.post<{ Body: TokenRequest }>(
     "/oauth/token",
-    { schema: oauthSchemas.token, bodyLimit: AUTH_BODY_LIMIT, config: rateLimit ? rateLimit.perClient : {}, preParsing: formOnly },
+    {
+      schema: oauthSchemas.token,
+      bodyLimit: AUTH_BODY_LIMIT,
+      ...(limits.perClient ? { onRequest: limits.perClient } : {}),
+      preParsing: formOnly,
+    },
     async (request, reply) => {
       refuseClientAuthentication(request);
       const { grant_type: grantType, refresh_token: refreshToken, scope } = request.body;
       if (grantType !== "refresh_token") throw new TesseraError("unsupported_grant_type", "unsupported grant_type");
-      if (refreshToken === undefined) throw new TesseraError("invalid_request", "the refresh_token parameter is required");
+      if (refreshToken === undefined)
+        throw new TesseraError("invalid_request", "the refresh_token parameter is required");
       // Tessera grants no scopes, so any requested scope exceeds the original grant (RFC 6749 §6).
-      if (scope !== undefined && scope.trim() !== "") throw new TesseraError("invalid_scope", "scope exceeds the grant");
-      return sendTokens(reply, await service.refresh(refreshToken, contextOf(request)));
+      if (scope !== undefined && scope.trim() !== "")
+        throw new TesseraError("invalid_scope", "scope exceeds the grant");
+      return sendTokens(reply, await services.auth.refresh(refreshToken, contextOf(request)));
     },
   );
 
-  app.post<{ Body: RevocationRequest }>("/oauth/revoke", { schema: oauthSchemas.revoke, bodyLimit: AUTH_BODY_LIMIT, preParsing: formOnly }, async (request, reply) => {
-    refuseClientAuthentication(request);
-    await service.revokeToken(request.body.token, contextOf(request));
-    // RFC 7009 §2.2: 200 whether or not the token was valid.
-    return reply.code(200).header("cache-control", "no-store").send();
-  });
+  app.post<{ Body: RevocationRequest }>(
+    "/oauth/revoke",
+    { schema: oauthSchemas.revoke, bodyLimit: AUTH_BODY_LIMIT, preParsing: formOnly },
+    async (request, reply) => {
+      refuseClientAuthentication(request);
+      await services.auth.revokeToken(request.body.token, contextOf(request));
+      // RFC 7009 §2.2: 200 whether or not the token was valid.
+      return reply.code(200).header("cache-control", "no-store").send();
+    },
+  );
 
   app.get("/.well-known/jwks.json", { schema: oauthSchemas.jwks }, (_request, reply) =>
-    reply.header("cache-control", "public, max-age=300").send(service.jwks),
+    reply.header("cache-control", "public, max-age=300").send(services.jwks),
   );
 
   app.get("/.well-known/oauth-authorization-server", { schema: oauthSchemas.metadata }, (_request, reply) =>
     reply.header("cache-control", "public, max-age=300").send({
-      issuer: service.config.issuer,
+      issuer: services.config.issuer,
       token_endpoint: `${baseUrl}/oauth/token`,
       revocation_endpoint: `${baseUrl}/oauth/revoke`,
       // HS256 keys are secret: there is no key set to point verifiers at.
-      ...(service.config.signingAlgorithm === "HS256" ? {} : { jwks_uri: `${baseUrl}/.well-known/jwks.json` }),
+      ...(services.config.signingAlgorithm === "HS256" ? {} : { jwks_uri: `${baseUrl}/.well-known/jwks.json` }),
       grant_types_supported: ["refresh_token"],
       response_types_supported: [],
       token_endpoint_auth_methods_supported: ["none"],

@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest, RequestPayload } from "fastify";
 import { readBearerToken } from "../core/bearer.js";
 import { type ErrorCode, TesseraError } from "../core/errors.js";
-import type { AuthService, IssuedTokens, Principal, RequestContext } from "../service/auth-service.js";
+import type { AuthService, IssuedTokens, Principal } from "../service/auth-service.js";
+import type { RequestContext } from "../service/request-context.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -20,12 +21,12 @@ export function contextOf(request: FastifyRequest): RequestContext {
  * Reads the bearer token from the `Authorization` header only (never the query or body) and
  * authenticates it. Throws `access_token_missing` or an `access_token_*` code.
  */
-export async function requirePrincipal(service: AuthService, request: FastifyRequest): Promise<Principal> {
+export async function requirePrincipal(auth: AuthService, request: FastifyRequest): Promise<Principal> {
   // Node keeps the first of repeated Authorization headers and drops the rest; refuse instead.
   if (countHeader(request.raw.rawHeaders, "authorization") > 1) {
     throw new TesseraError("access_token_malformed", "more than one Authorization header");
   }
-  return service.authenticate(readBearerToken(request.headers.authorization));
+  return auth.authenticate(readBearerToken(request.headers.authorization));
 }
 
 function countHeader(rawHeaders: readonly string[], name: string): number {
@@ -36,16 +37,13 @@ function countHeader(rawHeaders: readonly string[], name: string): number {
 
 /** Sends an RFC 6749 §5.1 token response; never cached (§5.1: `Cache-Control: no-store`). */
 export function sendTokens(reply: FastifyReply, tokens: IssuedTokens): FastifyReply {
-  return reply
-    .header("cache-control", "no-store")
-    .header("pragma", "no-cache")
-    .send({
-      access_token: tokens.accessToken,
-      token_type: "Bearer",
-      expires_in: tokens.accessTokenExpiresIn,
-      refresh_token: tokens.refreshToken,
-      refresh_token_expires_in: tokens.refreshTokenExpiresIn,
-    });
+  return reply.header("cache-control", "no-store").header("pragma", "no-cache").send({
+    access_token: tokens.accessToken,
+    token_type: "Bearer",
+    expires_in: tokens.accessTokenExpiresIn,
+    refresh_token: tokens.refreshToken,
+    refresh_token_expires_in: tokens.refreshTokenExpiresIn,
+  });
 }
 
 /**
@@ -54,10 +52,16 @@ export function sendTokens(reply: FastifyReply, tokens: IssuedTokens): FastifyRe
  * send without a CORS preflight; the RFC 6749 routes refuse anything but form encoding.
  */
 export function onlyMediaType(mediaType: string) {
-  return (request: FastifyRequest, _reply: FastifyReply, payload: RequestPayload, done: (error: Error | null, payload?: RequestPayload) => void): void => {
+  return (
+    request: FastifyRequest,
+    _reply: FastifyReply,
+    payload: RequestPayload,
+    done: (error: Error | null, payload?: RequestPayload) => void,
+  ): void => {
     const header = request.headers["content-type"];
     const actual = typeof header === "string" ? (header.split(";")[0] ?? "").trim().toLowerCase() : "";
-    if (actual !== mediaType) return done(Object.assign(new Error(`the body must be ${mediaType}`), { statusCode: 415 }));
+    if (actual !== mediaType)
+      return done(Object.assign(new Error(`the body must be ${mediaType}`), { statusCode: 415 }));
     done(null, payload);
   };
 }

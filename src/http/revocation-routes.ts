@@ -1,15 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import { epochSeconds } from "../core/clock.js";
-import { REVOCATION_CHANNEL } from "../core/revocation.js";
-import type { AuthService } from "../service/auth-service.js";
-import { publishRevocations } from "./revocation-publisher.js";
-
-export { REVOCATION_CHANNEL };
+import { encodeRevocationFeed } from "../core/revocation.js";
+import { publishRevocations } from "../service/revocation-publisher.js";
+import type { SessionRevocations } from "../service/session-revocations.js";
 
 /** Options of {@link registerRevocationRoutes}. */
 export interface RevocationRoutesOptions {
-  readonly service: AuthService;
-  /** Publish every revocation to this Redis on {@link REVOCATION_CHANNEL}. Default none. */
+  readonly revocations: SessionRevocations;
+  /** Publish every revocation to this Redis on the revocation channel. Default none. */
   readonly redisUrl?: string | null;
 }
 
@@ -39,7 +37,11 @@ export const revocationSchema = {
       properties: {
         revoked: {
           type: "array",
-          items: { type: "object", required: ["sid", "revoked_at"], properties: { sid: { type: "string" }, revoked_at: { type: "integer" } } },
+          items: {
+            type: "object",
+            required: ["sid", "revoked_at"],
+            properties: { sid: { type: "string" }, revoked_at: { type: "integer" } },
+          },
         },
         window_seconds: { type: "integer" },
         generated_at: { type: "integer" },
@@ -55,23 +57,28 @@ export const revocationSchema = {
  * With `redisUrl`, also publishes each revocation as `{"sids":[…],"revoked_at":<unix s>}`;
  * a Redis outage is logged and never fails a request.
  */
-export function registerRevocationRoutes(app: FastifyInstance, { service, redisUrl }: RevocationRoutesOptions): void {
-  const windowSeconds = service.config.accessTokenTtlSeconds;
-
-  app.get<{ Querystring: RevocationsQuery }>("/auth/revocations", { schema: revocationSchema }, async (request, reply) => {
-    const since = request.query.since === undefined ? undefined : new Date(Number(request.query.since) * 1000);
-    const { revoked, generatedAt } = await service.listRecentRevocations(since);
-    // Shared caches must not keep a stale list; clients poll.
-    void reply.header("cache-control", "no-store");
-    return {
-      revoked: revoked.map((session) => ({ sid: session.id, revoked_at: epochSeconds(session.revokedAt) })),
-      window_seconds: windowSeconds,
-      generated_at: epochSeconds(generatedAt),
-    };
-  });
+export function registerRevocationRoutes(
+  app: FastifyInstance,
+  { revocations, redisUrl }: RevocationRoutesOptions,
+): void {
+  app.get<{ Querystring: RevocationsQuery }>(
+    "/auth/revocations",
+    { schema: revocationSchema },
+    async (request, reply) => {
+      const since = request.query.since === undefined ? undefined : new Date(Number(request.query.since) * 1000);
+      const { revoked, generatedAt } = await revocations.listRecent(since);
+      // Shared caches must not keep a stale list; clients poll.
+      void reply.header("cache-control", "no-store");
+      return encodeRevocationFeed({
+        entries: revoked.map((session) => ({ sid: session.id, revokedAt: epochSeconds(session.revokedAt) })),
+        windowSeconds: revocations.feedWindowSeconds,
+        generatedAt: epochSeconds(generatedAt),
+      });
+    },
+  );
 
   if (redisUrl) {
-    const close = publishRevocations(service, { redisUrl, logger: app.log });
+    const close = publishRevocations(revocations, { redisUrl, logger: app.log });
     app.addHook("onClose", close);
   }
 }

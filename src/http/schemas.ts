@@ -1,5 +1,4 @@
-import { PASSWORD_LENGTH } from "../service/auth-service.js";
-import { LIMITS } from "../store/store.js";
+import { PASSWORD_LENGTH, USERNAME_LENGTH } from "../service/credential-policy.js";
 
 /** Longest token accepted in any request field, in characters. */
 export const MAX_TOKEN_FIELD = 8192;
@@ -17,7 +16,7 @@ const credentials = {
   additionalProperties: false,
   required: ["username", "password"],
   properties: {
-    username: { type: "string", minLength: 1, maxLength: LIMITS.username },
+    username: { type: "string", minLength: 1, maxLength: USERNAME_LENGTH.max },
     password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
   },
 } as const;
@@ -45,7 +44,11 @@ const tokenResponse = {
 const userResponse = {
   type: "object",
   required: ["id", "username", "roles"],
-  properties: { id: { type: "string" }, username: { type: "string" }, roles: { type: "array", items: { type: "string" } } },
+  properties: {
+    id: { type: "string" },
+    username: { type: "string" },
+    roles: { type: "array", items: { type: "string" } },
+  },
 } as const;
 
 const sessionResponse = {
@@ -76,21 +79,54 @@ export const authSchemas = {
     summary: "Create a user",
     body: credentials,
     response: {
-      201: { type: "object", required: ["id", "username"], properties: { id: { type: "string" }, username: { type: "string" } } },
+      201: {
+        type: "object",
+        required: ["id", "username"],
+        properties: { id: { type: "string" }, username: { type: "string" } },
+      },
       "4xx": errorResponse,
     },
   },
-  login: { tags: ["auth"], summary: "Log in with a password", body: credentials, response: { 200: tokenResponse, "4xx": errorResponse } },
-  refresh: { tags: ["auth"], summary: "Rotate a refresh token", body: refreshTokenBody, response: { 200: tokenResponse, "4xx": errorResponse } },
-  logout: { tags: ["auth"], summary: "End the session of a refresh token", body: refreshTokenBody, response: { 204: noContent, "4xx": errorResponse } },
-  logoutAll: { tags: ["auth"], summary: "End every session of the user", security: bearerSecurity, response: { 204: noContent, "4xx": errorResponse } },
-  me: { tags: ["auth"], summary: "The current user", security: bearerSecurity, response: { 200: userResponse, "4xx": errorResponse } },
+  login: {
+    tags: ["auth"],
+    summary: "Log in with a password",
+    body: credentials,
+    response: { 200: tokenResponse, "4xx": errorResponse },
+  },
+  refresh: {
+    tags: ["auth"],
+    summary: "Rotate a refresh token",
+    body: refreshTokenBody,
+    response: { 200: tokenResponse, "4xx": errorResponse },
+  },
+  logout: {
+    tags: ["auth"],
+    summary: "End the session of a refresh token",
+    body: refreshTokenBody,
+    response: { 204: noContent, "4xx": errorResponse },
+  },
+  logoutAll: {
+    tags: ["auth"],
+    summary: "End every session of the user",
+    security: bearerSecurity,
+    response: { 204: noContent, "4xx": errorResponse },
+  },
+  me: {
+    tags: ["auth"],
+    summary: "The current user",
+    security: bearerSecurity,
+    response: { 200: userResponse, "4xx": errorResponse },
+  },
   sessions: {
     tags: ["sessions"],
     summary: "The user's open sessions",
     security: bearerSecurity,
     response: {
-      200: { type: "object", required: ["sessions"], properties: { sessions: { type: "array", items: sessionResponse } } },
+      200: {
+        type: "object",
+        required: ["sessions"],
+        properties: { sessions: { type: "array", items: sessionResponse } },
+      },
       "4xx": errorResponse,
     },
   },
@@ -139,14 +175,29 @@ export const oauthSchemas = {
         client_id: { type: "string", minLength: 1, maxLength: 256 },
       },
     },
-    response: { 200: { type: "null", description: "Revoked, or the token was not valid (RFC 7009 §2.2); no body." }, "4xx": errorResponse },
+    response: {
+      200: { type: "null", description: "Revoked, or the token was not valid (RFC 7009 §2.2); no body." },
+      "4xx": errorResponse,
+    },
   },
-  jwks: { tags: ["discovery"], summary: "Public signing keys (RFC 7517 JWK Set)", response: { 200: { type: "object", additionalProperties: true } } },
-  metadata: { tags: ["discovery"], summary: "Authorization server metadata (RFC 8414)", response: { 200: { type: "object", additionalProperties: true } } },
+  jwks: {
+    tags: ["discovery"],
+    summary: "Public signing keys (RFC 7517 JWK Set)",
+    response: { 200: { type: "object", additionalProperties: true } },
+  },
+  metadata: {
+    tags: ["discovery"],
+    summary: "Authorization server metadata (RFC 8414)",
+    response: { 200: { type: "object", additionalProperties: true } },
+  },
 } as const;
 
 /** Route schemas of the standalone server's probes. */
 export const healthSchemas = {
   liveness: { tags: ["health"], summary: "Liveness: the process answers", response: { 200: statusResponse } },
-  readiness: { tags: ["health"], summary: "Readiness: the database answers; 503 when it does not", response: { 200: statusResponse, 503: statusResponse } },
+  readiness: {
+    tags: ["health"],
+    summary: "Readiness: the database answers; 503 when it does not",
+    response: { 200: statusResponse, 503: statusResponse },
+  },
 } as const;

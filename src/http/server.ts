@@ -1,20 +1,36 @@
 import type { Duplex } from "node:stream";
 import helmet from "@fastify/helmet";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
-import type { AuthService } from "../service/auth-service.js";
-import { resolveConfig, type TesseraOptions } from "../service/config.js";
 import swagger, { type SwaggerOptions } from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import { httpErrorOf } from "./error-map.js";
+import { openServices, type TesseraServices } from "../service/tessera-services.js";
+import { answerError } from "./error-handler.js";
 import { registerMetrics } from "./metrics.js";
 import { healthSchemas } from "./schemas.js";
-import { createAuthService } from "../service/create-auth-service.js";
+import {
+  refuseUnknownOptions,
+  resolveConfig,
+  resolveServerConfig,
+  SERVER_SETTINGS,
+  setsServiceOptions,
+  type TesseraConfig,
+  type TesseraOptions,
+  type TrustedProxies,
+} from "./server-config.js";
 import { tessera } from "./tessera-plugin.js";
 
 /** Options of {@link createServer}. */
 export interface ServerOptions extends TesseraOptions {
-  /** Serve this service instead of opening the configured store. */
-  readonly service?: AuthService;
+  /**
+   * A configuration already resolved by `resolveConfig()`; no other Tessera option may be given
+   * with it. Default: resolved from the other options.
+   */
+  readonly config?: Readonly<TesseraConfig>;
+  /**
+   * Serve these services instead of opening the configured store; their configuration is the
+   * service's, so only the server's own options (host, port, limits, …) may be given with them.
+   */
+  readonly services?: TesseraServices;
   /** Time a client has to send a whole request, in milliseconds. Default 10 000. */
   readonly requestTimeoutMs?: number;
   /** A connection silent this long is closed, in milliseconds. Default 30 000. */
@@ -30,7 +46,8 @@ function openApiOptions(issuer: string): SwaggerOptions {
       info: {
         title: "Tessera",
         version: "0.1.0",
-        description: "Authentication token service: JWT access tokens, rotating refresh tokens, revocable sessions. Errors are {error, error_description}; see docs/errors.md.",
+        description:
+          "Authentication token service: JWT access tokens, rotating refresh tokens, revocable sessions. Errors are {error, error_description}; see docs/errors.md.",
       },
       servers: [{ url: issuer }],
       components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
@@ -63,41 +80,50 @@ function requestSerializer(request: { method: string; url: string; ip?: string }
 }
 
 /**
- * The standalone Tessera server: the plugin plus `/healthz`, `/readyz`, security headers and
- * JSON 404s. Call `listen()` on the result; `close()` closes the store too.
+ * The standalone Tessera server: the plugin plus `/healthz`, `/readyz`, `/metrics`, the API docs,
+ * security headers and JSON 404s. Call `listen()` on the result; `close()` closes the store too,
+ * and the metrics listener (`app.metricsServer`) when `metricsAddress` gives it one.
  */
 export async function createServer(options: ServerOptions = {}): Promise<FastifyInstance> {
-  const config = resolveConfig(options);
+  const config = configOf(options);
   const app = Fastify({
-    logger:
-      options.logger ?? {
-        level: config.logLevel,
-        redact: { paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'], remove: true },
-        serializers: { req: requestSerializer },
-      },
-    trustProxy: config.trustProxy,
+    logger: options.logger ?? {
+      level: config.logLevel,
+      redact: { paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'], remove: true },
+      serializers: { req: requestSerializer },
+    },
+    trustProxy: trustProxyOf(config.trustProxy),
     bodyLimit: 16 * 1024,
     // A client gets 10 s to send a whole request: slow senders cannot hold sockets forever.
     requestTimeout: options.requestTimeoutMs ?? 10_000,
     // Node checks request deadlines on this interval (default 30 s); check often enough to matter.
-    http: { connectionsCheckingInterval: Math.min(1000, options.requestTimeoutMs ?? 10_000) },
+    http: { connectionsCheckingInterval: Math.min(1000, Math.max(100, (options.requestTimeoutMs ?? 10_000) / 4)) },
     // A socket silent this long is closed, also mid-body, where requestTimeout does not reach.
     connectionTimeout: options.idleTimeoutMs ?? 30_000,
     frameworkErrors: (error, _request, reply: FastifyReply) => {
       const status = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : 400;
-      void reply.code(status).header("cache-control", "no-store").send({ error: "invalid_request", error_description: "The request URL is malformed." });
+      void reply
+        .code(status)
+        .header("cache-control", "no-store")
+        .send({ error: "invalid_request", error_description: "The request URL is malformed." });
     },
     clientErrorHandler: answerClientError,
     routerOptions: { maxParamLength: 200 },
   });
+  if (typeof config.trustProxy === "number" && !isLoopback(config.host)) {
+    app.log.warn(
+      "TESSERA_TRUST_PROXY is a hop count: a client that reaches this port without the proxy can choose its own IP. " +
+        "List the proxies' addresses instead unless only they can reach it.",
+    );
+  }
   if (config.developmentMode) {
     app.log.warn(
       "DEVELOPMENT MODE: TESSERA_SECRET is not set. Private keys are sealed with a key stored next to them in the database. Set TESSERA_SECRET (32+ characters) for any real use.",
     );
   }
   const allowedMethodsOf = recordRoutes(app);
-  const service = options.service ?? (await createAuthService(options, app.log));
-  if (!options.service) app.addHook("onClose", () => service.close());
+  const services = options.services ?? (await openServices(config, app.log));
+  if (!options.services) app.addHook("onClose", () => services.close());
 
   // API answers get the strictest CSP; the /docs page relaxes it for its own assets only.
   await app.register(helmet, {
@@ -106,21 +132,33 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     // RFC 6797 §7.2: HSTS only where clients reach us over TLS, which the issuer URL tells.
     hsts: config.issuer.startsWith("https://") ? { maxAge: 31_536_000, includeSubDomains: true } : false,
   });
-  await app.register(swagger, openApiOptions(config.issuer));
+  if (config.docs) await app.register(swagger, openApiOptions(config.issuer));
   app.decorateRequest("tesseraErrorCode", null);
-  registerMetrics(app, service);
-  await app.register(tessera, { service });
-  await app.register(swaggerUi, {
-    routePrefix: "/docs",
-    staticCSP: true,
-    transformStaticCSP: () => "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
+  registerMetrics(app, services.revocations, config.metricsAddress);
+  await app.register(tessera, {
+    services,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    ipLoginFailuresPerHour: config.ipLoginFailuresPerHour,
+    accountFailuresBeforeDelay: config.accountFailuresBeforeDelay,
+    accountMaxDelay: config.accountMaxDelaySeconds,
   });
-  app.get("/openapi.json", { schema: { hide: true } }, (_request, reply) => reply.header("cache-control", "no-cache").send(app.swagger()));
+  if (config.docs) {
+    await app.register(swaggerUi, {
+      routePrefix: "/docs",
+      staticCSP: true,
+      transformStaticCSP: () =>
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; " +
+        "frame-ancestors 'none'",
+    });
+    app.get("/openapi.json", { schema: { hide: true } }, (_request, reply) =>
+      reply.header("cache-control", "no-cache").send(app.swagger()),
+    );
+  }
 
   app.get("/healthz", { schema: healthSchemas.liveness }, () => ({ status: "ok" }));
   app.get("/readyz", { schema: healthSchemas.readiness }, async (request, reply) => {
     try {
-      await service.checkReady();
+      await services.checkReady();
       return { status: "ready" };
     } catch (error) {
       request.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "not ready");
@@ -134,14 +172,46 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     return reply
       .code(405)
       .header("allow", allowed.join(", "))
-      .send({ error: "invalid_request", error_description: `${request.method} is not allowed here; use ${allowed.join(" or ")}.` });
+      .send({
+        error: "invalid_request",
+        error_description: `${request.method} is not allowed here; use ${allowed.join(" or ")}.`,
+      });
   });
-  app.setErrorHandler((error, request, reply) => {
-    const shape = httpErrorOf(error);
-    if (shape.status >= 500) request.log.error({ err: error }, "request failed");
-    return reply.code(shape.status).send({ error: shape.error, error_description: shape.description });
-  });
+  app.setErrorHandler(answerError);
   return app;
+}
+
+/** Fastify's `trustProxy` for `trusted`. */
+function trustProxyOf(trusted: TrustedProxies): false | string[] | ((address: string, hop: number) => boolean) {
+  if (trusted === false) return false;
+  // Fastify ignores bare hop counts; this believes the nearest `trusted` hops, counted from the socket.
+  if (typeof trusted === "number") return (_address, hop) => hop < trusted;
+  return [...trusted];
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+const OWN_OPTIONS = ["config", "services", "requestTimeoutMs", "idleTimeoutMs", "logger"];
+const SERVER_OPTION_NAMES = new Set(Object.keys(SERVER_SETTINGS));
+
+/** The one configuration of a server: given, taken from the services given, or resolved once here. */
+function configOf(options: ServerOptions): Readonly<TesseraConfig> {
+  const settings = Object.fromEntries(
+    Object.entries(options).filter(([name]) => !OWN_OPTIONS.includes(name)),
+  ) as TesseraOptions;
+  if (options.config !== undefined) {
+    if (options.services !== undefined || Object.keys(settings).length > 0) {
+      throw new TypeError("config: pass either a resolved config or options, not both");
+    }
+    return options.config;
+  }
+  if (options.services === undefined) return resolveConfig(settings);
+  if (setsServiceOptions(settings))
+    throw new TypeError("services: the service's options come from services.config; pass only server options");
+  refuseUnknownOptions(settings, SERVER_OPTION_NAMES);
+  return Object.freeze({ ...options.services.config, ...resolveServerConfig(settings) });
 }
 
 /**
@@ -153,7 +223,9 @@ function recordRoutes(app: FastifyInstance): (url: string) => string[] {
   app.addHook("onRoute", (route) => {
     const source = route.url
       .split("/")
-      .map((part) => (part.startsWith(":") ? "[^/]+" : part === "*" ? ".*" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .map((part) =>
+        part.startsWith(":") ? "[^/]+" : part === "*" ? ".*" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+      )
       .join("/");
     routes.push({ pattern: new RegExp(`^${source}$`), methods: [route.method].flat() });
   });

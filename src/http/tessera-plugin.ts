@@ -1,30 +1,73 @@
 import formbody from "@fastify/formbody";
-import rateLimit from "@fastify/rate-limit";
 import { Ajv } from "ajv";
-import { Redis } from "ioredis";
-import type { FastifyError, FastifyInstance, FastifyPluginAsync } from "fastify";
-import { isTesseraError } from "../core/errors.js";
-import type { AuthService } from "../service/auth-service.js";
-import { createAuthService } from "../service/create-auth-service.js";
-import type { TesseraOptions } from "../service/config.js";
-import { rateLimitsOf, registerAuthRoutes } from "./auth-routes.js";
-import { BASIC_CHALLENGE, bearerChallenge, httpErrorOf } from "./error-map.js";
-import { isOAuthRoute, registerOAuthRoutes } from "./oauth-routes.js";
+import type { FastifyInstance, FastifyPluginAsync } from "fastify";
+import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from "../service/config.js";
+import { openServices, type TesseraServices } from "../service/tessera-services.js";
+import { registerAuthRoutes } from "./auth-routes.js";
+import { answerError } from "./error-handler.js";
+import { registerOAuthRoutes } from "./oauth-routes.js";
+import { RateLimits } from "./rate-limits.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
+import {
+  RATE_LIMIT_OPTION_NAMES,
+  type RateLimitOptions,
+  refuseUnknownOptions,
+  resolveRateLimitConfig,
+  SERVER_SETTINGS,
+  setsServiceOptions,
+} from "./server-config.js";
 
 const KEY_RELOAD_INTERVAL_MS = 60_000;
 
-/** Options of the {@link tessera} Fastify plugin. */
-export interface TesseraPluginOptions extends TesseraOptions {
-  /** A service to serve; when absent the plugin opens the store and creates one, and closes both with the app. */
-  readonly service?: AuthService;
+/**
+ * Options of the {@link tessera} Fastify plugin: the service's, the rate limits (as the
+ * standalone server's `TESSERA_RATE_LIMIT` and the other limits; defaults alike) and these.
+ */
+export interface TesseraPluginOptions extends ServiceOptions, RateLimitOptions {
+  /**
+   * The services to serve; no service option may be given with them. When absent the plugin
+   * opens the configured store and creates them, and closes both with the app.
+   */
+  readonly services?: TesseraServices;
   /** Absolute URL under which these routes are reachable. Default: the issuer. */
   readonly baseUrl?: string;
 }
 
+// Fastify hands its own register() options (prefix, logLevel…) to the plugin too.
+const REGISTER_OPTIONS = ["prefix", "logLevel", "logSerializers"];
+const OWN_OPTIONS: readonly string[] = ["services", "baseUrl", ...RATE_LIMIT_OPTION_NAMES];
+const PLUGIN_OPTION_NAMES = new Set<string>([...OWN_OPTIONS, ...SERVICE_OPTION_NAMES, ...REGISTER_OPTIONS]);
+
+/** Opens the plugin's own services, or checks that none of their options came with given ones. */
+async function servicesOf(
+  app: FastifyInstance,
+  options: TesseraPluginOptions,
+): Promise<{ services: TesseraServices; owned: boolean }> {
+  refuseUnknownOptions(options, PLUGIN_OPTION_NAMES);
+  if (options.services !== undefined) {
+    if (setsServiceOptions(options))
+      throw new TypeError("services: the service's options come from services.config; drop the others");
+    return { services: options.services, owned: false };
+  }
+  const settings = Object.fromEntries(
+    Object.entries(options).filter(([name]) => !REGISTER_OPTIONS.includes(name) && !OWN_OPTIONS.includes(name)),
+  );
+  const config = resolveServiceConfig(
+    settings,
+    `http://${SERVER_SETTINGS.host.default}:${SERVER_SETTINGS.port.default}`,
+  );
+  return { services: await openServices(config, app.log), owned: true };
+}
+
 // Strict validation regardless of the host app's Ajv settings: no type coercion, and
 // `additionalProperties: false` rejects rather than strips.
-const ajv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: false, strict: false });
+const ajv = new Ajv({
+  allErrors: false,
+  coerceTypes: false,
+  removeAdditional: false,
+  useDefaults: false,
+  strict: false,
+});
 ajv.addFormat("date-time", true);
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -53,14 +96,22 @@ function useStrictUtf8Json(app: FastifyInstance): void {
  * Encapsulated: its error handler, validator and hooks apply to its own routes only.
  */
 export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: FastifyInstance, options) => {
-  const ownsService = options.service === undefined;
-  const service = options.service ?? (await createAuthService(options, app.log));
-  if (ownsService) app.addHook("onClose", () => service.close());
-  const config = service.config;
+  const { services, owned } = await servicesOf(app, options);
+  if (owned) app.addHook("onClose", () => services.close());
+  const { config } = services;
+  const limits = RateLimits.open(
+    resolveRateLimitConfig(Object.fromEntries(RATE_LIMIT_OPTION_NAMES.map((name) => [name, options[name]]))),
+    { redisUrl: config.redisUrl, logger: app.log },
+  );
+  app.addHook("onClose", () => limits.close());
 
   // Pick up keys rotated by another instance or `tessera keys rotate`.
   const keyReload = setInterval(() => {
-    service.reloadKeys().catch((error: unknown) => app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"));
+    services.keys
+      .reload()
+      .catch((error: unknown) =>
+        app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"),
+      );
   }, KEY_RELOAD_INTERVAL_MS);
   keyReload.unref();
   app.addHook("onClose", (_instance, done) => {
@@ -72,32 +123,7 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   if (!app.hasRequestDecorator("tesseraErrorCode")) app.decorateRequest("tesseraErrorCode", null);
   if (!app.hasContentTypeParser("application/x-www-form-urlencoded")) await app.register(formbody);
   useStrictUtf8Json(app);
-  if (!app.hasDecorator("rateLimit")) {
-    let redis: Redis | undefined;
-    if (config.redisUrl) {
-      // Fail fast while Redis is away (no offline queue); limits are then skipped, not 500s.
-      redis = new Redis(config.redisUrl, { connectTimeout: 1000, maxRetriesPerRequest: 1, enableOfflineQueue: false });
-      redis.on("error", (error: Error) => app.log.warn({ err: error.message }, "redis (rate limits) error"));
-      const client = redis;
-      app.addHook("onClose", async () => {
-        await client.quit().catch(() => client.disconnect());
-      });
-    }
-    await app.register(rateLimit, {
-      global: false,
-      ...(redis ? { redis, nameSpace: "tessera-rate-limit:", skipOnError: true } : {}),
-    });
-  }
-
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const shape = httpErrorOf(error, isOAuthRoute(request.routeOptions.url));
-    if (isTesseraError(error)) request.tesseraErrorCode = error.code;
-    if (shape.status >= 500) request.log.error({ err: error }, "request failed");
-    if (shape.bearer) void reply.header("www-authenticate", bearerChallenge(shape));
-    if (shape.basic) void reply.header("www-authenticate", BASIC_CHALLENGE);
-    if (shape.status === 503) void reply.header("retry-after", "5");
-    return reply.code(shape.status).header("cache-control", "no-store").send({ error: shape.error, error_description: shape.description });
-  });
+  app.setErrorHandler(answerError);
 
   // Answers carrying tokens or personal data must never be cached (RFC 6749 §5.1).
   app.addHook("onSend", (_request, reply, payload, done) => {
@@ -105,9 +131,8 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
     done(null, payload);
   });
 
-  const limit = rateLimitsOf(config.rateLimitPerMinute);
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
-  registerAuthRoutes(app, { service, rateLimit: limit });
-  registerOAuthRoutes(app, { service, rateLimit: limit, baseUrl });
-  registerRevocationRoutes(app, { service, redisUrl: config.redisUrl });
+  registerAuthRoutes(app, { auth: services.auth, limits });
+  registerOAuthRoutes(app, { services, limits, baseUrl });
+  registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });
 };

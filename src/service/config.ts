@@ -1,19 +1,33 @@
 import { parseDurationSeconds } from "../core/duration.js";
-import { isSigningAlgorithm, MIN_HMAC_SECRET_BYTES, SIGNING_ALGORITHMS, type SigningAlgorithm } from "../core/signing-key.js";
+import { parseHttpUrl } from "../core/http-url.js";
+import {
+  isSigningAlgorithm,
+  MIN_HMAC_SECRET_BYTES,
+  SIGNING_ALGORITHMS,
+  type SigningAlgorithm,
+} from "../core/signing-key.js";
 import { storeKindOf } from "../store/store.js";
-
-/** What a role name may look like: 1 to 64 letters, digits or `_ : . -`. */
-export const ROLE_NAME = /^[\w:.-]{1,64}$/;
+import { ROLE_NAME } from "./credential-policy.js";
 
 /** Shortest accepted `secret`, in characters. */
 export const MIN_SECRET_LENGTH = 32;
 
-/** What callers may set; every field has a default except where noted. */
-export interface TesseraOptions {
-  /** Interface to listen on. Default `127.0.0.1`. */
-  readonly host?: string;
-  /** Port to listen on. Default `3000`. */
-  readonly port?: number;
+/** How a setting is read from an environment variable or a flag. */
+export type SettingType = "string" | "integer" | "boolean";
+
+/** One documented setting: where it is read from and what it defaults to. */
+export interface SettingSpec {
+  /** The environment variable; names are relied on by scripts. */
+  readonly variable: `TESSERA_${string}`;
+  /** The flag of `tessera serve`, if it has one. */
+  readonly flag?: `--${string}`;
+  readonly type: SettingType;
+  /** The default as the README and `tessera --help` state it. */
+  readonly default: string;
+}
+
+/** What the service may be given; every field has a default except where noted. */
+export interface ServiceOptions {
   /** Default `sqlite:./data/tessera.db`. */
   readonly databaseUrl?: string;
   /** Connections per process to PostgreSQL or MySQL. Default 10. */
@@ -25,40 +39,87 @@ export interface TesseraOptions {
   readonly secret?: string;
   /** Refuse to start without a secret. Default: `NODE_ENV === "production"` as the CLI reads it. */
   readonly production?: boolean;
-  /** `iss` of access tokens. Default `http://{host}:{port}`. */
+  /** `iss` of access tokens, an absolute http(s) URL. Default `http://{host}:{port}`. */
   readonly issuer?: string;
-  /** `aud` of access tokens. Default `tessera`. */
+  /** `aud` of access tokens, 1 to 256 characters. Default `tessera`. */
   readonly audience?: string;
   /** Default `ES256`. */
   readonly signingAlgorithm?: SigningAlgorithm;
   /** Shared secret for `HS256` (at least 32 bytes); required with it, refused without it. */
   readonly hs256Secret?: string;
-  /** Durations as `"15m"`, `"3d"`, `"10s"` or seconds. */
+  /** Access-token lifetime, `"15m"` or seconds; at most 1 day. Default `15m`. */
   readonly accessTokenTtl?: string | number;
+  /** Idle lifetime of a refresh token, at least `accessTokenTtl`, at most 365 days. Default `3d`. */
   readonly refreshTokenTtl?: string | number;
+  /** Absolute lifetime of a session, at least `refreshTokenTtl`, at most 365 days. Default `30d`. */
   readonly sessionTtl?: string | number;
+  /** Window in which a repeated refresh gets the same successor; at most 5 minutes. Default `10s`. */
   readonly refreshGrace?: string | number;
-  /** Tolerance for `exp`, `nbf`, `iat`. Default 0. */
+  /** Tolerance for `exp`, `nbf`, `iat`; at most 5 minutes. Default 0. */
   readonly clockSkew?: string | number;
-  /** Redis for rate limits shared between instances. Default none (in memory). */
+  /** Redis for rate limits shared between instances and pushed revocations. Default none. */
   readonly redisUrl?: string;
-  /**
-   * Login attempts per minute per client IP and username; register, refresh and `/oauth/token`
-   * allow ten times that per client IP. Default 30; 0 turns limits off.
-   */
-  readonly rateLimitPerMinute?: number;
-  /** Honour `X-Forwarded-For` from a proxy in front. Default false. */
-  readonly trustProxy?: boolean;
   /** Roles given to newly registered users. Default `["user"]`. */
   readonly defaultRoles?: readonly string[];
-  /** pino level. Default `info`. */
-  readonly logLevel?: string;
+  /**
+   * `open`: anyone may `POST /auth/register`; `closed`: it answers 403 `registration_closed` and an
+   * operator creates accounts (`tessera user create`). Default `open`, for the embedded quick
+   * start: close it in production unless you mean it.
+   */
+  readonly registration?: Registration;
+  /**
+   * Password hashes (login, register) computed at once per process, 1 to 64. argon2id runs on
+   * libuv's thread pool (4 threads unless `UV_THREADPOOL_SIZE` says otherwise), so this also keeps
+   * threads and a core free for everything else. Default 1.
+   */
+  readonly passwordHashConcurrency?: number;
+  /**
+   * Password checks that may wait for a free slot, 0 to 10 000; beyond them a login or
+   * registration answers 503 `server_busy` at once. Default 16.
+   */
+  readonly passwordHashQueue?: number;
 }
 
-/** The resolved, frozen configuration. */
-export interface TesseraConfig {
-  readonly host: string;
-  readonly port: number;
+/** Who may create accounts: see {@link ServiceOptions.registration}. */
+export const REGISTRATION_MODES = ["open", "closed"] as const;
+
+/** One of {@link REGISTRATION_MODES}. */
+export type Registration = (typeof REGISTRATION_MODES)[number];
+
+/** The settings of {@link ServiceOptions} read from the environment. */
+export const SERVICE_SETTINGS = {
+  databaseUrl: {
+    variable: "TESSERA_DATABASE_URL",
+    flag: "--database",
+    type: "string",
+    default: "sqlite:./data/tessera.db",
+  },
+  databasePoolSize: { variable: "TESSERA_DATABASE_POOL_SIZE", type: "integer", default: "10" },
+  secret: { variable: "TESSERA_SECRET", type: "string", default: "none (development mode)" },
+  issuer: { variable: "TESSERA_ISSUER", flag: "--issuer", type: "string", default: "http://{host}:{port}" },
+  audience: { variable: "TESSERA_AUDIENCE", flag: "--audience", type: "string", default: "tessera" },
+  signingAlgorithm: { variable: "TESSERA_SIGNING_ALG", type: "string", default: "ES256" },
+  hs256Secret: { variable: "TESSERA_HS256_SECRET", type: "string", default: "none" },
+  accessTokenTtl: { variable: "TESSERA_ACCESS_TOKEN_TTL", type: "string", default: "15m" },
+  refreshTokenTtl: { variable: "TESSERA_REFRESH_TOKEN_TTL", type: "string", default: "3d" },
+  sessionTtl: { variable: "TESSERA_SESSION_TTL", type: "string", default: "30d" },
+  refreshGrace: { variable: "TESSERA_REFRESH_GRACE", type: "string", default: "10s" },
+  clockSkew: { variable: "TESSERA_CLOCK_SKEW", type: "string", default: "0" },
+  redisUrl: { variable: "TESSERA_REDIS_URL", type: "string", default: "none" },
+  registration: { variable: "TESSERA_REGISTRATION", type: "string", default: "open" },
+  passwordHashConcurrency: { variable: "TESSERA_PASSWORD_HASH_CONCURRENCY", type: "integer", default: "1" },
+  passwordHashQueue: { variable: "TESSERA_PASSWORD_HASH_QUEUE", type: "integer", default: "16" },
+} as const satisfies Partial<Record<keyof ServiceOptions, SettingSpec>>;
+
+/** The option names of {@link ServiceOptions}, including those without a variable. */
+export const SERVICE_OPTION_NAMES: readonly (keyof ServiceOptions)[] = Object.freeze([
+  ...(Object.keys(SERVICE_SETTINGS) as (keyof ServiceOptions)[]),
+  "production",
+  "defaultRoles",
+]);
+
+/** The resolved, frozen configuration of the service. */
+export interface ServiceConfig {
   readonly databaseUrl: string;
   readonly databasePoolSize: number;
   readonly secret: string | null;
@@ -73,34 +134,23 @@ export interface TesseraConfig {
   readonly refreshGraceSeconds: number;
   readonly clockSkewSeconds: number;
   readonly redisUrl: string | null;
-  readonly rateLimitPerMinute: number;
-  readonly trustProxy: boolean;
   readonly defaultRoles: readonly string[];
-  readonly logLevel: string;
+  readonly registration: Registration;
+  readonly passwordHashConcurrency: number;
+  readonly passwordHashQueue: number;
 }
-
-const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 const DAY = 86400;
 
 function bounded(value: string | number, name: string, maxSeconds: number): number {
   const seconds = parseDurationSeconds(value, name);
-  if (seconds <= 0 || seconds > maxSeconds) throw new TypeError(`${name} must be more than 0 s and at most ${maxSeconds / DAY} d`);
+  if (seconds <= 0 || seconds > maxSeconds)
+    throw new TypeError(`${name} must be more than 0 s and at most ${maxSeconds / DAY} d`);
   return seconds;
 }
 
-function httpUrl(value: string, name: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new TypeError(`${name} must be an absolute http(s) URL`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new TypeError(`${name} must be an absolute http(s) URL`);
-  return value;
-}
-
-function integerIn(value: number, min: number, max: number, name: string): number {
+/** `value` if it is a whole number from `min` to `max`; throws `TypeError` naming `name` otherwise. */
+export function integerIn(value: number, min: number, max: number, name: string): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new TypeError(`${name} must be a whole number from ${min} to ${max}`);
   }
@@ -108,12 +158,11 @@ function integerIn(value: number, min: number, max: number, name: string): numbe
 }
 
 /**
- * Applies defaults to `options` and checks every value once. Never mutates `options`;
- * throws `TypeError` naming the option for any bad value instead of falling back.
+ * Applies defaults to `options` and checks every value once; `defaultIssuer` is the issuer
+ * when none is set. Never mutates `options`; throws `TypeError` naming the option for any bad
+ * value instead of falling back.
  */
-export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraConfig> {
-  const host = options.host ?? "127.0.0.1";
-  const port = integerIn(options.port ?? 3000, 0, 65535, "port");
+export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: string): Readonly<ServiceConfig> {
   const databaseUrl = options.databaseUrl ?? "sqlite:./data/tessera.db";
   storeKindOf(databaseUrl);
   const secret = options.secret === undefined || options.secret === "" ? null : options.secret;
@@ -140,7 +189,8 @@ export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraCon
   const accessTokenTtlSeconds = bounded(options.accessTokenTtl ?? "15m", "accessTokenTtl", DAY);
   const refreshTokenTtlSeconds = bounded(options.refreshTokenTtl ?? "3d", "refreshTokenTtl", 365 * DAY);
   const sessionTtlSeconds = bounded(options.sessionTtl ?? "30d", "sessionTtl", 365 * DAY);
-  if (refreshTokenTtlSeconds < accessTokenTtlSeconds) throw new TypeError("refreshTokenTtl must be at least accessTokenTtl");
+  if (refreshTokenTtlSeconds < accessTokenTtlSeconds)
+    throw new TypeError("refreshTokenTtl must be at least accessTokenTtl");
   if (sessionTtlSeconds < refreshTokenTtlSeconds) throw new TypeError("sessionTtl must be at least refreshTokenTtl");
   const refreshGraceSeconds = parseDurationSeconds(options.refreshGrace ?? "10s", "refreshGrace");
   if (refreshGraceSeconds > 300) throw new TypeError("refreshGrace must be at most 5m");
@@ -148,20 +198,23 @@ export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraCon
   if (clockSkewSeconds > 300) throw new TypeError("clockSkew must be at most 5m");
   const audience = options.audience ?? "tessera";
   if (audience.trim() === "" || audience.length > 256) throw new TypeError("audience must be 1 to 256 characters");
-  const logLevel = options.logLevel ?? "info";
-  if (!LOG_LEVELS.includes(logLevel)) throw new TypeError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
+  // Kept as written: `iss` is compared as an exact string.
+  const issuer = options.issuer ?? defaultIssuer;
+  parseHttpUrl(issuer, "issuer");
   const defaultRoles = [...(options.defaultRoles ?? ["user"])];
   if (!defaultRoles.every((role) => typeof role === "string" && ROLE_NAME.test(role))) {
     throw new TypeError("defaultRoles must be role names of letters, digits, _ : . -");
   }
+  const registration = options.registration ?? "open";
+  if (!REGISTRATION_MODES.includes(registration)) {
+    throw new TypeError(`registration must be ${REGISTRATION_MODES.join(" or ")}`);
+  }
   return Object.freeze({
-    host,
-    port,
     databaseUrl,
     databasePoolSize: integerIn(options.databasePoolSize ?? 10, 1, 1000, "databasePoolSize"),
     secret,
     developmentMode: secret === null,
-    issuer: httpUrl(options.issuer ?? `http://${host.includes(":") ? `[${host}]` : host}:${port}`, "issuer"),
+    issuer,
     audience,
     signingAlgorithm,
     hs256Secret,
@@ -171,9 +224,9 @@ export function resolveConfig(options: TesseraOptions = {}): Readonly<TesseraCon
     refreshGraceSeconds,
     clockSkewSeconds,
     redisUrl: options.redisUrl ? options.redisUrl : null,
-    rateLimitPerMinute: integerIn(options.rateLimitPerMinute ?? 30, 0, 1_000_000, "rateLimitPerMinute"),
-    trustProxy: options.trustProxy ?? false,
     defaultRoles: Object.freeze(defaultRoles),
-    logLevel,
+    registration,
+    passwordHashConcurrency: integerIn(options.passwordHashConcurrency ?? 1, 1, 64, "passwordHashConcurrency"),
+    passwordHashQueue: integerIn(options.passwordHashQueue ?? 16, 0, 10_000, "passwordHashQueue"),
   });
 }

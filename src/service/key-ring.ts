@@ -1,6 +1,7 @@
 import { createPublicKey, randomBytes } from "node:crypto";
 import { addSeconds, type Clock } from "../core/clock.js";
 import { TesseraError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
 import { deriveKey, open, seal } from "../core/secret-box.js";
 import {
   generateSigningKey,
@@ -13,13 +14,6 @@ import {
 } from "../core/signing-key.js";
 import type { KeyEncryption, SigningKeyRecord, Store } from "../store/store.js";
 
-/** The few logger methods the service uses; pino's logger fits. */
-export interface ServiceLogger {
-  info(object: object, message: string): void;
-  warn(object: object, message: string): void;
-  error(object: object, message: string): void;
-}
-
 /** Options of {@link loadKeyRing}. */
 export interface KeyRingOptions {
   readonly store: Store;
@@ -30,12 +24,13 @@ export interface KeyRingOptions {
   /** Retired keys stay usable for verification this long (the access-token lifetime). */
   readonly retiredKeyGraceSeconds: number;
   readonly clock: Clock;
-  readonly logger: ServiceLogger;
+  readonly logger: Logger;
 }
 
 /** The keys of a running server: the one that signs, all that verify, and the rotation key. */
 export interface KeyRing {
-  readonly signingKey: SigningKey;
+  /** `null` only when loaded without electing (a CLI command) and no key suits this instance. */
+  readonly signingKey: SigningKey | null;
   /** HMAC key deriving refresh-token successors. */
   readonly rotationKey: Buffer;
   findVerificationKey(kid: string | undefined, alg: SigningAlgorithm): VerificationKey | undefined;
@@ -53,98 +48,164 @@ function verificationKeyOf(record: SigningKeyRecord): { key: VerificationKey; jw
   return { key: { kid: record.kid, alg: record.alg as SigningAlgorithm, key: pem }, jwk };
 }
 
-async function serverSecret(options: KeyRingOptions, existing: readonly SigningKeyRecord[]): Promise<{ secret: string; encryption: KeyEncryption }> {
+async function serverSecret(
+  options: KeyRingOptions,
+  existing: readonly SigningKeyRecord[],
+): Promise<{ secret: string; encryption: KeyEncryption }> {
   if (options.secret !== null) return { secret: options.secret, encryption: "secret" };
   // Without TESSERA_SECRET on a database whose keys were sealed with one, the deployment is
   // wrong: refuse, rather than write a development secret and key beside them.
-  if (options.algorithm !== "HS256" && existing.some((record) => record.retiredAt === null && record.encryption === "secret")) {
-    throw new TesseraError("signing_key_unavailable", "this database's signing keys are sealed with TESSERA_SECRET; set it");
+  if (
+    options.algorithm !== "HS256" &&
+    existing.some((record) => record.retiredAt === null && record.encryption === "secret")
+  ) {
+    throw new TesseraError(
+      "signing_key_unavailable",
+      "this database's signing keys are sealed with TESSERA_SECRET; set it",
+    );
   }
   // Development mode still needs a secret nobody else knows: keep a random one in the database.
   const secret = await options.store.ensureSetting(DEVELOPMENT_SECRET_SETTING, randomBytes(32).toString("base64url"));
   return { secret, encryption: "development" };
 }
 
+/** How often a start tries to elect a key when other instances keep replacing the current one. */
+const ELECTION_ATTEMPTS = 3;
+
+/**
+ * Generates a key for the configured algorithm and stores it as the current one in place of
+ * `replacing` (`null`: none), retiring every other key. Returns `null` when another instance
+ * changed the current key first.
+ */
 async function storeNewKey(
-  store: Store,
+  options: KeyRingOptions,
   algorithm: Exclude<SigningAlgorithm, "HS256">,
   sealingKey: Buffer,
   encryption: KeyEncryption,
-  now: Date,
-): Promise<SigningKey> {
+  replacing: SigningKeyRecord | null,
+): Promise<SigningKey | null> {
   const key = generateSigningKey(algorithm);
-  await store.insertSigningKey({
-    kid: key.kid,
-    alg: key.alg,
-    publicKey: JSON.stringify(key.publicJwk),
-    privateKeySealed: seal(sealingKey, key.privateKey as string, key.kid),
-    encryption,
-    createdAt: now,
-    retiredAt: null,
-  });
+  const stored = await options.store.replaceCurrentSigningKey(
+    {
+      kid: key.kid,
+      alg: key.alg,
+      publicKey: JSON.stringify(key.publicJwk),
+      privateKeySealed: seal(sealingKey, key.privateKey as string, key.kid),
+      encryption,
+      createdAt: options.clock.now(),
+      retiredAt: null,
+      current: true,
+    },
+    replacing?.kid ?? null,
+  );
+  if (!stored) return null;
+  if (replacing?.encryption === "development" && encryption === "secret") {
+    options.logger.warn({ kid: replacing.kid }, "retired a signing key sealed in development mode");
+  } else if (replacing && replacing.alg !== algorithm) {
+    options.logger.info(
+      { kid: replacing.kid, alg: replacing.alg },
+      `retired the signing key: the algorithm is now ${algorithm}`,
+    );
+  }
   return key;
 }
 
-/**
- * Creates a new signing key for the configured algorithm and retires every other unretired
- * key. Returns the new `kid`. Throws `TypeError` for HS256.
- */
-export async function rotateSigningKey(options: KeyRingOptions): Promise<string> {
-  if (options.algorithm === "HS256") throw new TypeError("HS256 signs with TESSERA_HS256_SECRET; rotate that secret instead");
-  const { secret, encryption } = await serverSecret(options, await options.store.listSigningKeys());
-  const now = options.clock.now();
-  const key = await storeNewKey(options.store, options.algorithm, deriveKey(secret, ENCRYPTION_PURPOSE), encryption, now);
-  for (const record of await options.store.listSigningKeys()) {
-    if (record.kid !== key.kid && record.retiredAt === null) await options.store.retireSigningKey(record.kid, now);
-  }
-  options.logger.info({ kid: key.kid, alg: key.alg }, "rotated the signing key");
-  return key.kid;
-}
+const currentOf = (records: readonly SigningKeyRecord[]) => records.find((record) => record.current) ?? null;
 
 /**
- * Loads the signing keys from the store, creating the first one when there is none, and
- * retiring keys sealed in development mode once a real secret is set. Throws
+ * Creates a new signing key for the configured algorithm and retires every other key. Returns
+ * the new `kid`. Throws `TypeError` for HS256, `signing_key_unavailable` when other instances
+ * keep replacing the key meanwhile.
+ */
+export async function rotateSigningKey(options: KeyRingOptions): Promise<string> {
+  const { algorithm, store, logger } = options;
+  if (algorithm === "HS256") throw new TypeError("HS256 signs with TESSERA_HS256_SECRET; rotate that secret instead");
+  for (let attempt = 0; attempt < ELECTION_ATTEMPTS; attempt += 1) {
+    const records = await store.listSigningKeys();
+    const { secret, encryption } = await serverSecret(options, records);
+    const sealingKey = deriveKey(secret, ENCRYPTION_PURPOSE);
+    const key = await storeNewKey(options, algorithm, sealingKey, encryption, currentOf(records));
+    if (key) {
+      logger.info({ kid: key.kid, alg: key.alg }, "rotated the signing key");
+      return key.kid;
+    }
+  }
+  throw new TesseraError("signing_key_unavailable", "other instances kept replacing the signing key; try again");
+}
+
+/** How {@link loadKeyRing} treats a current key that does not suit this instance, or none. */
+export type KeyRingLoad =
+  /** Starting to serve: store a key of the configured algorithm as the current one (first start elects it). */
+  | { readonly elect: true }
+  /** Only reading (a reload, a CLI command): keep signing with `inUse`, or with nothing. */
+  | { readonly elect: false; readonly inUse: SigningKey | null };
+
+/**
+ * Loads the signing keys from the store. A start (`{ elect: true }`) makes a key of the
+ * configured algorithm and secret the current one unless it already is: the first start on an
+ * empty database elects one key for every instance, and a change of algorithm or a newly set
+ * secret retires the previous key, published for `retiredKeyGraceSeconds` more. Throws
  * `signing_key_unavailable` when stored keys cannot be decrypted with the secret given.
  */
-export async function loadKeyRing(options: KeyRingOptions): Promise<KeyRing> {
+export async function loadKeyRing(options: KeyRingOptions, load: KeyRingLoad): Promise<KeyRing> {
   const { store, algorithm, clock, logger } = options;
-  const existing = await store.listSigningKeys();
-  const { secret, encryption } = await serverSecret(options, existing);
+  let records = await store.listSigningKeys();
+  const { secret, encryption } = await serverSecret(options, records);
   const rotationKey = deriveKey(secret, ROTATION_PURPOSE);
+  const now = clock.now();
   if (algorithm === "HS256") {
     if (!options.hs256Secret) throw new TypeError("hs256Secret is required for HS256");
+    // A change to HS256 retires the asymmetric key too; HS256 publishes no keys.
+    if (load.elect) {
+      for (const record of records) if (record.retiredAt === null) await store.retireSigningKey(record.kid, now);
+    }
     const signingKey = hmacSigningKey(options.hs256Secret);
     const verification: VerificationKey = { kid: signingKey.kid, alg: "HS256", key: signingKey.publicKey };
     return Object.freeze<KeyRing>({
       signingKey,
       rotationKey,
-      findVerificationKey: (kid, alg) => (alg === "HS256" && (kid === undefined || kid === signingKey.kid) ? verification : undefined),
+      findVerificationKey: (kid, alg) =>
+        alg === "HS256" && (kid === undefined || kid === signingKey.kid) ? verification : undefined,
       jwks: Object.freeze({ keys: Object.freeze([]) }),
     });
   }
 
   const sealingKey = deriveKey(secret, ENCRYPTION_PURPOSE);
-  const now = clock.now();
-  let records = existing;
-  const sealedInDevelopment = encryption === "secret" ? records.filter((record) => record.retiredAt === null && record.encryption === "development") : [];
-  for (const record of sealedInDevelopment) {
-    await store.retireSigningKey(record.kid, now);
-    logger.warn({ kid: record.kid }, "retired a signing key sealed in development mode");
-  }
-  if (sealedInDevelopment.length > 0) records = await store.listSigningKeys();
-  const isUsable = (record: SigningKeyRecord) => record.retiredAt === null && record.alg === algorithm && record.encryption === encryption;
-  if (!records.some(isUsable)) {
-    const key = await storeNewKey(store, algorithm, sealingKey, encryption, now);
-    logger.info({ kid: key.kid, alg: key.alg }, "created a signing key");
-    // Re-read: when instances start together, all of them settle on the oldest usable key.
+  const suits = (record: SigningKeyRecord | null): boolean =>
+    record !== null && record.alg === algorithm && record.encryption === encryption;
+  for (let attempt = 0; load.elect && !suits(currentOf(records)); attempt += 1) {
+    if (attempt === ELECTION_ATTEMPTS) {
+      throw new TesseraError("signing_key_unavailable", "other instances kept replacing the signing key");
+    }
+    const key = await storeNewKey(options, algorithm, sealingKey, encryption, currentOf(records));
+    if (key) logger.info({ kid: key.kid, alg: key.alg }, "created a signing key");
+    // Whether this instance won or lost, everyone signs with what the store now holds.
     records = await store.listSigningKeys();
   }
-  const current = records.find(isUsable);
-  if (!current) throw new TesseraError("signing_key_unavailable", "no usable signing key");
-  const signingKey = signingKeyFromPem(algorithm, open(sealingKey, current.privateKeySealed, current.kid));
+  // Keys that earlier versions stored beside the current one; keys are now only stored as current.
+  const superseded = records.filter((record) => record.retiredAt === null && !record.current);
+  for (const record of superseded) await store.retireSigningKey(record.kid, now);
+  if (superseded.length > 0) records = await store.listSigningKeys();
+
+  const current = currentOf(records);
+  let signingKey: SigningKey | null;
+  if (current && suits(current)) {
+    signingKey = signingKeyFromPem(algorithm, open(sealingKey, current.privateKeySealed, current.kid));
+  } else {
+    signingKey = load.elect ? null : load.inUse;
+    if (signingKey) {
+      logger.warn(
+        { kid: current?.kid ?? null, alg: current?.alg ?? null },
+        "the current signing key suits another algorithm or secret: this instance signs with its retired key " +
+          "until restarted with the settings of the others",
+      );
+    }
+  }
 
   const verifyUntil = addSeconds(now, -options.retiredKeyGraceSeconds);
-  const published = records.filter((record) => record.retiredAt === null || record.retiredAt > verifyUntil).map(verificationKeyOf);
+  const published = records
+    .filter((record) => record.retiredAt === null || record.retiredAt > verifyUntil)
+    .map(verificationKeyOf);
   const byKid = new Map(published.map(({ key }) => [key.kid, key]));
   return Object.freeze<KeyRing>({
     signingKey,

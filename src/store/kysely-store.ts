@@ -1,6 +1,13 @@
 import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "kysely";
+import type { RevocationReason } from "../core/revocation.js";
 import { migrationProvider } from "./migrations.js";
-import type { Database, RefreshTokensTable, SessionsTable, UsersTable } from "./schema.js";
+import {
+  CURRENT_KEY_SLOT,
+  type Database,
+  type RefreshTokensTable,
+  type SessionsTable,
+  type UsersTable,
+} from "./schema.js";
 import { isTransientConflict, isUniqueViolation, translateStoreError } from "./store-errors.js";
 import type {
   AuditEventRecord,
@@ -75,6 +82,9 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** Aborts a rotation's transaction when another request already used the token. */
 class LostRotation extends Error {}
 
+/** Aborts a signing-key replacement when another instance replaced the current key first. */
+class LostElection extends Error {}
+
 function isLostSqliteMigrationRace(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && code.startsWith("SQLITE_BUSY")) return true;
@@ -131,7 +141,8 @@ export class KyselyStore implements Store {
       // PostgreSQL and MySQL take a lock around migrations; SQLite's Kysely adapter does not, so
       // a second process migrating the same file can lose (SQLITE_BUSY*, "already exists").
       // Its transaction rolled back; a retry finds the schema the winner created.
-      if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error)) translateStoreError(error);
+      if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error))
+        translateStoreError(error);
       await delay(attempt * 50);
     }
   }
@@ -166,7 +177,11 @@ export class KyselyStore implements Store {
 
   findUserByUsername(usernameKey: string): Promise<UserRecord | null> {
     return this.#run(async () => {
-      const row = await this.#db.selectFrom("users").selectAll().where("username_key", "=", usernameKey).executeTakeFirst();
+      const row = await this.#db
+        .selectFrom("users")
+        .selectAll()
+        .where("username_key", "=", usernameKey)
+        .executeTakeFirst();
       return row ? toUser(row) : null;
     });
   }
@@ -180,9 +195,36 @@ export class KyselyStore implements Store {
 
   setUserRoles(id: string, roles: readonly string[]): Promise<boolean> {
     return this.#run(async () => {
-      const result = await this.#db.updateTable("users").set({ roles: JSON.stringify(roles) }).where("id", "=", id).executeTakeFirst();
+      const result = await this.#db
+        .updateTable("users")
+        .set({ roles: JSON.stringify(roles) })
+        .where("id", "=", id)
+        .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     });
+  }
+
+  listUsers(afterId: string | null, limit: number): Promise<UserRecord[]> {
+    return this.#run(async () => {
+      let query = this.#db.selectFrom("users").selectAll().orderBy("id").limit(limit);
+      if (afterId !== null) query = query.where("id", ">", afterId);
+      return (await query.execute()).map(toUser);
+    });
+  }
+
+  async changeUsernameKey(id: string, from: string, to: string): Promise<boolean> {
+    try {
+      const result = await this.#db
+        .updateTable("users")
+        .set({ username_key: to })
+        .where("id", "=", id)
+        .where("username_key", "=", from)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    } catch (error) {
+      if (isUniqueViolation(error)) return false;
+      translateStoreError(error);
+    }
   }
 
   #sessionValues(session: SessionRecord) {
@@ -244,7 +286,7 @@ export class KyselyStore implements Store {
     });
   }
 
-  revokeSession(id: string, now: Date, reason: string): Promise<boolean> {
+  revokeSession(id: string, now: Date, reason: RevocationReason): Promise<boolean> {
     return this.#run(async () => {
       const result = await this.#db
         .updateTable("sessions")
@@ -256,21 +298,33 @@ export class KyselyStore implements Store {
     });
   }
 
-  revokeUserSessions(userId: string, now: Date, reason: string): Promise<string[]> {
+  revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]> {
     const revoke = (db: Kysely<Database> | Transaction<Database>) =>
-      db.updateTable("sessions").set({ revoked_at: this.#ts(now), revoked_reason: reason }).where("user_id", "=", userId).where("revoked_at", "is", null);
+      db
+        .updateTable("sessions")
+        .set({ revoked_at: this.#ts(now), revoked_reason: reason })
+        .where("user_id", "=", userId)
+        .where("revoked_at", "is", null);
     if (this.kind !== "mysql") {
       // One statement: the ids returned are exactly the sessions this call revoked.
       return this.#run(async () => (await revoke(this.#db).returning("id").execute()).map((row) => row.id));
     }
     // MySQL has no UPDATE … RETURNING: lock the rows, then revoke exactly those.
-    return this.#run(() => this.#transaction(async (trx) => {
-      const open = await trx.selectFrom("sessions").select("id").where("user_id", "=", userId).where("revoked_at", "is", null).forUpdate().execute();
-      if (open.length === 0) return [];
-      const ids = open.map((row) => row.id);
-      await revoke(trx).where("id", "in", ids).execute();
-      return ids;
-    }));
+    return this.#run(() =>
+      this.#transaction(async (trx) => {
+        const open = await trx
+          .selectFrom("sessions")
+          .select("id")
+          .where("user_id", "=", userId)
+          .where("revoked_at", "is", null)
+          .forUpdate()
+          .execute();
+        if (open.length === 0) return [];
+        const ids = open.map((row) => row.id);
+        await revoke(trx).where("id", "in", ids).execute();
+        return ids;
+      }),
+    );
   }
 
   listRevokedSessions(since: Date): Promise<RevokedSession[]> {
@@ -342,14 +396,25 @@ export class KyselyStore implements Store {
           user_agent: row.s_user_agent,
           ip: row.s_ip,
         }),
-        user: toUser({ id: row.u_id, username: row.u_username, username_key: row.u_username_key, password_hash: row.u_password_hash, roles: row.u_roles, created_at: row.u_created_at }),
+        user: toUser({
+          id: row.u_id,
+          username: row.u_username,
+          username_key: row.u_username_key,
+          password_hash: row.u_password_hash,
+          roles: row.u_roles,
+          created_at: row.u_created_at,
+        }),
       };
     });
   }
 
   findSuccessor(parentId: string): Promise<RefreshTokenRecord | null> {
     return this.#run(async () => {
-      const row = await this.#db.selectFrom("refresh_tokens").selectAll().where("parent_id", "=", parentId).executeTakeFirst();
+      const row = await this.#db
+        .selectFrom("refresh_tokens")
+        .selectAll()
+        .where("parent_id", "=", parentId)
+        .executeTakeFirst();
       return row ? toRefreshToken(row) : null;
     });
   }
@@ -399,30 +464,64 @@ export class KyselyStore implements Store {
         encryption: row.encryption as KeyEncryption,
         createdAt: toDate(row.created_at),
         retiredAt: toNullableDate(row.retired_at),
+        current: row.slot === CURRENT_KEY_SLOT,
       }));
     });
   }
 
-  async insertSigningKey(key: SigningKeyRecord): Promise<void> {
-    await this.#run(() =>
-      this.#db
-        .insertInto("signing_keys")
-        .values({
-          kid: key.kid,
-          alg: key.alg,
-          public_key: key.publicKey,
-          private_key_sealed: key.privateKeySealed,
-          encryption: key.encryption,
-          created_at: this.#ts(key.createdAt),
-          retired_at: key.retiredAt ? this.#ts(key.retiredAt) : null,
-        })
-        .execute(),
-    );
+  async replaceCurrentSigningKey(key: SigningKeyRecord, expectedCurrentKid: string | null): Promise<boolean> {
+    const now = this.#ts(key.createdAt);
+    try {
+      return await this.#run(() =>
+        this.#transaction(async (trx) => {
+          // The expected key leaves the slot first: a racer expecting it too then updates nothing.
+          if (expectedCurrentKid !== null) {
+            const retired = await trx
+              .updateTable("signing_keys")
+              .set({ retired_at: now, slot: null })
+              .where("kid", "=", expectedCurrentKid)
+              .where("slot", "=", CURRENT_KEY_SLOT)
+              .executeTakeFirst();
+            if (retired.numUpdatedRows === 0n) throw new LostElection();
+          }
+          // Keys stored without a slot (by earlier versions) retire too; a current one is left to the insert.
+          await trx
+            .updateTable("signing_keys")
+            .set({ retired_at: now })
+            .where("retired_at", "is", null)
+            .where("slot", "is", null)
+            .execute();
+          // The single check-and-act when none was expected: the unique slot admits one insert.
+          await trx
+            .insertInto("signing_keys")
+            .values({
+              kid: key.kid,
+              alg: key.alg,
+              public_key: key.publicKey,
+              private_key_sealed: key.privateKeySealed,
+              encryption: key.encryption,
+              created_at: now,
+              retired_at: null,
+              slot: CURRENT_KEY_SLOT,
+            })
+            .execute();
+          return true;
+        }),
+      );
+    } catch (error) {
+      if (error instanceof LostElection || isUniqueViolation(error)) return false;
+      throw error;
+    }
   }
 
   async retireSigningKey(kid: string, now: Date): Promise<void> {
     await this.#run(() =>
-      this.#db.updateTable("signing_keys").set({ retired_at: this.#ts(now) }).where("kid", "=", kid).where("retired_at", "is", null).execute(),
+      this.#db
+        .updateTable("signing_keys")
+        .set({ retired_at: this.#ts(now), slot: null })
+        .where("kid", "=", kid)
+        .where("retired_at", "is", null)
+        .execute(),
     );
   }
 
@@ -433,8 +532,19 @@ export class KyselyStore implements Store {
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
       }
-      const row = await this.#db.selectFrom("settings").select("value").where("name", "=", name).executeTakeFirstOrThrow();
+      const row = await this.#db
+        .selectFrom("settings")
+        .select("value")
+        .where("name", "=", name)
+        .executeTakeFirstOrThrow();
       return row.value;
+    });
+  }
+
+  findSetting(name: string): Promise<string | null> {
+    return this.#run(async () => {
+      const row = await this.#db.selectFrom("settings").select("value").where("name", "=", name).executeTakeFirst();
+      return row?.value ?? null;
     });
   }
 
@@ -461,7 +571,11 @@ export class KyselyStore implements Store {
       let query = this.#db.selectFrom("audit_events").selectAll();
       if (filter.userId !== undefined) query = query.where("user_id", "=", filter.userId);
       if (filter.sessionId !== undefined) query = query.where("session_id", "=", filter.sessionId);
-      const rows = await query.orderBy("created_at", "desc").orderBy("id").limit(filter.limit ?? 100).execute();
+      const rows = await query
+        .orderBy("created_at", "desc")
+        .orderBy("id")
+        .limit(filter.limit ?? 100)
+        .execute();
       return rows.map((row) => ({
         id: row.id,
         type: row.type,
@@ -496,7 +610,9 @@ export class KyselyStore implements Store {
       const sessionIds = await this.#db
         .selectFrom("sessions")
         .select("id")
-        .where((eb) => eb.or([eb("expires_at", "<", cutoff), eb("idle_expires_at", "<", cutoff), eb("revoked_at", "<", cutoff)]))
+        .where((eb) =>
+          eb.or([eb("expires_at", "<", cutoff), eb("idle_expires_at", "<", cutoff), eb("revoked_at", "<", cutoff)]),
+        )
         .limit(batchSize)
         .execute();
       let sessions = 0;

@@ -1,7 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from "kysely";
 import { LIMITS, type StoreKind } from "./store.js";
 
-
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- migrations must not depend on today's schema types
 type AnyDb = Kysely<any>;
 
@@ -92,9 +91,45 @@ function initialSchema(kind: StoreKind): Migration {
   };
 }
 
+/**
+ * Username keys compare byte for byte. MySQL/MariaDB gave `username_key` the database's default
+ * collation (`utf8mb4_general_ci`, case- and accent-insensitive), so `bob` and `böb`, or `οδος`
+ * and `οδοσ`, were one key there and two elsewhere; the service alone decides what is one name.
+ * PostgreSQL and SQLite already compare exactly.
+ */
+function exactUsernameKeys(kind: StoreKind): Migration {
+  return {
+    async up(db: AnyDb) {
+      if (kind !== "mysql") return;
+      await db.schema
+        .alterTable("users")
+        .modifyColumn(
+          "username_key",
+          sql`varchar(${sql.lit(LIMITS.username)}) character set utf8mb4 collate utf8mb4_bin`,
+          (c) => c.notNull(),
+        )
+        .execute();
+    },
+  };
+}
+
+// At most one current signing key: instances starting together elect it by inserting into this
+// unique column. Unique indexes admit many NULLs on all three databases (retired keys hold NULL).
+const currentSigningKey: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable("signing_keys").addColumn("slot", "varchar(16)").execute();
+    await db.schema.createIndex("signing_keys_slot_idx").on("signing_keys").column("slot").unique().execute();
+  },
+};
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
-    getMigrations: () => Promise.resolve({ "0001_initial": initialSchema(kind) }),
+    getMigrations: () =>
+      Promise.resolve({
+        "0001_initial": initialSchema(kind),
+        "0002_exact_username_keys": exactUsernameKeys(kind),
+        "0003_current_signing_key": currentSigningKey,
+      }),
   };
 }

@@ -1,5 +1,6 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { isMainThread } from "node:worker_threads";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type SqliteDatabase } from "kysely";
 import { createPool as createMysqlPool } from "mysql2";
@@ -92,6 +93,51 @@ function connectSqlite(path: string): Kysely<Database> {
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
 }
 
+/** Mode of a data directory Tessera creates: the owner's alone. */
+const PRIVATE_DIRECTORY_MODE = 0o700;
+/** Mode of every SQLite file: the database holds sealed keys, in development mode the secret too. */
+const PRIVATE_FILE_MODE = 0o600;
+
+// The umask makes the directory and every file SQLite creates (db, -wal, -shm) private from their
+// first byte. It is process-wide: this runs synchronously, so no other JavaScript sees it. Worker
+// threads may not set it; there makeFilesPrivate() below closes the gap right after the open.
+function withPrivateUmask<T>(work: () => T): T {
+  if (!isMainThread) return work();
+  const previous = process.umask(0o077);
+  try {
+    return work();
+  } finally {
+    process.umask(previous);
+  }
+}
+
+/**
+ * Makes the database file and its `-wal` and `-shm` files 0600 where another mode let group or
+ * others in (files from before, or made under another umask). Throws when that is not possible.
+ */
+function makeFilesPrivate(file: string): void {
+  for (const path of [file, `${file}-wal`, `${file}-shm`]) {
+    let mode: number;
+    try {
+      mode = statSync(path).mode & 0o777;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === "ENOENT") continue;
+      throw error;
+    }
+    if ((mode & ~PRIVATE_FILE_MODE) === 0) continue;
+    try {
+      chmodSync(path, PRIVATE_FILE_MODE);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(
+        `${path} has mode ${mode.toString(8)}, open to other users, and cannot be made 600 (${reason}); ` +
+          "make it owned by the user running Tessera, or run chmod 600 on it",
+        { cause: error },
+      );
+    }
+  }
+}
+
 function openSqlite(url: string): OpenedDatabase {
   const path = sqlitePathOf(url);
   if (path === ":memory:") {
@@ -101,8 +147,17 @@ function openSqlite(url: string): OpenedDatabase {
   const file = resolve(path);
   let entry = sqliteFiles.get(file);
   if (!entry) {
-    mkdirSync(dirname(file), { recursive: true });
-    entry = { db: connectSqlite(file), users: 0 };
+    const db = withPrivateUmask(() => {
+      mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
+      return connectSqlite(file);
+    });
+    try {
+      makeFilesPrivate(file);
+    } catch (error) {
+      void db.destroy();
+      throw error;
+    }
+    entry = { db, users: 0 };
     sqliteFiles.set(file, entry);
   }
   entry.users += 1;

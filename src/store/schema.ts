@@ -48,7 +48,12 @@ export interface SigningKeysTable {
   encryption: string;
   created_at: TimestampColumn;
   retired_at: TimestampColumn | null;
+  /** {@link CURRENT_KEY_SLOT} for the one key new tokens are signed with (a unique column), else null. */
+  slot: string | null;
 }
+
+/** The `signing_keys.slot` value of the current key; retired and superseded keys hold null. */
+export const CURRENT_KEY_SLOT = "current";
 
 /** Row of `settings`: server-wide values such as the development secret. */
 export interface SettingsTable {

@@ -41,7 +41,12 @@ function errorCode(error: unknown): string | undefined {
 /** True when `error` says a unique constraint was violated, on any of the three databases. */
 export function isUniqueViolation(error: unknown): boolean {
   const code = errorCode(error);
-  return code === "23505" || code === "ER_DUP_ENTRY" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+  return (
+    code === "23505" ||
+    code === "ER_DUP_ENTRY" ||
+    code === "SQLITE_CONSTRAINT_UNIQUE" ||
+    code === "SQLITE_CONSTRAINT_PRIMARYKEY"
+  );
 }
 
 /**

@@ -1,9 +1,11 @@
+import type { RevocationReason } from "../core/revocation.js";
+
 /** A user row. */
 export interface UserRecord {
   readonly id: string;
   /** As registered (NFKC-normalized), shown back to the user. */
   readonly username: string;
-  /** The unique lookup form: case- and width-folded. */
+  /** The unique lookup form (the service's NFKC_Casefold of the username), compared byte for byte. */
   readonly usernameKey: string;
   readonly passwordHash: string;
   readonly roles: readonly string[];
@@ -57,6 +59,8 @@ export interface SigningKeyRecord {
   readonly encryption: KeyEncryption;
   readonly createdAt: Date;
   readonly retiredAt: Date | null;
+  /** True for the one key new tokens are signed with; only {@link Store.replaceCurrentSigningKey} sets it. */
+  readonly current: boolean;
 }
 
 /** An audit event. */
@@ -113,6 +117,13 @@ export interface Store {
   findUserById(id: string): Promise<UserRecord | null>;
   /** Replaces a user's roles; `false` when there is no such user. */
   setUserRoles(id: string, roles: readonly string[]): Promise<boolean>;
+  /** Users in `id` order: at most `limit` of those whose id follows `afterId` (from the first when `null`). */
+  listUsers(afterId: string | null, limit: number): Promise<UserRecord[]>;
+  /**
+   * Sets a user's `usernameKey` to `to` if it is still `from`, in one conditional update; `false`,
+   * changing nothing, when it is not or another user has `to`.
+   */
+  changeUsernameKey(id: string, from: string, to: string): Promise<boolean>;
 
   /** Inserts a session and its first refresh token in one transaction. */
   createSession(session: SessionRecord, firstToken: RefreshTokenRecord): Promise<void>;
@@ -121,9 +132,9 @@ export interface Store {
   /** Sessions of a user that are neither revoked nor expired at `now`, newest first. */
   listActiveSessions(userId: string, now: Date): Promise<SessionRecord[]>;
   /** Marks a session revoked; `false` if it did not exist or was already revoked. */
-  revokeSession(id: string, now: Date, reason: string): Promise<boolean>;
+  revokeSession(id: string, now: Date, reason: RevocationReason): Promise<boolean>;
   /** Revokes every unrevoked session of a user; returns their ids. */
-  revokeUserSessions(userId: string, now: Date, reason: string): Promise<string[]>;
+  revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]>;
   /** Sessions revoked at or after `since`, oldest revocation first. */
   listRevokedSessions(since: Date): Promise<RevokedSession[]>;
 
@@ -142,13 +153,21 @@ export interface Store {
 
   /** Every signing key, retired ones too, oldest first. */
   listSigningKeys(): Promise<SigningKeyRecord[]>;
-  /** Stores a new signing key (its private part already sealed). */
-  insertSigningKey(key: SigningKeyRecord): Promise<void>;
-  /** Marks a key retired at `now`, unless it already is. */
+  /**
+   * Stores `key` (its private part already sealed, `current` ignored) as the current signing key
+   * and retires every other unretired key at `key.createdAt`, in one transaction, provided the
+   * current key is still `expectedCurrentKid` (`null`: there is none). The check-and-act is a
+   * unique column, so of racing calls with the same expectation exactly one wins; the others
+   * return `false`, writing nothing, and read the winner with {@link listSigningKeys}.
+   */
+  replaceCurrentSigningKey(key: SigningKeyRecord, expectedCurrentKid: string | null): Promise<boolean>;
+  /** Marks a key retired (and no longer current) at `now`, unless it already is retired. */
   retireSigningKey(kid: string, now: Date): Promise<void>;
 
   /** Stores `value` under `name` unless a value is there already; returns the stored value. */
   ensureSetting(name: string, value: string): Promise<string>;
+  /** The value stored under `name`, or `null`. */
+  findSetting(name: string): Promise<string | null>;
 
   /** Appends an audit event. */
   insertAuditEvent(event: AuditEventRecord): Promise<void>;

@@ -1,6 +1,16 @@
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { AccessTokenClaims } from "../core/access-token.js";
-import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, unauthenticatedGuard, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
+import {
+  answerForError,
+  type AuthAnswer,
+  type AuthMiddlewareOptions,
+  insufficientScopeAnswer,
+  unauthenticatedGuard,
+  meetsRequirements,
+  type Requirements,
+  resolveAuthMiddlewareOptions,
+  resolveRequirements,
+} from "./http-answer.js";
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -28,15 +38,19 @@ function send(response: Response, answer: AuthAnswer): void {
 export function tesseraAuth(options: AuthMiddlewareOptions): RequestHandler {
   const { verifier, realm, requirements } = resolveAuthMiddlewareOptions(options);
   return (request: Request, response: Response, next: NextFunction) => {
-    verifier.authenticate(request.headers.authorization).then(
-      (claims) => {
-        request.auth = claims;
-        realms.set(request, realm);
-        if (!meetsRequirements(claims, requirements)) return send(response, insufficientScopeAnswer(realm, requirements));
-        next();
-      },
-      (error: unknown) => send(response, answerForError(error, realm)),
-    ).catch(next);
+    verifier
+      .authenticate(request.headers.authorization)
+      .then(
+        (claims) => {
+          request.auth = claims;
+          realms.set(request, realm);
+          if (!meetsRequirements(claims, requirements))
+            return send(response, insufficientScopeAnswer(realm, requirements));
+          next();
+        },
+        (error: unknown) => send(response, answerForError(error, realm)),
+      )
+      .catch(next);
   };
 }
 
@@ -46,7 +60,8 @@ function guard(requirements: Requirements): RequestHandler {
     const realm = realms.get(request);
     // Without tesseraAuth() before it, a guard refuses: it never lets an unauthenticated request through.
     if (request.auth === undefined || realm === undefined) return send(response, misconfigured());
-    if (!meetsRequirements(request.auth, requirements)) return send(response, insufficientScopeAnswer(realm, requirements));
+    if (!meetsRequirements(request.auth, requirements))
+      return send(response, insufficientScopeAnswer(realm, requirements));
     next();
   };
 }

@@ -1,6 +1,16 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
 import type { AccessTokenClaims } from "../core/access-token.js";
-import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, unauthenticatedGuard, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
+import {
+  answerForError,
+  type AuthAnswer,
+  type AuthMiddlewareOptions,
+  insufficientScopeAnswer,
+  unauthenticatedGuard,
+  meetsRequirements,
+  type Requirements,
+  resolveAuthMiddlewareOptions,
+  resolveRequirements,
+} from "./http-answer.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -56,7 +66,8 @@ function guard(requirements: Requirements): preHandlerAsyncHookHandler {
     const realm = realms.get(request);
     // Without the tesseraAuth plugin, a guard refuses: it never lets an unauthenticated request through.
     if (request.auth === null || request.auth === undefined || realm === undefined) return send(reply, misconfigured());
-    if (!meetsRequirements(request.auth, requirements)) return send(reply, insufficientScopeAnswer(realm, requirements));
+    if (!meetsRequirements(request.auth, requirements))
+      return send(reply, insufficientScopeAnswer(realm, requirements));
   };
 }
 

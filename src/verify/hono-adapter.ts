@@ -1,6 +1,16 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AccessTokenClaims } from "../core/access-token.js";
-import { answerForError, type AuthAnswer, type AuthMiddlewareOptions, insufficientScopeAnswer, unauthenticatedGuard, meetsRequirements, type Requirements, resolveAuthMiddlewareOptions, resolveRequirements } from "./http-answer.js";
+import {
+  answerForError,
+  type AuthAnswer,
+  type AuthMiddlewareOptions,
+  insufficientScopeAnswer,
+  unauthenticatedGuard,
+  meetsRequirements,
+  type Requirements,
+  resolveAuthMiddlewareOptions,
+  resolveRequirements,
+} from "./http-answer.js";
 
 export { type AuthMiddlewareOptions } from "./http-answer.js";
 

@@ -1,6 +1,13 @@
 import type { AccessTokenClaims } from "../core/access-token.js";
-import { BEARER_ERROR_DESCRIPTIONS, DEFAULT_REALM } from "../core/bearer.js";
-import { type ErrorCode, isTesseraError } from "../core/errors.js";
+import { isTesseraError } from "../core/errors.js";
+import {
+  DEFAULT_REALM,
+  type ErrorAnswer,
+  errorAnswerOf,
+  HTTP_ERRORS,
+  INSUFFICIENT_SCOPE,
+  INTERNAL_ERROR,
+} from "../core/http-errors.js";
 import type { Verifier } from "./verifier.js";
 
 export { DEFAULT_REALM };
@@ -23,15 +30,8 @@ export interface Requirements {
   readonly scopes: readonly string[];
 }
 
-/** An HTTP answer for a refused request. */
-export interface AuthAnswer {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: { readonly error: string; readonly error_description: string };
-}
-
-// The server's error map uses the same descriptions, so every API answers alike.
-const DESCRIPTIONS: Partial<Record<ErrorCode, string>> = BEARER_ERROR_DESCRIPTIONS;
+/** An HTTP answer for a refused request: the server's wire form, so every API answers alike. */
+export type AuthAnswer = ErrorAnswer;
 
 const TOKEN_CHARACTERS = /^[\w:./+-]+$/;
 const REALM_CHARACTERS = /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,128}$/;
@@ -39,54 +39,55 @@ const REALM_CHARACTERS = /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,128}$/;
 function names(value: readonly string[] | undefined, name: string): readonly string[] {
   if (value === undefined) return [];
   const list: unknown = value;
-  if (!Array.isArray(list) || !list.every((item): item is string => typeof item === "string" && TOKEN_CHARACTERS.test(item))) {
+  if (
+    !Array.isArray(list) ||
+    !list.every((item): item is string => typeof item === "string" && TOKEN_CHARACTERS.test(item))
+  ) {
     throw new TypeError(`${name} must be a list of names of letters, digits and _ : . / + -`);
   }
   return Object.freeze([...list]);
 }
 
 /** Checks the options of an adapter once, at creation; throws `TypeError` naming the option. */
-export function resolveAuthMiddlewareOptions(options: AuthMiddlewareOptions): { verifier: Verifier; realm: string; requirements: Requirements } {
-  if (typeof options !== "object" || options === null) throw new TypeError("the auth middleware needs an options object");
+export function resolveAuthMiddlewareOptions(options: AuthMiddlewareOptions): {
+  verifier: Verifier;
+  realm: string;
+  requirements: Requirements;
+} {
+  if (typeof options !== "object" || options === null)
+    throw new TypeError("the auth middleware needs an options object");
   const { verifier, realm = DEFAULT_REALM } = options;
-  if (typeof verifier?.authenticate !== "function") throw new TypeError("verifier is required: the result of createVerifier()");
-  if (typeof realm !== "string" || !REALM_CHARACTERS.test(realm)) throw new TypeError("realm must be 1 to 128 printable characters without \" or \\");
+  if (typeof verifier?.authenticate !== "function")
+    throw new TypeError("verifier is required: the result of createVerifier()");
+  if (typeof realm !== "string" || !REALM_CHARACTERS.test(realm))
+    throw new TypeError('realm must be 1 to 128 printable characters without " or \\');
   return { verifier, realm, requirements: resolveRequirements(options.roles, options.scopes) };
 }
 
 /** Checks guard arguments once; throws `TypeError` for a bad role or scope name. */
-export function resolveRequirements(roles: readonly string[] | undefined, scopes: readonly string[] | undefined): Requirements {
+export function resolveRequirements(
+  roles: readonly string[] | undefined,
+  scopes: readonly string[] | undefined,
+): Requirements {
   return Object.freeze({ roles: names(roles, "roles"), scopes: names(scopes, "scopes") });
 }
 
 /** True when `claims` carry every required role and scope. */
 export function meetsRequirements(claims: AccessTokenClaims, requirements: Requirements): boolean {
   const scopes = new Set((claims.scope ?? "").split(" ").filter(Boolean));
-  return requirements.roles.every((role) => claims.roles.includes(role)) && requirements.scopes.every((scope) => scopes.has(scope));
+  return (
+    requirements.roles.every((role) => claims.roles.includes(role)) &&
+    requirements.scopes.every((scope) => scopes.has(scope))
+  );
 }
 
 /**
- * The answer for a failed `verifier.authenticate()`: 401 per RFC 6750 §3 (no error code when no
- * credentials were sent, `error="invalid_token"` otherwise), 503 when the issuer's keys cannot be
- * loaded, 500 for anything else. Never contains the token.
+ * The answer for a failed `verifier.authenticate()`, from the server's table: 401 per RFC 6750 §3
+ * (no error code when no credentials were sent, `error="invalid_token"` otherwise), 503 when the
+ * issuer's keys cannot be loaded, 500 for anything that is not a `TesseraError`. Never contains the token.
  */
 export function answerForError(error: unknown, realm: string): AuthAnswer {
-  const code = isTesseraError(error) ? error.code : undefined;
-  const description = code === undefined ? undefined : DESCRIPTIONS[code];
-  if (code === "access_token_missing" && description !== undefined) {
-    return { status: 401, headers: { "www-authenticate": `Bearer realm="${realm}"`, "cache-control": "no-store" }, body: { error: "invalid_token", error_description: description } };
-  }
-  if (description !== undefined) {
-    return {
-      status: 401,
-      headers: { "www-authenticate": `Bearer realm="${realm}", error="invalid_token", error_description="${description}"`, "cache-control": "no-store" },
-      body: { error: "invalid_token", error_description: description },
-    };
-  }
-  if (code === "verification_keys_unavailable") {
-    return { status: 503, headers: { "retry-after": "5", "cache-control": "no-store" }, body: { error: "temporarily_unavailable", error_description: "The token issuer's keys cannot be loaded; retry shortly." } };
-  }
-  return { status: 500, headers: { "cache-control": "no-store" }, body: { error: "server_error", error_description: "Internal server error." } };
+  return errorAnswerOf(isTesseraError(error) ? HTTP_ERRORS[error.code] : INTERNAL_ERROR, { realm });
 }
 
 /**
@@ -99,18 +100,15 @@ export function unauthenticatedGuard(): () => AuthAnswer {
   return () => {
     if (!told) {
       told = true;
-      console.error("tessera/verify: a requireRoles()/requireScopes() guard ran without tesseraAuth before it; answering 500");
+      console.error(
+        "tessera/verify: a requireRoles()/requireScopes() guard ran without tesseraAuth before it; answering 500",
+      );
     }
-    return answerForError(undefined, "tessera");
+    return errorAnswerOf(INTERNAL_ERROR);
   };
 }
 
 /** 403 per RFC 6750 §3.1 for a valid token that lacks a required role or scope. */
 export function insufficientScopeAnswer(realm: string, requirements: Requirements): AuthAnswer {
-  const scope = requirements.scopes.length > 0 ? `, scope="${requirements.scopes.join(" ")}"` : "";
-  return {
-    status: 403,
-    headers: { "www-authenticate": `Bearer realm="${realm}", error="insufficient_scope"${scope}`, "cache-control": "no-store" },
-    body: { error: "insufficient_scope", error_description: "The access token lacks a required role or scope." },
-  };
+  return errorAnswerOf(INSUFFICIENT_SCOPE, { realm, scopes: requirements.scopes });
 }

@@ -1,6 +1,13 @@
 export { createVerifier, type Verifier, type VerifierStats } from "./verifier.js";
-export { type VerifierOptions, type VerifierConfig, type RevocationOptions, type VerifierLogger, type KeySource, REVOCATION_CHANNEL } from "./verifier-options.js";
-export { type JsonWebKeySet } from "./jwk-keys.js";
+export {
+  type VerifierOptions,
+  type VerifierConfig,
+  type RevocationOptions,
+  type VerifierLogger,
+  type KeySource,
+  REVOCATION_CHANNEL,
+} from "./verifier-options.js";
+export { type JsonWebKeySet, DEFAULT_MIN_RSA_MODULUS_BITS } from "./jwk-keys.js";
 export { JWKS_MAX_AGE } from "./jwks-cache.js";
 export { DEFAULT_TOKEN_CACHE_ENTRIES } from "./token-cache.js";
 export { DEFAULT_REALM, type AuthMiddlewareOptions } from "./http-answer.js";

@@ -1,7 +1,7 @@
 import { readCappedText } from "./read-capped.js";
 import type { Clock } from "../core/clock.js";
 import type { SigningAlgorithm, VerificationKey } from "../core/signing-key.js";
-import { findKeyIn, keysFromJwks, type KeysByKid } from "./jwk-keys.js";
+import { findKeyIn, type KeyPolicy, keysFromJwks, type KeysByKid } from "./jwk-keys.js";
 import type { VerifierLogger } from "./verifier-options.js";
 
 /** Bounds applied to a JWKS response's `Cache-Control: max-age`, in seconds. */
@@ -13,7 +13,8 @@ const MAX_JWKS_BODY_LENGTH = 512 * 1024;
 /** Options of {@link JwksCache}. */
 export interface JwksCacheOptions {
   readonly uri: string;
-  readonly algorithms: readonly SigningAlgorithm[];
+  /** Which keys of the set are usable. */
+  readonly policy: KeyPolicy;
   /** Least time between two fetches caused by unknown `kid`s or failures, in seconds. */
   readonly cooldownSeconds: number;
   /** Abort a fetch after this many milliseconds. */
@@ -46,6 +47,7 @@ export class JwksCache {
   #refreshAt = Number.NEGATIVE_INFINITY;
   #inFlight: Promise<void> | null = null;
   #fetches = 0;
+  #weakRsaWarned = "";
 
   constructor(options: JwksCacheOptions) {
     this.#options = options;
@@ -95,7 +97,7 @@ export class JwksCache {
   }
 
   async #load(): Promise<void> {
-    const { uri, algorithms, cooldownSeconds, timeoutMs, clock, logger } = this.#options;
+    const { uri, policy, cooldownSeconds, timeoutMs, clock, logger } = this.#options;
     const startedAt = clock.now().getTime();
     this.#lastAttemptAt = startedAt;
     this.#fetches += 1;
@@ -107,14 +109,25 @@ export class JwksCache {
       });
       if (!response.ok) throw new Error(`the JWKS endpoint answered ${response.status}`);
       const text = await readCappedText(response, MAX_JWKS_BODY_LENGTH, "JWKS");
-      const keys = keysFromJwks(JSON.parse(text), algorithms);
+      const { keys, weakRsaKeys } = keysFromJwks(JSON.parse(text), policy);
+      const weak = weakRsaKeys.map((skipped) => `${skipped.kid} (${skipped.bits} bits)`);
+      // Said once per change of the set, not at every refresh.
+      if (weak.length > 0 && weak.join() !== this.#weakRsaWarned)
+        logger.warn(
+          { jwksUri: uri, kids: weak },
+          `JWKS: skipped RSA keys shorter than minRsaModulusBits (${policy.minRsaModulusBits})`,
+        );
+      this.#weakRsaWarned = weak.join();
       if (keys.size === 0) throw new Error("the JWKS has no key usable with the allowed algorithms");
       this.#keys = keys;
       this.#loaded = true;
       this.#refreshAt = startedAt + jwksMaxAgeSeconds(response.headers.get("cache-control")) * 1000;
     } catch (error) {
       this.#refreshAt = startedAt + cooldownSeconds * 1000;
-      logger.warn({ err: error instanceof Error ? error.message : "unknown", jwksUri: uri }, "JWKS fetch failed; keeping the keys already loaded");
+      logger.warn(
+        { err: error instanceof Error ? error.message : "unknown", jwksUri: uri },
+        "JWKS fetch failed; keeping the keys already loaded",
+      );
     }
   }
 }

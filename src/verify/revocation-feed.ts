@@ -1,6 +1,7 @@
 import { readCappedText } from "./read-capped.js";
 import type { Redis } from "ioredis";
 import { type Clock, epochSeconds } from "../core/clock.js";
+import { parseRevocationFeed, parseRevocationMessage } from "../core/revocation.js";
 import type { RevokedSessions } from "./revoked-sessions.js";
 import type { VerifierLogger } from "./verifier-options.js";
 
@@ -10,6 +11,8 @@ export interface RevocationFeedOptions {
   readonly intervalSeconds: number;
   readonly redisUrl: string | null;
   readonly channel: string;
+  /** `null`: the feed's window, at least twice the interval. */
+  readonly maxStalenessSeconds: number | null;
   readonly timeoutMs: number;
   readonly fetch: typeof globalThis.fetch;
   readonly clock: Clock;
@@ -17,61 +20,28 @@ export interface RevocationFeedOptions {
   readonly revoked: RevokedSessions;
 }
 
-const MAX_SID_LENGTH = 128;
 /** Seconds each poll re-reads before the previous answer's `generated_at`. */
 const FEED_OVERLAP_SECONDS = 30;
 const MAX_FEED_BODY_LENGTH = 4 * 1024 * 1024;
 
-interface FeedEntry {
-  readonly sid: string;
-  readonly revokedAt: number;
-}
-
-function isSid(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= MAX_SID_LENGTH;
-}
-
-function isSeconds(value: unknown): value is number {
-  return typeof value === "number" && Number.isFinite(value) && value >= 0;
-}
-
-/** Parses a `GET /auth/revocations` body; `null` when it is not one. */
-function parseFeedResponse(body: unknown): { entries: FeedEntry[]; windowSeconds: number; generatedAt: number } | null {
-  if (typeof body !== "object" || body === null) return null;
-  const { revoked, window_seconds: windowSeconds, generated_at: generatedAt } = body as Record<string, unknown>;
-  if (!Array.isArray(revoked) || !isSeconds(windowSeconds) || windowSeconds === 0 || !isSeconds(generatedAt)) return null;
-  const entries: FeedEntry[] = [];
-  for (const item of revoked as unknown[]) {
-    const { sid, revoked_at: revokedAt } = (item ?? {}) as Record<string, unknown>;
-    if (!isSid(sid) || !isSeconds(revokedAt)) return null;
-    entries.push({ sid, revokedAt });
-  }
-  return { entries, windowSeconds, generatedAt };
-}
-
-/** Parses a message of the Redis channel, `{"sids":[…],"revoked_at":<unix s>}`; `null` when it is not one. */
-function parseRevocationMessage(message: string): FeedEntry[] | null {
-  let body: unknown;
-  try {
-    body = JSON.parse(message);
-  } catch {
-    return null;
-  }
-  if (typeof body !== "object" || body === null) return null;
-  const { sids, revoked_at: revokedAt } = body as Record<string, unknown>;
-  if (!Array.isArray(sids) || !sids.every(isSid) || !isSeconds(revokedAt)) return null;
-  return sids.map((sid) => ({ sid, revokedAt }));
-}
-
 /**
  * Keeps {@link RevokedSessions} current: polls Tessera's revocation feed every interval and,
  * when a Redis URL is given, also takes revocations pushed on the channel. Failures are logged
- * and retried; they never throw. Timers are unref'ed; {@link close} stops everything.
+ * and retried; they never throw. Knows how old what it knows is ({@link ageSeconds}), so the
+ * verifier can refuse tokens it cannot check ({@link isStale}). Timers are unref'ed; {@link close}
+ * stops everything.
  */
 export class RevocationFeed {
   readonly #options: RevocationFeedOptions;
   readonly #timer: NodeJS.Timeout;
   #lastGeneratedAt: number | null = null;
+  /** When the feed last answered, in epoch ms on the verifier's clock; `null` until it has. */
+  #lastPollAt: number | null = null;
+  /** When the last Redis message arrived over a subscription that has been up since before {@link #lastPollAt}. */
+  #lastMessageAt: number | null = null;
+  /** When the current Redis subscription started, in epoch ms; `null` while not subscribed. */
+  #subscribedAt: number | null = null;
+  #staleWarned = false;
   #polling: Promise<void> | null = null;
   #redis: Redis | null = null;
   #redisDown = false;
@@ -87,7 +57,10 @@ export class RevocationFeed {
     this.#timer.unref();
     if (options.redisUrl !== null) {
       this.#subscribe(options.redisUrl).catch((error: unknown) => {
-        options.logger.warn({ err: error instanceof Error ? error.message : "unknown" }, "Redis revocation channel could not start; polling continues");
+        options.logger.warn(
+          { err: error instanceof Error ? error.message : "unknown" },
+          "Redis revocation channel could not start; polling continues",
+        );
       });
     }
   }
@@ -105,21 +78,56 @@ export class RevocationFeed {
     const target = new URL(url);
     // Overlap: several Tessera instances stamp revocations with their own clocks, which may lag
     // the one that answered last; re-reading a few ids is cheap, missing one is not.
-    if (this.#lastGeneratedAt !== null) target.searchParams.set("since", String(Math.max(0, this.#lastGeneratedAt - FEED_OVERLAP_SECONDS)));
+    if (this.#lastGeneratedAt !== null)
+      target.searchParams.set("since", String(Math.max(0, this.#lastGeneratedAt - FEED_OVERLAP_SECONDS)));
     try {
-      const response = await this.#options.fetch(target, { headers: { accept: "application/json" }, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
+      const response = await this.#options.fetch(target, {
+        headers: { accept: "application/json" },
+        redirect: "error",
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       if (!response.ok) throw new Error(`the revocation feed answered ${response.status}`);
       const text = await readCappedText(response, MAX_FEED_BODY_LENGTH, "revocation feed");
-      const feed = parseFeedResponse(JSON.parse(text));
+      const feed = parseRevocationFeed(JSON.parse(text));
       if (feed === null) throw new Error("the revocation feed response is not understood");
       const now = epochSeconds(clock.now());
       revoked.setWindowSeconds(feed.windowSeconds);
       for (const entry of feed.entries) revoked.add(entry.sid, entry.revokedAt, now);
       revoked.prune(now);
       this.#lastGeneratedAt = feed.generatedAt;
+      this.#lastPollAt = clock.now().getTime();
+      this.#staleWarned = false;
     } catch (error) {
-      logger.warn({ err: error instanceof Error ? error.message : "unknown", url: target.origin + target.pathname }, "revocation feed poll failed; will retry");
+      logger.warn(
+        { err: error instanceof Error ? error.message : "unknown", url: target.origin + target.pathname },
+        "revocation feed poll failed; will retry",
+      );
+      if (!this.#staleWarned && this.isStale(clock.now().getTime())) {
+        this.#staleWarned = true;
+        logger.warn(
+          { ageSeconds: this.ageSeconds(clock.now().getTime()), maxStalenessSeconds: this.maxStalenessSeconds },
+          "revocation state too old: refusing tokens (revocation_feed_unavailable) until the feed answers",
+        );
+      }
     }
+  }
+
+  /** Seconds the revocation state may age before tokens are refused: the option, else the feed's window (≥ 2 polls). */
+  get maxStalenessSeconds(): number {
+    const { maxStalenessSeconds, intervalSeconds, revoked } = this.#options;
+    return maxStalenessSeconds ?? Math.max(revoked.windowSeconds, 2 * intervalSeconds);
+  }
+
+  /** Seconds since the last good poll (or a Redis message after it); `null` until the feed first answered. */
+  ageSeconds(nowMs: number): number | null {
+    if (this.#lastPollAt === null) return null;
+    return Math.max(0, nowMs - Math.max(this.#lastPollAt, this.#lastMessageAt ?? 0)) / 1000;
+  }
+
+  /** True when tokens must be refused: the feed never answered, or not within {@link maxStalenessSeconds}. */
+  isStale(nowMs: number): boolean {
+    const age = this.ageSeconds(nowMs);
+    return age === null || age > this.maxStalenessSeconds;
   }
 
   async #subscribe(redisUrl: string): Promise<void> {
@@ -138,9 +146,12 @@ export class RevocationFeed {
       this.#redisDown = true;
       logger.warn({ err: error instanceof Error ? error.message : "unknown" }, message);
     };
-    redis.on("error", (error: Error) => warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"));
+    redis.on("error", (error: Error) =>
+      warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"),
+    );
     redis.on("close", () => {
       this.#subscribed = false;
+      this.#subscribedAt = null;
     });
     // Subscribes on every (re)connection; what was published meanwhile is still in the feed.
     redis.on("ready", () => {
@@ -149,6 +160,7 @@ export class RevocationFeed {
       redis.subscribe(channel).then(
         () => {
           this.#subscribed = true;
+          this.#subscribedAt = clock.now().getTime();
         },
         (error: unknown) => warnOnce(error, "Redis subscribe failed; polling continues"),
       );
@@ -159,9 +171,18 @@ export class RevocationFeed {
       if (entries === null) return logger.warn({ channel }, "ignored a malformed revocation message");
       const now = epochSeconds(clock.now());
       for (const entry of entries) revoked.add(entry.sid, entry.revokedAt, now);
+      // A message vouches for freshness only when nothing could have been missed since the last
+      // good poll: the subscription it came over was already up then.
+      const subscribedAt = this.#subscribedAt;
+      if (subscribedAt !== null && this.#lastPollAt !== null && subscribedAt <= this.#lastPollAt)
+        this.#lastMessageAt = clock.now().getTime();
     });
     // A failed first connection is retried by ioredis's retryStrategy.
-    await redis.connect().catch((error: unknown) => warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"));
+    await redis
+      .connect()
+      .catch((error: unknown) =>
+        warnOnce(error, "Redis revocation channel unreachable; polling continues, reconnecting"),
+      );
   }
 
   /** True once subscribed to the Redis channel. */

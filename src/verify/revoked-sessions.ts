@@ -21,6 +21,11 @@ export class RevokedSessions {
     return this.#until.size;
   }
 
+  /** Access-token lifetime in seconds, as the feed reported it; default {@link DEFAULT_REVOCATION_WINDOW_SECONDS}. */
+  get windowSeconds(): number {
+    return this.#windowSeconds;
+  }
+
   /** Sets the access-token lifetime, as reported by the feed; clamped to 1 s … 24 h. */
   setWindowSeconds(seconds: number): void {
     this.#windowSeconds = Math.min(MAX_REVOCATION_WINDOW_SECONDS, Math.max(1, Math.floor(seconds)));

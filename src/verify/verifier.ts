@@ -1,7 +1,7 @@
 import { type AccessTokenClaims, createAccessTokenVerifier, decodeProtectedHeader } from "../core/access-token.js";
 import { readBearerToken } from "../core/bearer.js";
 import { epochSeconds } from "../core/clock.js";
-import { type ErrorCode, TesseraError } from "../core/errors.js";
+import { fail } from "../core/errors.js";
 import { sameKey, type SigningAlgorithm, type VerificationKey } from "../core/signing-key.js";
 import { findKeyIn } from "./jwk-keys.js";
 import { JwksCache } from "./jwks-cache.js";
@@ -21,6 +21,16 @@ export interface VerifierStats {
   readonly revokedSessions: number;
   /** True while subscribed to the Redis revocation channel. */
   readonly revocationChannelSubscribed: boolean;
+  /**
+   * True while tokens are refused with `revocation_feed_unavailable`: the feed has not answered yet,
+   * or not within `revocation.maxStalenessSeconds`. Always false without `revocation`.
+   */
+  readonly revocationStale: boolean;
+  /**
+   * Seconds since the last good poll of the feed (or a Redis message after it); `null` without
+   * `revocation` or before the feed first answered.
+   */
+  readonly revocationAgeSeconds: number | null;
 }
 
 /** Verifies Tessera access tokens for a resource server. */
@@ -30,8 +40,10 @@ export interface Verifier {
   /**
    * Verifies `token` and returns its frozen claims. Throws a `TesseraError` with code
    * `access_token_malformed`, `access_token_invalid`, `access_token_expired`,
-   * `access_token_not_yet_valid`, `access_token_claim_invalid` or `access_token_revoked`, or
-   * `verification_keys_unavailable` when no JWK Set could be loaded yet.
+   * `access_token_not_yet_valid`, `access_token_claim_invalid` or `access_token_revoked`;
+   * `verification_keys_unavailable` when no JWK Set could be loaded yet; and, with `revocation`,
+   * `revocation_feed_unavailable` for an otherwise valid token while the feed has not answered yet
+   * or not within `revocation.maxStalenessSeconds`.
    */
   verify(token: string): Promise<AccessTokenClaims>;
   /**
@@ -43,10 +55,6 @@ export interface Verifier {
   stats(): VerifierStats;
   /** Stops revocation polling and closes the Redis subscription. Idempotent. */
   close(): Promise<void>;
-}
-
-function fail(code: ErrorCode, message: string): never {
-  throw new TesseraError(code, message);
 }
 
 function freezeClaims(claims: AccessTokenClaims): AccessTokenClaims {
@@ -69,7 +77,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     keySource.kind === "remote"
       ? new JwksCache({
           uri: keySource.uri,
-          algorithms: config.algorithms,
+          policy: { algorithms: config.algorithms, minRsaModulusBits: config.minRsaModulusBits },
           cooldownSeconds: config.jwksCooldownSeconds,
           timeoutMs: config.fetchTimeoutMs,
           fetch: config.fetch,
@@ -100,12 +108,24 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const feed =
     config.revocation === null
       ? null
-      : new RevocationFeed({ ...config.revocation, timeoutMs: config.fetchTimeoutMs, fetch: config.fetch, clock, logger: config.logger, revoked });
+      : new RevocationFeed({
+          ...config.revocation,
+          timeoutMs: config.fetchTimeoutMs,
+          fetch: config.fetch,
+          clock,
+          logger: config.logger,
+          revoked,
+        });
   let hits = 0;
   let misses = 0;
 
-  function refuseRevoked(claims: AccessTokenClaims, now: number): AccessTokenClaims {
-    if (revoked.has(claims.sid, now)) fail("access_token_revoked", "the session of the access token has ended");
+  function refuseRevoked(claims: AccessTokenClaims, now: Date): AccessTokenClaims {
+    if (revoked.has(claims.sid, epochSeconds(now)))
+      fail("access_token_revoked", "the session of the access token has ended");
+    // Fail closed: a token whose session may have ended unseen is not accepted (a known
+    // revocation above still answers 401).
+    if (feed?.isStale(now.getTime()))
+      fail("revocation_feed_unavailable", "the revocation feed has not answered recently enough to check the session");
     return claims;
   }
 
@@ -113,8 +133,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (typeof token !== "string" || token === "") fail("access_token_malformed", "the access token is empty");
     // A restarted API must not accept tokens of sessions that ended before it started.
     if (feed !== null) await feed.ready;
-    const now = epochSeconds(clock.now());
-    const cached = cache.get(token, now);
+    const now = clock.now();
+    const cached = cache.get(token, epochSeconds(now));
     // Served from the cache only while the key that verified it is still trusted: withdrawing
     // a key from the JWK Set reaches cached tokens too.
     if (cached !== undefined) {
@@ -133,7 +153,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       if (!jwks.loaded) fail("verification_keys_unavailable", "the issuer's JWK Set could not be loaded");
     }
     const claims = freezeClaims(verifySignedToken(token, header));
-    refuseRevoked(claims, epochSeconds(clock.now()));
+    refuseRevoked(claims, clock.now());
     cache.set(token, { claims, kid: header.kid, key: findKey(header.kid, header.alg)! });
     return claims;
   }
@@ -152,6 +172,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
       jwksFetches: jwks?.fetches ?? 0,
       revokedSessions: revoked.size,
       revocationChannelSubscribed: feed?.subscribed ?? false,
+      revocationStale: feed?.isStale(clock.now().getTime()) ?? false,
+      revocationAgeSeconds: feed?.ageSeconds(clock.now().getTime()) ?? null,
     }),
     close: (): Promise<void> => (closing ??= feed?.close() ?? Promise.resolve()),
   });

@@ -5,8 +5,8 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { REVOCATION_CHANNEL } from "../../src/core/revocation.js";
-import type { AuthService } from "../../src/service/auth-service.js";
-import { createAuthService } from "../../src/service/create-auth-service.js";
+import { resolveConfig } from "../../src/http/server-config.js";
+import { openServices, type TesseraServices } from "../../src/service/tessera-services.js";
 import { redisSkipReason, TEST_REDIS_URL } from "../support/redis.js";
 import { temporaryDirectory } from "../support/server.js";
 import { silentLogger } from "../support/service.js";
@@ -20,24 +20,29 @@ const context = { ip: "203.0.113.9", userAgent: "admin-test" };
 describe("tessera user and sessions commands", () => {
   let dir: ReturnType<typeof temporaryDirectory>;
   let database: string;
-  let service: AuthService;
+  let services: TesseraServices;
 
   before(async () => {
     dir = temporaryDirectory();
     database = `sqlite:${dir.path}/admin.db`;
-    service = await createAuthService({ databaseUrl: database, secret: SECRET, issuer: "https://issuer.test" }, silentLogger);
+    services = await openServices(
+      resolveConfig({ databaseUrl: database, secret: SECRET, issuer: "https://issuer.test" }),
+      silentLogger,
+    );
   });
   after(async () => {
-    await service.close();
+    await services.close();
     dir.remove();
   });
 
-  async function run(args: string[], env: Record<string, string> = {}) {
+  async function run(args: string[], env: Record<string, string> = {}, input = "") {
     try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args, "--database", database], {
+      const running = promisify(execFile)(process.execPath, [CLI, ...args, "--database", database], {
         env: { PATH: process.env.PATH, TESSERA_SECRET: SECRET, ...env },
         timeout: 30_000,
       });
+      running.child.stdin?.end(input);
+      const { stdout, stderr } = await running;
       return { status: 0, stdout, stderr };
     } catch (error) {
       const failed = error as { code: number; stdout: string; stderr: string };
@@ -46,9 +51,9 @@ describe("tessera user and sessions commands", () => {
   }
 
   async function userWithSessions(username: string, count: number) {
-    await service.register(username, PASSWORD, context);
+    await services.auth.register(username, PASSWORD, context);
     const logins = [];
-    for (let i = 0; i < count; i += 1) logins.push(await service.login(username, PASSWORD, context));
+    for (let i = 0; i < count; i += 1) logins.push(await services.auth.login(username, PASSWORD, context));
     return logins;
   }
 
@@ -57,33 +62,53 @@ describe("tessera user and sessions commands", () => {
     const listed = await run(["sessions", "list", "alice"]);
     assert.equal(listed.status, 0, listed.stderr);
     const sessions = JSON.parse(listed.stdout) as Array<{ id: string; ip: string; userAgent: string }>;
-    assert.deepEqual(sessions.map((session) => session.id).sort(), [first!.sessionId, second!.sessionId, third!.sessionId].sort());
+    assert.deepEqual(
+      sessions.map((session) => session.id).sort(),
+      [first!.sessionId, second!.sessionId, third!.sessionId].sort(),
+    );
     assert.ok(sessions.every((session) => session.ip === context.ip && session.userAgent === context.userAgent));
     assert.ok(!listed.stdout.includes(first!.refreshToken), "no token is ever printed");
 
     const one = await run(["sessions", "revoke", first!.sessionId]);
     assert.deepEqual(JSON.parse(one.stdout), { revoked: [first!.sessionId] });
-    await assert.rejects(service.refresh(first!.refreshToken, context), { code: "session_revoked" });
-    const secondRotated = await service.refresh(second!.refreshToken, context);
+    await assert.rejects(services.auth.refresh(first!.refreshToken, context), { code: "session_revoked" });
+    const secondRotated = await services.auth.refresh(second!.refreshToken, context);
 
     const rest = await run(["sessions", "revoke-all", "ALICE"]);
-    assert.deepEqual((JSON.parse(rest.stdout) as { revoked: string[] }).revoked.sort(), [second!.sessionId, third!.sessionId].sort());
-    await assert.rejects(service.refresh(secondRotated.refreshToken, context), { code: "session_revoked" });
-    await assert.rejects(service.refresh(third!.refreshToken, context), { code: "session_revoked" });
+    assert.deepEqual(
+      (JSON.parse(rest.stdout) as { revoked: string[] }).revoked.sort(),
+      [second!.sessionId, third!.sessionId].sort(),
+    );
+    await assert.rejects(services.auth.refresh(secondRotated.refreshToken, context), { code: "session_revoked" });
+    await assert.rejects(services.auth.refresh(third!.refreshToken, context), { code: "session_revoked" });
     assert.deepEqual(JSON.parse((await run(["sessions", "list", "alice"])).stdout), []);
   });
 
   it("replaces a user's roles, which the next access token carries", async () => {
-    await service.register("bob", PASSWORD, context);
+    await services.auth.register("bob", PASSWORD, context);
     const changed = await run(["user", "roles", "bob", "admin, auditor,admin"]);
     assert.equal(changed.status, 0, changed.stderr);
     assert.deepEqual((JSON.parse(changed.stdout) as { roles: string[] }).roles, ["admin", "auditor"]);
-    const principal = await service.authenticate((await service.login("bob", PASSWORD, context)).accessToken);
+    const principal = await services.auth.authenticate(
+      (await services.auth.login("bob", PASSWORD, context)).accessToken,
+    );
     assert.deepEqual(principal.claims.roles, ["admin", "auditor"]);
 
     const invalid = await run(["user", "roles", "bob", "root;drop"]);
     assert.equal(invalid.status, 2);
     assert.match(invalid.stderr, /role names/);
+  });
+
+  it("creates an account with the password from standard input, with registration closed", async () => {
+    const created = await run(["user", "create", "Erin"], { TESSERA_REGISTRATION: "closed" }, `${PASSWORD}\n`);
+    assert.equal(created.status, 0, created.stderr);
+    assert.deepEqual((JSON.parse(created.stdout) as { username: string; roles: string[] }).roles, ["user"]);
+    assert.ok(!created.stdout.includes(PASSWORD));
+    const tokens = await services.auth.login("erin", PASSWORD, context);
+    assert.ok(tokens.accessToken);
+    const taken = await run(["user", "create", "erin"], {}, PASSWORD);
+    assert.equal(taken.status, 1);
+    assert.match(taken.stderr, /already registered/);
   });
 
   it("exits 2 naming the problem for an unknown user, session or missing argument", async () => {
@@ -105,10 +130,13 @@ describe("tessera user and sessions commands", () => {
       try {
         await subscriber.subscribe(REVOCATION_CHANNEL);
         const messages: Array<{ sids: string[]; revoked_at: number }> = [];
-        subscriber.on("message", (_channel: string, message: string) => messages.push(JSON.parse(message) as { sids: string[]; revoked_at: number }));
+        subscriber.on("message", (_channel: string, message: string) =>
+          messages.push(JSON.parse(message) as { sids: string[]; revoked_at: number }),
+        );
         const result = await run(["sessions", "revoke-all", "carol"], { TESSERA_REDIS_URL: TEST_REDIS_URL });
         assert.equal(result.status, 0, result.stderr);
-        for (let i = 0; i < 50 && !messages.some((m) => m.sids.includes(logins[0]!.sessionId)); i += 1) await new Promise((done) => setTimeout(done, 20));
+        for (let i = 0; i < 50 && !messages.some((m) => m.sids.includes(logins[0]!.sessionId)); i += 1)
+          await new Promise((done) => setTimeout(done, 20));
         const message = messages.find((m) => m.sids.includes(logins[0]!.sessionId));
         assert.ok(message, `no revocation published; got ${JSON.stringify(messages)}`);
         assert.deepEqual(message.sids.sort(), logins.map((login) => login.sessionId).sort());
@@ -126,7 +154,7 @@ describe("tessera user and sessions commands", () => {
       assert.deepEqual(JSON.parse(result.stdout), { revoked: [login!.sessionId] });
       assert.match(result.stderr, /revocation not published to Redis/);
       assert.ok(Date.now() - started < 15_000, "gives up on Redis within seconds");
-      await assert.rejects(service.refresh(login!.refreshToken, context), { code: "session_revoked" });
+      await assert.rejects(services.auth.refresh(login!.refreshToken, context), { code: "session_revoked" });
     });
   });
 });

@@ -36,7 +36,10 @@ describe("tessera CLI", () => {
     assert.match(run(["migrate", "--database", database]).stdout, /migrated sqlite database/);
     const rotated = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as { kid: string };
     const second = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as { kid: string };
-    const keys = JSON.parse(run(["keys", "list", "--database", database]).stdout) as Array<{ kid: string; retiredAt: string | null }>;
+    const keys = JSON.parse(run(["keys", "list", "--database", database]).stdout) as Array<{
+      kid: string;
+      retiredAt: string | null;
+    }>;
     const active = keys.filter((key) => key.retiredAt === null).map((key) => key.kid);
     assert.deepEqual(active, [second.kid]);
     assert.ok(keys.some((key) => key.kid === rotated.kid && key.retiredAt !== null));
@@ -65,9 +68,20 @@ describe("tessera CLI", () => {
     assert.match(result.stderr, /secret \(TESSERA_SECRET\) is required/);
   });
 
+  it("refuses to serve beyond loopback in development mode, saying how to make a secret", () => {
+    for (const host of ["0.0.0.0", "::", "192.0.2.10"]) {
+      const result = run(["serve", "--host", host, "--database", database], { TESSERA_SECRET: "" });
+      assert.equal(result.status, 2, host);
+      assert.match(result.stderr, /secret \(TESSERA_SECRET\) is required to listen on .*openssl rand -base64 32/);
+    }
+  });
+
   it("refuses a short secret and a short HS256 secret", () => {
     assert.match(run(["serve", "--database", database], { TESSERA_SECRET: "short" }).stderr, /at least 32/);
-    const hs = run(["serve", "--database", database], { TESSERA_SIGNING_ALG: "HS256", TESSERA_HS256_SECRET: "x".repeat(31) });
+    const hs = run(["serve", "--database", database], {
+      TESSERA_SIGNING_ALG: "HS256",
+      TESSERA_HS256_SECRET: "x".repeat(31),
+    });
     assert.equal(hs.status, 2);
     assert.match(hs.stderr, /hs256Secret \(TESSERA_HS256_SECRET\) must be at least 32 bytes/);
   });

@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { AuthClientError, createAuthClient, isAuthClientError, memoryStorage, type AuthClientEventType, type AuthClient, type TokenStorage } from "../../src/client/index.js";
+import {
+  AuthClientError,
+  createAuthClient,
+  isAuthClientError,
+  memoryStorage,
+  type AuthClientEventType,
+  type AuthClient,
+  type TokenStorage,
+} from "../../src/client/index.js";
 import { registerAndLogin, startServer, type RunningServer } from "../support/server.js";
 import { recordingFetch, shiftedClock, sleep, type Intercept } from "./recording-fetch.js";
 
@@ -15,12 +25,22 @@ function recordEvents(client: AuthClient) {
 }
 
 /** A client over `server` with its own storage, a recording fetch and a shiftable clock. */
-async function loggedInClient(server: RunningServer, username: string, options: { intercept?: Intercept; refreshMarginSeconds?: number } = {}) {
+async function loggedInClient(
+  server: RunningServer,
+  username: string,
+  options: { intercept?: Intercept; refreshMarginSeconds?: number } = {},
+) {
   await registerAndLogin(server.url, username);
   const storage = memoryStorage();
   const network = recordingFetch(options.intercept);
   const clock = shiftedClock();
-  const client = createAuthClient({ baseUrl: server.url, storage, fetch: network.fetch, now: clock.now, refreshMarginSeconds: options.refreshMarginSeconds });
+  const client = createAuthClient({
+    baseUrl: server.url,
+    storage,
+    fetch: network.fetch,
+    now: clock.now,
+    refreshMarginSeconds: options.refreshMarginSeconds,
+  });
   const events = recordEvents(client);
   await client.login(username, PASSWORD);
   return { client, storage, network, clock, events };
@@ -66,14 +86,18 @@ describe("createAuthClient()", () => {
       await registerAndLogin(server.url, "carol");
       const storage = memoryStorage();
       const client = createAuthClient({ baseUrl: server.url, storage });
-      await assert.rejects(client.login("carol", "wrong password entirely"), (error) => isAuthClientError(error, "invalid_credentials"));
+      await assert.rejects(client.login("carol", "wrong password entirely"), (error) =>
+        isAuthClientError(error, "invalid_credentials"),
+      );
       assert.equal(await storage.get(), null);
     });
 
     it("throws not_authenticated from fetch() before login, sending nothing", async () => {
       const network = recordingFetch();
       const client = createAuthClient({ baseUrl: server.url, storage: memoryStorage(), fetch: network.fetch });
-      await assert.rejects(client.fetch(`${server.url}/auth/me`), (error) => isAuthClientError(error, "not_authenticated"));
+      await assert.rejects(client.fetch(`${server.url}/auth/me`), (error) =>
+        isAuthClientError(error, "not_authenticated"),
+      );
       assert.equal(await client.getAccessToken(), null);
       assert.equal(network.requests.length, 0);
     });
@@ -117,7 +141,7 @@ describe("createAuthClient()", () => {
       assert.equal(events.count("tokens_refreshed"), 1);
     });
 
-    it("retries once after a 401 with error=\"invalid_token\" and returns the retry's answer", async () => {
+    it('retries once after a 401 with error="invalid_token" and returns the retry\'s answer', async () => {
       let spoiled = 0;
       const { client, network } = await loggedInClient(server, "heidi", {
         // The first /auth/me carries a token the server cannot verify, as after a key rotation.
@@ -156,7 +180,11 @@ describe("createAuthClient()", () => {
         intercept: async (request) => {
           if (new URL(request.url).pathname !== "/api/echo") return request;
           bodies.push(await request.text());
-          if (bodies.length === 1) return new Response(null, { status: 401, headers: { "www-authenticate": 'Bearer realm="api", error="invalid_token"' } });
+          if (bodies.length === 1)
+            return new Response(null, {
+              status: 401,
+              headers: { "www-authenticate": 'Bearer realm="api", error="invalid_token"' },
+            });
           return new Response("ok", { status: 200 });
         },
       });
@@ -169,8 +197,13 @@ describe("createAuthClient()", () => {
       const { client, network } = await loggedInClient(server, "ken", {
         intercept: (request) => {
           const path = new URL(request.url).pathname;
-          if (path === "/api/no-challenge") return new Response(null, { status: 401, headers: { "www-authenticate": 'Bearer realm="api"' } });
-          if (path === "/api/forbidden") return new Response(null, { status: 403, headers: { "www-authenticate": 'Bearer error="insufficient_scope"' } });
+          if (path === "/api/no-challenge")
+            return new Response(null, { status: 401, headers: { "www-authenticate": 'Bearer realm="api"' } });
+          if (path === "/api/forbidden")
+            return new Response(null, {
+              status: 403,
+              headers: { "www-authenticate": 'Bearer error="insufficient_scope"' },
+            });
           return request;
         },
       });
@@ -200,14 +233,20 @@ describe("createAuthClient()", () => {
       // Calls whose 401 arrives after the refused refresh find no session left to refresh.
       for (const result of results) {
         assert.equal(result.status, "rejected");
-        assert.ok(isAuthClientError(result.reason, "session_expired") || isAuthClientError(result.reason, "not_authenticated"));
+        assert.ok(
+          isAuthClientError(result.reason, "session_expired") || isAuthClientError(result.reason, "not_authenticated"),
+        );
       }
-      assert.ok(results.some((result) => result.status === "rejected" && isAuthClientError(result.reason, "session_expired")));
+      assert.ok(
+        results.some((result) => result.status === "rejected" && isAuthClientError(result.reason, "session_expired")),
+      );
       assert.equal(network.count("POST", "/auth/refresh"), 1);
       assert.equal(events.count("session_expired"), 1);
       assert.equal(await storage.get(), null);
       const sent = network.requests.length;
-      await assert.rejects(client.fetch(`${server.url}/auth/me`), (error) => isAuthClientError(error, "not_authenticated"));
+      await assert.rejects(client.fetch(`${server.url}/auth/me`), (error) =>
+        isAuthClientError(error, "not_authenticated"),
+      );
       assert.equal(network.requests.length, sent);
     });
 
@@ -234,7 +273,11 @@ describe("createAuthClient()", () => {
       assert.equal(network.count("POST", "/auth/logout"), 1);
       assert.equal(await storage.get(), null);
       assert.equal(events.count("logged_out"), 1);
-      const replay = await fetch(`${server.url}/auth/refresh`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: refreshToken }) });
+      const replay = await fetch(`${server.url}/auth/refresh`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ refresh_token: refreshToken }),
+      });
       assert.equal(replay.status, 401);
       await client.logout(); // nothing left to end
       assert.equal(network.count("POST", "/auth/logout"), 1);
@@ -291,8 +334,14 @@ describe("createAuthClient()", () => {
       assert.equal(events.count("logged_out"), 1);
       assert.notEqual(await inner.get(), null, "storage could not be cleared");
       assert.equal(await client.getAccessToken(), null, "but its ended tokens are never used again");
-      await assert.rejects(client.fetch(`${server.url}/auth/me`), (error) => isAuthClientError(error, "not_authenticated"));
-      const replay = await fetch(`${server.url}/auth/refresh`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: refreshToken }) });
+      await assert.rejects(client.fetch(`${server.url}/auth/me`), (error) =>
+        isAuthClientError(error, "not_authenticated"),
+      );
+      const replay = await fetch(`${server.url}/auth/refresh`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ refresh_token: refreshToken }),
+      });
       assert.equal(replay.status, 401, "the server ended the session");
     });
 
@@ -311,7 +360,11 @@ describe("createAuthClient()", () => {
     it("keeps tokens out of error messages", async () => {
       const { client, storage } = await loggedInClient(server, "rupert");
       const tokens = await stored(storage);
-      await fetch(`${server.url}/auth/logout`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: tokens.refreshToken }) });
+      await fetch(`${server.url}/auth/logout`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ refresh_token: tokens.refreshToken }),
+      });
       const error = await client.fetch(`${server.url}/auth/me`).catch((caught: unknown) => caught);
       assert.ok(error instanceof AuthClientError);
       assert.ok(!error.message.includes(tokens.accessToken) && !error.message.includes(tokens.refreshToken));
@@ -346,9 +399,15 @@ describe("createAuthClient()", () => {
       assert.equal(network.count("POST", "/auth/refresh"), 1);
       assert.equal(events.count("tokens_refreshed"), 1);
       const renewed = await stored(storage);
-      const used = new Set(network.requests.filter((request) => request.path === "/auth/me").map((request) => request.authorization));
+      const used = new Set(
+        network.requests.filter((request) => request.path === "/auth/me").map((request) => request.authorization),
+      );
       assert.ok(used.has(`Bearer ${renewed.accessToken}`));
-      assert.ok([...used].every((header) => header === `Bearer ${renewed.accessToken}` || header === `Bearer ${old.accessToken}`));
+      assert.ok(
+        [...used].every(
+          (header) => header === `Bearer ${renewed.accessToken}` || header === `Bearer ${old.accessToken}`,
+        ),
+      );
     });
 
     it("makes exactly one refresh for 100 simultaneous fetch calls after the token expired", async () => {
@@ -368,20 +427,148 @@ describe("createAuthClient()", () => {
   describe("options", () => {
     const storage = memoryStorage();
     it("throws TypeError naming the option for a bad baseUrl, storage, margin, fetch or channelName", () => {
-      assert.throws(() => createAuthClient({ baseUrl: "not a url", storage }), { name: "TypeError", message: /baseUrl/ });
-      assert.throws(() => createAuthClient({ baseUrl: "ftp://example.com", storage }), { name: "TypeError", message: /baseUrl/ });
-      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage: {} as TokenStorage }), { name: "TypeError", message: /storage/ });
-      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage, refreshMarginSeconds: -1 }), { name: "TypeError", message: /refreshMarginSeconds/ });
-      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage, refreshMarginSeconds: Number.NaN }), { name: "TypeError", message: /refreshMarginSeconds/ });
-      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage, fetch: "x" as never }), { name: "TypeError", message: /fetch/ });
-      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage, channelName: "" }), { name: "TypeError", message: /channelName/ });
+      assert.throws(() => createAuthClient({ baseUrl: "not a url", storage }), {
+        name: "TypeError",
+        message: /baseUrl/,
+      });
+      assert.throws(() => createAuthClient({ baseUrl: "ftp://example.com", storage }), {
+        name: "TypeError",
+        message: /baseUrl/,
+      });
+      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage: {} as TokenStorage }), {
+        name: "TypeError",
+        message: /storage/,
+      });
+      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage, refreshMarginSeconds: -1 }), {
+        name: "TypeError",
+        message: /refreshMarginSeconds/,
+      });
+      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage, refreshMarginSeconds: Number.NaN }), {
+        name: "TypeError",
+        message: /refreshMarginSeconds/,
+      });
+      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage, fetch: "x" as never }), {
+        name: "TypeError",
+        message: /fetch/,
+      });
+      assert.throws(() => createAuthClient({ baseUrl: "https://a.test", storage, channelName: "" }), {
+        name: "TypeError",
+        message: /channelName/,
+      });
     });
 
     it("calls the endpoints under a baseUrl with a path prefix", async () => {
       const network = recordingFetch(() => new Response(null, { status: 204 }));
-      const client = createAuthClient({ baseUrl: "https://api.test/identity/", storage: memoryStorage(), fetch: network.fetch });
+      const client = createAuthClient({
+        baseUrl: "https://api.test/identity/",
+        storage: memoryStorage(),
+        fetch: network.fetch,
+      });
       await assert.rejects(client.login("u", "p"), (error) => isAuthClientError(error, "unexpected_response"));
       assert.equal(network.requests[0]?.path, "/identity/auth/login");
     });
+  });
+});
+
+/** A third party on a real socket that records the headers of what reaches it and answers `status`. */
+async function startThirdParty(status = 200) {
+  const received: IncomingHttpHeaders[] = [];
+  const server: Server = createServer((request, response) => {
+    received.push(request.headers);
+    const challenge = status === 401 ? { "www-authenticate": 'Bearer error="invalid_token"' } : {};
+    response.writeHead(status, { "content-type": "application/json", ...challenge }).end('{"ok":true}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("createAuthClient() allowedOrigins", () => {
+  let server: RunningServer;
+  let thirdParty: Awaited<ReturnType<typeof startThirdParty>>;
+  let refusing: Awaited<ReturnType<typeof startThirdParty>>;
+  before(async () => {
+    server = await startServer({ accessTokenTtl: "60s" });
+    thirdParty = await startThirdParty();
+    refusing = await startThirdParty(401);
+  });
+  after(async () => {
+    await thirdParty.close();
+    await refusing.close();
+    await server.close();
+  });
+
+  it("sends the token to the baseUrl origin by default and never to another origin", async () => {
+    const { client, network } = await loggedInClient(server, "origin-olga");
+    assert.equal((await client.fetch(`${server.url}/auth/me`)).status, 200);
+    const response = await client.fetch(`${thirdParty.url}/collect`, { headers: { "x-trace": "1" } });
+    assert.equal(response.status, 200);
+    assert.equal(thirdParty.received.at(-1)?.authorization, undefined);
+    assert.equal(thirdParty.received.at(-1)?.["x-trace"], "1");
+    assert.equal(network.requests.at(-1)?.authorization, null);
+    // Same host, other port: another origin.
+    const otherPort = new URL(server.url);
+    otherPort.port = new URL(thirdParty.url).port;
+    await client.fetch(new Request(new URL("/x", otherPort)));
+    assert.equal(thirdParty.received.at(-1)?.authorization, undefined);
+  });
+
+  it("passes requests to other origins through untouched: no refresh, no retry, no session needed", async () => {
+    const { client, network, clock } = await loggedInClient(server, "origin-pete");
+    clock.advance(58_000); // due for a refresh
+    await client.fetch(`${thirdParty.url}/a`, { headers: { authorization: "Basic dXNlcjpwYXNz" } });
+    assert.equal(thirdParty.received.at(-1)?.authorization, "Basic dXNlcjpwYXNz");
+    assert.equal((await client.fetch(`${refusing.url}/b`)).status, 401);
+    assert.equal(network.count("POST", "/auth/refresh"), 0);
+    await client.logout();
+    assert.equal((await client.fetch(`${thirdParty.url}/c`)).status, 200);
+  });
+
+  it("sends the token only to the listed origins when allowedOrigins is given", async () => {
+    await registerAndLogin(server.url, "origin-quinn");
+    const network = recordingFetch();
+    const client = createAuthClient({
+      baseUrl: server.url,
+      storage: memoryStorage(),
+      fetch: network.fetch,
+      allowedOrigins: [`${thirdParty.url}/`],
+    });
+    await client.login("origin-quinn", PASSWORD);
+    const tokens = await client.getAccessToken();
+    await client.fetch(`${thirdParty.url}/api`);
+    assert.equal(thirdParty.received.at(-1)?.authorization, `Bearer ${tokens}`);
+    assert.equal((await client.fetch(`${server.url}/auth/me`)).status, 401, "the issuer is not listed");
+    assert.equal(network.requests.at(-1)?.authorization, null);
+  });
+
+  it("throws TypeError for anything but a list of http(s) origins, and for unknown options", () => {
+    const storage = memoryStorage();
+    for (const allowedOrigins of [
+      null,
+      "https://a.test",
+      ["*"],
+      ["https://a.test/path"],
+      ["https://a.test?x=1"],
+      ["ftp://a.test"],
+      ["https://user@a.test"],
+      [42],
+    ]) {
+      assert.throws(
+        () => createAuthClient({ baseUrl: "https://a.test", storage, allowedOrigins: allowedOrigins as never }),
+        { name: "TypeError", message: /allowedOrigins/ },
+        JSON.stringify(allowedOrigins),
+      );
+    }
+    assert.throws(
+      () => createAuthClient({ baseUrl: "https://a.test", storage, allowedOrigin: ["https://b.test"] } as never),
+      { name: "TypeError", message: /unknown option allowedOrigin\b/ },
+    );
   });
 });

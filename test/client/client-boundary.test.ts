@@ -10,14 +10,22 @@ describe("tessera/client", () => {
   it("imports only its own modules: no node:*, no packages, no other layer", () => {
     for (const name of sources) {
       const text = readFileSync(new URL(name, directory), "utf8");
-      const specifiers = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/g)].map((match) => match[1]);
-      for (const specifier of specifiers) assert.match(specifier ?? "", /^\.\/[a-z-]+\.js$/, `${name} imports ${specifier}`);
-      assert.doesNotMatch(text, /\bimport\s*\(|\brequire\s*\(|\bprocess\./, `${name} reaches outside the browser/Node common ground`);
+      const specifiers = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/g)].map(
+        (match) => match[1],
+      );
+      for (const specifier of specifiers)
+        assert.match(specifier ?? "", /^\.\/[a-z-]+\.js$/, `${name} imports ${specifier}`);
+      assert.doesNotMatch(
+        text,
+        /\bimport\s*\(|\brequire\s*\(|\bprocess\./,
+        `${name} reaches outside the browser/Node common ground`,
+      );
     }
   });
 
   it("never writes to the console, so tokens cannot end up in logs", () => {
-    for (const name of sources) assert.doesNotMatch(readFileSync(new URL(name, directory), "utf8"), /\bconsole\./, name);
+    for (const name of sources)
+      assert.doesNotMatch(readFileSync(new URL(name, directory), "utf8"), /\bconsole\./, name);
   });
 
   it("exports a fixed, hand-written surface", () => {

@@ -16,7 +16,11 @@ export function recordingFetch(intercept?: Intercept) {
   const requests: RecordedRequest[] = [];
   const fetchImpl = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const original = new Request(input, init);
-    requests.push({ method: original.method, path: new URL(original.url).pathname, authorization: original.headers.get("authorization") });
+    requests.push({
+      method: original.method,
+      path: new URL(original.url).pathname,
+      authorization: original.headers.get("authorization"),
+    });
     const outcome = intercept ? await intercept(original) : original;
     return outcome instanceof Response ? outcome : fetch(outcome);
   };
@@ -24,7 +28,8 @@ export function recordingFetch(intercept?: Intercept) {
     fetch: fetchImpl,
     requests,
     /** How many `method path` requests were sent. */
-    count: (method: string, path: string) => requests.filter((request) => request.method === method && request.path === path).length,
+    count: (method: string, path: string) =>
+      requests.filter((request) => request.method === method && request.path === path).length,
   };
 }
 

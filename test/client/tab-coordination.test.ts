@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { createAuthClient, memoryStorage, type AuthClient, type AuthClientEventMap, type AuthClientEventType } from "../../src/client/index.js";
+import {
+  createAuthClient,
+  memoryStorage,
+  type AuthClient,
+  type AuthClientEventMap,
+  type AuthClientEventType,
+} from "../../src/client/index.js";
 import { registerAndLogin, startServer, type RunningServer } from "../support/server.js";
 import { recordingFetch, shiftedClock } from "./recording-fetch.js";
 
@@ -32,7 +38,10 @@ describe("createAuthClient() with a channelName", () => {
     const clock = shiftedClock();
     const make = () => {
       const storage = memoryStorage();
-      return { storage, client: createAuthClient({ baseUrl: server.url, storage, fetch: network.fetch, now: clock.now, channelName }) };
+      return {
+        storage,
+        client: createAuthClient({ baseUrl: server.url, storage, fetch: network.fetch, now: clock.now, channelName }),
+      };
     };
     return { network, clock, first: make(), second: make() };
   }

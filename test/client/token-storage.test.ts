@@ -1,13 +1,30 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { localStorageStorage, memoryStorage, webStorage, type TokenSet, type WebStorageLike } from "../../src/client/index.js";
+import {
+  localStorageStorage,
+  memoryStorage,
+  webStorage,
+  type TokenSet,
+  type WebStorageLike,
+} from "../../src/client/index.js";
 import { refreshDeadline, tokenSetFromResponse } from "../../src/client/token-set.js";
 
-const tokens: TokenSet = { accessToken: "a.b.c", refreshToken: "tsr_x", receivedAt: 1_000, accessTokenExpiresAt: 901_000, refreshTokenExpiresAt: 9_000_000 };
+const tokens: TokenSet = {
+  accessToken: "a.b.c",
+  refreshToken: "tsr_x",
+  receivedAt: 1_000,
+  accessTokenExpiresAt: 901_000,
+  refreshTokenExpiresAt: 9_000_000,
+};
 
 function fakeArea(): WebStorageLike & { items: Map<string, string> } {
   const items = new Map<string, string>();
-  return { items, getItem: (key) => items.get(key) ?? null, setItem: (key, value) => void items.set(key, value), removeItem: (key) => void items.delete(key) };
+  return {
+    items,
+    getItem: (key) => items.get(key) ?? null,
+    setItem: (key, value) => void items.set(key, value),
+    removeItem: (key) => void items.delete(key),
+  };
 }
 
 describe("memoryStorage()", () => {
@@ -47,19 +64,41 @@ describe("webStorage()", () => {
 });
 
 describe("localStorageStorage()", () => {
-  it("throws TypeError where there is no localStorage", { skip: "localStorage" in globalThis ? "this Node has localStorage" : false }, () => {
+  it("throws TypeError where there is no localStorage", {
+    skip: "localStorage" in globalThis ? "this Node has localStorage" : false,
+  }, () => {
     assert.throws(() => localStorageStorage(), { name: "TypeError", message: /localStorage/ });
   });
 });
 
 describe("tokenSetFromResponse()", () => {
   it("turns expires_in into absolute times from the moment of receipt", () => {
-    const set = tokenSetFromResponse({ access_token: "a", token_type: "Bearer", expires_in: 900, refresh_token: "r", refresh_token_expires_in: 259_200 }, 5_000);
-    assert.deepEqual(set, { accessToken: "a", refreshToken: "r", receivedAt: 5_000, accessTokenExpiresAt: 905_000, refreshTokenExpiresAt: 259_205_000 });
+    const set = tokenSetFromResponse(
+      {
+        access_token: "a",
+        token_type: "Bearer",
+        expires_in: 900,
+        refresh_token: "r",
+        refresh_token_expires_in: 259_200,
+      },
+      5_000,
+    );
+    assert.deepEqual(set, {
+      accessToken: "a",
+      refreshToken: "r",
+      receivedAt: 5_000,
+      accessTokenExpiresAt: 905_000,
+      refreshTokenExpiresAt: 259_205_000,
+    });
   });
 
   it("rejects a response that is not a Bearer token response with a refresh token", () => {
-    for (const body of [null, {}, { access_token: "a", token_type: "mac", expires_in: 1, refresh_token: "r", refresh_token_expires_in: 1 }, { access_token: "a", token_type: "Bearer", expires_in: 1 }]) {
+    for (const body of [
+      null,
+      {},
+      { access_token: "a", token_type: "mac", expires_in: 1, refresh_token: "r", refresh_token_expires_in: 1 },
+      { access_token: "a", token_type: "Bearer", expires_in: 1 },
+    ]) {
       assert.throws(() => tokenSetFromResponse(body, 0), { name: "AuthClientError", code: "unexpected_response" });
     }
   });

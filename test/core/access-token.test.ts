@@ -43,13 +43,27 @@ function expectCode(fn: () => unknown, code: string) {
 /** Signs header.payload with the ES256 key, producing a JOSE (r||s) signature. */
 function signEs256(key: SigningKey, header: object, payload: object): string {
   const input = `${b64(header)}.${b64(payload)}`;
-  const signature = cryptoSign("sha256", Buffer.from(input), { key: key.privateKey as string, dsaEncoding: "ieee-p1363" });
+  const signature = cryptoSign("sha256", Buffer.from(input), {
+    key: key.privateKey as string,
+    dsaEncoding: "ieee-p1363",
+  });
   return `${input}.${signature.toString("base64url")}`;
 }
 
 function claimsAt(clock: FrozenClock, overrides: Record<string, unknown> = {}) {
   const iat = epochSeconds(clock.now());
-  return { iss: ISSUER, aud: AUDIENCE, sub: "user-1", client_id: "tessera", iat, exp: iat + 900, jti: "j", sid: "session-1", roles: ["user"], ...overrides };
+  return {
+    iss: ISSUER,
+    aud: AUDIENCE,
+    sub: "user-1",
+    client_id: "tessera",
+    iat,
+    exp: iat + 900,
+    jti: "j",
+    sid: "session-1",
+    roles: ["user"],
+    ...overrides,
+  };
 }
 
 describe("createAccessTokenSigner()", () => {
@@ -78,7 +92,9 @@ describe("createAccessTokenSigner()", () => {
     const key = hmacSigningKey(Buffer.alloc(32, 7));
     assert.equal(key.publicJwk, null);
     const clock = new FrozenClock();
-    const token = createAccessTokenSigner({ key, issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 60, clock })(subject).token;
+    const token = createAccessTokenSigner({ key, issuer: ISSUER, audience: AUDIENCE, ttlSeconds: 60, clock })(
+      subject,
+    ).token;
     const verify = createAccessTokenVerifier({
       issuer: ISSUER,
       audience: AUDIENCE,
@@ -141,7 +157,11 @@ describe("createAccessTokenVerifier()", () => {
     const attacker = generateSigningKey("ES256");
     const token = signEs256(attacker, { alg: "ES256", typ: "at+jwt", jwk: attacker.publicJwk }, claimsAt(clock));
     expectCode(() => verify(token), "access_token_invalid");
-    const withKid = signEs256(attacker, { alg: "ES256", typ: "at+jwt", kid: attacker.kid, jku: "https://evil.test/jwks" }, claimsAt(clock));
+    const withKid = signEs256(
+      attacker,
+      { alg: "ES256", typ: "at+jwt", kid: attacker.kid, jku: "https://evil.test/jwks" },
+      claimsAt(clock),
+    );
     expectCode(() => verify(withKid), "access_token_invalid");
   });
 
@@ -163,10 +183,19 @@ describe("createAccessTokenVerifier()", () => {
   it("rejects a wrong issuer, audience or typ", () => {
     const { verify, key, clock } = setup();
     const header = { alg: "ES256", typ: "at+jwt", kid: key.kid };
-    expectCode(() => verify(signEs256(key, header, claimsAt(clock, { iss: "https://other.test" }))), "access_token_claim_invalid");
-    expectCode(() => verify(signEs256(key, header, claimsAt(clock, { aud: "other-api" }))), "access_token_claim_invalid");
+    expectCode(
+      () => verify(signEs256(key, header, claimsAt(clock, { iss: "https://other.test" }))),
+      "access_token_claim_invalid",
+    );
+    expectCode(
+      () => verify(signEs256(key, header, claimsAt(clock, { aud: "other-api" }))),
+      "access_token_claim_invalid",
+    );
     expectCode(() => verify(signEs256(key, { ...header, typ: "JWT" }, claimsAt(clock))), "access_token_claim_invalid");
-    expectCode(() => verify(signEs256(key, { alg: "ES256", kid: key.kid }, claimsAt(clock))), "access_token_claim_invalid");
+    expectCode(
+      () => verify(signEs256(key, { alg: "ES256", kid: key.kid }, claimsAt(clock))),
+      "access_token_claim_invalid",
+    );
     assert.equal(verify(signEs256(key, { ...header, typ: "application/at+jwt" }, claimsAt(clock))).sub, "user-1");
   });
 
@@ -175,7 +204,10 @@ describe("createAccessTokenVerifier()", () => {
     const header = { alg: "ES256", typ: "at+jwt", kid: key.kid };
     const now = epochSeconds(clock.now());
     expectCode(() => verify(signEs256(key, header, claimsAt(clock, { nbf: now + 60 }))), "access_token_not_yet_valid");
-    expectCode(() => verify(signEs256(key, header, claimsAt(clock, { iat: now + 60, exp: now + 960 }))), "access_token_not_yet_valid");
+    expectCode(
+      () => verify(signEs256(key, header, claimsAt(clock, { iat: now + 60, exp: now + 960 }))),
+      "access_token_not_yet_valid",
+    );
   });
 
   it("rejects tokens without exp, sid, sub, iss, aud or client_id, or with empty sub, jti, sid or client_id", () => {
@@ -187,7 +219,10 @@ describe("createAccessTokenVerifier()", () => {
       expectCode(() => verify(signEs256(key, header, claims)), "access_token_claim_invalid");
     }
     for (const empty of ["sub", "jti", "sid", "client_id"]) {
-      expectCode(() => verify(signEs256(key, header, { ...claimsAt(clock), [empty]: "" })), "access_token_claim_invalid");
+      expectCode(
+        () => verify(signEs256(key, header, { ...claimsAt(clock), [empty]: "" })),
+        "access_token_claim_invalid",
+      );
     }
     assert.equal(verify(signEs256(key, header, claimsAt(clock))).client_id, "tessera");
   });

@@ -18,7 +18,16 @@ describe("parseBearerHeader()", () => {
   });
 
   it("says malformed for a Bearer header without a valid b64token", () => {
-    for (const header of ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer =abc", "Bearer abc\u00e9", "Bearer\tabc", "bearer\t"]) {
+    for (const header of [
+      "Bearer",
+      "Bearer ",
+      "Bearer a b",
+      "Bearer a,b",
+      "Bearer =abc",
+      "Bearer abc\u00e9",
+      "Bearer\tabc",
+      "bearer\t",
+    ]) {
       assert.deepEqual(parseBearerHeader(header), { kind: "malformed" }, header);
     }
     assert.deepEqual(parseBearerHeader(["Bearer a", "Bearer b"]), { kind: "malformed" });

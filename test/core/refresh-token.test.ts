@@ -37,7 +37,15 @@ describe("isWellFormedRefreshToken()", () => {
 
   it("rejects other prefixes, lengths and alphabets", () => {
     const token = generateRefreshToken();
-    for (const junk of ["", "tsr_", `xyz_${token.slice(4)}`, token.slice(0, -1), `${token}A`, token.replace(/.$/, "="), "tsr_" + "+".repeat(49)]) {
+    for (const junk of [
+      "",
+      "tsr_",
+      `xyz_${token.slice(4)}`,
+      token.slice(0, -1),
+      `${token}A`,
+      token.replace(/.$/, "="),
+      "tsr_" + "+".repeat(49),
+    ]) {
       assert.equal(isWellFormedRefreshToken(junk), false, junk);
     }
   });

@@ -23,34 +23,50 @@ describe("decideRotation()", () => {
 
   it("repeats the same successor when the token comes back within the grace window", () => {
     const decision = decideRotation(
-      input({ token: { expiresAt: later(3600), usedAt: later(-9) }, successor: { expiresAt: later(3600), usedAt: null } }),
+      input({
+        token: { expiresAt: later(3600), usedAt: later(-9) },
+        successor: { expiresAt: later(3600), usedAt: null },
+      }),
     );
     assert.deepEqual(decision, { action: "repeat" });
   });
 
   it("revokes the session when a used token comes back after the grace window", () => {
     const decision = decideRotation(
-      input({ token: { expiresAt: later(3600), usedAt: later(-10) }, successor: { expiresAt: later(3600), usedAt: null } }),
+      input({
+        token: { expiresAt: later(3600), usedAt: later(-10) },
+        successor: { expiresAt: later(3600), usedAt: null },
+      }),
     );
     assert.deepEqual(decision, { action: "revoke_session", code: "refresh_token_reused" });
   });
 
   it("revokes the session when the successor has been used, even within the grace window", () => {
     const decision = decideRotation(
-      input({ token: { expiresAt: later(3600), usedAt: later(-1) }, successor: { expiresAt: later(3600), usedAt: later(0) } }),
+      input({
+        token: { expiresAt: later(3600), usedAt: later(-1) },
+        successor: { expiresAt: later(3600), usedAt: later(0) },
+      }),
     );
     assert.deepEqual(decision, { action: "revoke_session", code: "refresh_token_reused" });
   });
 
   it("treats a zero grace window as no grace at all", () => {
     const decision = decideRotation(
-      input({ graceSeconds: 0, token: { expiresAt: later(3600), usedAt: now }, successor: { expiresAt: later(3600), usedAt: null } }),
+      input({
+        graceSeconds: 0,
+        token: { expiresAt: later(3600), usedAt: now },
+        successor: { expiresAt: later(3600), usedAt: null },
+      }),
     );
     assert.equal(decision.action, "revoke_session");
   });
 
   it("rejects an expired token without revoking anything", () => {
-    assert.deepEqual(decideRotation(input({ token: { expiresAt: now, usedAt: null } })), { action: "reject", code: "refresh_token_expired" });
+    assert.deepEqual(decideRotation(input({ token: { expiresAt: now, usedAt: null } })), {
+      action: "reject",
+      code: "refresh_token_expired",
+    });
   });
 
   it("rejects tokens of revoked or expired sessions first", () => {
@@ -58,6 +74,9 @@ describe("decideRotation()", () => {
       action: "reject",
       code: "session_revoked",
     });
-    assert.deepEqual(decideRotation(input({ session: { expiresAt: now, revokedAt: null } })), { action: "reject", code: "session_expired" });
+    assert.deepEqual(decideRotation(input({ session: { expiresAt: now, revokedAt: null } })), {
+      action: "reject",
+      code: "session_expired",
+    });
   });
 });

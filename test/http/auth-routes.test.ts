@@ -23,12 +23,27 @@ after(async () => {
   dir.remove();
 });
 
-function json(method: "POST" | "GET" | "DELETE" | "PUT", url: string, body?: unknown, headers: Record<string, string> = {}) {
-  return app.inject({ method, url, headers: body === undefined ? headers : { "content-type": "application/json", ...headers }, payload: body === undefined ? undefined : JSON.stringify(body) });
+function json(
+  method: "POST" | "GET" | "DELETE" | "PUT",
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  return app.inject({
+    method,
+    url,
+    headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+    payload: body === undefined ? undefined : JSON.stringify(body),
+  });
 }
 
 function form(url: string, fields: string, headers: Record<string, string> = {}) {
-  return app.inject({ method: "POST", url, headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, payload: fields });
+  return app.inject({
+    method: "POST",
+    url,
+    headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+    payload: fields,
+  });
 }
 
 function assertOAuthError(response: LightMyRequestResponse, status: number, error: string) {
@@ -69,7 +84,11 @@ describe("POST /auth/register", () => {
 
   it("answers 409 for a taken username", async () => {
     await json("POST", "/auth/register", { username: "taken", password: PASSWORD });
-    assertOAuthError(await json("POST", "/auth/register", { username: "TAKEN", password: PASSWORD }), 409, "username_taken");
+    assertOAuthError(
+      await json("POST", "/auth/register", { username: "TAKEN", password: PASSWORD }),
+      409,
+      "username_taken",
+    );
   });
 
   it("answers 400 invalid_request for every malformed body", async () => {
@@ -92,7 +111,12 @@ describe("POST /auth/register", () => {
   });
 
   it("answers 400 for broken JSON, 415 for other media types, 413 for big bodies", async () => {
-    const broken = await app.inject({ method: "POST", url: "/auth/register", headers: { "content-type": "application/json" }, payload: '{"username":' });
+    const broken = await app.inject({
+      method: "POST",
+      url: "/auth/register",
+      headers: { "content-type": "application/json" },
+      payload: '{"username":',
+    });
     assertOAuthError(broken, 400, "invalid_request");
     const poisoned = await app.inject({
       method: "POST",
@@ -101,7 +125,12 @@ describe("POST /auth/register", () => {
       payload: '{"username":"abc","password":"correct horse","__proto__":{"x":1}}',
     });
     assertOAuthError(poisoned, 400, "invalid_request");
-    const text = await app.inject({ method: "POST", url: "/auth/register", headers: { "content-type": "text/plain" }, payload: "hi" });
+    const text = await app.inject({
+      method: "POST",
+      url: "/auth/register",
+      headers: { "content-type": "text/plain" },
+      payload: "hi",
+    });
     assertOAuthError(text, 415, "invalid_request");
     const big = await json("POST", "/auth/register", { username: "abc", password: "x".repeat(20000) });
     assertOAuthError(big, 413, "invalid_request");
@@ -113,16 +142,38 @@ describe("POST /auth/register", () => {
         method: "POST",
         url: path,
         headers: { "content-type": "application/json" },
-        payload: Buffer.concat([Buffer.from('{"username":"utf8user","password":"abcdefgh'), Buffer.from(bytes), Buffer.from('"}')]),
+        payload: Buffer.concat([
+          Buffer.from('{"username":"utf8user","password":"abcdefgh'),
+          Buffer.from(bytes),
+          Buffer.from('"}'),
+        ]),
       });
     assertOAuthError(await raw("/auth/register", [0xff, 0xfe]), 400, "invalid_request");
-    assertOAuthError(await json("POST", "/auth/register", { username: "utf8user", password: "abcdefgh\ud800" }), 400, "invalid_request");
-    assertOAuthError(await json("POST", "/auth/register", { username: "utf8user", password: "\u{1F600}".repeat(4) }), 400, "invalid_request");
+    assertOAuthError(
+      await json("POST", "/auth/register", { username: "utf8user", password: "abcdefgh\ud800" }),
+      400,
+      "invalid_request",
+    );
+    assertOAuthError(
+      await json("POST", "/auth/register", { username: "utf8user", password: "\u{1F600}".repeat(4) }),
+      400,
+      "invalid_request",
+    );
 
-    assert.equal((await json("POST", "/auth/register", { username: "utf8user", password: "abcdefgh\u{1F600}" })).statusCode, 201);
-    assert.equal((await json("POST", "/auth/login", { username: "utf8user", password: "abcdefgh\u{1F600}" })).statusCode, 200);
+    assert.equal(
+      (await json("POST", "/auth/register", { username: "utf8user", password: "abcdefgh\u{1F600}" })).statusCode,
+      201,
+    );
+    assert.equal(
+      (await json("POST", "/auth/login", { username: "utf8user", password: "abcdefgh\u{1F600}" })).statusCode,
+      200,
+    );
     assertOAuthError(await raw("/auth/login", [0xf0, 0x9f, 0x98]), 400, "invalid_request");
-    assertOAuthError(await json("POST", "/auth/login", { username: "utf8user", password: "abcdefgh\ud83d" }), 400, "invalid_request");
+    assertOAuthError(
+      await json("POST", "/auth/login", { username: "utf8user", password: "abcdefgh\ud83d" }),
+      400,
+      "invalid_request",
+    );
     // 1024 characters is the limit whatever their UTF-16 length.
     const long = "\u{1F600}".repeat(1024);
     assert.equal((await json("POST", "/auth/register", { username: "utf8long", password: long })).statusCode, 201);
@@ -136,7 +187,13 @@ describe("POST /auth/login", () => {
     assert.equal(response.statusCode, 200);
     assert.equal(response.headers["cache-control"], "no-store");
     const body = response.json();
-    assert.deepEqual(Object.keys(body).sort(), ["access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "token_type"]);
+    assert.deepEqual(Object.keys(body).sort(), [
+      "access_token",
+      "expires_in",
+      "refresh_token",
+      "refresh_token_expires_in",
+      "token_type",
+    ]);
     assert.equal(body.token_type, "Bearer");
     assert.equal(body.expires_in, 900);
     assert.equal(body.refresh_token_expires_in, 259200);
@@ -164,8 +221,16 @@ describe("POST /auth/refresh and /auth/logout", () => {
     assert.equal(repeat.json().refresh_token, first.json().refresh_token);
     const next = await json("POST", "/auth/refresh", { refresh_token: first.json().refresh_token });
     assert.equal(next.statusCode, 200);
-    assertOAuthError(await json("POST", "/auth/refresh", { refresh_token: tokens.refresh_token }), 401, "invalid_grant");
-    assertOAuthError(await json("POST", "/auth/refresh", { refresh_token: next.json().refresh_token }), 401, "invalid_grant");
+    assertOAuthError(
+      await json("POST", "/auth/refresh", { refresh_token: tokens.refresh_token }),
+      401,
+      "invalid_grant",
+    );
+    assertOAuthError(
+      await json("POST", "/auth/refresh", { refresh_token: next.json().refresh_token }),
+      401,
+      "invalid_grant",
+    );
   });
 
   it("answers 401 invalid_grant for junk and 400 for a missing field", async () => {
@@ -178,7 +243,11 @@ describe("POST /auth/refresh and /auth/logout", () => {
     assert.equal((await json("POST", "/auth/logout", { refresh_token: tokens.refresh_token })).statusCode, 204);
     assert.equal((await json("POST", "/auth/logout", { refresh_token: tokens.refresh_token })).statusCode, 204);
     assert.equal((await json("POST", "/auth/logout", { refresh_token: "nonsense" })).statusCode, 204);
-    assertOAuthError(await json("POST", "/auth/refresh", { refresh_token: tokens.refresh_token }), 401, "invalid_grant");
+    assertOAuthError(
+      await json("POST", "/auth/refresh", { refresh_token: tokens.refresh_token }),
+      401,
+      "invalid_grant",
+    );
     const me = await json("GET", "/auth/me", undefined, { authorization: `Bearer ${tokens.access_token}` });
     assert.equal(me.statusCode, 401);
   });
@@ -228,29 +297,57 @@ describe("bearer routes", () => {
   it("lists sessions and revokes one; another user's session is 404", async () => {
     const { username, tokens } = await loggedIn();
     const other = await loggedIn();
-    const second = (await json("POST", "/auth/login", { username, password: PASSWORD }, { "user-agent": "second-device" })).json();
+    const second = (
+      await json("POST", "/auth/login", { username, password: PASSWORD }, { "user-agent": "second-device" })
+    ).json();
     const auth = { authorization: `Bearer ${tokens.access_token}` };
     const list = await json("GET", "/auth/sessions", undefined, auth);
     assert.equal(list.statusCode, 200);
     const sessions = list.json().sessions as Array<Record<string, unknown>>;
     assert.equal(sessions.length, 2);
-    assert.deepEqual(Object.keys(sessions[0]!).sort(), ["created_at", "current", "expires_at", "id", "ip", "last_used_at", "user_agent"]);
+    assert.deepEqual(Object.keys(sessions[0]!).sort(), [
+      "created_at",
+      "current",
+      "expires_at",
+      "id",
+      "ip",
+      "last_used_at",
+      "user_agent",
+    ]);
     assert.equal(sessions.filter((session) => session.current).length, 1);
     const target = sessions.find((session) => session.user_agent === "second-device")!;
     assert.match(String(target.created_at), /Z$/);
-    const otherSession = (await json("GET", "/auth/sessions", undefined, { authorization: `Bearer ${other.tokens.access_token}` })).json().sessions[0].id;
+    const otherSession = (
+      await json("GET", "/auth/sessions", undefined, { authorization: `Bearer ${other.tokens.access_token}` })
+    ).json().sessions[0].id;
     assertOAuthError(await json("DELETE", `/auth/sessions/${otherSession}`, undefined, auth), 404, "not_found");
     assert.equal((await json("DELETE", `/auth/sessions/${String(target.id)}`, undefined, auth)).statusCode, 204);
-    assertOAuthError(await json("POST", "/auth/refresh", { refresh_token: second.refresh_token }), 401, "invalid_grant");
+    assertOAuthError(
+      await json("POST", "/auth/refresh", { refresh_token: second.refresh_token }),
+      401,
+      "invalid_grant",
+    );
     assert.equal((await json("GET", "/auth/sessions", undefined, auth)).json().sessions.length, 1);
   });
 
   it("POST /auth/logout-all answers 204 and ends every session", async () => {
     const { username, tokens } = await loggedIn();
     const second = (await json("POST", "/auth/login", { username, password: PASSWORD })).json();
-    assert.equal((await json("POST", "/auth/logout-all", undefined, { authorization: `Bearer ${tokens.access_token}` })).statusCode, 204);
-    assertOAuthError(await json("POST", "/auth/refresh", { refresh_token: second.refresh_token }), 401, "invalid_grant");
-    assert.equal((await json("POST", "/auth/logout-all", undefined, { authorization: `Bearer ${tokens.access_token}` })).statusCode, 401);
+    assert.equal(
+      (await json("POST", "/auth/logout-all", undefined, { authorization: `Bearer ${tokens.access_token}` }))
+        .statusCode,
+      204,
+    );
+    assertOAuthError(
+      await json("POST", "/auth/refresh", { refresh_token: second.refresh_token }),
+      401,
+      "invalid_grant",
+    );
+    assert.equal(
+      (await json("POST", "/auth/logout-all", undefined, { authorization: `Bearer ${tokens.access_token}` }))
+        .statusCode,
+      401,
+    );
   });
 });
 
@@ -260,7 +357,10 @@ describe("POST /oauth/token", () => {
     const first = await form("/oauth/token", `grant_type=refresh_token&refresh_token=${tokens.refresh_token}`);
     assert.equal(first.statusCode, 200);
     assert.equal(first.headers["cache-control"], "no-store");
-    const second = await form("/oauth/token", `grant_type=refresh_token&client_id=spa&refresh_token=${first.json().refresh_token}&unknown=ignored`);
+    const second = await form(
+      "/oauth/token",
+      `grant_type=refresh_token&client_id=spa&refresh_token=${first.json().refresh_token}&unknown=ignored`,
+    );
     assert.equal(second.statusCode, 200);
     assert.equal(second.json().token_type, "Bearer");
   });
@@ -268,16 +368,34 @@ describe("POST /oauth/token", () => {
   it("answers RFC 6749 §5.2 errors with 400", async () => {
     const { tokens } = await loggedIn();
     assertOAuthError(await form("/oauth/token", `refresh_token=${tokens.refresh_token}`), 400, "invalid_request");
-    assertOAuthError(await form("/oauth/token", "grant_type=password&username=a&password=b"), 400, "unsupported_grant_type");
-    assertOAuthError(await form("/oauth/token", "grant_type=refresh_token"), 400, "invalid_request");
-    assertOAuthError(await form("/oauth/token", "grant_type=refresh_token&refresh_token=garbage"), 400, "invalid_grant");
     assertOAuthError(
-      await form("/oauth/token", `grant_type=refresh_token&refresh_token=${tokens.refresh_token}&refresh_token=${tokens.refresh_token}`),
+      await form("/oauth/token", "grant_type=password&username=a&password=b"),
+      400,
+      "unsupported_grant_type",
+    );
+    assertOAuthError(await form("/oauth/token", "grant_type=refresh_token"), 400, "invalid_request");
+    assertOAuthError(
+      await form("/oauth/token", "grant_type=refresh_token&refresh_token=garbage"),
+      400,
+      "invalid_grant",
+    );
+    assertOAuthError(
+      await form(
+        "/oauth/token",
+        `grant_type=refresh_token&refresh_token=${tokens.refresh_token}&refresh_token=${tokens.refresh_token}`,
+      ),
       400,
       "invalid_request",
     );
-    assertOAuthError(await form("/oauth/token", `grant_type=refresh_token&refresh_token=${tokens.refresh_token}&scope=admin`), 400, "invalid_scope");
-    const asJson = await json("POST", "/oauth/token", { grant_type: "refresh_token", refresh_token: tokens.refresh_token });
+    assertOAuthError(
+      await form("/oauth/token", `grant_type=refresh_token&refresh_token=${tokens.refresh_token}&scope=admin`),
+      400,
+      "invalid_scope",
+    );
+    const asJson = await json("POST", "/oauth/token", {
+      grant_type: "refresh_token",
+      refresh_token: tokens.refresh_token,
+    });
     assertOAuthError(asJson, 400, "invalid_request");
   });
 
@@ -288,10 +406,17 @@ describe("POST /oauth/token", () => {
       [grant, { authorization: `Basic ${Buffer.from("spa:wrong").toString("base64")}` }],
       [grant, { authorization: "basic c3BhOg==" }],
       [`${grant}&client_id=spa&client_secret=wrong`, {}],
-      [`${grant}&client_id=spa&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z`, {}],
+      [
+        `${grant}&client_id=spa&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z`,
+        {},
+      ],
     ] as const) {
       for (const endpoint of ["/oauth/token", "/oauth/revoke"]) {
-        const response = await form(endpoint, endpoint === "/oauth/token" ? fields : fields.replace("refresh_token=", "token="), headers);
+        const response = await form(
+          endpoint,
+          endpoint === "/oauth/token" ? fields : fields.replace("refresh_token=", "token="),
+          headers,
+        );
         assertOAuthError(response, 401, "invalid_client");
         assert.equal(response.headers["www-authenticate"], 'Basic realm="tessera"');
       }
@@ -305,8 +430,15 @@ describe("POST /oauth/revoke", () => {
   it("answers 200 for any token and ends the session of a valid one (RFC 7009)", async () => {
     const { tokens } = await loggedIn();
     assert.equal((await form("/oauth/revoke", "token=unknown-token")).statusCode, 200);
-    assert.equal((await form("/oauth/revoke", `token=${tokens.refresh_token}&token_type_hint=refresh_token`)).statusCode, 200);
-    assertOAuthError(await form("/oauth/token", `grant_type=refresh_token&refresh_token=${tokens.refresh_token}`), 400, "invalid_grant");
+    assert.equal(
+      (await form("/oauth/revoke", `token=${tokens.refresh_token}&token_type_hint=refresh_token`)).statusCode,
+      200,
+    );
+    assertOAuthError(
+      await form("/oauth/token", `grant_type=refresh_token&refresh_token=${tokens.refresh_token}`),
+      400,
+      "invalid_grant",
+    );
     assertOAuthError(await form("/oauth/revoke", "token_type_hint=access_token"), 400, "invalid_request");
   });
 });
@@ -364,7 +496,12 @@ describe("discovery and probes", () => {
     assert.equal(response.headers["x-frame-options"], "DENY");
     assert.match(String(response.headers["content-security-policy"]), /default-src 'none'/);
     assert.match(String(response.headers["strict-transport-security"]), /max-age=31536000/);
-    const plain = await createServer({ databaseUrl: `sqlite:${dir.path}/plain.db`, secret: "x".repeat(40), issuer: "http://127.0.0.1:3000", logger: false });
+    const plain = await createServer({
+      databaseUrl: `sqlite:${dir.path}/plain.db`,
+      secret: "x".repeat(40),
+      issuer: "http://127.0.0.1:3000",
+      logger: false,
+    });
     try {
       const answer = await plain.inject({ method: "GET", url: "/healthz" });
       assert.equal(answer.headers["strict-transport-security"], undefined);
@@ -392,9 +529,19 @@ describe("discovery and probes", () => {
 
 describe("rate limits", () => {
   it("slow down password guessing per client and username, and other routes per client", async () => {
-    const limited = await createServer({ databaseUrl: `sqlite:${dir.path}/limited.db`, secret: "x".repeat(40), rateLimitPerMinute: 3, logger: false });
+    const limited = await createServer({
+      databaseUrl: `sqlite:${dir.path}/limited.db`,
+      secret: "x".repeat(40),
+      rateLimitPerMinute: 3,
+      logger: false,
+    });
     const login = (username: string) =>
-      limited.inject({ method: "POST", url: "/auth/login", headers: { "content-type": "application/json" }, payload: JSON.stringify({ username, password: "whatever-pass" }) });
+      limited.inject({
+        method: "POST",
+        url: "/auth/login",
+        headers: { "content-type": "application/json" },
+        payload: JSON.stringify({ username, password: "whatever-pass" }),
+      });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 5; i += 1) {
@@ -406,12 +553,47 @@ describe("rate limits", () => {
       assert.equal((await login("somebody-else")).statusCode, 401, "another account is not held up");
       const refreshes: number[] = [];
       for (let i = 0; i < 31; i += 1) {
-        const response = await limited.inject({ method: "POST", url: "/auth/refresh", headers: { "content-type": "application/json" }, payload: JSON.stringify({ refresh_token: "junk" }) });
+        const response = await limited.inject({
+          method: "POST",
+          url: "/auth/refresh",
+          headers: { "content-type": "application/json" },
+          payload: JSON.stringify({ refresh_token: "junk" }),
+        });
         refreshes.push(response.statusCode);
       }
       assert.deepEqual([refreshes[29], refreshes[30]], [401, 429], "ten times the login rate per client");
     } finally {
       await limited.close();
+    }
+  });
+});
+
+describe("TESSERA_REGISTRATION=closed", () => {
+  it("answers POST /auth/register 403 registration_closed, and logins go on", async () => {
+    const closed = await createServer({
+      databaseUrl: `sqlite:${dir.path}/closed.db`,
+      secret: "x".repeat(40),
+      registration: "closed",
+      rateLimitPerMinute: 0,
+      logger: false,
+    });
+    try {
+      const refused = await closed.inject({
+        method: "POST",
+        url: "/auth/register",
+        headers: { "content-type": "application/json" },
+        payload: JSON.stringify({ username: "walk-in", password: PASSWORD }),
+      });
+      assertOAuthError(refused, 403, "registration_closed");
+      const login = await closed.inject({
+        method: "POST",
+        url: "/auth/login",
+        headers: { "content-type": "application/json" },
+        payload: JSON.stringify({ username: "walk-in", password: PASSWORD }),
+      });
+      assertOAuthError(login, 401, "invalid_grant");
+    } finally {
+      await closed.close();
     }
   });
 });

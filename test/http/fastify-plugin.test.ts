@@ -33,14 +33,24 @@ describe("tessera Fastify plugin in a host app", () => {
     assert.equal(registered.statusCode, 201);
     const login = await app.inject({ method: "POST", url: "/identity/auth/login", payload: body });
     assert.equal(login.statusCode, 200);
-    const me = await app.inject({ method: "GET", url: "/identity/auth/me", headers: { authorization: `Bearer ${login.json().access_token}` } });
+    const me = await app.inject({
+      method: "GET",
+      url: "/identity/auth/me",
+      headers: { authorization: `Bearer ${login.json().access_token}` },
+    });
     assert.equal(me.json().username, "hosted");
-    const metadata = (await app.inject({ method: "GET", url: "/identity/.well-known/oauth-authorization-server" })).json();
+    const metadata = (
+      await app.inject({ method: "GET", url: "/identity/.well-known/oauth-authorization-server" })
+    ).json();
     assert.equal(metadata.token_endpoint, "https://api.example.test/identity/oauth/token");
   });
 
   it("keeps its strict validation and error format to its own routes", async () => {
-    const bad = await app.inject({ method: "POST", url: "/identity/auth/login", payload: { username: "x", password: "y", extra: 1 } });
+    const bad = await app.inject({
+      method: "POST",
+      url: "/identity/auth/login",
+      payload: { username: "x", password: "y", extra: 1 },
+    });
     assert.equal(bad.statusCode, 400);
     assert.equal(bad.json().error, "invalid_request");
     const host = await app.inject({ method: "POST", url: "/echo", payload: { anything: 1 } });

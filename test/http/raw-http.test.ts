@@ -40,8 +40,13 @@ describe("HTTP edge cases over a raw socket", () => {
 
   it("refuses a request with two Authorization headers, whatever their order", async () => {
     const { access_token: token } = await registerAndLogin(server.url, "doubled");
-    for (const headers of [`Authorization: Bearer ${token}\r\nAuthorization: Bearer junk`, `Authorization: Basic eDp5\r\nAuthorization: Bearer ${token}`]) {
-      const answer = await rawExchange(port, [`GET /auth/me HTTP/1.1\r\nHost: x\r\n${headers}\r\nConnection: close\r\n\r\n`]);
+    for (const headers of [
+      `Authorization: Bearer ${token}\r\nAuthorization: Bearer junk`,
+      `Authorization: Basic eDp5\r\nAuthorization: Bearer ${token}`,
+    ]) {
+      const answer = await rawExchange(port, [
+        `GET /auth/me HTTP/1.1\r\nHost: x\r\n${headers}\r\nConnection: close\r\n\r\n`,
+      ]);
       assert.match(answer, /^HTTP\/1\.1 401 /);
       assert.equal(bodyOf(answer).error, "invalid_token");
     }
@@ -51,7 +56,9 @@ describe("HTTP edge cases over a raw socket", () => {
     const badUrl = await rawExchange(port, ["GET /auth/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]);
     assert.match(badUrl, /^HTTP\/1\.1 400 /);
     assert.equal(bodyOf(badUrl).error, "invalid_request");
-    const long = await rawExchange(port, [`DELETE /auth/sessions/${"a".repeat(300)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+    const long = await rawExchange(port, [
+      `DELETE /auth/sessions/${"a".repeat(300)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+    ]);
     assert.match(long, /^HTTP\/1\.1 414 /);
     assert.equal(bodyOf(long).error, "invalid_request");
     assert.doesNotMatch(long, /aaaaaaaa/, "the path is not echoed");
@@ -59,7 +66,11 @@ describe("HTTP edge cases over a raw socket", () => {
 
   it("closes a connection whose body never finishes arriving", async () => {
     const started = Date.now();
-    await rawExchange(port, ["POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\""], 6000);
+    await rawExchange(
+      port,
+      ['POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"'],
+      6000,
+    );
     assert.ok(Date.now() - started < 5000, "closed by the server, not by the test");
   });
 

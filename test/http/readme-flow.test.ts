@@ -58,7 +58,11 @@ describe("the README walk-through against `tessera serve`", () => {
   });
 
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+    fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    });
 
   it("registers, logs in, calls /auth/me, refreshes, rejects a replay by revoking the session, and logs out", async () => {
     const credentials = { username: "alice", password: "correct horse battery staple" };
@@ -68,7 +72,10 @@ describe("the README walk-through against `tessera serve`", () => {
     const login = await post("/auth/login", credentials);
     assert.equal(login.status, 200);
     const tokens = (await login.json()) as { access_token: string; refresh_token: string; expires_in: number };
-    const claims = JSON.parse(Buffer.from(tokens.access_token.split(".")[1]!, "base64url").toString()) as { iat: number; exp: number };
+    const claims = JSON.parse(Buffer.from(tokens.access_token.split(".")[1]!, "base64url").toString()) as {
+      iat: number;
+      exp: number;
+    };
     // Expiry is UTC epoch seconds whatever the server's zone: 15 minutes from now.
     assert.ok(Math.abs(claims.iat - loginStarted) <= 2, `iat ${claims.iat} vs now ${loginStarted}`);
     assert.equal(claims.exp - claims.iat, 900);
@@ -77,7 +84,9 @@ describe("the README walk-through against `tessera serve`", () => {
     assert.equal(me.status, 200);
     assert.equal(((await me.json()) as { username: string }).username, "alice");
 
-    const sessions = (await (await fetch(`${base}/auth/sessions`, { headers: { authorization: `Bearer ${tokens.access_token}` } })).json()) as {
+    const sessions = (await (
+      await fetch(`${base}/auth/sessions`, { headers: { authorization: `Bearer ${tokens.access_token}` } })
+    ).json()) as {
       sessions: Array<{ created_at: string; expires_at: string }>;
     };
     const [session] = sessions.sessions;

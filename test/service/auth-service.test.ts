@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TesseraError } from "../../src/core/errors.js";
 import { isWellFormedRefreshToken } from "../../src/core/refresh-token.js";
-import type { RequestContext } from "../../src/service/auth-service.js";
+import type { RequestContext } from "../../src/service/request-context.js";
 import { countingHasher, type ServiceFixture, serviceFixture } from "../support/service.js";
 
 const context: RequestContext = { ip: "203.0.113.7", userAgent: "test-agent/1.0" };
@@ -162,7 +162,9 @@ describe("AuthService", () => {
 
     it("lets exactly one of many concurrent refreshes rotate, all getting the same successor", async () => {
       const { tokens } = await loggedIn();
-      const results = await Promise.all(Array.from({ length: 16 }, () => fixture.service.refresh(tokens.refreshToken, context)));
+      const results = await Promise.all(
+        Array.from({ length: 16 }, () => fixture.service.refresh(tokens.refreshToken, context)),
+      );
       assert.equal(new Set(results.map((result) => result.refreshToken)).size, 1);
     });
   });
@@ -196,7 +198,10 @@ describe("AuthService", () => {
       const alice = await loggedIn();
       const bob = await loggedIn();
       const alicePrincipal = await fixture.service.authenticate(alice.tokens.accessToken);
-      await rejectsWith(fixture.service.revokeSession(alicePrincipal, bob.tokens.sessionId, context), "session_not_found");
+      await rejectsWith(
+        fixture.service.revokeSession(alicePrincipal, bob.tokens.sessionId, context),
+        "session_not_found",
+      );
       assert.ok(await fixture.service.authenticate(bob.tokens.accessToken));
       const second = await fixture.service.login(alice.name, PASSWORD, context);
       await fixture.service.revokeSession(alicePrincipal, second.sessionId, context);
@@ -208,7 +213,7 @@ describe("AuthService", () => {
       const { name, tokens } = await loggedIn();
       const second = await fixture.service.login(name, PASSWORD, context);
       const announced: string[] = [];
-      const stop = fixture.service.onSessionsRevoked((event) => announced.push(...event.sessionIds));
+      const stop = fixture.services.revocations.onSessionsRevoked((event) => announced.push(...event.sessionIds));
       const principal = await fixture.service.authenticate(tokens.accessToken);
       assert.equal(await fixture.service.logoutAll(principal, context), 2);
       stop();
@@ -230,23 +235,57 @@ describe("AuthService", () => {
   describe("signing keys", () => {
     it("are created once and shared by every instance on the database", async () => {
       const other = await fixture.another();
-      assert.deepEqual(other.jwks, fixture.service.jwks);
-      assert.equal(fixture.service.jwks.keys.length, 1);
+      assert.deepEqual(other.jwks, fixture.services.jwks);
+      assert.equal(fixture.services.jwks.keys.length, 1);
       const { tokens } = await loggedIn();
-      assert.equal((await other.authenticate(tokens.accessToken)).sessionId, tokens.sessionId);
+      assert.equal((await other.auth.authenticate(tokens.accessToken)).sessionId, tokens.sessionId);
     });
 
     it("publish only public members", () => {
-      for (const key of fixture.service.jwks.keys) {
+      for (const key of fixture.services.jwks.keys) {
         assert.deepEqual(Object.keys(key).sort(), ["alg", "crv", "kid", "kty", "use", "x", "y"]);
       }
     });
 
     it("cannot be opened with another secret", async () => {
-      await assert.rejects(fixture.another({ secret: "a-completely-different-secret-0123456789" }), (error: unknown) => {
-        return error instanceof TesseraError && error.code === "signing_key_unavailable";
-      });
+      await assert.rejects(
+        fixture.another({ secret: "a-completely-different-secret-0123456789" }),
+        (error: unknown) => {
+          return error instanceof TesseraError && error.code === "signing_key_unavailable";
+        },
+      );
     });
+  });
+});
+
+describe("AuthService near the absolute end of a session", () => {
+  const claimsOf = (token: string) =>
+    JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { iat: number; exp: number };
+
+  it("never lets an access token outlive its session: login, refresh and the grace-window repeat", async () => {
+    const fixture = await serviceFixture({ accessTokenTtl: "15m", refreshTokenTtl: "1h", sessionTtl: "1h" });
+    try {
+      await fixture.service.register("closing", PASSWORD, context);
+      const login = await fixture.service.login("closing", PASSWORD, context);
+      const end = (await fixture.store.findSession(login.sessionId))!.expiresAt.getTime() / 1000;
+      assert.equal(claimsOf(login.accessToken).exp - claimsOf(login.accessToken).iat, 900);
+      assert.equal(login.accessTokenExpiresIn, 900);
+
+      // 4 min 59.6 s before the end: the token ends with the session, and expires_in says so.
+      fixture.clock.advance(55 * 60 + 0.4);
+      const refreshed = await fixture.service.refresh(login.refreshToken, context);
+      assert.equal(claimsOf(refreshed.accessToken).exp, end);
+      assert.equal(refreshed.accessTokenExpiresIn, 300);
+
+      fixture.clock.advance(5);
+      const repeated = await fixture.service.refresh(login.refreshToken, context);
+      assert.equal(repeated.refreshToken, refreshed.refreshToken);
+      assert.equal(claimsOf(repeated.accessToken).exp, end);
+      assert.equal(repeated.accessTokenExpiresIn, 295);
+      assert.ok(await fixture.service.authenticate(repeated.accessToken));
+    } finally {
+      await fixture.close();
+    }
   });
 });
 
@@ -254,8 +293,8 @@ describe("AuthService in development mode", () => {
   it("keeps working across restarts and retires its key once a secret is set", async () => {
     const fixture = await serviceFixture({ secret: "" });
     try {
-      assert.equal(fixture.service.config.developmentMode, true);
-      const devKid = fixture.service.jwks.keys[0]!.kid;
+      assert.equal(fixture.services.config.developmentMode, true);
+      const devKid = fixture.services.jwks.keys[0]!.kid;
       const restarted = await fixture.another({ secret: "" });
       assert.equal(restarted.jwks.keys[0]!.kid, devKid);
       const secured = await fixture.another({ secret: "now-a-real-secret-0123456789-abcdefgh" });
@@ -272,9 +311,16 @@ describe("AuthService without a secret on a database sealed with one", () => {
   it("refuses to start instead of signing with a development key beside the real ones", async () => {
     const fixture = await serviceFixture();
     try {
-      await assert.rejects(fixture.another({ secret: "" }), (error: unknown) => error instanceof TesseraError && error.code === "signing_key_unavailable");
+      await assert.rejects(
+        fixture.another({ secret: "" }),
+        (error: unknown) => error instanceof TesseraError && error.code === "signing_key_unavailable",
+      );
       const keys = await fixture.store.listSigningKeys();
-      assert.deepEqual(keys.map((key) => key.encryption), ["secret"], "no development key was written");
+      assert.deepEqual(
+        keys.map((key) => key.encryption),
+        ["secret"],
+        "no development key was written",
+      );
     } finally {
       await fixture.close();
     }
@@ -285,7 +331,7 @@ describe("AuthService with HS256", () => {
   it("signs with the shared secret and publishes no keys", async () => {
     const fixture = await serviceFixture({ signingAlgorithm: "HS256", hs256Secret: "s".repeat(32) });
     try {
-      assert.deepEqual(fixture.service.jwks.keys, []);
+      assert.deepEqual(fixture.services.jwks.keys, []);
       await fixture.service.register("hsuser", PASSWORD, context);
       const tokens = await fixture.service.login("hsuser", PASSWORD, context);
       const header = JSON.parse(Buffer.from(tokens.accessToken.split(".")[0]!, "base64url").toString());
@@ -297,53 +343,76 @@ describe("AuthService with HS256", () => {
   });
 });
 
-describe("AuthService.rotateSigningKey()", () => {
+describe("AdminService.rotateSigningKey()", () => {
   it("switches signing to a new key while tokens of the old one keep verifying, on every instance", async () => {
     const fixture = await serviceFixture();
     try {
       const other = await fixture.another();
       await fixture.service.register("rotator", PASSWORD, context);
       const before = await fixture.service.login("rotator", PASSWORD, context);
-      const oldKid = fixture.service.jwks.keys[0]!.kid;
-      const newKid = await other.rotateSigningKey();
+      const oldKid = fixture.services.jwks.keys[0]!.kid;
+      const newKid = await other.admin.rotateSigningKey();
       assert.notEqual(newKid, oldKid);
-      const after = await other.login("rotator", PASSWORD, context);
-      const kidOf = (token: string) => JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()).kid as string;
+      const after = await other.auth.login("rotator", PASSWORD, context);
+      const kidOf = (token: string) =>
+        JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()).kid as string;
       assert.equal(kidOf(after.accessToken), newKid);
       // The first instance has not reloaded yet: the unknown kid makes it look.
       assert.equal((await fixture.service.authenticate(after.accessToken)).sessionId, after.sessionId);
-      assert.equal((await other.authenticate(before.accessToken)).sessionId, before.sessionId);
-      assert.deepEqual(fixture.service.jwks.keys.map((key) => key.kid).sort(), [oldKid, newKid].sort());
+      assert.equal((await other.auth.authenticate(before.accessToken)).sessionId, before.sessionId);
+      assert.deepEqual(fixture.services.jwks.keys.map((key) => key.kid).sort(), [oldKid, newKid].sort());
       const signedByFirst = await fixture.service.login("rotator", PASSWORD, context);
       assert.equal(kidOf(signedByFirst.accessToken), newKid);
       // Still published while instances that have not reloaded may sign with it...
       fixture.clock.advance(950);
-      await fixture.service.reloadKeys();
-      assert.equal(fixture.service.jwks.keys.length, 2);
+      await fixture.services.keys.reload();
+      assert.equal(fixture.services.jwks.keys.length, 2);
       // ...and gone one access-token lifetime plus the reload interval after retirement.
       fixture.clock.advance(11);
-      await fixture.service.reloadKeys();
-      assert.deepEqual(fixture.service.jwks.keys.map((key) => key.kid), [newKid]);
+      await fixture.services.keys.reload();
+      assert.deepEqual(
+        fixture.services.jwks.keys.map((key) => key.kid),
+        [newKid],
+      );
     } finally {
       await fixture.close();
     }
   });
 });
 
-describe("AuthService administration", () => {
+describe("AdminService", () => {
   it("sets roles that the next access token carries, and revokes a user's sessions", async () => {
     const fixture = await serviceFixture();
     try {
       await fixture.service.register("managed", PASSWORD, context);
       const first = await fixture.service.login("managed", PASSWORD, context);
-      assert.deepEqual((await fixture.service.setUserRoles("MANAGED", ["admin", "user", "admin"])).roles, ["admin", "user"]);
-      await rejectsWith(fixture.service.setUserRoles("managed", ["bad role"]), "invalid_request");
-      await rejectsWith(fixture.service.setUserRoles("ghost", ["x"]), "invalid_request");
+      assert.deepEqual((await fixture.services.admin.setUserRoles("MANAGED", ["admin", "user", "admin"])).roles, [
+        "admin",
+        "user",
+      ]);
+      await rejectsWith(fixture.services.admin.setUserRoles("managed", ["bad role"]), "invalid_request");
+      await rejectsWith(fixture.services.admin.setUserRoles("ghost", ["x"]), "invalid_request");
       const refreshed = await fixture.service.refresh(first.refreshToken, context);
       assert.deepEqual((await fixture.service.authenticate(refreshed.accessToken)).roles, ["admin", "user"]);
-      assert.equal((await fixture.service.listUserSessions("managed")).length, 1);
-      assert.deepEqual(await fixture.service.revokeSessionsAsAdmin({ username: "managed" }), [first.sessionId]);
+      assert.equal((await fixture.services.admin.listUserSessions("managed")).length, 1);
+      assert.deepEqual(await fixture.services.admin.revokeSessions({ username: "managed" }), [first.sessionId]);
       await rejectsWith(fixture.service.authenticate(refreshed.accessToken), "access_token_revoked");
+    } finally {
+      await fixture.close();
+    }
+  });
+});
+
+describe("AuthService with registration closed", () => {
+  it("refuses register() with registration_closed; the operator's createUser() still creates accounts", async () => {
+    const fixture = await serviceFixture({ registration: "closed" });
+    try {
+      await rejectsWith(fixture.service.register("walk-in", PASSWORD, context), "registration_closed");
+      assert.equal(await fixture.store.findUserByUsername("walk-in"), null);
+      const created = await fixture.services.admin.createUser("Invited", PASSWORD);
+      assert.deepEqual(created.roles, ["user"]);
+      assert.ok((await fixture.service.login("invited", PASSWORD, context)).accessToken);
+      await rejectsWith(fixture.services.admin.createUser("invited", PASSWORD), "username_taken");
     } finally {
       await fixture.close();
     }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { resolveConfig } from "../../src/service/config.js";
+import { resolveConfig } from "../../src/http/server-config.js";
 
 describe("resolveConfig()", () => {
   it("applies the documented defaults and freezes the result", () => {
@@ -17,6 +17,15 @@ describe("resolveConfig()", () => {
     assert.equal(config.refreshGraceSeconds, 10);
     assert.equal(config.clockSkewSeconds, 0);
     assert.equal(config.developmentMode, true);
+    assert.equal(config.registration, "open");
+    assert.equal(config.metricsAddress, "api");
+    assert.equal(config.docs, true);
+    assert.deepEqual(
+      [config.rateLimitPerMinute, config.ipLoginFailuresPerHour, config.accountFailuresBeforeDelay],
+      [30, 30, 5],
+    );
+    assert.equal(config.accountMaxDelaySeconds, 900);
+    assert.deepEqual([config.passwordHashConcurrency, config.passwordHashQueue], [1, 16]);
     assert.ok(Object.isFrozen(config));
   });
 
@@ -49,10 +58,24 @@ describe("resolveConfig()", () => {
       [{ audience: "" }, /^audience/],
       [{ logLevel: "loud" }, /^logLevel/],
       [{ rateLimitPerMinute: -1 }, /^rateLimitPerMinute/],
+      [{ ipLoginFailuresPerHour: 1.5 }, /^ipLoginFailuresPerHour/],
+      [{ accountFailuresBeforeDelay: -1 }, /^accountFailuresBeforeDelay/],
+      [{ accountMaxDelay: "0" }, /^accountMaxDelay/],
+      [{ accountMaxDelay: "2d" }, /^accountMaxDelay/],
+      [{ registration: "invite-only" }, /^registration/],
+      [{ passwordHashConcurrency: 0 }, /^passwordHashConcurrency/],
+      [{ passwordHashQueue: -1 }, /^passwordHashQueue/],
+      [{ metricsAddress: "9464" }, /^metricsAddress/],
+      [{ metricsAddress: "127.0.0.1:99999" }, /^metricsAddress/],
+      [{ docs: "off" }, /^docs/],
       [{ defaultRoles: ["bad role"] }, /^defaultRoles/],
     ];
     for (const [options, message] of cases) {
-      assert.throws(() => resolveConfig(options), (error: unknown) => error instanceof TypeError && message.test(error.message), JSON.stringify(options));
+      assert.throws(
+        () => resolveConfig(options),
+        (error: unknown) => error instanceof TypeError && message.test(error.message),
+        JSON.stringify(options),
+      );
     }
   });
 });

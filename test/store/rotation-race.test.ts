@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { registerAndLogin } from "../support/server.js";
 import { createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
-import { type ServerProcess, serverEnvironment, spawnServers } from "./spawn-server.js";
+import { type ServerProcess, serverEnvironment, spawnServers } from "../support/server-process.js";
 
 const RACERS = 64;
 
@@ -35,7 +35,10 @@ for (const { kind, skip } of await storesUnderTest()) {
             headers: { "content-type": "application/json" },
             body: JSON.stringify({ refresh_token: tokens.refresh_token }),
           });
-          return { status: response.status, body: (await response.json()) as { refresh_token?: string; error?: string } };
+          return {
+            status: response.status,
+            body: (await response.json()) as { refresh_token?: string; error?: string },
+          };
         }),
       );
       assert.deepEqual(

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isTesseraError } from "../../src/core/errors.js";
-import { isConnectionError, isTransientConflict, isUniqueViolation, translateStoreError } from "../../src/store/store-errors.js";
+import {
+  isConnectionError,
+  isTransientConflict,
+  isUniqueViolation,
+  translateStoreError,
+} from "../../src/store/store-errors.js";
 
 /** An error shaped as the drivers throw it. */
 function driverError(message: string, fields: Record<string, unknown> = {}): Error {
@@ -16,12 +21,27 @@ const UNAVAILABLE: [string, Error][] = [
   ["pg: cannot connect now (starting up)", driverError("the database system is starting up", { code: "57P03" })],
   ["pg: too many connections", driverError("sorry, too many clients already", { code: "53300" })],
   ["pg: dead client reused", driverError("Client was closed and is not queryable")],
-  ["node: dual-stack connect failure", Object.assign(new AggregateError([driverError("x", { code: "ECONNREFUSED" })], ""), {})],
-  ["mysql2: server not listening", driverError("connect ECONNREFUSED 127.0.0.1:3306", { code: "ECONNREFUSED", fatal: true })],
-  ["mysql2: connection lost", driverError("Connection lost: The server closed the connection.", { code: "PROTOCOL_CONNECTION_LOST", fatal: true })],
+  [
+    "node: dual-stack connect failure",
+    Object.assign(new AggregateError([driverError("x", { code: "ECONNREFUSED" })], ""), {}),
+  ],
+  [
+    "mysql2: server not listening",
+    driverError("connect ECONNREFUSED 127.0.0.1:3306", { code: "ECONNREFUSED", fatal: true }),
+  ],
+  [
+    "mysql2: connection lost",
+    driverError("Connection lost: The server closed the connection.", {
+      code: "PROTOCOL_CONNECTION_LOST",
+      fatal: true,
+    }),
+  ],
   ["mysql2: closed connection reused", driverError("Can't add new command when connection is in closed state")],
   ["mysql2: too many connections", driverError("Too many connections", { code: "ER_CON_COUNT_ERROR", errno: 1040 })],
-  ["mysql2: lock wait timeout", driverError("Lock wait timeout exceeded", { code: "ER_LOCK_WAIT_TIMEOUT", errno: 1205 })],
+  [
+    "mysql2: lock wait timeout",
+    driverError("Lock wait timeout exceeded", { code: "ER_LOCK_WAIT_TIMEOUT", errno: 1205 }),
+  ],
   ["sqlite: locked for too long", driverError("database is locked", { code: "SQLITE_BUSY" })],
 ];
 
@@ -44,26 +64,35 @@ describe("translateStoreError()", () => {
   }
   for (const [name, error] of NOT_UNAVAILABLE) {
     it(`rethrows ${name} unchanged`, () => {
-      assert.throws(() => translateStoreError(error), (thrown) => thrown === error);
+      assert.throws(
+        () => translateStoreError(error),
+        (thrown) => thrown === error,
+      );
       assert.equal(isConnectionError(error), false);
     });
   }
   it("turns a deadlock that outlived the store's retries into store_unavailable", () => {
     const deadlock = driverError("Deadlock found when trying to get lock", { code: "ER_LOCK_DEADLOCK", errno: 1213 });
-    assert.throws(() => translateStoreError(deadlock), (thrown) => isTesseraError(thrown, "store_unavailable"));
+    assert.throws(
+      () => translateStoreError(deadlock),
+      (thrown) => isTesseraError(thrown, "store_unavailable"),
+    );
   });
 });
 
 describe("isTransientConflict()", () => {
   it("recognizes deadlocks and serialization failures of all three databases", () => {
-    for (const code of ["ER_LOCK_DEADLOCK", "40001", "40P01", "SQLITE_BUSY_SNAPSHOT"]) assert.equal(isTransientConflict(driverError("x", { code })), true, code);
+    for (const code of ["ER_LOCK_DEADLOCK", "40001", "40P01", "SQLITE_BUSY_SNAPSHOT"])
+      assert.equal(isTransientConflict(driverError("x", { code })), true, code);
     assert.equal(isTransientConflict(driverError("x", { code: "23505" })), false);
   });
 });
 
 describe("isUniqueViolation()", () => {
   it("recognizes unique violations of all three databases and nothing else", () => {
-    for (const code of ["23505", "ER_DUP_ENTRY", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"]) assert.equal(isUniqueViolation(driverError("x", { code })), true, code);
-    for (const code of ["23503", "ER_NO_REFERENCED_ROW_2", "SQLITE_CONSTRAINT_FOREIGNKEY"]) assert.equal(isUniqueViolation(driverError("x", { code })), false, code);
+    for (const code of ["23505", "ER_DUP_ENTRY", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"])
+      assert.equal(isUniqueViolation(driverError("x", { code })), true, code);
+    for (const code of ["23503", "ER_NO_REFERENCED_ROW_2", "SQLITE_CONSTRAINT_FOREIGNKEY"])
+      assert.equal(isUniqueViolation(driverError("x", { code })), false, code);
   });
 });

@@ -4,7 +4,7 @@ import { isTesseraError } from "../../src/core/errors.js";
 import { openStore } from "../../src/store/open-store.js";
 import { ADMIN_URLS, createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
 import { registerAndLogin, type RunningServer, startServer } from "../support/server.js";
-import { TcpProxy } from "./tcp-proxy.js";
+import { TcpProxy } from "../support/tcp-proxy.js";
 
 const json = { "content-type": "application/json" };
 
@@ -41,7 +41,10 @@ for (const { kind, skip } of networked) {
     before(async () => {
       database = await createTestDatabase(kind);
       const target = new URL(ADMIN_URLS[kind as "postgres" | "mysql"]);
-      proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port || (kind === "postgres" ? 5432 : 3306)) });
+      proxy = await TcpProxy.start({
+        host: target.hostname,
+        port: Number(target.port || (kind === "postgres" ? 5432 : 3306)),
+      });
       server = await startServer({ databaseUrl: viaPort(database.url, proxy.port), databasePoolSize: 4 });
     });
 
@@ -75,12 +78,15 @@ for (const { kind, skip } of networked) {
         post(`${server.url}/auth/refresh`, { refresh_token: tokens.refresh_token }),
         post(`${server.url}/auth/login`, { username: "outage", password: "correct horse battery staple" }),
         post(`${server.url}/auth/register`, { username: "newcomer", password: "correct horse battery staple" }),
-        fetch(`${server.url}/auth/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } }).then(async (r) => ({
-          status: r.status,
-          body: (await r.json()) as Record<string, unknown>,
-        })),
+        fetch(`${server.url}/auth/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } }).then(
+          async (r) => ({
+            status: r.status,
+            body: (await r.json()) as Record<string, unknown>,
+          }),
+        ),
       ]);
-      for (const answer of during) assert.deepEqual([answer.status, answer.body.error], [503, "temporarily_unavailable"]);
+      for (const answer of during)
+        assert.deepEqual([answer.status, answer.body.error], [503, "temporarily_unavailable"]);
       assert.equal((await fetch(`${server.url}/healthz`)).status, 200, "liveness does not depend on the database");
 
       await proxy.restore();
@@ -93,7 +99,10 @@ for (const { kind, skip } of networked) {
       assert.equal(first.status, 200);
       assert.equal(second.status, 200);
       assert.equal(first.body.refresh_token, second.body.refresh_token);
-      const [counts] = await queryRows(database, "select count(*) as tokens, count(parent_id) as successors, count(used_at) as used from refresh_tokens");
+      const [counts] = await queryRows(
+        database,
+        "select count(*) as tokens, count(parent_id) as successors, count(used_at) as used from refresh_tokens",
+      );
       assert.deepEqual(
         { tokens: Number(counts?.tokens), successors: Number(counts?.successors), used: Number(counts?.used) },
         { tokens: 2, successors: 1, used: 1 },
@@ -101,16 +110,23 @@ for (const { kind, skip } of networked) {
     });
 
     it("answers requests in flight when the database goes away with 200 or 503, never 500, and keeps running", async () => {
-      const users = await Promise.all(["inflight1", "inflight2", "inflight3", "inflight4"].map((name) => registerAndLogin(server.url, name)));
+      const users = await Promise.all(
+        ["inflight1", "inflight2", "inflight3", "inflight4"].map((name) => registerAndLogin(server.url, name)),
+      );
       const burst = users.flatMap((tokens) => [
         post(`${server.url}/auth/refresh`, { refresh_token: tokens.refresh_token }),
-        fetch(`${server.url}/auth/sessions`, { headers: { authorization: `Bearer ${tokens.access_token}` } }).then((r) => ({ status: r.status, body: {} })),
+        fetch(`${server.url}/auth/sessions`, { headers: { authorization: `Bearer ${tokens.access_token}` } }).then(
+          (r) => ({ status: r.status, body: {} }),
+        ),
         fetch(`${server.url}/readyz`).then((r) => ({ status: r.status, body: {} })),
       ]);
       await new Promise((resolve) => setImmediate(resolve));
       await proxy.cut();
       const statuses = (await Promise.all(burst)).map((answer) => answer.status);
-      assert.ok(statuses.every((status) => status === 200 || status === 503), `statuses ${statuses.join(",")}`);
+      assert.ok(
+        statuses.every((status) => status === 200 || status === 503),
+        `statuses ${statuses.join(",")}`,
+      );
       await proxy.restore();
       await waitFor(async () => (await fetch(`${server.url}/readyz`)).status === 200, 15_000);
       // A refresh whose answer was lost is retried with the same token: within the grace window
@@ -126,8 +142,13 @@ for (const { kind, skip } of networked) {
       // Every pooled connection dies at once; the next requests must open new ones.
       await proxy.cut();
       await proxy.restore();
-      const answers = await Promise.all(Array.from({ length: 6 }, () => fetch(`${server.url}/readyz`).then((r) => r.status)));
-      assert.ok(answers.every((status) => status === 200 || status === 503), `statuses ${answers.join(",")}`);
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, () => fetch(`${server.url}/readyz`).then((r) => r.status)),
+      );
+      assert.ok(
+        answers.every((status) => status === 200 || status === 503),
+        `statuses ${answers.join(",")}`,
+      );
       await waitFor(async () => (await fetch(`${server.url}/readyz`)).status === 200, 15_000);
       const refreshed = await post(`${server.url}/auth/refresh`, { refresh_token: tokens.refresh_token });
       assert.equal(refreshed.status, 200);

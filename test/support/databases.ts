@@ -27,7 +27,10 @@ const URL_VARIABLES = Object.freeze({ postgres: "TESSERA_TEST_POSTGRES_URL", mys
 /** The stores selected by `TESSERA_TEST_STORES` (comma list; default all three). */
 export function selectedStoreKinds(): StoreKind[] {
   const raw = process.env.TESSERA_TEST_STORES?.trim() || STORE_KINDS.join(",");
-  const kinds = raw.split(",").map((kind) => kind.trim().toLowerCase()).filter(Boolean);
+  const kinds = raw
+    .split(",")
+    .map((kind) => kind.trim().toLowerCase())
+    .filter(Boolean);
   for (const kind of kinds) {
     if (!(STORE_KINDS as readonly string[]).includes(kind)) {
       throw new TypeError(`TESSERA_TEST_STORES: unknown store "${kind}"; use ${STORE_KINDS.join(", ")}`);
@@ -105,7 +108,12 @@ async function createMysqlDatabase(): Promise<TestDatabase> {
 function createSqliteDatabase(): Promise<TestDatabase> {
   const dir = temporaryDirectory("tessera-sqlite-");
   const path = join(dir.path, "tessera.db");
-  return Promise.resolve({ kind: "sqlite", name: path, url: `sqlite:${path}`, drop: () => Promise.resolve(dir.remove()) });
+  return Promise.resolve({
+    kind: "sqlite",
+    name: path,
+    url: `sqlite:${path}`,
+    drop: () => Promise.resolve(dir.remove()),
+  });
 }
 
 /** Creates a fresh, uniquely named database of `kind`. Throws when its server is unreachable. */
@@ -165,7 +173,11 @@ export async function storesUnderTest(): Promise<{ kind: StoreKind; skip: string
  * Runs one SQL statement on its own short-lived connection and returns the rows; for
  * inspecting what a store wrote. Placeholders are not supported: inline only trusted values.
  */
-export async function queryRows(database: TestDatabase, text: string, sessionSql?: string): Promise<Record<string, unknown>[]> {
+export async function queryRows(
+  database: TestDatabase,
+  text: string,
+  sessionSql?: string,
+): Promise<Record<string, unknown>[]> {
   switch (database.kind) {
     case "sqlite": {
       const { default: BetterSqlite3 } = await import("better-sqlite3");

@@ -8,7 +8,12 @@ export const TEST_REDIS_URL = process.env.TESSERA_TEST_REDIS_URL ?? "redis://127
  * Redis is an error, never a skip.
  */
 export async function redisSkipReason(): Promise<string | false> {
-  const client = new Redis(TEST_REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const client = new Redis(TEST_REDIS_URL, {
+    lazyConnect: true,
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   client.on("error", () => undefined);
   try {
     await client.connect();

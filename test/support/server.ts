@@ -64,5 +64,10 @@ export async function registerAndLogin(
   if (registered.status !== 201 && registered.status !== 409) throw new Error(`register answered ${registered.status}`);
   const login = await fetch(`${url}/auth/login`, { method: "POST", headers, body });
   if (login.status !== 200) throw new Error(`login answered ${login.status}`);
-  return (await login.json()) as { access_token: string; refresh_token: string; expires_in: number; refresh_token_expires_in: number };
+  return (await login.json()) as {
+    access_token: string;
+    refresh_token: string;
+    expires_in: number;
+    refresh_token_expires_in: number;
+  };
 }

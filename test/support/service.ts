@@ -1,14 +1,15 @@
 import { join } from "node:path";
-import { AuthService } from "../../src/service/auth-service.js";
-import { resolveConfig, type TesseraOptions } from "../../src/service/config.js";
-import type { ServiceLogger } from "../../src/service/key-ring.js";
+import type { Logger } from "../../src/core/logger.js";
+import { resolveConfig, type TesseraOptions } from "../../src/http/server-config.js";
+import type { AuthService } from "../../src/service/auth-service.js";
 import { createArgon2Hasher, type PasswordHasher } from "../../src/service/password-hasher.js";
+import { createServices, type TesseraServices } from "../../src/service/tessera-services.js";
 import { openStore } from "../../src/store/open-store.js";
 import type { Store } from "../../src/store/store.js";
 import { FrozenClock } from "./clock.js";
 import { temporaryDirectory } from "./server.js";
 
-export const silentLogger: ServiceLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+export const silentLogger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** A password hasher that counts verifications, around the real argon2id one. */
 export function countingHasher(): PasswordHasher & { verifications: number } {
@@ -25,39 +26,58 @@ export function countingHasher(): PasswordHasher & { verifications: number } {
 }
 
 export interface ServiceFixture {
+  readonly services: TesseraServices;
+  /** `services.auth`. */
   readonly service: AuthService;
   readonly store: Store;
   readonly clock: FrozenClock;
   readonly databaseUrl: string;
   /** Another service on the same database (a second instance or a restart). */
-  another(options?: TesseraOptions): Promise<AuthService>;
+  another(options?: TesseraOptions): Promise<TesseraServices>;
   close(): Promise<void>;
 }
 
-/** An AuthService over a real SQLite file in a temporary directory, with a frozen clock. */
+/** Tessera's services over a real SQLite file in a temporary directory, with a frozen clock. */
 export async function serviceFixture(options: TesseraOptions = {}, hasher?: PasswordHasher): Promise<ServiceFixture> {
   const dir = temporaryDirectory();
   const databaseUrl = `sqlite:${join(dir.path, "tessera.db")}`;
   const clock = new FrozenClock();
-  const base: TesseraOptions = { databaseUrl, secret: "service-test-secret-0123456789-abcdefgh", issuer: "https://issuer.test", ...options };
+  const base: TesseraOptions = {
+    databaseUrl,
+    secret: "service-test-secret-0123456789-abcdefgh",
+    issuer: "https://issuer.test",
+    ...options,
+  };
   const store = openStore({ url: databaseUrl });
   await store.migrate();
-  const service = await AuthService.create({ store, config: resolveConfig(base), clock, logger: silentLogger, ...(hasher ? { hasher } : {}) });
-  const others: AuthService[] = [];
+  const services = await createServices({
+    store,
+    config: resolveConfig(base),
+    clock,
+    logger: silentLogger,
+    ...(hasher ? { hasher } : {}),
+  });
+  const others: TesseraServices[] = [];
   return {
-    service,
+    services,
+    service: services.auth,
     store,
     clock,
     databaseUrl,
     async another(more = {}) {
       const otherStore = openStore({ url: databaseUrl });
-      const other = await AuthService.create({ store: otherStore, config: resolveConfig({ ...base, ...more }), clock, logger: silentLogger });
+      const other = await createServices({
+        store: otherStore,
+        config: resolveConfig({ ...base, ...more }),
+        clock,
+        logger: silentLogger,
+      });
       others.push(other);
       return other;
     },
     async close() {
       for (const other of others) await other.close();
-      await service.close();
+      await services.close();
       dir.remove();
     },
   };

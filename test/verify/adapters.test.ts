@@ -38,7 +38,11 @@ async function startExpressApi(verifier: Verifier): Promise<Api> {
   app.get("/hello", auth, (req, res) => void res.json(req.auth));
   app.get("/admin", auth, requireRoles("admin"), (req, res) => void res.json(req.auth));
   app.get("/members", auth, requireRoles("user"), (req, res) => void res.json(req.auth));
-  app.get("/reports", tesseraAuth({ verifier, realm: REALM, scopes: ["reports:read"] }), (req, res) => void res.json(req.auth));
+  app.get(
+    "/reports",
+    tesseraAuth({ verifier, realm: REALM, scopes: ["reports:read"] }),
+    (req, res) => void res.json(req.auth),
+  );
   app.get("/misconfigured", requireRoles("admin"), (req, res) => void res.json(req.auth));
   const server = await new Promise<Server>((resolve) => {
     const listening = app.listen(0, "127.0.0.1", () => resolve(listening));
@@ -95,7 +99,12 @@ for (const adapter of adapters) {
 
     before(async () => {
       tessera = await startServer();
-      verifier = createVerifier({ issuer: tessera.issuer, audience: tessera.audience, algorithms: ["ES256"], jwksUri: `${tessera.url}/.well-known/jwks.json` });
+      verifier = createVerifier({
+        issuer: tessera.issuer,
+        audience: tessera.audience,
+        algorithms: ["ES256"],
+        jwksUri: `${tessera.url}/.well-known/jwks.json`,
+      });
       api = await adapter.start(verifier);
       accessToken = (await registerAndLogin(tessera.url, "adapter-user")).access_token;
     });
@@ -105,7 +114,8 @@ for (const adapter of adapters) {
       await tessera.close();
     });
 
-    const get = (path: string, authorization?: string) => fetch(`${api.url}${path}`, authorization === undefined ? {} : { headers: { authorization } });
+    const get = (path: string, authorization?: string) =>
+      fetch(`${api.url}${path}`, authorization === undefined ? {} : { headers: { authorization } });
 
     void it("refuses with 500 and says so once when a guard runs without the auth middleware before it", async (t) => {
       const logged = t.mock.method(console, "error", () => undefined);
@@ -133,7 +143,10 @@ for (const adapter of adapters) {
       for (const authorization of ["Bearer not-a-jwt", `Bearer ${forged}`, "Bearer a b"]) {
         const response = await get("/hello", authorization);
         assert.equal(response.status, 401, authorization);
-        assert.match(response.headers.get("www-authenticate") ?? "", new RegExp(`^Bearer realm="${REALM}", error="invalid_token"`));
+        assert.match(
+          response.headers.get("www-authenticate") ?? "",
+          new RegExp(`^Bearer realm="${REALM}", error="invalid_token"`),
+        );
         const text = await response.text();
         assert.equal((JSON.parse(text) as { error: string }).error, "invalid_token");
         assert.ok(!text.includes(forged) && !text.includes("not-a-jwt"));
@@ -162,7 +175,10 @@ for (const adapter of adapters) {
     void it("answers 403 naming the scope a token lacks", async () => {
       const response = await get("/reports", `Bearer ${accessToken}`);
       assert.equal(response.status, 403);
-      assert.equal(response.headers.get("www-authenticate"), `Bearer realm="${REALM}", error="insufficient_scope", scope="reports:read"`);
+      assert.equal(
+        response.headers.get("www-authenticate"),
+        `Bearer realm="${REALM}", error="insufficient_scope", scope="reports:read"`,
+      );
     });
 
     void it("checks its options when created", () => {
@@ -187,7 +203,12 @@ void describe("Fastify plugin (tessera/verify/fastify) registration", () => {
 
   void it("protects only the scope it is registered in", async () => {
     const tessera = await startServer();
-    const verifier = createVerifier({ issuer: tessera.issuer, audience: tessera.audience, algorithms: ["ES256"], jwksUri: `${tessera.url}/.well-known/jwks.json` });
+    const verifier = createVerifier({
+      issuer: tessera.issuer,
+      audience: tessera.audience,
+      algorithms: ["ES256"],
+      jwksUri: `${tessera.url}/.well-known/jwks.json`,
+    });
     const api = await startFastifyApi(verifier);
     try {
       assert.equal((await fetch(`${api.url}/public`)).status, 200);

@@ -3,7 +3,17 @@ import { randomUUID } from "node:crypto";
 import { after, beforeEach, describe, it } from "node:test";
 import { createVerifier, type Verifier, type VerifierOptions } from "../../src/verify/index.js";
 import { jwksMaxAgeSeconds } from "../../src/verify/jwks-cache.js";
-import { claimsFor, es256Key, eventually, headerFor, manualClock, rejectionCode, signJws, startStubServer, type StubServer } from "./support.js";
+import { FrozenClock } from "../support/clock.js";
+import {
+  claimsFor,
+  es256Key,
+  eventually,
+  headerFor,
+  rejectionCode,
+  signJws,
+  startStubServer,
+  type StubServer,
+} from "./support.js";
 
 const ISSUER = "https://issuer.test";
 const silent = { warn: () => undefined };
@@ -12,10 +22,19 @@ void describe("createVerifier() with a remote JWK Set", () => {
   let jwksServer: StubServer;
   let verifiers: Verifier[] = [];
   const signer = es256Key();
-  const tokenFor = (keyPair = signer, kid?: string) => signJws(headerFor(keyPair.key, kid === undefined ? {} : { kid }), claimsFor(ISSUER), keyPair.key);
+  const tokenFor = (keyPair = signer, kid?: string) =>
+    signJws(headerFor(keyPair.key, kid === undefined ? {} : { kid }), claimsFor(ISSUER), keyPair.key);
 
   const verifierFor = (overrides: Partial<VerifierOptions> = {}) => {
-    const verifier = createVerifier({ issuer: ISSUER, audience: "tessera", algorithms: ["ES256"], jwksUri: `${jwksServer.url}/jwks.json`, cache: false, logger: silent, ...overrides });
+    const verifier = createVerifier({
+      issuer: ISSUER,
+      audience: "tessera",
+      algorithms: ["ES256"],
+      jwksUri: `${jwksServer.url}/jwks.json`,
+      cache: false,
+      logger: silent,
+      ...overrides,
+    });
     verifiers.push(verifier);
     return verifier;
   };
@@ -42,10 +61,11 @@ void describe("createVerifier() with a remote JWK Set", () => {
   });
 
   void it("refetches the JWK Set at most once per cooldown when kids are unknown", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock, jwksCooldownSeconds: 30 });
     await verifier.verify(tokenFor());
-    const flood = () => Promise.all(Array.from({ length: 50 }, () => rejectionCode(verifier.verify(tokenFor(signer, randomUUID())))));
+    const flood = () =>
+      Promise.all(Array.from({ length: 50 }, () => rejectionCode(verifier.verify(tokenFor(signer, randomUUID())))));
     assert.deepEqual(new Set(await flood()), new Set(["access_token_invalid"]));
     assert.equal(jwksServer.requests.length, 1, "no refetch within the cooldown");
     clock.advance(31);
@@ -56,7 +76,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
   });
 
   void it("picks up a rotated-in key once the cooldown allows a refetch", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     await verifier.verify(tokenFor());
     const rotated = es256Key();
@@ -67,7 +87,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
   });
 
   void it("stops serving a cached token once its key is withdrawn from the JWK Set", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock, cache: { maxEntries: 100 } });
     const token = tokenFor();
     await verifier.verify(token);
@@ -78,13 +98,15 @@ void describe("createVerifier() with a remote JWK Set", () => {
     clock.advance(301); // the default 5-minute max-age: a background refresh starts
     await verifier.verify(token);
     await eventually(() => jwksServer.requests.length === 2);
+    // The request has arrived; the new key set takes effect once its answer has been read.
+    await eventually(async () => (await rejectionCode(verifier.verify(token))) !== "resolved");
     assert.equal(await rejectionCode(verifier.verify(token)), "access_token_invalid");
     assert.equal(verifier.stats().tokenCacheSize, 0);
   });
 
   void it("keeps the JWK Set for its Cache-Control max-age, then refreshes it in the background", async () => {
     jwksServer.respond(200, signer.jwks, { "cache-control": "public, max-age=120" });
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     await verifier.verify(tokenFor());
     clock.advance(119);
@@ -105,7 +127,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
   });
 
   void it("keeps serving the cached keys when a refresh fails", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     await verifier.verify(tokenFor());
     jwksServer.respond(500, { error: "down" });
@@ -117,7 +139,7 @@ void describe("createVerifier() with a remote JWK Set", () => {
 
   void it("answers verification_keys_unavailable while no JWK Set could be loaded, and retries after the cooldown", async () => {
     jwksServer.respond(503, {});
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     assert.equal(await rejectionCode(verifier.verify(tokenFor())), "verification_keys_unavailable");
     assert.equal(await rejectionCode(verifier.verify(tokenFor())), "verification_keys_unavailable");
@@ -133,7 +155,10 @@ void describe("createVerifier() with a remote JWK Set", () => {
       // Strip Content-Length by re-streaming the body: the cap must hold while reading.
       fetch: async (input, init) => {
         const response = await fetch(input, init);
-        return new Response(response.body, { status: response.status, headers: { "content-type": "application/json" } });
+        return new Response(response.body, {
+          status: response.status,
+          headers: { "content-type": "application/json" },
+        });
       },
     });
     jwksServer.respond(200, huge);

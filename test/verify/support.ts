@@ -1,15 +1,6 @@
-import { createPrivateKey, createPublicKey, type JsonWebKey, randomUUID, sign } from "node:crypto";
+import { constants, createPrivateKey, createPublicKey, type JsonWebKey, randomUUID, sign } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { connect } from "node:net";
-import type { TestContext } from "node:test";
-import type { Clock } from "../../src/core/clock.js";
 import { generateSigningKey, type SigningKey } from "../../src/core/signing-key.js";
-
-/** A clock that tests move by hand. */
-export function manualClock(): Clock & { advance(seconds: number): void } {
-  let offsetMs = 0;
-  return { now: () => new Date(Date.now() + offsetMs), advance: (seconds) => void (offsetMs += seconds * 1000) };
-}
 
 /** A node:http server answering every request with what the test sets, counting requests. */
 export interface StubServer {
@@ -55,17 +46,32 @@ export function es256Key(): { key: SigningKey; jwks: { keys: unknown[] } } {
 
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
-/** Signs any header and payload with `key` (ES256 or HS256 secret), for crafting attacks. */
+/** Signs any header and payload with `key` (ES256, RS256 or PS256 after `key.alg`), for crafting attacks. */
 export function signJws(header: Record<string, unknown>, payload: Record<string, unknown>, key: SigningKey): string {
   const input = `${base64url(header)}.${base64url(payload)}`;
-  const signature = sign("sha256", Buffer.from(input), { key: createPrivateKey(key.privateKey), dsaEncoding: "ieee-p1363" });
+  const signature = sign("sha256", Buffer.from(input), {
+    key: createPrivateKey(key.privateKey),
+    dsaEncoding: "ieee-p1363",
+    // RFC 7518 §3.5: PS256 is RSASSA-PSS with SHA-256 and a 32-byte salt.
+    ...(key.alg === "PS256" ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : {}),
+  });
   return `${input}.${signature.toString("base64url")}`;
 }
 
 /** Claims a Tessera server would issue now, for tokens signed in tests. */
 export function claimsFor(issuer: string, audience = "tessera", ttlSeconds = 900): Record<string, unknown> {
   const iat = Math.floor(Date.now() / 1000);
-  return { iss: issuer, aud: audience, sub: randomUUID(), client_id: "tessera", iat, exp: iat + ttlSeconds, jti: randomUUID(), sid: randomUUID(), roles: ["user"] };
+  return {
+    iss: issuer,
+    aud: audience,
+    sub: randomUUID(),
+    client_id: "tessera",
+    iat,
+    exp: iat + ttlSeconds,
+    jti: randomUUID(),
+    sid: randomUUID(),
+    roles: ["user"],
+  };
 }
 
 /** The header of a Tessera access token signed with `key`. */
@@ -95,25 +101,4 @@ export async function rejectionCode(promise: Promise<unknown>): Promise<string> 
     return (error as { code?: string }).code ?? `no code: ${String(error)}`;
   }
   return "resolved";
-}
-
-export const REDIS_URL = "redis://127.0.0.1:6379";
-
-/**
- * Skips the test with a clear message when Redis is not reachable, except on CI
- * (`CI=true`), where a missing Redis fails the test instead.
- */
-export async function requireRedis(t: TestContext): Promise<boolean> {
-  const socket = connect(6379, "127.0.0.1");
-  const reachable = await new Promise<boolean>((resolve) => {
-    socket.setTimeout(500);
-    socket.once("connect", () => resolve(true));
-    socket.once("error", () => resolve(false));
-    socket.once("timeout", () => resolve(false));
-  });
-  socket.destroy();
-  if (reachable) return true;
-  if (process.env.CI === "true") throw new Error("Redis is required on CI but 127.0.0.1:6379 is not reachable");
-  t.skip("Redis is not reachable at 127.0.0.1:6379; start it (e.g. `redis-server`) to run this test");
-  return false;
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { createVerifier, type Verifier, type VerifierOptions } from "../../src/verify/index.js";
-import { claimsFor, es256Key, headerFor, manualClock, rejectionCode, signJws } from "./support.js";
+import { FrozenClock } from "../support/clock.js";
+import { claimsFor, es256Key, headerFor, rejectionCode, signJws } from "./support.js";
 
 const ISSUER = "https://issuer.test";
 
@@ -9,11 +10,18 @@ void describe("createVerifier() token cache", () => {
   const signer = es256Key();
   const verifiers: Verifier[] = [];
   const verifierFor = (overrides: Partial<VerifierOptions> = {}) => {
-    const verifier = createVerifier({ issuer: ISSUER, audience: "tessera", algorithms: ["ES256"], jwks: signer.jwks, ...overrides });
+    const verifier = createVerifier({
+      issuer: ISSUER,
+      audience: "tessera",
+      algorithms: ["ES256"],
+      jwks: signer.jwks,
+      ...overrides,
+    });
     verifiers.push(verifier);
     return verifier;
   };
-  const tokenFor = (ttlSeconds = 900) => signJws(headerFor(signer.key), claimsFor(ISSUER, "tessera", ttlSeconds), signer.key);
+  const tokenFor = (ttlSeconds = 900) =>
+    signJws(headerFor(signer.key), claimsFor(ISSUER, "tessera", ttlSeconds), signer.key);
   after(() => Promise.all(verifiers.map((verifier) => verifier.close())));
 
   void it("answers a repeated token from the cache without verifying it again", async () => {
@@ -22,7 +30,10 @@ void describe("createVerifier() token cache", () => {
     const first = await verifier.verify(token);
     const second = await verifier.verify(token);
     assert.equal(second, first);
-    assert.deepEqual({ hits: verifier.stats().tokenCacheHits, misses: verifier.stats().tokenCacheMisses }, { hits: 1, misses: 1 });
+    assert.deepEqual(
+      { hits: verifier.stats().tokenCacheHits, misses: verifier.stats().tokenCacheMisses },
+      { hits: 1, misses: 1 },
+    );
   });
 
   void it("never serves a cached token to one that differs only in its signature", async () => {
@@ -36,7 +47,7 @@ void describe("createVerifier() token cache", () => {
   });
 
   void it("never returns an expired token from the cache", async () => {
-    const clock = manualClock();
+    const clock = FrozenClock.onSystemTime();
     const verifier = verifierFor({ clock });
     const token = tokenFor(60);
     await verifier.verify(token);

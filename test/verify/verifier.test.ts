@@ -2,28 +2,53 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { createVerifier, type Verifier, type VerifierOptions } from "../../src/verify/index.js";
+import { FrozenClock } from "../support/clock.js";
 import { registerAndLogin, type RunningServer, startServer } from "../support/server.js";
-import { claimsFor, es256Key, headerFor, manualClock, pemOfJwk, rejectionCode, signJws, startStubServer, type StubServer } from "./support.js";
+import {
+  claimsFor,
+  es256Key,
+  headerFor,
+  pemOfJwk,
+  rejectionCode,
+  signJws,
+  startStubServer,
+  type StubServer,
+} from "./support.js";
 
 const silent = { warn: () => undefined };
 
 void describe("createVerifier() options", () => {
-  const valid: VerifierOptions = { issuer: "https://issuer.test", audience: "tessera", algorithms: ["ES256"], jwksUri: "https://issuer.test/jwks" };
-  const without = (name: keyof VerifierOptions) => Object.fromEntries(Object.entries(valid).filter(([key]) => key !== name)) as unknown as VerifierOptions;
+  const valid: VerifierOptions = {
+    issuer: "https://issuer.test",
+    audience: "tessera",
+    algorithms: ["ES256"],
+    jwksUri: "https://issuer.test/jwks",
+  };
+  const without = (name: keyof VerifierOptions) =>
+    Object.fromEntries(Object.entries(valid).filter(([key]) => key !== name)) as unknown as VerifierOptions;
 
   for (const name of ["issuer", "audience", "algorithms"] as const) {
     void it(`throws a TypeError naming ${name} when it is missing`, () => {
-      assert.throws(() => createVerifier(without(name)), (error: unknown) => error instanceof TypeError && error.message.includes(name));
+      assert.throws(
+        () => createVerifier(without(name)),
+        (error: unknown) => error instanceof TypeError && error.message.includes(name),
+      );
     });
   }
 
   void it("throws a TypeError when no key source is given", () => {
-    assert.throws(() => createVerifier(without("jwksUri")), (error: unknown) => error instanceof TypeError && /jwksUri/.test(error.message));
+    assert.throws(
+      () => createVerifier(without("jwksUri")),
+      (error: unknown) => error instanceof TypeError && /jwksUri/.test(error.message),
+    );
   });
 
   void it("throws a TypeError when two key sources are given", () => {
     const { jwks } = es256Key();
-    assert.throws(() => createVerifier({ ...valid, jwks }), (error: unknown) => error instanceof TypeError && /jwksUri and jwks/.test(error.message));
+    assert.throws(
+      () => createVerifier({ ...valid, jwks }),
+      (error: unknown) => error instanceof TypeError && /jwksUri and jwks/.test(error.message),
+    );
   });
 
   void it("refuses an algorithm Tessera does not know, such as none", () => {
@@ -39,8 +64,14 @@ void describe("createVerifier() options", () => {
   void it("refuses bad numbers instead of falling back to defaults", () => {
     assert.throws(() => createVerifier({ ...valid, clockSkewSeconds: -1 }), /clockSkewSeconds/);
     assert.throws(() => createVerifier({ ...valid, cache: { maxEntries: 0 } }), /cache\.maxEntries/);
-    assert.throws(() => createVerifier({ ...valid, revocation: { url: "http://x.test/r", intervalSeconds: 0 } }), /revocation\.intervalSeconds/);
-    assert.throws(() => createVerifier({ ...valid, revocation: { url: "ftp://x.test/r", intervalSeconds: 1 } }), /revocation\.url/);
+    assert.throws(
+      () => createVerifier({ ...valid, revocation: { url: "http://x.test/r", intervalSeconds: 0 } }),
+      /revocation\.intervalSeconds/,
+    );
+    assert.throws(
+      () => createVerifier({ ...valid, revocation: { url: "ftp://x.test/r", intervalSeconds: 1 } }),
+      /revocation\.url/,
+    );
   });
 
   void it("refuses null, misspelled options and non-byte secrets instead of using defaults", () => {
@@ -51,8 +82,19 @@ void describe("createVerifier() options", () => {
     assert.throws(() => createVerifier(loose({ fetch: null })), /fetch/);
     assert.throws(() => createVerifier(loose({ clockSkew: 60 })), /unknown option clockSkew/);
     assert.throws(() => createVerifier(loose({ cache: { maxEntry: 5 } })), /unknown option cache\.maxEntry/);
-    assert.throws(() => createVerifier(loose({ revocation: { url: "http://x.test/r", intervalSeconds: 1, interval: 5 } })), /unknown option revocation\.interval/);
-    assert.throws(() => createVerifier({ ...without("jwksUri"), algorithms: ["HS256"], secret: new ArrayBuffer(32) as unknown as Uint8Array }), /string or a Uint8Array/);
+    assert.throws(
+      () => createVerifier(loose({ revocation: { url: "http://x.test/r", intervalSeconds: 1, interval: 5 } })),
+      /unknown option revocation\.interval/,
+    );
+    assert.throws(
+      () =>
+        createVerifier({
+          ...without("jwksUri"),
+          algorithms: ["HS256"],
+          secret: new ArrayBuffer(32) as unknown as Uint8Array,
+        }),
+      /string or a Uint8Array/,
+    );
   });
 
   void it("freezes the resolved options and leaves the caller's object alone", () => {
@@ -72,10 +114,18 @@ void describe("createVerifier() against a real Tessera server", () => {
   let jwksUri: string;
   let attacker: StubServer;
   const verifiers: Verifier[] = [];
-  const clock = manualClock();
+  const clock = FrozenClock.onSystemTime();
 
   const verifierFor = (overrides: Partial<VerifierOptions> = {}) => {
-    const verifier = createVerifier({ issuer: server.issuer, audience: server.audience, algorithms: ["ES256"], jwksUri, clock, logger: silent, ...overrides });
+    const verifier = createVerifier({
+      issuer: server.issuer,
+      audience: server.audience,
+      algorithms: ["ES256"],
+      jwksUri,
+      clock,
+      logger: silent,
+      ...overrides,
+    });
     verifiers.push(verifier);
     return verifier;
   };
@@ -120,13 +170,20 @@ void describe("createVerifier() against a real Tessera server", () => {
     const [, payload] = tokens.access_token.split(".");
     const header = Buffer.from(JSON.stringify({ alg: "HS256", typ: "at+jwt", kid: jwk.kid })).toString("base64url");
     const signature = createHmac("sha256", pemOfJwk(jwk)).update(`${header}.${payload}`).digest("base64url");
-    assert.equal(await rejectionCode(verifierFor().verify(`${header}.${payload}.${signature}`)), "access_token_invalid");
+    assert.equal(
+      await rejectionCode(verifierFor().verify(`${header}.${payload}.${signature}`)),
+      "access_token_invalid",
+    );
   });
 
   void it("never fetches a key from jwk or jku headers", async () => {
     const { key, jwks } = es256Key();
     attacker.respond(200, jwks);
-    const token = signJws(headerFor(key, { jku: `${attacker.url}/jwks.json`, x5u: `${attacker.url}/cert.pem`, jwk: key.publicJwk }), claimsFor(server.issuer), key);
+    const token = signJws(
+      headerFor(key, { jku: `${attacker.url}/jwks.json`, x5u: `${attacker.url}/cert.pem`, jwk: key.publicJwk }),
+      claimsFor(server.issuer),
+      key,
+    );
     assert.equal(await rejectionCode(verifierFor().verify(token)), "access_token_invalid");
     assert.equal(attacker.requests.length, 0);
   });
@@ -139,8 +196,14 @@ void describe("createVerifier() against a real Tessera server", () => {
   });
 
   void it("refuses a token for another issuer or audience", async () => {
-    assert.equal(await rejectionCode(verifierFor({ issuer: "https://other.test" }).verify(tokens.access_token)), "access_token_claim_invalid");
-    assert.equal(await rejectionCode(verifierFor({ audience: "billing" }).verify(tokens.access_token)), "access_token_claim_invalid");
+    assert.equal(
+      await rejectionCode(verifierFor({ issuer: "https://other.test" }).verify(tokens.access_token)),
+      "access_token_claim_invalid",
+    );
+    assert.equal(
+      await rejectionCode(verifierFor({ audience: "billing" }).verify(tokens.access_token)),
+      "access_token_claim_invalid",
+    );
   });
 
   void it("refuses a token whose typ is not at+jwt", async () => {
@@ -158,20 +221,32 @@ void describe("createVerifier() against a real Tessera server", () => {
   });
 
   void it("refuses an expired token, allowing only the configured clock skew", async () => {
-    const skewed = manualClock();
+    const skewed = FrozenClock.onSystemTime();
     skewed.advance(tokens.expires_in + 5);
-    assert.equal(await rejectionCode(verifierFor({ clock: skewed }).verify(tokens.access_token)), "access_token_expired");
-    assert.equal((await verifierFor({ clock: skewed, clockSkewSeconds: 30 }).verify(tokens.access_token)).iss, server.issuer);
+    assert.equal(
+      await rejectionCode(verifierFor({ clock: skewed }).verify(tokens.access_token)),
+      "access_token_expired",
+    );
+    assert.equal(
+      (await verifierFor({ clock: skewed, clockSkewSeconds: 30 }).verify(tokens.access_token)).iss,
+      server.issuer,
+    );
   });
 
   void it("refuses a token that is not valid yet", async () => {
     const { key, jwks } = es256Key();
     const claims = claimsFor(server.issuer);
     const token = signJws(headerFor(key), { ...claims, nbf: (claims.iat as number) + 60 }, key);
-    assert.equal(await rejectionCode(verifierFor({ jwksUri: undefined, jwks }).verify(token)), "access_token_not_yet_valid");
-    const early = manualClock();
+    assert.equal(
+      await rejectionCode(verifierFor({ jwksUri: undefined, jwks }).verify(token)),
+      "access_token_not_yet_valid",
+    );
+    const early = FrozenClock.onSystemTime();
     early.advance(-60);
-    assert.equal(await rejectionCode(verifierFor({ clock: early }).verify(tokens.access_token)), "access_token_not_yet_valid");
+    assert.equal(
+      await rejectionCode(verifierFor({ clock: early }).verify(tokens.access_token)),
+      "access_token_not_yet_valid",
+    );
   });
 
   void it("uses only signing keys of allowed algorithms from a JWK Set", async () => {
@@ -182,7 +257,10 @@ void describe("createVerifier() against a real Tessera server", () => {
     assert.throws(() => verifierFor({ jwksUri: undefined, jwks: otherAlg }), /jwks/);
     const mixed = { keys: [...encryption.keys, { ...(es256Key().jwks.keys[0] as object) }] };
     const token = signJws(headerFor(key), claimsFor(server.issuer), key);
-    assert.equal(await rejectionCode(verifierFor({ jwksUri: undefined, jwks: mixed }).verify(token)), "access_token_invalid");
+    assert.equal(
+      await rejectionCode(verifierFor({ jwksUri: undefined, jwks: mixed }).verify(token)),
+      "access_token_invalid",
+    );
   });
 
   void it("verifies HS256 tokens with a shared secret", async () => {

@@ -1,13 +1,13 @@
 import { Redis } from "ioredis";
 import { epochSeconds } from "../core/clock.js";
-import { REVOCATION_CHANNEL } from "../core/revocation.js";
-import type { AuthService } from "../service/auth-service.js";
-import type { ServiceLogger } from "../service/key-ring.js";
+import type { Logger } from "../core/logger.js";
+import { encodeRevocationMessage, REVOCATION_CHANNEL } from "../core/revocation.js";
+import type { SessionRevocations } from "./session-revocations.js";
 
 /** Options of {@link publishRevocations}. */
 export interface RevocationPublisherOptions {
   readonly redisUrl: string;
-  readonly logger: Pick<ServiceLogger, "warn">;
+  readonly logger: Pick<Logger, "warn">;
   /**
    * A long-running server drops messages while Redis is away (the feed still lists every
    * revocation), so requests never wait on Redis. A one-shot command sets this to hold its
@@ -17,12 +17,15 @@ export interface RevocationPublisherOptions {
 }
 
 /**
- * Publishes every revocation of `service` on {@link REVOCATION_CHANNEL} as
- * `{"sids":[…],"revoked_at":<unix s>}`, where verifiers subscribed to it pick it up at once.
+ * Publishes every revocation announced by `revocations` on {@link REVOCATION_CHANNEL}, where
+ * verifiers subscribed to it pick it up at once.
  * A Redis outage is logged, never thrown. Returns `close`, which waits for the messages
  * already handed to Redis, then disconnects.
  */
-export function publishRevocations(service: AuthService, options: RevocationPublisherOptions): () => Promise<void> {
+export function publishRevocations(
+  revocations: SessionRevocations,
+  options: RevocationPublisherOptions,
+): () => Promise<void> {
   const { logger, queueWhileConnecting = false } = options;
   const redis = new Redis(options.redisUrl, {
     lazyConnect: true,
@@ -43,10 +46,13 @@ export function publishRevocations(service: AuthService, options: RevocationPubl
   redis.connect().catch(() => undefined);
 
   const pending = new Set<Promise<unknown>>();
-  const stop = service.onSessionsRevoked((event) => {
-    const message = JSON.stringify({ sids: event.sessionIds, revoked_at: epochSeconds(event.revokedAt) });
+  const stop = revocations.onSessionsRevoked((event) => {
+    const message = encodeRevocationMessage(event.sessionIds, epochSeconds(event.revokedAt));
     const sent = redis.publish(REVOCATION_CHANNEL, message).catch((error: unknown) => {
-      logger.warn({ err: error instanceof Error ? error.message : "unknown", count: event.sessionIds.length }, "revocation not published to Redis");
+      logger.warn(
+        { err: error instanceof Error ? error.message : "unknown", count: event.sessionIds.length },
+        "revocation not published to Redis",
+      );
     });
     pending.add(sent);
     void sent.finally(() => pending.delete(sent));

@@ -12,11 +12,15 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const DAY = 86_400_000;
 
 async function purge(url: string): Promise<string> {
-  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/main.ts", "purge", "--database", url, "--batch-size", "2"], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "" },
-    timeout: 30_000,
-  });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ["--import", "tsx", "src/cli/main.ts", "purge", "--database", url, "--batch-size", "2"],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "" },
+      timeout: 30_000,
+    },
+  );
   return stdout.trim();
 }
 
@@ -24,7 +28,14 @@ async function purge(url: string): Promise<string> {
 async function seed(store: Store, times: { sessionEnds: number; tokenExpires: number; revoked?: number }) {
   const now = Date.now();
   const username = `purge-${randomBytes(4).toString("hex")}`;
-  const user = { id: randomUUID(), username, usernameKey: username, passwordHash: "x", roles: [], createdAt: new Date(now - 2 * DAY) };
+  const user = {
+    id: randomUUID(),
+    username,
+    usernameKey: username,
+    passwordHash: "x",
+    roles: [],
+    createdAt: new Date(now - 2 * DAY),
+  };
   await store.createUser(user);
   const session = {
     id: randomUUID(),
@@ -38,7 +49,15 @@ async function seed(store: Store, times: { sessionEnds: number; tokenExpires: nu
     userAgent: null,
     ip: null,
   };
-  const token = { id: randomUUID(), sessionId: session.id, tokenHash: randomBytes(32).toString("hex"), parentId: null, createdAt: session.createdAt, expiresAt: new Date(now + times.tokenExpires), usedAt: null };
+  const token = {
+    id: randomUUID(),
+    sessionId: session.id,
+    tokenHash: randomBytes(32).toString("hex"),
+    parentId: null,
+    createdAt: session.createdAt,
+    expiresAt: new Date(now + times.tokenExpires),
+    usedAt: null,
+  };
   await store.createSession(session, token);
   return { session, token };
 }
@@ -62,14 +81,31 @@ for (const { kind, skip } of await storesUnderTest()) {
     it("deletes expired tokens and ended sessions in batches, prints the counts, and keeps live and recently revoked rows", async () => {
       for (let i = 0; i < 3; i += 1) await seed(store, { sessionEnds: -DAY, tokenExpires: -DAY });
       const live = await seed(store, { sessionEnds: 10 * DAY, tokenExpires: -DAY });
-      const successor = { ...live.token, id: randomUUID(), tokenHash: randomBytes(32).toString("hex"), parentId: live.token.id, expiresAt: new Date(Date.now() + DAY) };
-      assert.equal(await store.rotateRefreshToken({ presentedId: live.token.id, sessionId: live.session.id, successor, now: new Date() }), true);
+      const successor = {
+        ...live.token,
+        id: randomUUID(),
+        tokenHash: randomBytes(32).toString("hex"),
+        parentId: live.token.id,
+        expiresAt: new Date(Date.now() + DAY),
+      };
+      assert.equal(
+        await store.rotateRefreshToken({
+          presentedId: live.token.id,
+          sessionId: live.session.id,
+          successor,
+          now: new Date(),
+        }),
+        true,
+      );
       // Revoked a minute ago: kept while access tokens naming it may still be in use.
       await seed(store, { sessionEnds: 10 * DAY, tokenExpires: DAY, revoked: -60_000 });
       await seed(store, { sessionEnds: 10 * DAY, tokenExpires: DAY });
 
       assert.equal(await purge(database.url), "purged 4 refresh tokens and 3 sessions");
-      const [rows] = await queryRows(database, "select (select count(*) from sessions) as sessions, (select count(*) from refresh_tokens) as tokens");
+      const [rows] = await queryRows(
+        database,
+        "select (select count(*) from sessions) as sessions, (select count(*) from refresh_tokens) as tokens",
+      );
       assert.deepEqual({ sessions: Number(rows?.sessions), tokens: Number(rows?.tokens) }, { sessions: 3, tokens: 3 });
       assert.ok(await store.findRefreshToken(successor.tokenHash));
 

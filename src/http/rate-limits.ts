@@ -1,0 +1,180 @@
+import { createHash } from "node:crypto";
+import type { FastifyRequest } from "fastify";
+import { Redis } from "ioredis";
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { isTesseraError, TesseraError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import type { RateLimitConfig } from "./server-config.js";
+
+/** An account's failures in a row are forgotten this long after the first of them, in seconds. */
+export const ACCOUNT_FAILURE_MEMORY_SECONDS = 86400;
+
+/**
+ * Seconds between attempts on an account after `failures` failed logins in a row: none below
+ * `threshold` (0: never), then 1, 2, 4, … doubling with each failure, at most `maxSeconds`.
+ */
+export function accountDelaySeconds(failures: number, threshold: number, maxSeconds: number): number {
+  if (threshold === 0 || failures < threshold) return 0;
+  return Math.min(maxSeconds, 2 ** Math.min(failures - threshold, 30));
+}
+
+function rateLimited(msBeforeNext: number): TesseraError {
+  return new TesseraError("rate_limited", "a rate limit was reached", {
+    retryAfterSeconds: Math.max(1, Math.ceil(msBeforeNext / 1000)),
+  });
+}
+
+/** Consumes a point of `key`; throws `rate_limited` with the limit's own wait when there is none left. */
+async function take(limiter: RateLimiterAbstract, key: string, options?: { customDuration: number }): Promise<void> {
+  try {
+    await limiter.consume(key, 1, options);
+  } catch (outcome) {
+    if (outcome instanceof RateLimiterRes) throw rateLimited(outcome.msBeforeNext);
+    throw outcome;
+  }
+}
+
+// Usernames stay out of Redis keys: a digest is as good a key and tells nothing.
+function accountKey(usernameKey: string): string {
+  return createHash("sha256").update(usernameKey).digest("base64url").slice(0, 22);
+}
+
+/**
+ * The Redis of the limits: commands fail at once while it is away (no offline queue), so the
+ * limiters use their in-memory insurance without waiting; one warning per outage.
+ */
+function openRedis(url: string, logger: Logger): Redis {
+  const redis = new Redis(url, { connectTimeout: 1000, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  let down = false;
+  redis.on("error", (error: Error) => {
+    if (down) return;
+    down = true;
+    logger.warn({ err: error.message }, "Redis unreachable: rate limits are kept per process until it answers");
+  });
+  redis.on("ready", () => {
+    if (!down) return;
+    down = false;
+    logger.info({}, "Redis answers again: rate limits are shared again");
+  });
+  return redis;
+}
+
+/** Options of {@link RateLimits.open}. */
+export interface RateLimitsOptions {
+  /** Shares the limits between instances; without it they are per process. */
+  readonly redisUrl: string | null;
+  readonly logger: Logger;
+}
+
+/**
+ * Tessera's rate limits, shared between instances through Redis when there is one. Each limiter
+ * is insured by an in-memory one: while Redis is unreachable the limits hold per process, never
+ * off. Refusals are `rate_limited` errors carrying the seconds to wait.
+ */
+export class RateLimits {
+  readonly #config: Readonly<RateLimitConfig>;
+  readonly #redis: Redis | null;
+  /** Register, refresh, token: requests per client IP per minute. */
+  readonly #client: RateLimiterAbstract | null;
+  /** Login attempts per client IP and account per minute. */
+  readonly #login: RateLimiterAbstract | null;
+  /** Failed logins per client IP per hour, counted before the check and refunded unless it fails. */
+  readonly #ipFailures: RateLimiterAbstract | null;
+  /** An account's failed logins in a row, from any IP. */
+  readonly #accountFailures: RateLimiterAbstract | null;
+  /** One attempt per delay window on a slowed-down account. */
+  readonly #accountGate: RateLimiterAbstract | null;
+
+  private constructor(config: Readonly<RateLimitConfig>, redis: Redis | null) {
+    this.#config = config;
+    this.#redis = redis;
+    const on = config.rateLimitPerMinute > 0;
+    const limiter = (name: string, points: number, duration: number, flood = false): RateLimiterAbstract | null => {
+      if (!on || points <= 0) return null;
+      const options = { keyPrefix: `tessera:${name}`, points, duration };
+      const memory = new RateLimiterMemory(options);
+      if (!redis) return memory;
+      return new RateLimiterRedis({
+        ...options,
+        storeClient: redis,
+        insuranceLimiter: memory,
+        rejectIfRedisNotReady: true,
+        // A client over its limit is refused from memory until the window ends: a flood costs no Redis calls.
+        ...(flood ? { inMemoryBlockOnConsumed: points + 1 } : {}),
+      });
+    };
+    const perMinute = config.rateLimitPerMinute;
+    this.#client = limiter("client", perMinute * 10, 60, true);
+    this.#login = limiter("login", perMinute, 60, true);
+    this.#ipFailures = limiter("ip-failures", config.ipLoginFailuresPerHour, 3600);
+    const slowed = config.accountFailuresBeforeDelay > 0;
+    // Only counted, never refused by itself: the gate below does the refusing.
+    this.#accountFailures = slowed ? limiter("account-failures", 1_000_000, ACCOUNT_FAILURE_MEMORY_SECONDS) : null;
+    this.#accountGate = slowed ? limiter("account-gate", 1, config.accountMaxDelaySeconds) : null;
+  }
+
+  /** The limits of `config`; connects to Redis only when a limit is on and `redisUrl` is set. */
+  static open(config: Readonly<RateLimitConfig>, options: RateLimitsOptions): RateLimits {
+    const redis =
+      config.rateLimitPerMinute > 0 && options.redisUrl ? openRedis(options.redisUrl, options.logger) : null;
+    return new RateLimits(config, redis);
+  }
+
+  /**
+   * An `onRequest` hook limiting requests per client IP (register, refresh, `/oauth/token`), or
+   * `undefined` when that limit is off. One counter update per request.
+   */
+  get perClient(): ((request: FastifyRequest) => Promise<void>) | undefined {
+    const client = this.#client;
+    return client ? (request) => take(client, request.ip) : undefined;
+  }
+
+  /**
+   * Runs `attempt`, a password check for `usernameKey` from `ip`, within the login limits, or
+   * throws `rate_limited` without running it. A failure (`invalid_credentials`) counts against
+   * the IP and the account; a success resets the account. Unknown and known usernames are
+   * counted alike, so the limits tell nothing about which exist.
+   */
+  async login<T>(ip: string, usernameKey: string, attempt: () => Promise<T>): Promise<T> {
+    if (!this.#login) return attempt();
+    const account = accountKey(usernameKey);
+    await take(this.#login, `${ip}|${account}`);
+    // Counted before the check so that concurrent attempts cannot overrun the cap; refunded unless it fails.
+    if (this.#ipFailures) await take(this.#ipFailures, ip);
+    try {
+      await this.#admitAccount(account);
+    } catch (error) {
+      await this.#refund(ip);
+      throw error;
+    }
+    let result: T;
+    try {
+      result = await attempt();
+    } catch (error) {
+      if (isTesseraError(error, "invalid_credentials")) await this.#accountFailures?.penalty(account);
+      else await this.#refund(ip);
+      throw error;
+    }
+    await Promise.all([this.#refund(ip), this.#accountFailures?.delete(account), this.#accountGate?.delete(account)]);
+    return result;
+  }
+
+  /** Closes the Redis connection, if any. */
+  async close(): Promise<void> {
+    const redis = this.#redis;
+    if (redis) await redis.quit().catch(() => redis.disconnect());
+  }
+
+  // A slowed-down account admits one attempt per window, whichever IP or instance asks first.
+  async #admitAccount(account: string): Promise<void> {
+    if (!this.#accountFailures || !this.#accountGate) return;
+    const failures = (await this.#accountFailures.get(account))?.consumedPoints ?? 0;
+    const { accountFailuresBeforeDelay, accountMaxDelaySeconds } = this.#config;
+    const delay = accountDelaySeconds(failures, accountFailuresBeforeDelay, accountMaxDelaySeconds);
+    if (delay > 0) await take(this.#accountGate, account, { customDuration: delay });
+  }
+
+  async #refund(ip: string): Promise<void> {
+    await this.#ipFailures?.reward(ip);
+  }
+}

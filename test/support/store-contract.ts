@@ -1,0 +1,804 @@
+import assert from "node:assert/strict";
+import { randomBytes, randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { migrationProvider } from "../../src/store/migrations.js";
+import { openStore } from "../../src/store/open-store.js";
+import type { RefreshTokenRecord, SessionRecord, SigningKeyRecord, Store, UserRecord } from "../../src/store/store.js";
+import { queryRows, type TestDatabase } from "./databases.js";
+
+const T0 = new Date("2026-07-15T23:59:58.987Z");
+const HOUR = 3_600_000;
+const at = (offsetMs: number) => new Date(T0.getTime() + offsetMs);
+
+function aUser(overrides: Partial<UserRecord> = {}): UserRecord {
+  const username = `User-${randomBytes(5).toString("hex")}`;
+  return {
+    id: randomUUID(),
+    username,
+    usernameKey: username.toLowerCase(),
+    passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+    roles: ["user"],
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+function aSession(userId: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id: randomUUID(),
+    userId,
+    createdAt: T0,
+    lastUsedAt: T0,
+    expiresAt: at(30 * 24 * HOUR),
+    idleExpiresAt: at(72 * HOUR),
+    revokedAt: null,
+    revokedReason: null,
+    userAgent: "test-agent/1.0",
+    ip: "192.0.2.1",
+    ...overrides,
+  };
+}
+
+function aToken(sessionId: string, overrides: Partial<RefreshTokenRecord> = {}): RefreshTokenRecord {
+  return {
+    id: randomUUID(),
+    sessionId,
+    tokenHash: randomBytes(32).toString("hex"),
+    parentId: null,
+    createdAt: T0,
+    expiresAt: at(72 * HOUR),
+    usedAt: null,
+    ...overrides,
+  };
+}
+
+/** A user with one open session and its first refresh token, stored. */
+async function seedSession(
+  store: Store,
+  session: Partial<SessionRecord> = {},
+  token: Partial<RefreshTokenRecord> = {},
+) {
+  const user = aUser();
+  assert.equal(await store.createUser(user), true);
+  const s = aSession(user.id, session);
+  const t = aToken(s.id, token);
+  await store.createSession(s, t);
+  return { user, session: s, token: t };
+}
+
+/** A PostgreSQL URL whose sessions run in Asia/Kolkata (+05:30), to prove the zone never leaks in. */
+function withSessionTimeZone(database: TestDatabase): string {
+  if (database.kind !== "postgres") return database.url;
+  const url = new URL(database.url);
+  url.searchParams.set("options", "-c TimeZone=Asia/Kolkata");
+  return url.toString();
+}
+
+/**
+ * Registers the store contract as one suite, `Store contract on <name>`, over a database from
+ * `createDatabase` (the migrate() and deleteExpired() tests create their own as well). Stores are
+ * opened with `openStore()` and rows inspected with `queryRows()`. `skip`: why the suite skips.
+ * Sets the process time zone to Pacific/Chatham, which the timestamp tests rely on.
+ */
+export function testStoreContract(
+  name: string,
+  createDatabase: () => Promise<TestDatabase>,
+  options: { skip?: string | false } = {},
+): void {
+  // A zone 13h45 ahead of UTC with DST: any local-time slip in the store shows up as a wrong date.
+  process.env.TZ = "Pacific/Chatham";
+
+  describe(`Store contract on ${name}`, { skip: options.skip ?? false }, () => {
+    let database: TestDatabase;
+    let store: Store;
+    let other: Store;
+
+    before(async () => {
+      database = await createDatabase();
+      store = openStore({ url: withSessionTimeZone(database) });
+      other = openStore({ url: withSessionTimeZone(database) });
+      await store.migrate();
+    });
+
+    after(async () => {
+      await store?.close();
+      await other?.close();
+      await database?.drop();
+    });
+
+    describe("migrate()", () => {
+      it("creates the schema on a fresh database when two instances run it at once", async () => {
+        const fresh = await createDatabase();
+        const a = openStore({ url: fresh.url });
+        const b = openStore({ url: fresh.url });
+        try {
+          await Promise.all([a.migrate(), b.migrate()]);
+          const rows = await queryRows(fresh, "select name from kysely_migration order by name");
+          const migrations = await migrationProvider(fresh.kind).getMigrations();
+          assert.deepEqual(
+            rows.map((row) => row.name),
+            Object.keys(migrations).sort(),
+          );
+          assert.equal(await b.createUser(aUser()), true);
+        } finally {
+          await a.close();
+          await b.close();
+          await fresh.drop();
+        }
+      });
+
+      it("is idempotent: running it again changes nothing and keeps the data", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        await store.migrate();
+        await other.migrate();
+        assert.equal((await store.findUserById(user.id))?.username, user.username);
+      });
+
+      it("creates an index for every lookup path", async () => {
+        const indexed = await indexedColumns(database);
+        for (const [table, column, unique] of [
+          ["users", "username_key", true],
+          ["refresh_tokens", "token_hash", true],
+          ["refresh_tokens", "parent_id", true],
+          ["refresh_tokens", "session_id", false],
+          ["refresh_tokens", "expires_at", false],
+          ["signing_keys", "slot", true],
+          ["sessions", "user_id", false],
+          ["sessions", "expires_at", false],
+          ["sessions", "idle_expires_at", false],
+          ["sessions", "revoked_at", false],
+          ["audit_events", "user_id", false],
+        ] as const) {
+          const found = indexed.find(
+            (index) => index.table === table && index.column === column && (!unique || index.unique),
+          );
+          assert.ok(found, `${unique ? "unique " : ""}index on ${table}(${column})`);
+        }
+      });
+    });
+
+    describe("ping() and close()", () => {
+      it("succeeds while the database answers", async () => {
+        await store.ping();
+      });
+
+      it("closes only its own store: others on the same database keep working", async () => {
+        const third = openStore({ url: database.url });
+        await third.ping();
+        await third.close();
+        await third.close();
+        await other.ping();
+        assert.equal(await other.createUser(aUser()), true);
+      });
+    });
+
+    describe("createUser()", () => {
+      it("stores a user that can be found by id and by username key, keeping the username as given", async () => {
+        const user = aUser({ roles: ["user", "admin"] });
+        assert.equal(await store.createUser(user), true);
+        assert.deepEqual(await store.findUserById(user.id), user);
+        assert.deepEqual(await store.findUserByUsername(user.usernameKey), user);
+        assert.notEqual(user.username, user.usernameKey);
+      });
+
+      it("returns false for a taken username key and keeps the first user", async () => {
+        const first = aUser();
+        assert.equal(await store.createUser(first), true);
+        assert.equal(
+          await store.createUser(aUser({ username: first.username.toUpperCase(), usernameKey: first.usernameKey })),
+          false,
+        );
+        assert.equal((await store.findUserByUsername(first.usernameKey))?.id, first.id);
+      });
+
+      it("compares username keys byte for byte: accents, case or final sigma make two users", async () => {
+        const suffix = randomBytes(4).toString("hex");
+        const keys = [`bob${suffix}`, `böb${suffix}`, `BOB${suffix}`, `οδος${suffix}`, `οδοσ${suffix}`];
+        const users = keys.map((usernameKey) => aUser({ usernameKey }));
+        for (const user of users) assert.equal(await store.createUser(user), true, user.usernameKey);
+        for (const user of users) assert.equal((await store.findUserByUsername(user.usernameKey))?.id, user.id);
+      });
+
+      it("answers null for unknown users", async () => {
+        assert.equal(await store.findUserById(randomUUID()), null);
+        assert.equal(await store.findUserByUsername("nobody-here"), null);
+      });
+    });
+
+    describe("setUserRoles()", () => {
+      it("replaces the roles and returns true, even when they are unchanged", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        assert.equal(await store.setUserRoles(user.id, ["admin"]), true);
+        assert.deepEqual((await store.findUserById(user.id))?.roles, ["admin"]);
+        assert.equal(await store.setUserRoles(user.id, ["admin"]), true);
+      });
+
+      it("returns false for an unknown user", async () => {
+        assert.equal(await store.setUserRoles(randomUUID(), ["admin"]), false);
+      });
+    });
+
+    describe("listUsers()", () => {
+      it("pages through every user in id order", async () => {
+        const fresh = await createDatabase();
+        const listed = openStore({ url: fresh.url });
+        try {
+          await listed.migrate();
+          const users = Array.from({ length: 7 }, () => aUser());
+          for (const user of users) await listed.createUser(user);
+          const pages: UserRecord[][] = [];
+          for (let afterId: string | null = null; ; ) {
+            const page = await listed.listUsers(afterId, 3);
+            pages.push(page);
+            if (page.length < 3) break;
+            afterId = page.at(-1)?.id ?? null;
+          }
+          assert.deepEqual(
+            pages.map((page) => page.length),
+            [3, 3, 1],
+          );
+          const ids = users.map((user) => user.id).sort();
+          assert.deepEqual(
+            pages.flat().map((user) => user.id),
+            ids,
+          );
+          assert.deepEqual(
+            pages[0]?.[0],
+            users.find((user) => user.id === ids[0]),
+          );
+        } finally {
+          await listed.close();
+          await fresh.drop();
+        }
+      });
+    });
+
+    describe("changeUsernameKey()", () => {
+      it("changes the key while it is still the expected one", async () => {
+        const user = aUser({ usernameKey: `straße-${randomBytes(4).toString("hex")}` });
+        await store.createUser(user);
+        const key = user.usernameKey.replace("ß", "ss");
+        assert.equal(await store.changeUsernameKey(user.id, user.usernameKey, key), true);
+        assert.equal((await store.findUserByUsername(key))?.id, user.id);
+        assert.equal(await store.findUserByUsername(user.usernameKey), null);
+        assert.equal(await other.changeUsernameKey(user.id, user.usernameKey, `${key}-again`), false);
+        assert.equal((await store.findUserById(user.id))?.usernameKey, key);
+      });
+
+      it("returns false and changes nothing when another user has the new key", async () => {
+        const holder = aUser();
+        const later = aUser();
+        await store.createUser(holder);
+        await store.createUser(later);
+        assert.equal(await store.changeUsernameKey(later.id, later.usernameKey, holder.usernameKey), false);
+        assert.equal((await store.findUserById(later.id))?.usernameKey, later.usernameKey);
+        assert.equal((await store.findUserByUsername(holder.usernameKey))?.id, holder.id);
+      });
+
+      it("returns false for an unknown user", async () => {
+        assert.equal(await store.changeUsernameKey(randomUUID(), "nobody", "nobody-else"), false);
+      });
+    });
+
+    describe("createSession() and findRefreshToken()", () => {
+      it("stores the session with its first token; the token hash finds token, session and user", async () => {
+        const { user, session, token } = await seedSession(store);
+        assert.deepEqual(await store.findSession(session.id), session);
+        assert.deepEqual(await store.findRefreshToken(token.tokenHash), { token, session, user });
+      });
+
+      it("answers null for an unknown hash or session", async () => {
+        assert.equal(await store.findRefreshToken(randomBytes(32).toString("hex")), null);
+        assert.equal(await store.findSession(randomUUID()), null);
+      });
+
+      it("writes nothing when the first token cannot be stored", async () => {
+        const { token } = await seedSession(store);
+        const user = aUser();
+        await store.createUser(user);
+        const session = aSession(user.id);
+        await assert.rejects(store.createSession(session, aToken(session.id, { tokenHash: token.tokenHash })));
+        assert.equal(await store.findSession(session.id), null);
+      });
+    });
+
+    describe("timestamps", () => {
+      it("round-trip to the millisecond in UTC whatever the process and session time zones", async () => {
+        assert.equal(new Date(2026, 0, 1).getTimezoneOffset(), -825, "the test runs in Pacific/Chatham");
+        const user = aUser({ createdAt: new Date("2026-04-05T02:44:59.001Z") });
+        await store.createUser(user);
+        const session = aSession(user.id, {
+          createdAt: new Date("2026-09-26T14:00:00.999Z"),
+          lastUsedAt: new Date("2026-12-31T23:59:59.999Z"),
+          expiresAt: new Date("2027-01-01T00:00:00.000Z"),
+          idleExpiresAt: new Date("2026-03-29T01:30:00.123Z"),
+          revokedAt: new Date("2026-06-30T12:00:00.500Z"),
+          revokedReason: "test",
+        });
+        const token = aToken(session.id, {
+          createdAt: new Date("2026-01-01T00:00:00.007Z"),
+          usedAt: new Date("2026-02-28T23:59:59.990Z"),
+        });
+        await store.createSession(session, token);
+        assert.deepEqual(await store.findUserById(user.id), user);
+        assert.deepEqual(await store.findSession(session.id), session);
+        assert.deepEqual((await other.findRefreshToken(token.tokenHash))?.token, token);
+      });
+
+      it("are stored as UTC, as a client in another zone reads them", async () => {
+        const { session } = await seedSession(store, { createdAt: new Date("2026-05-06T07:08:09.012Z") });
+        const id = `'${session.id}'`;
+        switch (database.kind) {
+          case "postgres": {
+            const [row] = await queryRows(
+              database,
+              `select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') as utc, current_setting('TimeZone') as zone from sessions where id = ${id}`,
+              "set time zone 'Asia/Kolkata'",
+            );
+            assert.deepEqual(row, { utc: "2026-05-06 07:08:09.012", zone: "Asia/Kolkata" });
+            break;
+          }
+          case "mysql": {
+            const [row] = await queryRows(
+              database,
+              `select created_at as stored, @@session.time_zone as zone from sessions where id = ${id}`,
+              "set time_zone = '+05:30'",
+            );
+            assert.deepEqual(row, { stored: "2026-05-06 07:08:09.012", zone: "+05:30" });
+            break;
+          }
+          case "sqlite": {
+            const [row] = await queryRows(database, `select created_at as stored from sessions where id = ${id}`);
+            assert.deepEqual(row, { stored: "2026-05-06T07:08:09.012Z" });
+            break;
+          }
+        }
+      });
+    });
+
+    describe("rotateRefreshToken()", () => {
+      it("wins once: marks the token used, stores the successor and advances the session", async () => {
+        const { session, token } = await seedSession(store);
+        const now = at(HOUR);
+        const successor = aToken(session.id, { parentId: token.id, createdAt: now, expiresAt: at(73 * HOUR) });
+        assert.equal(
+          await store.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor, now }),
+          true,
+        );
+        const presented = await store.findRefreshToken(token.tokenHash);
+        assert.deepEqual(presented?.token.usedAt, now);
+        assert.deepEqual(presented?.session.lastUsedAt, now);
+        assert.deepEqual(presented?.session.idleExpiresAt, successor.expiresAt);
+        assert.deepEqual(await store.findSuccessor(token.id), successor);
+        assert.deepEqual((await store.findRefreshToken(successor.tokenHash))?.token, successor);
+      });
+
+      it("loses on a second call for the same token and writes nothing", async () => {
+        const { session, token } = await seedSession(store);
+        const first = aToken(session.id, { parentId: token.id, createdAt: at(HOUR) });
+        const second = aToken(session.id, { parentId: token.id, createdAt: at(2 * HOUR) });
+        assert.equal(
+          await store.rotateRefreshToken({
+            presentedId: token.id,
+            sessionId: session.id,
+            successor: first,
+            now: at(HOUR),
+          }),
+          true,
+        );
+        assert.equal(
+          await other.rotateRefreshToken({
+            presentedId: token.id,
+            sessionId: session.id,
+            successor: second,
+            now: at(2 * HOUR),
+          }),
+          false,
+        );
+        assert.equal(await store.findRefreshToken(second.tokenHash), null);
+        assert.deepEqual((await store.findRefreshToken(token.tokenHash))?.token.usedAt, at(HOUR));
+        assert.deepEqual((await store.findSession(session.id))?.lastUsedAt, at(HOUR));
+      });
+
+      it("loses when the session is revoked, leaving token and session untouched", async () => {
+        const { session, token } = await seedSession(store);
+        assert.equal(await store.revokeSession(session.id, at(1000), "admin"), true);
+        const successor = aToken(session.id, { parentId: token.id });
+        assert.equal(
+          await store.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor, now: at(HOUR) }),
+          false,
+        );
+        assert.equal((await store.findRefreshToken(token.tokenHash))?.token.usedAt, null);
+        assert.equal(await store.findSuccessor(token.id), null);
+        assert.deepEqual((await store.findSession(session.id))?.lastUsedAt, T0);
+      });
+
+      it("has exactly one winner among concurrent calls from two instances", async () => {
+        const { session, token } = await seedSession(store);
+        const successors = Array.from({ length: 12 }, () =>
+          aToken(session.id, { parentId: token.id, createdAt: at(HOUR) }),
+        );
+        const results = await Promise.all(
+          successors.map((successor, i) =>
+            (i % 2 === 0 ? store : other).rotateRefreshToken({
+              presentedId: token.id,
+              sessionId: session.id,
+              successor,
+              now: at(HOUR),
+            }),
+          ),
+        );
+        assert.equal(results.filter(Boolean).length, 1);
+        const winner = successors[results.indexOf(true)]!;
+        assert.deepEqual(await store.findSuccessor(token.id), winner);
+        const [row] = await queryRows(
+          database,
+          `select count(*) as n from refresh_tokens where parent_id = '${token.id}'`,
+        );
+        assert.equal(Number(row?.n), 1);
+      });
+    });
+
+    describe("findSuccessor()", () => {
+      it("answers null for a token that was never rotated", async () => {
+        const { token } = await seedSession(store);
+        assert.equal(await store.findSuccessor(token.id), null);
+      });
+    });
+
+    describe("refresh_tokens.parent_id", () => {
+      it("is unique: a token can have at most one successor", async () => {
+        const { session, token } = await seedSession(store);
+        const child = aSession(session.userId);
+        await store.createSession(child, aToken(child.id, { parentId: token.id }));
+        const again = aSession(session.userId);
+        await assert.rejects(store.createSession(again, aToken(again.id, { parentId: token.id })));
+        assert.equal(await store.findSession(again.id), null);
+      });
+    });
+
+    describe("listActiveSessions()", () => {
+      it("lists open sessions newest first, leaving out revoked, expired and idle-expired ones", async () => {
+        const now = at(10 * HOUR);
+        const user = aUser();
+        await store.createUser(user);
+        const make = async (overrides: Partial<SessionRecord>) => {
+          const session = aSession(user.id, overrides);
+          await store.createSession(session, aToken(session.id));
+          return session;
+        };
+        const older = await make({ createdAt: at(HOUR) });
+        const newer = await make({ createdAt: at(2 * HOUR) });
+        await make({ revokedAt: at(3 * HOUR), revokedReason: "logout" });
+        await make({ expiresAt: now });
+        await make({ idleExpiresAt: at(9 * HOUR) });
+        await seedSession(store);
+        assert.deepEqual(
+          (await store.listActiveSessions(user.id, now)).map((s) => s.id),
+          [newer.id, older.id],
+        );
+      });
+    });
+
+    describe("revokeSession()", () => {
+      it("revokes once with time and reason; a second call returns false and keeps the first", async () => {
+        const { session } = await seedSession(store);
+        assert.equal(await store.revokeSession(session.id, at(HOUR), "logout"), true);
+        assert.equal(await store.revokeSession(session.id, at(2 * HOUR), "user"), false);
+        const stored = await store.findSession(session.id);
+        assert.deepEqual([stored?.revokedAt, stored?.revokedReason], [at(HOUR), "logout"]);
+        assert.equal(await store.revokeSession(randomUUID(), at(HOUR), "logout"), false);
+      });
+    });
+
+    describe("revokeUserSessions() and listRevokedSessions()", () => {
+      it("revokes every open session of the user and returns exactly their ids", async () => {
+        const { user, session: first } = await seedSession(store);
+        const second = aSession(user.id);
+        await store.createSession(second, aToken(second.id));
+        const earlier = aSession(user.id);
+        await store.createSession(earlier, aToken(earlier.id));
+        await store.revokeSession(earlier.id, at(HOUR), "logout");
+        const { session: stranger } = await seedSession(store);
+
+        const revoked = await store.revokeUserSessions(user.id, at(5 * HOUR), "logout_all");
+        assert.deepEqual([...revoked].sort(), [first.id, second.id].sort());
+        assert.deepEqual(await store.revokeUserSessions(user.id, at(6 * HOUR), "logout_all"), []);
+        assert.equal((await store.findSession(stranger.id))?.revokedAt, null);
+        assert.equal((await store.findSession(earlier.id))?.revokedReason, "logout");
+
+        const ours = new Set([first.id, second.id, earlier.id]);
+        const since = (await store.listRevokedSessions(at(5 * HOUR))).filter((row) => ours.has(row.id));
+        assert.deepEqual(since.map((row) => row.id).sort(), [first.id, second.id].sort());
+        for (const row of since) assert.equal(row.revokedAt.getTime(), at(5 * HOUR).getTime());
+        const all = await store.listRevokedSessions(at(HOUR));
+        assert.deepEqual(
+          all.find((row) => row.id === earlier.id),
+          { id: earlier.id, revokedAt: at(HOUR) },
+          "exact revocation time",
+        );
+        const times = all.map((row) => row.revokedAt.getTime());
+        assert.deepEqual(
+          times,
+          [...times].sort((a, b) => a - b),
+          "oldest revocation first",
+        );
+        assert.ok((await store.listRevokedSessions(at(5 * HOUR + 1))).every((row) => !ours.has(row.id)));
+      });
+    });
+
+    describe("revokeUserSessions() under concurrency", () => {
+      it("reports each revoked session to exactly one of two racing calls", async () => {
+        const { user, session } = await seedSession(store);
+        const ids = [session.id];
+        for (let i = 0; i < 5; i += 1) {
+          const more = aSession(user.id);
+          await store.createSession(more, aToken(more.id));
+          ids.push(more.id);
+        }
+        const [one, two] = await Promise.all([
+          store.revokeUserSessions(user.id, at(HOUR), "logout_all"),
+          store.revokeUserSessions(user.id, at(HOUR), "logout_all"),
+        ]);
+        assert.deepEqual([...one, ...two].sort(), [...ids].sort());
+      });
+    });
+
+    describe("ensureSetting()", () => {
+      it("keeps the first value stored, even under concurrent calls from two instances", async () => {
+        const name = `setting-${randomBytes(4).toString("hex")}`;
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 2 ? store : other).ensureSetting(name, `value-${i}`)),
+        );
+        assert.equal(new Set(results).size, 1);
+        assert.match(results[0]!, /^value-\d$/);
+        assert.equal(await store.ensureSetting(name, "later"), results[0]);
+      });
+    });
+
+    describe("findSetting()", () => {
+      it("answers the stored value, or null when there is none", async () => {
+        const name = `setting-${randomBytes(4).toString("hex")}`;
+        assert.equal(await store.findSetting(name), null);
+        await store.ensureSetting(name, "stored");
+        assert.equal(await other.findSetting(name), "stored");
+      });
+    });
+
+    describe("signing keys", () => {
+      // A database of its own: which key is current is state these tests share with no other.
+      let keysDatabase: TestDatabase;
+      let a: Store;
+      let b: Store;
+      before(async () => {
+        keysDatabase = await createDatabase();
+        a = openStore({ url: keysDatabase.url });
+        b = openStore({ url: keysDatabase.url });
+        await a.migrate();
+      });
+      after(async () => {
+        await a?.close();
+        await b?.close();
+        await keysDatabase?.drop();
+      });
+
+      const aKey = (createdAt: Date): SigningKeyRecord => {
+        const kid = `kid-${randomBytes(6).toString("hex")}`;
+        return {
+          kid,
+          alg: "ES256",
+          publicKey: `{"kty":"EC","kid":"${kid}"}`,
+          privateKeySealed: `sealed-${kid}`,
+          encryption: "secret",
+          createdAt,
+          retiredAt: null,
+          current: true,
+        };
+      };
+      const currentKids = async () => (await a.listSigningKeys()).filter((key) => key.current).map((key) => key.kid);
+
+      it("elects one current key when instances store their first key at once; the others write nothing", async () => {
+        const candidates = Array.from({ length: 6 }, () => aKey(T0));
+        const won = await Promise.all(candidates.map((key, i) => (i % 2 ? a : b).replaceCurrentSigningKey(key, null)));
+        assert.equal(won.filter(Boolean).length, 1);
+        const winner = candidates[won.indexOf(true)]!;
+        assert.deepEqual(await a.listSigningKeys(), [winner]);
+        assert.equal(await b.replaceCurrentSigningKey(aKey(at(HOUR)), null), false, "a current key exists");
+      });
+
+      it("replaces the expected current key once, retiring it at the new key's creation", async () => {
+        const [previous] = await currentKids();
+        const candidates = [aKey(at(2 * HOUR)), aKey(at(2 * HOUR)), aKey(at(2 * HOUR))];
+        const won = await Promise.all(
+          candidates.map((key, i) => (i % 2 ? a : b).replaceCurrentSigningKey(key, previous!)),
+        );
+        assert.equal(won.filter(Boolean).length, 1);
+        const winner = candidates[won.indexOf(true)]!;
+        const keys = await a.listSigningKeys();
+        assert.deepEqual(
+          keys.map(({ kid, retiredAt, current }) => ({ kid, retiredAt, current })),
+          [
+            { kid: previous, retiredAt: at(2 * HOUR), current: false },
+            { kid: winner.kid, retiredAt: null, current: true },
+          ],
+        );
+        assert.equal(await a.replaceCurrentSigningKey(aKey(at(3 * HOUR)), previous!), false, "a stale expectation");
+        assert.deepEqual(await currentKids(), [winner.kid]);
+      });
+
+      it("retires keys stored beside the current one (by earlier versions) when it is replaced", async () => {
+        const [previous] = await currentKids();
+        const legacy = aKey(at(3 * HOUR));
+        const stamp = (date: Date) =>
+          keysDatabase.kind === "mysql" ? date.toISOString().replace("T", " ").replace("Z", "") : date.toISOString();
+        await queryRows(
+          keysDatabase,
+          `insert into signing_keys (kid, alg, public_key, private_key_sealed, encryption, created_at)
+             values ('${legacy.kid}', 'ES256', '{}', 'sealed', 'secret', '${stamp(legacy.createdAt)}')`,
+        );
+        const next = aKey(at(4 * HOUR));
+        assert.equal(await b.replaceCurrentSigningKey(next, previous!), true);
+        const retired = (await a.listSigningKeys()).filter((key) => key.kid === legacy.kid || key.kid === previous);
+        assert.deepEqual(
+          retired.map((key) => key.retiredAt),
+          [at(4 * HOUR), at(4 * HOUR)],
+        );
+        assert.deepEqual(await currentKids(), [next.kid]);
+      });
+
+      it("retires a key once; a retired key is no longer current and frees the slot", async () => {
+        const [current] = await currentKids();
+        await a.retireSigningKey(current!, at(5 * HOUR));
+        await b.retireSigningKey(current!, at(6 * HOUR));
+        const retired = (await a.listSigningKeys()).find((key) => key.kid === current);
+        assert.deepEqual([retired?.retiredAt, retired?.current], [at(5 * HOUR), false]);
+        assert.deepEqual(await currentKids(), []);
+        const fresh = aKey(at(7 * HOUR));
+        assert.equal(await a.replaceCurrentSigningKey(fresh, null), true);
+        const keys = await b.listSigningKeys();
+        assert.deepEqual(
+          keys.map((key) => key.createdAt),
+          [...keys.map((key) => key.createdAt)].sort((x, y) => x.getTime() - y.getTime()),
+          "oldest first",
+        );
+        assert.deepEqual(keys.at(-1), fresh);
+      });
+    });
+
+    describe("audit events", () => {
+      it("stores events and lists them newest first by user or session, with a limit", async () => {
+        const { user, session } = await seedSession(store);
+        const event = (n: number, details: Record<string, unknown> | null, sessionId: string | null = session.id) => ({
+          id: randomUUID(),
+          type: `event_${n}`,
+          userId: user.id,
+          sessionId,
+          ip: "198.51.100.7",
+          userAgent: null,
+          details,
+          createdAt: at(n * 1000),
+        });
+        const events = [
+          event(1, { reason: "logout", count: 2 }),
+          event(2, null, null),
+          event(3, { nested: { ok: true } }),
+        ];
+        for (const e of events) await store.insertAuditEvent(e);
+        assert.deepEqual(await store.listAuditEvents({ userId: user.id }), [events[2], events[1], events[0]]);
+        assert.deepEqual(await store.listAuditEvents({ sessionId: session.id }), [events[2], events[0]]);
+        assert.deepEqual(await store.listAuditEvents({ userId: user.id, limit: 1 }), [events[2]]);
+      });
+    });
+
+    describe("deleteExpired()", () => {
+      it("deletes expired tokens and ended sessions in batches of at most batchSize, keeping live rows", async () => {
+        const fresh = await createDatabase();
+        const purged = openStore({ url: fresh.url });
+        try {
+          await purged.migrate();
+          const cutoff = at(60 * HOUR);
+          const past = at(50 * HOUR);
+          // A live session whose first token expired after it was rotated.
+          const live = await seedSession(purged, {}, { expiresAt: past });
+          const liveSuccessor = aToken(live.session.id, { parentId: live.token.id, expiresAt: at(1000 * HOUR) });
+          assert.equal(
+            await purged.rotateRefreshToken({
+              presentedId: live.token.id,
+              sessionId: live.session.id,
+              successor: liveSuccessor,
+              now: at(HOUR),
+            }),
+            true,
+          );
+          // Ended sessions: absolute expiry, idle expiry, revoked before the cutoff; one more revoked after it.
+          const ended = [
+            await seedSession(purged, { expiresAt: past }, { expiresAt: past }),
+            await seedSession(purged, { idleExpiresAt: past }, { expiresAt: past }),
+            await seedSession(purged, { revokedAt: past, revokedReason: "logout" }),
+            await seedSession(purged, { revokedAt: past, revokedReason: "logout" }, { expiresAt: past }),
+          ];
+          const recentlyRevoked = await seedSession(purged, { revokedAt: at(61 * HOUR), revokedReason: "logout" });
+
+          const batches = [];
+          for (let i = 0; i < 10; i += 1) {
+            const batch = await purged.deleteExpired(cutoff, 2);
+            batches.push(batch);
+            // At most 2 expired tokens, plus the one token of each of at most 2 ended sessions.
+            assert.ok(batch.refreshTokens <= 4 && batch.sessions <= 2, `batch ${JSON.stringify(batch)} is too large`);
+            if (batch.refreshTokens === 0 && batch.sessions === 0) break;
+          }
+          assert.deepEqual(batches.at(-1), { refreshTokens: 0, sessions: 0 });
+          assert.equal(batches[0]?.sessions, 2);
+          assert.ok(batches[0].refreshTokens >= 2);
+          // 4 ended sessions with one token each, and the expired first token of the live session.
+          assert.deepEqual(
+            batches.reduce((sum, b) => ({
+              refreshTokens: sum.refreshTokens + b.refreshTokens,
+              sessions: sum.sessions + b.sessions,
+            })),
+            { refreshTokens: 5, sessions: 4 },
+          );
+          for (const { session, token } of ended) {
+            assert.equal(await purged.findSession(session.id), null);
+            assert.equal(await purged.findRefreshToken(token.tokenHash), null);
+          }
+          assert.equal(
+            await purged.findRefreshToken(live.token.tokenHash),
+            null,
+            "the expired token of a live session goes",
+          );
+          assert.ok(await purged.findRefreshToken(liveSuccessor.tokenHash), "its live successor stays");
+          assert.ok(await purged.findSession(live.session.id));
+          assert.ok(await purged.findRefreshToken(recentlyRevoked.token.tokenHash));
+        } finally {
+          await purged.close();
+          await fresh.drop();
+        }
+      });
+    });
+  });
+}
+
+/** Every (table, first column, unique) index of Tessera's tables, as the catalog reports it. */
+async function indexedColumns(database: TestDatabase): Promise<{ table: string; column: string; unique: boolean }[]> {
+  switch (database.kind) {
+    case "postgres": {
+      const rows = await queryRows(
+        database,
+        `select t.relname as "table", a.attname as "column", ix.indisunique as "unique"
+           from pg_index ix
+           join pg_class t on t.oid = ix.indrelid
+           join pg_namespace n on n.oid = t.relnamespace and n.nspname = current_schema()
+           join pg_attribute a on a.attrelid = t.oid and a.attnum = ix.indkey[0]`,
+      );
+      return rows.map((row) => ({ table: String(row.table), column: String(row.column), unique: row.unique === true }));
+    }
+    case "mysql": {
+      const rows = await queryRows(
+        database,
+        `select table_name as "table", column_name as "column", non_unique as non_unique
+           from information_schema.statistics where table_schema = database() and seq_in_index = 1`,
+      );
+      return rows.map((row) => ({
+        table: String(row.table),
+        column: String(row.column),
+        unique: Number(row.non_unique) === 0,
+      }));
+    }
+    case "sqlite": {
+      const rows = await queryRows(
+        database,
+        `select m.name as "table", i."unique" as "unique", c.name as "column"
+           from sqlite_master m, pragma_index_list(m.name) i, pragma_index_info(i.name) c
+           where m.type = 'table' and c.seqno = 0`,
+      );
+      return rows.map((row) => ({
+        table: String(row.table),
+        column: String(row.column),
+        unique: Number(row.unique) === 1,
+      }));
+    }
+  }
+}
