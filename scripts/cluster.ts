@@ -119,7 +119,9 @@ export async function startInstance(options: InstanceOptions): Promise<TesseraIn
     if (url !== undefined) break;
     if (!alive() || Date.now() > deadline) {
       await kill();
-      throw new Error(`${options.name} did not start (${alive() ? "timeout" : "exited"}); log ${options.logPath}:\n${readTail(options.logPath, 3000, offset)}`);
+      throw new Error(
+        `${options.name} did not start (${alive() ? "timeout" : "exited"}); log ${options.logPath}:\n${readTail(options.logPath, 3000, offset)}`,
+      );
     }
     await delay(25);
   }
@@ -179,7 +181,8 @@ export interface Cluster {
  */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const count = options.instances ?? 3;
-  if (!Number.isInteger(count) || count < 1 || count > 64) throw new TypeError("instances must be a whole number from 1 to 64");
+  if (!Number.isInteger(count) || count < 1 || count > 64)
+    throw new TypeError("instances must be a whole number from 1 to 64");
   const port = options.port ?? 0;
   const host = options.host ?? "127.0.0.1";
   const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), "tessera-cluster-"));
@@ -268,11 +271,15 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  if (!/^\d+$/.test(values.instances) || !/^\d+$/.test(values.port)) throw new TypeError("--instances and --port must be whole numbers");
+  if (!/^\d+$/.test(values.instances) || !/^\d+$/.test(values.port))
+    throw new TypeError("--instances and --port must be whole numbers");
   const databaseUrl = values.database ?? process.env.TESSERA_DATABASE_URL ?? "sqlite:./data/tessera.db";
   const redisUrl = values.redis ?? process.env.TESSERA_REDIS_URL;
-  const passed = Object.fromEntries(Object.entries(process.env).filter(([name, value]) => name.startsWith("TESSERA_") && value !== undefined)) as Record<string, string>;
-  if (!process.env.TESSERA_SECRET) process.stderr.write("TESSERA_SECRET is not set: using a random secret for this run only.\n");
+  const passed = Object.fromEntries(
+    Object.entries(process.env).filter(([name, value]) => name.startsWith("TESSERA_") && value !== undefined),
+  ) as Record<string, string>;
+  if (!process.env.TESSERA_SECRET)
+    process.stderr.write("TESSERA_SECRET is not set: using a random secret for this run only.\n");
 
   // A signal during start-up exits at once; the exit hook kills what had started.
   const state: { cluster?: Cluster; stopping: boolean } = { stopping: false };
@@ -297,14 +304,19 @@ async function main(argv: string[]): Promise<void> {
     ...(values["log-dir"] ? { logDir: values["log-dir"] } : {}),
   });
   state.cluster = cluster;
-  process.stdout.write(`tessera cluster: ${cluster.instances.length} instances on ${redactUrl(databaseUrl)}, Redis ${redisUrl ? redactUrl(redisUrl) : "none"}\n`);
+  process.stdout.write(
+    `tessera cluster: ${cluster.instances.length} instances on ${redactUrl(databaseUrl)}, Redis ${redisUrl ? redactUrl(redisUrl) : "none"}\n`,
+  );
   process.stdout.write(`issuer ${cluster.env.TESSERA_ISSUER}; logs in ${cluster.logDir}\n`);
-  for (const instance of cluster.instances) process.stdout.write(`  ${instance.name}  ${instance.url}  pid ${instance.pid}\n`);
+  for (const instance of cluster.instances)
+    process.stdout.write(`  ${instance.name}  ${instance.url}  pid ${instance.pid}\n`);
   process.stdout.write("Ctrl-C stops them all.\n");
   for (const instance of cluster.instances) {
     void instance.exited.then(({ code, signal }) => {
       if (state.stopping) return;
-      process.stderr.write(`${instance.name} (${instance.url}) exited with ${signal ?? code}; log ${instance.logPath}\n`);
+      process.stderr.write(
+        `${instance.name} (${instance.url}) exited with ${signal ?? code}; log ${instance.logPath}\n`,
+      );
       if (cluster.instances.every((other) => !other.alive())) process.exit(1);
     });
   }

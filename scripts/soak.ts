@@ -66,7 +66,11 @@ async function call(url: string, init: RequestInit): Promise<{ status: number; b
   }
 }
 
-const json = (body: unknown): RequestInit => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const json = (body: unknown): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body),
+});
 
 /**
  * Starts a cluster, runs mixed traffic (refresh 55 %, /auth/me 20 %, session list 8 %,
@@ -162,7 +166,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakInterval[]> {
             session.access = String(login.body.access_token);
           }
         } else {
-          const answer = await call(`${url}/auth/login`, json({ username: session.username, password: "wrong horse battery staple" }));
+          const answer = await call(
+            `${url}/auth/login`,
+            json({ username: session.username, password: "wrong horse battery staple" }),
+          );
           record(answer.status, [401], performance.now() - t0);
         }
       }
@@ -240,7 +247,9 @@ async function main(argv: string[]): Promise<void> {
   const requests = lines.reduce((sum, line) => sum + line.requests, 0);
   const errors = lines.reduce((sum, line) => sum + Object.values(line.errors).reduce((a, b) => a + b, 0), 0);
   const seconds = lines.at(-1)?.atSeconds ?? 0;
-  process.stdout.write(`total: ${requests} requests in ${seconds} s (${Math.round(requests / Math.max(1, seconds))}/s), ${errors} errors\n`);
+  process.stdout.write(
+    `total: ${requests} requests in ${seconds} s (${Math.round(requests / Math.max(1, seconds))}/s), ${errors} errors\n`,
+  );
   if (errors > 0) process.exitCode = 1;
 }
 

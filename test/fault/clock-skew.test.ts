@@ -8,9 +8,9 @@ import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import type { Clock } from "../../src/core/clock.js";
 import { isTesseraError } from "../../src/core/errors.js";
-import { AuthService } from "../../src/service/auth-service.js";
-import { resolveConfig } from "../../src/service/config.js";
+import { resolveConfig } from "../../src/http/server-config.js";
 import type { PasswordHasher } from "../../src/service/password-hasher.js";
+import { createServices, type TesseraServices } from "../../src/service/tessera-services.js";
 import { openStore } from "../../src/store/open-store.js";
 import { report } from "./cluster.js";
 
@@ -49,23 +49,37 @@ const plainHasher: PasswordHasher = {
 describe("Instances whose clocks differ by a few seconds", () => {
   const dir = mkdtempSync(join(tmpdir(), "tessera-clock-"));
   const time = new TrueTime();
-  let services: AuthService[] = [];
+  let services: TesseraServices[] = [];
 
   const startServices = async (clockSkew: number) => {
     const databaseUrl = `sqlite:${join(dir, "tessera.db")}`;
-    const config = resolveConfig({ databaseUrl, secret: "clock-test-secret-0123456789-abcdefghij", issuer: "https://issuer.test", refreshGrace: GRACE_SECONDS, clockSkew });
-    const started: AuthService[] = [];
+    const config = resolveConfig({
+      databaseUrl,
+      secret: "clock-test-secret-0123456789-abcdefghij",
+      issuer: "https://issuer.test",
+      refreshGrace: GRACE_SECONDS,
+      clockSkew,
+    });
+    const started: TesseraServices[] = [];
     for (const offset of OFFSETS) {
       const store = openStore({ url: databaseUrl });
       await store.migrate();
-      started.push(await AuthService.create({ store, config, clock: new OffsetClock(time, offset), hasher: plainHasher, logger: { info: () => undefined, warn: () => undefined, error: () => undefined } }));
+      started.push(
+        await createServices({
+          store,
+          config,
+          clock: new OffsetClock(time, offset),
+          hasher: plainHasher,
+          logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+        }),
+      );
     }
     return started;
   };
 
   before(async () => {
     services = await startServices(0);
-    await services[0]!.register("clocky", "correct horse battery staple", context);
+    await services[0]!.auth.register("clocky", "correct horse battery staple", context);
   });
 
   after(async () => {
@@ -75,11 +89,11 @@ describe("Instances whose clocks differ by a few seconds", () => {
 
   /** Refreshes `token` on `first`, then retries it `delaySeconds` later (true time) on `second`. */
   const retry = async (first: number, second: number, delaySeconds: number) => {
-    const login = await services[first]!.login("clocky", "correct horse battery staple", context);
-    const answered = await services[first]!.refresh(login.refreshToken, context);
+    const login = await services[first]!.auth.login("clocky", "correct horse battery staple", context);
+    const answered = await services[first]!.auth.refresh(login.refreshToken, context);
     time.ms += delaySeconds * 1000;
     try {
-      const again = await services[second]!.refresh(login.refreshToken, context);
+      const again = await services[second]!.auth.refresh(login.refreshToken, context);
       return { same: again.refreshToken === answered.refreshToken, code: null, successor: again.refreshToken };
     } catch (error) {
       return { same: false, code: isTesseraError(error) ? error.code : String(error), successor: null };
@@ -99,7 +113,7 @@ describe("Instances whose clocks differ by a few seconds", () => {
           const result = await retry(first, second, delayMs / 1000);
           assert.deepEqual({ same: result.same, code: result.code }, { same: true, code: null });
           // The session lives on: the successor rotates on the next instance.
-          await services[(second + 1) % 3]!.refresh(result.successor!, context);
+          await services[(second + 1) % 3]!.auth.refresh(result.successor!, context);
         },
       ),
       { seed, numRuns: 60 },
@@ -128,25 +142,25 @@ describe("Instances whose clocks differ by a few seconds", () => {
     }
   });
 
-  it(
-    `answers a retry ${GRACE_SECONDS - 2} s after the first use (inside the ${GRACE_SECONDS} s grace) as a repeat on every pair of instances`,
-    { todo: "each instance stamps used_at and judges the window with its own clock: an instance 7 s ahead sees the retry 15 s late" },
-    async () => {
-      for (const first of [0, 1, 2]) {
-        for (const second of [0, 1, 2]) {
-          const result = await retry(first, second, GRACE_SECONDS - 2);
-          assert.equal(result.code, null, `${OFFSETS[first]} s → ${OFFSETS[second]} s: ${result.code}`);
-        }
+  it(`answers a retry ${GRACE_SECONDS - 2} s after the first use (inside the ${GRACE_SECONDS} s grace) as a repeat on every pair of instances`, {
+    todo: "each instance stamps used_at and judges the window with its own clock: an instance 7 s ahead sees the retry 15 s late",
+  }, async () => {
+    for (const first of [0, 1, 2]) {
+      for (const second of [0, 1, 2]) {
+        const result = await retry(first, second, GRACE_SECONDS - 2);
+        assert.equal(result.code, null, `${OFFSETS[first]} s → ${OFFSETS[second]} s: ${result.code}`);
       }
-    },
-  );
+    }
+  });
 
   it("accepts an access token issued by an instance whose clock is ahead only with clockSkew at least the difference", async () => {
-    const ahead = await services[1]!.login("clocky", "correct horse battery staple", context);
-    await assert.rejects(services[0]!.authenticate(ahead.accessToken), (error) => isTesseraError(error, "access_token_not_yet_valid"));
+    const ahead = await services[1]!.auth.login("clocky", "correct horse battery staple", context);
+    await assert.rejects(services[0]!.auth.authenticate(ahead.accessToken), (error) =>
+      isTesseraError(error, "access_token_not_yet_valid"),
+    );
     const tolerant = await startServices(5);
     try {
-      const principal = await tolerant[0]!.authenticate(ahead.accessToken);
+      const principal = await tolerant[0]!.auth.authenticate(ahead.accessToken);
       assert.equal(principal.sessionId, ahead.sessionId);
     } finally {
       for (const service of tolerant) await service.close();

@@ -63,7 +63,11 @@ async function answerOf(response: Response, started: number): Promise<Answer> {
 }
 
 /** POSTs JSON; rejects on a network failure or after `timeoutMs` (default 5000). */
-export async function postJson(url: string, body: unknown, options: { timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<Answer> {
+export async function postJson(
+  url: string,
+  body: unknown,
+  options: { timeoutMs?: number; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   const started = performance.now();
   const response = await fetch(url, {
     method: "POST",
@@ -75,9 +79,15 @@ export async function postJson(url: string, body: unknown, options: { timeoutMs?
 }
 
 /** GETs; rejects on a network failure or after `timeoutMs` (default 5000). */
-export async function get(url: string, options: { timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<Answer> {
+export async function get(
+  url: string,
+  options: { timeoutMs?: number; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   const started = performance.now();
-  const response = await fetch(url, { headers: options.headers ?? {}, signal: AbortSignal.timeout(options.timeoutMs ?? 5000) });
+  const response = await fetch(url, {
+    headers: options.headers ?? {},
+    signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
+  });
   return answerOf(response, started);
 }
 
@@ -93,7 +103,12 @@ export async function statusOf(url: string, timeoutMs = 2000): Promise<number> {
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `condition` every `intervalMs` until true; returns the milliseconds it took. Throws after `timeoutMs`. */
-export async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs: number, what = "condition", intervalMs = 50): Promise<number> {
+export async function waitFor(
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what = "condition",
+  intervalMs = 50,
+): Promise<number> {
   const started = performance.now();
   for (;;) {
     if (await condition()) return performance.now() - started;
@@ -124,7 +139,8 @@ export interface TokenResponse {
 /** Registers `username` (409 is fine) and logs in `sessions` times; returns the token responses. */
 export async function registerAndLogin(url: string, username: string, sessions = 1): Promise<TokenResponse[]> {
   const registered = await postJson(`${url}/auth/register`, { username, password: PASSWORD }, { timeoutMs: 15_000 });
-  if (registered.status !== 201 && registered.status !== 409) throw new Error(`register answered ${registered.status} ${JSON.stringify(registered.body)}`);
+  if (registered.status !== 201 && registered.status !== 409)
+    throw new Error(`register answered ${registered.status} ${JSON.stringify(registered.body)}`);
   const out: TokenResponse[] = [];
   for (let i = 0; i < sessions; i += 1) {
     const login = await postJson(`${url}/auth/login`, { username, password: PASSWORD }, { timeoutMs: 15_000 });
@@ -153,6 +169,10 @@ export function ms(value: number): number {
 }
 
 /** Adds one line of measured figures to the test's output (the spec reporter shows it), for the report and docs. */
-export function report(context: { diagnostic(message: string): void }, label: string, figures: Record<string, unknown>): void {
+export function report(
+  context: { diagnostic(message: string): void },
+  label: string,
+  figures: Record<string, unknown>,
+): void {
   context.diagnostic(`figures ${label}: ${JSON.stringify(figures)}`);
 }

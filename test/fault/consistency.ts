@@ -58,7 +58,9 @@ export async function checkConsistency(
     parentId: row.parent_id === null ? null : String(row.parent_id as string),
     used: row.used_at !== null,
   }));
-  const revoked = new Map(sessionRows.filter((row) => row.revoked_at !== null).map((row) => [String(row.id), String(row.revoked_reason)]));
+  const revoked = new Map(
+    sessionRows.filter((row) => row.revoked_at !== null).map((row) => [String(row.id), String(row.revoked_reason)]),
+  );
   const byId = new Map(tokens.map((token) => [token.id, token]));
   const byHash = new Map(tokens.map((token) => [token.hash, token]));
   const children = new Map<string, TokenRow[]>();
@@ -68,11 +70,14 @@ export async function checkConsistency(
     if (!token.used) unusedBySession.set(token.sessionId, (unusedBySession.get(token.sessionId) ?? 0) + 1);
   }
   const violations: string[] = [];
-  for (const [sessionId, count] of unusedBySession) if (count > 1) violations.push(`session ${sessionId} has ${count} live tokens`);
+  for (const [sessionId, count] of unusedBySession)
+    if (count > 1) violations.push(`session ${sessionId} has ${count} live tokens`);
   for (const token of tokens) {
     const successors = children.get(token.id) ?? [];
-    if (token.used && successors.length !== 1) violations.push(`used token ${token.id} has ${successors.length} successors`);
-    if (!token.used && successors.length > 0) violations.push(`unused token ${token.id} has ${successors.length} successors`);
+    if (token.used && successors.length !== 1)
+      violations.push(`used token ${token.id} has ${successors.length} successors`);
+    if (!token.used && successors.length > 0)
+      violations.push(`unused token ${token.id} has ${successors.length} successors`);
     if (token.parentId !== null) {
       const parent = byId.get(token.parentId);
       if (!parent) violations.push(`token ${token.id} names a missing parent`);
@@ -105,6 +110,11 @@ export async function checkConsistency(
   }
   return {
     violations,
-    figures: { tokens: tokens.length, sessions: sessionRows.length, usedTokens: tokens.filter((token) => token.used).length, revokedSessions: revoked.size },
+    figures: {
+      tokens: tokens.length,
+      sessions: sessionRows.length,
+      usedTokens: tokens.filter((token) => token.used).length,
+      revokedSessions: revoked.size,
+    },
   };
 }

@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
-import { type Cluster, ms, percentile, postJson, registerAndLogin, report, sha256Hex, startTestCluster } from "./cluster.js";
+import {
+  type Cluster,
+  ms,
+  percentile,
+  postJson,
+  registerAndLogin,
+  report,
+  sha256Hex,
+  startTestCluster,
+} from "./cluster.js";
 import { checkConsistency } from "./consistency.js";
 import { HoldingProxy } from "./holding-proxy.js";
 import { LoadClient, runRefreshLoad, statusCounts } from "./refresh-load.js";
@@ -48,8 +57,14 @@ for (const { kind, skip } of stores) {
       const clients: LoadClient[] = [];
       await Promise.all(
         Array.from({ length: USERS }, async (_, user) => {
-          const sessions = await registerAndLogin(instances[user % instances.length]!.url, `crash-${user}`, SESSIONS_PER_USER);
-          sessions.forEach((tokens, index) => clients.push(new LoadClient(`crash-${user}-${index}`, tokens.refresh_token)));
+          const sessions = await registerAndLogin(
+            instances[user % instances.length]!.url,
+            `crash-${user}`,
+            SESSIONS_PER_USER,
+          );
+          sessions.forEach((tokens, index) =>
+            clients.push(new LoadClient(`crash-${user}-${index}`, tokens.refresh_token)),
+          );
         }),
       );
       // Clients keep the victim in their list, as a load balancer does until its health check
@@ -76,24 +91,48 @@ for (const { kind, skip } of stores) {
         replacementStartMs = performance.now() - before;
         urls.push(replacement.url);
       })();
-      const load = await runRefreshLoad({ clients, urls: () => urls, durationMs: LOAD_MS, maxRequests: MAX_REQUESTS, graceMs: GRACE_MS });
+      const load = await runRefreshLoad({
+        clients,
+        urls: () => urls,
+        durationMs: LOAD_MS,
+        maxRequests: MAX_REQUESTS,
+        graceMs: GRACE_MS,
+      });
       await faults;
 
       assert.deepEqual(load.unexpected, []);
       const survivorEvents = load.events.filter((event) => survivors.some((survivor) => survivor.url === event.url));
-      assert.deepEqual(statusCounts(survivorEvents.filter((event) => event.status !== 200)), {}, "the survivors answer every request with 200");
+      assert.deepEqual(
+        statusCounts(survivorEvents.filter((event) => event.status !== 200)),
+        {},
+        "the survivors answer every request with 200",
+      );
       const victimAfterKill = load.events.filter((event) => event.url === victimProxy.url && event.at >= killedAt);
-      assert.ok(victimAfterKill.every((event) => event.status === 0), "nothing answers from the killed instance");
-      const inFlight = load.events.filter((event) => event.url === victimProxy.url && event.status === 0 && event.at < killedAt);
+      assert.ok(
+        victimAfterKill.every((event) => event.status === 0),
+        "nothing answers from the killed instance",
+      );
+      const inFlight = load.events.filter(
+        (event) => event.url === victimProxy.url && event.status === 0 && event.at < killedAt,
+      );
       assert.ok(inFlight.length >= 1, "some refreshes were in flight on the killed instance");
       assert.ok(load.lost.every((lost) => lost.identical && lost.settledMs < GRACE_MS));
 
       // Which unanswered refreshes had the dying instance committed? Their successor row is
       // older than the first retry: the retries then got it back from the grace window.
       const rows = await queryRows(database, "select token_hash, parent_id, created_at from refresh_tokens");
-      const idOf = new Map((await queryRows(database, "select id, token_hash from refresh_tokens")).map((row) => [String(row.token_hash), String(row.id)]));
-      const childOf = new Map(rows.filter((row) => row.parent_id !== null).map((row) => [String(row.parent_id), epochMs(row.created_at)]));
-      const committedUnanswered = load.lost.filter((lost) => (childOf.get(idOf.get(sha256Hex(lost.presented)) ?? "") ?? Infinity) < lost.firstRetryAt).length;
+      const idOf = new Map(
+        (await queryRows(database, "select id, token_hash from refresh_tokens")).map((row) => [
+          String(row.token_hash),
+          String(row.id),
+        ]),
+      );
+      const childOf = new Map(
+        rows.filter((row) => row.parent_id !== null).map((row) => [String(row.parent_id), epochMs(row.created_at)]),
+      );
+      const committedUnanswered = load.lost.filter(
+        (lost) => (childOf.get(idOf.get(sha256Hex(lost.presented)) ?? "") ?? Infinity) < lost.firstRetryAt,
+      ).length;
       assert.ok(committedUnanswered >= 1, "some refreshes were committed by the victim but never answered");
 
       const { violations, figures } = await checkConsistency((sql) => queryRows(database, sql), clients);
@@ -101,11 +140,19 @@ for (const { kind, skip } of stores) {
 
       // Every client's token still works, on any instance.
       const live = cluster!.instances.filter((instance) => instance.alive());
-      const finals = await Promise.all(clients.map((client, i) => postJson(`${live[i % live.length]!.url}/auth/refresh`, { refresh_token: client.held })));
-      assert.deepEqual(finals.map((answer) => answer.status).filter((status) => status !== 200), []);
+      const finals = await Promise.all(
+        clients.map((client, i) =>
+          postJson(`${live[i % live.length]!.url}/auth/refresh`, { refresh_token: client.held }),
+        ),
+      );
+      assert.deepEqual(
+        finals.map((answer) => answer.status).filter((status) => status !== 200),
+        [],
+      );
 
       const ok = load.events.filter((event) => event.status === 200);
-      const rate = (from: number, to: number) => Math.round((ok.filter((event) => event.at >= from && event.at < to).length * 1000) / (to - from));
+      const rate = (from: number, to: number) =>
+        Math.round((ok.filter((event) => event.at >= from && event.at < to).length * 1000) / (to - from));
       report(t, `crash-${kind}`, {
         clients: clients.length,
         requests: load.events.length,
@@ -117,7 +164,12 @@ for (const { kind, skip } of stores) {
         lostAnswersRetried: load.lost.length,
         committedButUnanswered: committedUnanswered,
         lostSettledMaxMs: ms(Math.max(...load.lost.map((lost) => lost.settledMs))),
-        survivorP99Ms: ms(percentile(survivorEvents.map((event) => event.ms), 99)),
+        survivorP99Ms: ms(
+          percentile(
+            survivorEvents.map((event) => event.ms),
+            99,
+          ),
+        ),
         replacementStartMs: ms(replacementStartMs),
         ...figures,
       });

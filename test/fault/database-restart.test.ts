@@ -80,7 +80,9 @@ for (const { name, skip, create } of subjects) {
       const clients: LoadClient[] = [];
       for (const [user, instance] of instances.entries()) {
         const sessions = await registerAndLogin(instance.url, `restart-${user}`, 4);
-        sessions.forEach((tokens, index) => clients.push(new LoadClient(`restart-${user}-${index}`, tokens.refresh_token)));
+        sessions.forEach((tokens, index) =>
+          clients.push(new LoadClient(`restart-${user}-${index}`, tokens.refresh_token)),
+        );
       }
       const origin = performance.now();
       const now = () => performance.now() - origin;
@@ -107,7 +109,12 @@ for (const { name, skip, create } of subjects) {
           await db.start();
           marks.started = now();
           await waitFor(
-            () => instances.every((_, index) => readiness.some((probe) => probe.instance === index && probe.at >= marks.started && probe.status === 200)),
+            () =>
+              instances.every((_, index) =>
+                readiness.some(
+                  (probe) => probe.instance === index && probe.at >= marks.started && probe.status === 200,
+                ),
+              ),
             RECOVERY_LIMIT_MS,
             "every instance ready again",
           );
@@ -132,17 +139,49 @@ for (const { name, skip, create } of subjects) {
       await pollReadiness;
 
       assert.deepEqual(load.unexpected, [], "only 200 and 503 temporarily_unavailable with Retry-After");
-      assert.deepEqual(statusCounts(load.events.filter((event) => event.status !== 200 && event.status !== 503)), {}, "never a 500 or a lost answer");
+      assert.deepEqual(
+        statusCounts(load.events.filter((event) => event.status !== 200 && event.status !== 503)),
+        {},
+        "never a 500 or a lost answer",
+      );
       const down = load.events.filter((event) => event.at >= marks.stopped && event.at + event.ms <= marks.start);
       assert.ok(down.length > 0 && down.every((event) => event.status === 503), "every refresh while down answers 503");
       const readyWhileDown = readiness.filter((probe) => probe.at >= marks.stopped && probe.at < marks.start);
-      assert.ok(readyWhileDown.length > 0 && readyWhileDown.every((probe) => probe.status === 503), "/readyz answers 503 while down");
+      assert.ok(
+        readyWhileDown.length > 0 && readyWhileDown.every((probe) => probe.status === 503),
+        "/readyz answers 503 while down",
+      );
 
-      const firstAfter = (list: readonly { at: number; status: number }[], from: number, status: number) => list.find((item) => item.at >= from && item.status === status)?.at;
-      const unready = instances.map((_, index) => (firstAfter(readiness.filter((probe) => probe.instance === index), marks.stop, 503) ?? Number.NaN) - marks.stop);
-      const ready = instances.map((_, index) => (firstAfter(readiness.filter((probe) => probe.instance === index), marks.started, 200) ?? Number.NaN) - marks.started);
-      const firstRefresh = instances.map((instance) => (firstAfter(load.events.filter((event) => event.url === instance.url), marks.started, 200) ?? Number.NaN) - marks.started);
-      assert.ok(ready.every((value) => value < RECOVERY_LIMIT_MS) && firstRefresh.every((value) => value < RECOVERY_LIMIT_MS), "service resumes by itself");
+      const firstAfter = (list: readonly { at: number; status: number }[], from: number, status: number) =>
+        list.find((item) => item.at >= from && item.status === status)?.at;
+      const unready = instances.map(
+        (_, index) =>
+          (firstAfter(
+            readiness.filter((probe) => probe.instance === index),
+            marks.stop,
+            503,
+          ) ?? Number.NaN) - marks.stop,
+      );
+      const ready = instances.map(
+        (_, index) =>
+          (firstAfter(
+            readiness.filter((probe) => probe.instance === index),
+            marks.started,
+            200,
+          ) ?? Number.NaN) - marks.started,
+      );
+      const firstRefresh = instances.map(
+        (instance) =>
+          (firstAfter(
+            load.events.filter((event) => event.url === instance.url),
+            marks.started,
+            200,
+          ) ?? Number.NaN) - marks.started,
+      );
+      assert.ok(
+        ready.every((value) => value < RECOVERY_LIMIT_MS) && firstRefresh.every((value) => value < RECOVERY_LIMIT_MS),
+        "service resumes by itself",
+      );
 
       const { violations, figures } = await checkConsistency((sql) => db.query(sql), clients);
       assert.deepEqual(violations, []);

@@ -96,7 +96,19 @@ export class NetworkNamespace {
 
   /** Puts the route to {@link serviceAddress} back. */
   restoreRoute(): void {
-    ip(["netns", "exec", this.name, "ip", "route", "replace", `${this.serviceAddress}/32`, "dev", this.#nsLink, "src", this.address]);
+    ip([
+      "netns",
+      "exec",
+      this.name,
+      "ip",
+      "route",
+      "replace",
+      `${this.serviceAddress}/32`,
+      "dev",
+      this.#nsLink,
+      "src",
+      this.address,
+    ]);
   }
 
   /** Deletes the namespace and the veth pair (deleting one end deletes both). Safe to call twice. */

@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
-import { type Cluster, delay, ms, percentile, registerAndLogin, report, startTestCluster, statusOf, waitFor } from "./cluster.js";
+import {
+  type Cluster,
+  delay,
+  ms,
+  percentile,
+  registerAndLogin,
+  report,
+  startTestCluster,
+  statusOf,
+  waitFor,
+} from "./cluster.js";
 import { checkConsistency } from "./consistency.js";
 import { HoldingProxy } from "./holding-proxy.js";
 import { NetworkNamespace, netnsUnavailable } from "./netns.js";
@@ -16,7 +26,8 @@ const RECOVERY_LIMIT_MS = 20_000;
 const GRACE_MS = 10_000;
 
 const postgres = (await storesUnderTest()).find(({ kind }) => kind === "postgres");
-const skip = netnsUnavailable() ?? postgres?.skip ?? (postgres ? false : "PostgreSQL is not selected by TESSERA_TEST_STORES");
+const skip =
+  netnsUnavailable() ?? postgres?.skip ?? (postgres ? false : "PostgreSQL is not selected by TESSERA_TEST_STORES");
 
 describe("An instance in its own network namespace that loses its route to PostgreSQL for 5 s", { skip }, () => {
   let database: TestDatabase | undefined;
@@ -34,13 +45,17 @@ describe("An instance in its own network namespace that loses its route to Postg
     namespace = NetworkNamespace.create();
     // The namespace reaches the database through the host's serviceAddress, whose one route it loses.
     const target = new URL(database.url);
-    forwarder = await HoldingProxy.start({ host: target.hostname, port: Number(target.port || 5432) }, namespace.serviceAddress);
+    forwarder = await HoldingProxy.start(
+      { host: target.hostname, port: Number(target.port || 5432) },
+      namespace.serviceAddress,
+    );
     const insideUrl = new URL(database.url);
     insideUrl.hostname = namespace.serviceAddress;
     insideUrl.port = String(forwarder.port);
     const ns = namespace;
     cluster = await startTestCluster(database.url, {
-      envOf: (index): Record<string, string> => (index === 2 ? { TESSERA_HOST: ns.address, TESSERA_DATABASE_URL: insideUrl.toString() } : {}),
+      envOf: (index): Record<string, string> =>
+        index === 2 ? { TESSERA_HOST: ns.address, TESSERA_DATABASE_URL: insideUrl.toString() } : {},
       wrapperOf: (index) => (index === 2 ? ns.wrapper : undefined),
     });
     const instances = cluster.instances;
@@ -48,7 +63,9 @@ describe("An instance in its own network namespace that loses its route to Postg
     clients = [];
     for (const [user, instance] of instances.slice(0, 2).entries()) {
       const sessions = await registerAndLogin(instance.url, `partition-${user}`, 4);
-      sessions.forEach((tokens, index) => clients.push(new LoadClient(`partition-${user}-${index}`, tokens.refresh_token)));
+      sessions.forEach((tokens, index) =>
+        clients.push(new LoadClient(`partition-${user}-${index}`, tokens.refresh_token)),
+      );
     }
 
     const origin = performance.now();
@@ -71,7 +88,11 @@ describe("An instance in its own network namespace that loses its route to Postg
         await delay(CUT_MS);
         marks.restored = now();
         ns.restoreRoute();
-        await waitFor(() => readiness.some((probe) => probe.instance === 2 && probe.at >= marks.restored && probe.status === 200), RECOVERY_LIMIT_MS, "the cut-off instance ready again");
+        await waitFor(
+          () => readiness.some((probe) => probe.instance === 2 && probe.at >= marks.restored && probe.status === 200),
+          RECOVERY_LIMIT_MS,
+          "the cut-off instance ready again",
+        );
         await delay(AFTER_MS);
       } finally {
         ns.restoreRoute();
@@ -111,24 +132,34 @@ describe("An instance in its own network namespace that loses its route to Postg
     report(t, "partition-others", {
       requests: others.length,
       statuses: statusCounts(others),
-      p99BeforeMs: ms(percentile(others.filter((event) => event.at < marks.cut).map((event) => event.ms), 99)),
-      p99DuringMs: ms(percentile(others.filter(during).map((event) => event.ms), 99)),
+      p99BeforeMs: ms(
+        percentile(
+          others.filter((event) => event.at < marks.cut).map((event) => event.ms),
+          99,
+        ),
+      ),
+      p99DuringMs: ms(
+        percentile(
+          others.filter(during).map((event) => event.ms),
+          99,
+        ),
+      ),
     });
   });
 
-  it(
-    "the other instances are not held up by the cut-off instance's open transactions",
-    { todo: "PostgreSQL keeps the row locks of a transaction whose client is cut off until its connection dies; rotations of that session elsewhere wait" },
-    () => {
-      const others = load.events.filter((event) => !cutOff(event));
-      assert.deepEqual(statusCounts(others.filter((event) => event.status === 0)), {});
-    },
-  );
+  it("the other instances are not held up by the cut-off instance's open transactions", {
+    todo: "PostgreSQL keeps the row locks of a transaction whose client is cut off until its connection dies; rotations of that session elsewhere wait",
+  }, () => {
+    const others = load.events.filter((event) => !cutOff(event));
+    assert.deepEqual(statusCounts(others.filter((event) => event.status === 0)), {});
+  });
 
   it("the cut-off instance recovers by itself once its route is back", (t) => {
     const probes = readiness.filter((probe) => probe.instance === 2);
     const readyAt = probes.find((probe) => probe.at >= marks.restored && probe.status === 200)?.at ?? Number.NaN;
-    const refreshedAt = load.events.find((event) => cutOff(event) && event.at >= marks.restored && event.status === 200)?.at ?? Number.NaN;
+    const refreshedAt =
+      load.events.find((event) => cutOff(event) && event.at >= marks.restored && event.status === 200)?.at ??
+      Number.NaN;
     assert.ok(readyAt - marks.restored < RECOVERY_LIMIT_MS && refreshedAt - marks.restored < RECOVERY_LIMIT_MS);
     const mine = load.events.filter((event) => cutOff(event) && during(event));
     const answeredAfterRestore = mine.filter((event) => event.status === 200 && event.at + event.ms >= marks.restored);
@@ -143,29 +174,34 @@ describe("An instance in its own network namespace that loses its route to Postg
     });
   });
 
-  it(
-    "the cut-off instance answers 503 temporarily_unavailable within the client's timeout instead of hanging",
-    { todo: "open-store.ts sets no client-side query timeout: a query on a pooled connection waits until TCP reaches the database" },
-    () => {
-      const mine = load.events.filter((event) => cutOff(event) && during(event));
-      assert.ok(mine.length > 0 && mine.every((event) => event.status === 503 && event.ms < CLIENT_TIMEOUT_MS), `statuses while cut: ${JSON.stringify(statusCounts(mine))}`);
-    },
-  );
+  it("the cut-off instance answers 503 temporarily_unavailable within the client's timeout instead of hanging", {
+    todo: "open-store.ts sets no client-side query timeout: a query on a pooled connection waits until TCP reaches the database",
+  }, () => {
+    const mine = load.events.filter((event) => cutOff(event) && during(event));
+    assert.ok(
+      mine.length > 0 && mine.every((event) => event.status === 503 && event.ms < CLIENT_TIMEOUT_MS),
+      `statuses while cut: ${JSON.stringify(statusCounts(mine))}`,
+    );
+  });
 
   it("leaves clean rotation chains", async (t) => {
-    const { violations, figures } = await checkConsistency((sql) => queryRows(database!, sql), clients, { allowRevoked: true });
+    const { violations, figures } = await checkConsistency((sql) => queryRows(database!, sql), clients, {
+      allowRevoked: true,
+    });
     const revoked = await queryRows(database!, "select revoked_reason from sessions where revoked_at is not null");
-    report(t, "partition-consistency", { ...figures, revokedReasons: revoked.map((row) => row.revoked_reason), clientsRefused: load.unexpected.length });
+    report(t, "partition-consistency", {
+      ...figures,
+      revokedReasons: revoked.map((row) => row.revoked_reason),
+      clientsRefused: load.unexpected.length,
+    });
     assert.deepEqual(violations, []);
   });
 
-  it(
-    "revokes no legitimate client's session when it executes, after the partition, a refresh whose client had given up and moved on",
-    { todo: "a refresh delayed past the client's timeout is judged at execution time: the token's successor is used by then, so it counts as reuse" },
-    async () => {
-      assert.deepEqual(load.unexpected, []);
-      const { violations } = await checkConsistency((sql) => queryRows(database!, sql), clients);
-      assert.deepEqual(violations, []);
-    },
-  );
+  it("revokes no legitimate client's session when it executes, after the partition, a refresh whose client had given up and moved on", {
+    todo: "a refresh delayed past the client's timeout is judged at execution time: the token's successor is used by then, so it counts as reuse",
+  }, async () => {
+    assert.deepEqual(load.unexpected, []);
+    const { violations } = await checkConsistency((sql) => queryRows(database!, sql), clients);
+    assert.deepEqual(violations, []);
+  });
 });

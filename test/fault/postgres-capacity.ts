@@ -34,7 +34,8 @@ function postgresPids(postmaster: number): number[] {
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (Number(readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1]!.split(" ")[1]) === postmaster) pids.push(Number(name));
+      if (Number(readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1]!.split(" ")[1]) === postmaster)
+        pids.push(Number(name));
     } catch {
       // gone
     }
@@ -45,16 +46,22 @@ function postgresPids(postmaster: number): number[] {
 const instances = Number(process.argv[2] ?? 3);
 const clients = Number(process.argv[3] ?? 48);
 const server = await PrivatePostgres.create({ fsync: true });
-const cluster = await startTestCluster(server.url, { instances, env: { TESSERA_LOG_LEVEL: "warn", TESSERA_DATABASE_POOL_SIZE: "10" } });
+const cluster = await startTestCluster(server.url, {
+  instances,
+  env: { TESSERA_LOG_LEVEL: "warn", TESSERA_DATABASE_POOL_SIZE: "10" },
+});
 try {
   const urls = cluster.instances.map((instance) => instance.url);
   const tokens: string[] = [];
   for (let user = 0; tokens.length < clients; user += 1) {
-    for (const login of await registerAndLogin(urls[user % urls.length]!, `capacity-${user}`, 6)) tokens.push(login.refresh_token);
+    for (const login of await registerAndLogin(urls[user % urls.length]!, `capacity-${user}`, 6))
+      tokens.push(login.refresh_token);
   }
   const postmaster = Number(readFileSync(join(server.dataDirectory, "postmaster.pid"), "utf8").split("\n")[0]);
   const counters = async () => {
-    const [row] = await server.query("select pg_current_wal_lsn() - '0/0'::pg_lsn as wal, (select xact_commit from pg_stat_database where datname = 'tessera') as commits");
+    const [row] = await server.query(
+      "select pg_current_wal_lsn() - '0/0'::pg_lsn as wal, (select xact_commit from pg_stat_database where datname = 'tessera') as commits",
+    );
     return { wal: Number(row!.wal), commits: Number(row!.commits) };
   };
   const load = async (ms: number) => {
@@ -64,7 +71,11 @@ try {
     await Promise.all(
       tokens.map(async (_, i) => {
         for (let turn = i; performance.now() < end; turn += 1) {
-          const answer = await postJson(`${urls[turn % urls.length]!}/auth/refresh`, { refresh_token: tokens[i] }, { timeoutMs: 10_000 });
+          const answer = await postJson(
+            `${urls[turn % urls.length]!}/auth/refresh`,
+            { refresh_token: tokens[i] },
+            { timeoutMs: 10_000 },
+          );
           if (answer.status !== 200) errors += 1;
           else {
             tokens[i] = String(answer.body.refresh_token);
@@ -76,11 +87,22 @@ try {
     return { refreshes, errors };
   };
   await load(3000);
-  const before = { ...(await counters()), pg: cpuMs(postgresPids(postmaster)), node: cpuMs(cluster.instances.map((instance) => instance.pid)), at: performance.now() };
+  const before = {
+    ...(await counters()),
+    pg: cpuMs(postgresPids(postmaster)),
+    node: cpuMs(cluster.instances.map((instance) => instance.pid)),
+    at: performance.now(),
+  };
   const { refreshes, errors } = await load(SECONDS * 1000);
   const seconds = (performance.now() - before.at) / 1000;
-  const afterwards = { ...(await counters()), pg: cpuMs(postgresPids(postmaster)), node: cpuMs(cluster.instances.map((instance) => instance.pid)) };
-  const [size] = await server.query("select pg_total_relation_size('refresh_tokens') as bytes, (select count(*) from refresh_tokens) as rows");
+  const afterwards = {
+    ...(await counters()),
+    pg: cpuMs(postgresPids(postmaster)),
+    node: cpuMs(cluster.instances.map((instance) => instance.pid)),
+  };
+  const [size] = await server.query(
+    "select pg_total_relation_size('refresh_tokens') as bytes, (select count(*) from refresh_tokens) as rows",
+  );
   process.stdout.write(
     `${JSON.stringify({
       instances,
@@ -98,11 +120,20 @@ try {
   );
   await cluster.stop();
 
-  const pgbench = join(readdirSync("/usr/lib/postgresql").sort().reverse().map((version) => join("/usr/lib/postgresql", version, "bin"))[0]!, "pgbench");
+  const pgbench = join(
+    readdirSync("/usr/lib/postgresql")
+      .sort()
+      .reverse()
+      .map((version) => join("/usr/lib/postgresql", version, "bin"))[0]!,
+    "pgbench",
+  );
   const env = { ...process.env, PGHOST: "127.0.0.1", PGPORT: String(server.port), PGUSER: "postgres" };
   execFileSync(pgbench, ["-i", "-s", "10", "-q", "tessera"], { env, stdio: "ignore" });
   const benchBefore = { ...(await counters()), pg: cpuMs(postgresPids(postmaster)) };
-  const output = execFileSync(pgbench, ["-c", "16", "-j", "2", "-T", String(SECONDS), "tessera"], { env, encoding: "utf8" });
+  const output = execFileSync(pgbench, ["-c", "16", "-j", "2", "-T", String(SECONDS), "tessera"], {
+    env,
+    encoding: "utf8",
+  });
   const benchAfter = { ...(await counters()), pg: cpuMs(postgresPids(postmaster)) };
   const transactions = Number(/number of transactions actually processed: (\d+)/.exec(output)?.[1]);
   process.stdout.write(

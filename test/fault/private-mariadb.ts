@@ -20,7 +20,9 @@ function onPath(program: string): boolean {
  * reason is thrown: CI must not pass by skipping.
  */
 export function privateMariadbUnavailable(): string | null {
-  const missing = ["mariadb-install-db", "mariadbd"].filter((program) => !onPath(program) && !onPath(`/usr/sbin/${program}`));
+  const missing = ["mariadb-install-db", "mariadbd"].filter(
+    (program) => !onPath(program) && !onPath(`/usr/sbin/${program}`),
+  );
   const reason = missing.length > 0 ? `MariaDB server programs are not installed (${missing.join(", ")})` : null;
   if (reason !== null && process.env.CI === "true") throw new Error(`CI=true: ${reason}`);
   return reason;
@@ -50,7 +52,13 @@ export class PrivateMariadb {
     try {
       await run(
         "mariadb-install-db",
-        ["--no-defaults", `--datadir=${join(dir, "data")}`, `--user=${userInfo().username}`, "--auth-root-authentication-method=normal", "--skip-test-db"],
+        [
+          "--no-defaults",
+          `--datadir=${join(dir, "data")}`,
+          `--user=${userInfo().username}`,
+          "--auth-root-authentication-method=normal",
+          "--skip-test-db",
+        ],
         { timeout: 120_000 },
       );
       await server.start();
@@ -103,7 +111,11 @@ export class PrivateMariadb {
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
-        const connection = await mysql.createConnection({ socketPath: this.#socket, user: "root", connectTimeout: 1000 });
+        const connection = await mysql.createConnection({
+          socketPath: this.#socket,
+          user: "root",
+          connectTimeout: 1000,
+        });
         await connection.end();
         return;
       } catch (error) {
@@ -128,7 +140,12 @@ export class PrivateMariadb {
 
   /** Runs one statement on a short-lived connection to `tessera`. */
   async query(sql: string): Promise<Record<string, unknown>[]> {
-    const connection = await mysql.createConnection({ socketPath: this.#socket, user: "root", database: "tessera", dateStrings: true });
+    const connection = await mysql.createConnection({
+      socketPath: this.#socket,
+      user: "root",
+      database: "tessera",
+      dateStrings: true,
+    });
     try {
       const [rows] = await connection.query(sql);
       return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];

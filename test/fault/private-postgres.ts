@@ -27,7 +27,8 @@ function postgresAccount(): { uid: number; gid: number } | null {
   const id = (flag: string) => Number(spawnSync("id", [flag, "postgres"], { encoding: "utf8" }).stdout.trim());
   const uid = id("-u");
   const gid = id("-g");
-  if (!Number.isInteger(uid) || uid <= 0) throw new Error("running as root, but there is no postgres account to run PostgreSQL as");
+  if (!Number.isInteger(uid) || uid <= 0)
+    throw new Error("running as root, but there is no postgres account to run PostgreSQL as");
   return { uid, gid };
 }
 
@@ -36,7 +37,10 @@ function postgresAccount(): { uid: number; gid: number } | null {
  * the reason is thrown: CI must not pass by skipping.
  */
 export function privatePostgresUnavailable(): string | null {
-  const reason = postgresBinDir() === null ? "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) are not installed" : null;
+  const reason =
+    postgresBinDir() === null
+      ? "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) are not installed"
+      : null;
   if (reason !== null && process.env.CI === "true") throw new Error(`CI=true: ${reason}`);
   return reason;
 }
@@ -54,7 +58,13 @@ export class PrivatePostgres {
   readonly #account: { uid: number; gid: number } | null;
   readonly #fsync: boolean;
 
-  private constructor(bin: string, dir: string, port: number, account: { uid: number; gid: number } | null, fsync: boolean) {
+  private constructor(
+    bin: string,
+    dir: string,
+    port: number,
+    account: { uid: number; gid: number } | null,
+    fsync: boolean,
+  ) {
     this.#bin = bin;
     this.#dir = dir;
     this.port = port;
@@ -75,7 +85,18 @@ export class PrivatePostgres {
     const server = new PrivatePostgres(bin, dir, await freePort(), account, options.fsync ?? false);
     live.add(server);
     try {
-      await server.#command("initdb", ["-D", server.#data, "-A", "trust", "-U", "postgres", "-N", "--no-locale", "-E", "UTF8"]);
+      await server.#command("initdb", [
+        "-D",
+        server.#data,
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "-N",
+        "--no-locale",
+        "-E",
+        "UTF8",
+      ]);
       await server.start();
       const client = new pg.Client({ host: "127.0.0.1", port: server.port, user: "postgres", database: "postgres" });
       await client.connect();
@@ -114,7 +135,18 @@ export class PrivatePostgres {
   /** Starts the server and waits until it accepts connections. */
   async start(): Promise<void> {
     const options = `-p ${this.port} -k ${this.#dir} -c listen_addresses=127.0.0.1 -c fsync=${this.#fsync ? "on" : "off"} -c max_connections=60 -c shared_buffers=128MB`;
-    await this.#command("pg_ctl", ["-D", this.#data, "-l", join(this.#dir, "server.log"), "-w", "-t", "30", "-o", options, "start"]);
+    await this.#command("pg_ctl", [
+      "-D",
+      this.#data,
+      "-l",
+      join(this.#dir, "server.log"),
+      "-w",
+      "-t",
+      "30",
+      "-o",
+      options,
+      "start",
+    ]);
   }
 
   /** Stops the server: `fast` rolls back and disconnects; `immediate` quits at once, as a crash. */
@@ -139,7 +171,8 @@ export class PrivatePostgres {
     const path = join(this.#bin, "pg_ctl");
     const args = ["-D", this.#data, "-m", "immediate", "-w", "stop"];
     if (existsSync(join(this.#data, "postmaster.pid"))) {
-      if (this.#account) spawnSync("runuser", ["-u", "postgres", "--", path, ...args], { stdio: "ignore", timeout: 30_000 });
+      if (this.#account)
+        spawnSync("runuser", ["-u", "postgres", "--", path, ...args], { stdio: "ignore", timeout: 30_000 });
       else spawnSync(path, args, { stdio: "ignore", timeout: 30_000 });
     }
     rmSync(this.#dir, { recursive: true, force: true });

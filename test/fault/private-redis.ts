@@ -50,16 +50,25 @@ export class PrivateRedis {
   /** Starts redis-server on its port and waits for PONG. */
   async start(): Promise<void> {
     if (this.#child) throw new Error("Redis is already running");
-    const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.#dir], {
-      stdio: "ignore",
-    });
+    const child = spawn(
+      "redis-server",
+      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.#dir],
+      {
+        stdio: "ignore",
+      },
+    );
     this.#child = child;
     child.once("exit", () => {
       if (this.#child === child) this.#child = null;
     });
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const client = new Redis(this.url, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const client = new Redis(this.url, {
+        lazyConnect: true,
+        connectTimeout: 500,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
       client.on("error", () => undefined);
       try {
         await client.connect();

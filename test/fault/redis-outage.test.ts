@@ -6,7 +6,19 @@ import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { isTesseraError } from "../../src/core/errors.js";
 import { createVerifier, type Verifier } from "../../src/verify/index.js";
-import { type Cluster, delay, get, ms, postJson, registerAndLogin, report, startTestCluster, TEST_ISSUER, type TokenResponse, waitFor } from "./cluster.js";
+import {
+  type Cluster,
+  delay,
+  get,
+  ms,
+  postJson,
+  registerAndLogin,
+  report,
+  startTestCluster,
+  TEST_ISSUER,
+  type TokenResponse,
+  waitFor,
+} from "./cluster.js";
 import { PrivateRedis, privateRedisUnavailable } from "./private-redis.js";
 
 const DOWN_MS = 3000;
@@ -27,7 +39,11 @@ describe("Redis killed and started again", { skip }, () => {
   before(async () => {
     redis = await PrivateRedis.create();
     // Rate limits on (far above this test's traffic), so they go through Redis.
-    cluster = await startTestCluster(`sqlite:${join(dir, "tessera.db")}`, { instances: 2, redisUrl: redis.url, env: { TESSERA_RATE_LIMIT: "1000" } });
+    cluster = await startTestCluster(`sqlite:${join(dir, "tessera.db")}`, {
+      instances: 2,
+      redisUrl: redis.url,
+      env: { TESSERA_RATE_LIMIT: "1000" },
+    });
   });
 
   after(async () => {
@@ -58,8 +74,18 @@ describe("Redis killed and started again", { skip }, () => {
         throw error;
       }
     };
-    const [pushed, whileDown, revokedWhileDown, afterwards] = (await registerAndLogin(a.url, "redis-user", 4)) as [TokenResponse, TokenResponse, TokenResponse, TokenResponse];
-    const admin = new Redis(redis.url, { connectionName: "fault-test", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const [pushed, whileDown, revokedWhileDown, afterwards] = (await registerAndLogin(a.url, "redis-user", 4)) as [
+      TokenResponse,
+      TokenResponse,
+      TokenResponse,
+      TokenResponse,
+    ];
+    const admin = new Redis(redis.url, {
+      connectionName: "fault-test",
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     admin.on("error", () => undefined);
     await admin.connect();
     await waitFor(() => verifier!.stats().revocationChannelSubscribed, 5000, "verifier subscribed");
@@ -96,9 +122,16 @@ describe("Redis killed and started again", { skip }, () => {
       [201, 201, 200, 200, 200, 200, 200, 200],
     );
     await verifier.verify(newToken);
-    assert.equal((await postJson(`${b.url}/auth/logout`, { refresh_token: revokedWhileDown.refresh_token })).status, 204);
+    assert.equal(
+      (await postJson(`${b.url}/auth/logout`, { refresh_token: revokedWhileDown.refresh_token })).status,
+      204,
+    );
     await delay(300);
-    assert.equal(await refused(revokedWhileDown.access_token), false, "no push while Redis is down, and no poll due yet");
+    assert.equal(
+      await refused(revokedWhileDown.access_token),
+      false,
+      "no push while Redis is down, and no poll due yet",
+    );
     const slowestWhileDownMs = Math.max(...answers.map((answer) => answer.ms));
     await delay(Math.max(0, DOWN_MS - (performance.now() - downAt)));
 
@@ -119,7 +152,12 @@ describe("Redis killed and started again", { skip }, () => {
     const afterUp = performance.now() - started;
     started = performance.now();
     assert.equal((await postJson(`${a.url}/auth/logout`, { refresh_token: afterwards.refresh_token })).status, 204);
-    const pushAfterMs = await waitFor(() => refused(afterwards.access_token), 2000, "pushed revocation after the outage", 5);
+    const pushAfterMs = await waitFor(
+      () => refused(afterwards.access_token),
+      2000,
+      "pushed revocation after the outage",
+      5,
+    );
 
     report(t, "redis", {
       pushMs: ms(pushMs),

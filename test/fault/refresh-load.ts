@@ -93,7 +93,10 @@ export async function runRefreshLoad(options: LoadOptions): Promise<LoadResult> 
   let sent = 0;
   const going = () => performance.now() < end && sent < options.maxRequests && !(options.stop?.() ?? false);
 
-  const attempt = async (url: string, token: string): Promise<{ status: number; successor?: string; error: string | null; retryAfter: string | null }> => {
+  const attempt = async (
+    url: string,
+    token: string,
+  ): Promise<{ status: number; successor?: string; error: string | null; retryAfter: string | null }> => {
     sent += 1;
     const at = performance.now() - started;
     try {
@@ -101,9 +104,15 @@ export async function runRefreshLoad(options: LoadOptions): Promise<LoadResult> 
       const error = typeof answer.body.error === "string" ? answer.body.error : null;
       events.push({ at, url, status: answer.status, ms: answer.ms, error });
       const successor = typeof answer.body.refresh_token === "string" ? answer.body.refresh_token : undefined;
-      return { status: answer.status, ...(successor ? { successor } : {}), error, retryAfter: answer.headers.get("retry-after") };
+      return {
+        status: answer.status,
+        ...(successor ? { successor } : {}),
+        error,
+        retryAfter: answer.headers.get("retry-after"),
+      };
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error instanceof Error ? error.name : "error");
+      const cause =
+        (error as { cause?: { code?: string } }).cause?.code ?? (error instanceof Error ? error.name : "error");
       events.push({ at, url, status: 0, ms: performance.now() - started - at, error: cause });
       return { status: 0, error: cause, retryAfter: null };
     }
@@ -146,8 +155,15 @@ export async function runRefreshLoad(options: LoadOptions): Promise<LoadResult> 
           unexpected.push(`${client.name}: a lost answer was not settled within the grace window`);
           return;
         }
-        lost.push({ presented: token, firstRetryAt, settledMs: performance.now() - lostAt, attempts, identical: answers[0] === answers[1] });
-        if (answers[0] !== answers[1]) unexpected.push(`${client.name}: two retries of one token got different successors`);
+        lost.push({
+          presented: token,
+          firstRetryAt,
+          settledMs: performance.now() - lostAt,
+          attempts,
+          identical: answers[0] === answers[1],
+        });
+        if (answers[0] !== answers[1])
+          unexpected.push(`${client.name}: two retries of one token got different successors`);
         client.accept(token, answers[0]!);
       } else {
         unexpected.push(`${client.name}: ${result.status} ${result.error}`);

@@ -13,8 +13,8 @@ import { after, before, describe, it } from "node:test";
 import type { FastifyInstance } from "fastify";
 import type { Clock } from "../../src/core/clock.js";
 import { createServer } from "../../src/http/server.js";
-import { AuthService } from "../../src/service/auth-service.js";
-import { resolveConfig } from "../../src/service/config.js";
+import { resolveConfig } from "../../src/http/server-config.js";
+import { createServices } from "../../src/service/tessera-services.js";
 import { openStore } from "../../src/store/open-store.js";
 import { report } from "./cluster.js";
 
@@ -64,7 +64,9 @@ function compare(a: readonly number[], b: readonly number[]) {
     differenceIntervalMs: [Number(low.toFixed(3)), Number(high.toFixed(3))],
     alike: worst < Math.max(TOLERANCE * typical, FLOOR_MS),
     // Surely different: the whole interval lies beyond the tolerance.
-    apart: Math.min(Math.abs(low), Math.abs(high)) > Math.max(TOLERANCE * typical, FLOOR_MS) && Math.sign(low) === Math.sign(high),
+    apart:
+      Math.min(Math.abs(low), Math.abs(high)) > Math.max(TOLERANCE * typical, FLOOR_MS) &&
+      Math.sign(low) === Math.sign(high),
   };
 }
 
@@ -72,7 +74,11 @@ function compare(a: readonly number[], b: readonly number[]) {
  * Times `samples` blocks, each one request of every class in a fresh random order; returns
  * milliseconds per class, index = block.
  */
-async function timeInBlocks(requests: Record<string, () => Promise<number>>, samples: number, expected: Record<string, number>): Promise<Record<string, number[]>> {
+async function timeInBlocks(
+  requests: Record<string, () => Promise<number>>,
+  samples: number,
+  expected: Record<string, number>,
+): Promise<Record<string, number[]>> {
   const names = Object.keys(requests);
   const next = random(11);
   const times: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
@@ -111,18 +117,38 @@ describe("Timing of refusals", () => {
 
   before(async () => {
     const databaseUrl = `sqlite:${join(dir, "tessera.db")}`;
-    const options = { databaseUrl, secret: "timing-test-secret-0123456789-abcdefghij", issuer: "https://issuer.test", rateLimitPerMinute: 0 };
+    const options = {
+      databaseUrl,
+      secret: "timing-test-secret-0123456789-abcdefghij",
+      issuer: "https://issuer.test",
+      rateLimitPerMinute: 0,
+    };
     const store = openStore({ url: databaseUrl });
     await store.migrate();
     // The real argon2id hasher: its cost is what must not differ.
-    const service = await AuthService.create({ store, config: resolveConfig(options), clock, logger: { info: () => undefined, warn: () => undefined, error: () => undefined } });
-    app = await createServer({ ...options, service, logger: false });
-    app.addHook("onClose", () => service.close());
-    await app.inject({ method: "POST", url: "/auth/register", payload: { username: "timed-user", password: PASSWORD } });
+    const services = await createServices({
+      store,
+      config: resolveConfig(options),
+      clock,
+      logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    });
+    app = await createServer({ services, rateLimitPerMinute: 0, logger: false });
+    app.addHook("onClose", () => services.close());
+    await app.inject({
+      method: "POST",
+      url: "/auth/register",
+      payload: { username: "timed-user", password: PASSWORD },
+    });
     // Ten sessions revoked, ten left to expire; ten tokens that never existed. Each is presented
     // many times: refusals have no side effects.
     for (let i = 0; i < 20; i += 1) {
-      const login = (await app.inject({ method: "POST", url: "/auth/login", payload: { username: "timed-user", password: PASSWORD } })).json<{ refresh_token: string }>();
+      const login = (
+        await app.inject({
+          method: "POST",
+          url: "/auth/login",
+          payload: { username: "timed-user", password: PASSWORD },
+        })
+      ).json<{ refresh_token: string }>();
       if (i % 2) {
         await app.inject({ method: "POST", url: "/auth/logout", payload: { refresh_token: login.refresh_token } });
         tokens.revoked.push(login.refresh_token);
@@ -142,27 +168,55 @@ describe("Timing of refusals", () => {
   });
 
   const login = (username: string, password: string | undefined) => async () =>
-    (await app.inject({ method: "POST", url: "/auth/login", payload: password === undefined ? { username } : { username, password } })).statusCode;
+    (
+      await app.inject({
+        method: "POST",
+        url: "/auth/login",
+        payload: password === undefined ? { username } : { username, password },
+      })
+    ).statusCode;
 
   it(`answers a failed login of an unknown user and of a wrong password alike (${LOGIN_SAMPLES} samples each)`, async (t) => {
     const times = await timeInBlocks(
-      { unknownUser: login("nobody-here", PASSWORD), wrongPassword: login("timed-user", "wrong horse battery staple"), control: login("timed-user", undefined) },
+      {
+        unknownUser: login("nobody-here", PASSWORD),
+        wrongPassword: login("timed-user", "wrong horse battery staple"),
+        control: login("timed-user", undefined),
+      },
       LOGIN_SAMPLES,
       { unknownUser: 401, wrongPassword: 401, control: 400 },
     );
     const result = compare(times.unknownUser!, times.wrongPassword!);
     const control = compare(times.control!, times.wrongPassword!);
-    report(t, "timing-login", { samples: LOGIN_SAMPLES, unknownVsWrongPassword: result, controlVsWrongPassword: control });
+    report(t, "timing-login", {
+      samples: LOGIN_SAMPLES,
+      unknownVsWrongPassword: result,
+      controlVsWrongPassword: control,
+    });
     assert.ok(control.apart, "the negative control (400 before any password work) must be told apart");
-    assert.ok(result.alike, `medians ${result.medianMs.join(" vs ")} ms, difference interval ${result.differenceIntervalMs.join("…")} ms`);
+    assert.ok(
+      result.alike,
+      `medians ${result.medianMs.join(" vs ")} ms, difference interval ${result.differenceIntervalMs.join("…")} ms`,
+    );
   });
 
   it(`answers a refresh with an unknown, a revoked and an expired token alike (${REFRESH_SAMPLES} samples each)`, async (t) => {
     const refresh = (list: string[]) => {
       let i = 0;
-      return async () => (await app.inject({ method: "POST", url: "/auth/refresh", payload: { refresh_token: list[i++ % list.length] } })).statusCode;
+      return async () =>
+        (
+          await app.inject({
+            method: "POST",
+            url: "/auth/refresh",
+            payload: { refresh_token: list[i++ % list.length] },
+          })
+        ).statusCode;
     };
-    const times = await timeInBlocks({ unknown: refresh(tokens.unknown), revoked: refresh(tokens.revoked), expired: refresh(tokens.expired) }, REFRESH_SAMPLES, { unknown: 401, revoked: 401, expired: 401 });
+    const times = await timeInBlocks(
+      { unknown: refresh(tokens.unknown), revoked: refresh(tokens.revoked), expired: refresh(tokens.expired) },
+      REFRESH_SAMPLES,
+      { unknown: 401, revoked: 401, expired: 401 },
+    );
     const pairs = {
       unknownVsRevoked: compare(times.unknown!, times.revoked!),
       unknownVsExpired: compare(times.unknown!, times.expired!),
@@ -170,7 +224,10 @@ describe("Timing of refusals", () => {
     };
     report(t, "timing-refresh", { samples: REFRESH_SAMPLES, ...pairs });
     for (const [name, result] of Object.entries(pairs)) {
-      assert.ok(result.alike, `${name}: medians ${result.medianMs.join(" vs ")} ms, difference interval ${result.differenceIntervalMs.join("…")} ms`);
+      assert.ok(
+        result.alike,
+        `${name}: medians ${result.medianMs.join(" vs ")} ms, difference interval ${result.differenceIntervalMs.join("…")} ms`,
+      );
     }
   });
 });
