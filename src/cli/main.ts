@@ -77,14 +77,6 @@ async function serve(options: TesseraOptions): Promise<void> {
   }
 }
 
-// Prints the report even when settings are wrong: finding them all is the point.
-function configCommand(flags: Flags, action: string | undefined): void {
-  if (action !== "check") throw new TypeError("usage: tessera config check");
-  const report = checkConfiguration(process.env, flags);
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  if (report.problems.length > 0) process.exitCode = 1;
-}
-
 const cliLogger: Logger = {
   info: () => undefined,
   warn: (object, message) => process.stderr.write(`warning: ${message} ${JSON.stringify(object)}\n`),
@@ -183,6 +175,14 @@ async function admin(command: string, options: TesseraOptions, args: string[]): 
     );
   }
   throw new TypeError(`unknown ${command} command; see tessera --help`);
+}
+
+// Prints the report even when settings are wrong: finding them all is the point.
+function configCommand(flags: Flags, action: string | undefined): void {
+  if (action !== "check") throw new TypeError("usage: tessera config check");
+  const report = checkConfiguration(process.env, flags);
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (report.problems.length > 0) process.exitCode = 1;
 }
 
 async function main(argv: string[]): Promise<void> {
