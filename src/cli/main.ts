@@ -6,6 +6,7 @@ import { createServer } from "../http/server.js";
 import { resolveConfig, SETTINGS, type TesseraOptions } from "../http/server-config.js";
 import { publishRevocations } from "../service/revocation-publisher.js";
 import { migrateDatabase, openServices, type TesseraServices } from "../service/tessera-services.js";
+import { checkConfiguration } from "./config-check.js";
 import { optionsFromEnvironment, readSetting, variableOfOption } from "./env-options.js";
 
 const COMMANDS = `Usage: tessera <command> [options]
@@ -21,6 +22,7 @@ Commands:
   sessions list <username>         List a user's open sessions
   sessions revoke <session-id>     Revoke one session
   sessions revoke-all <username>   Revoke every session of a user
+  config check                     Print the effective settings (secrets masked) and every problem; exit 1 if any
 `;
 
 /** The usage text: commands, then every setting with its variable, flag and default. */
@@ -175,6 +177,14 @@ async function admin(command: string, options: TesseraOptions, args: string[]): 
   throw new TypeError(`unknown ${command} command; see tessera --help`);
 }
 
+// Prints the report even when settings are wrong: finding them all is the point.
+function configCommand(flags: Flags, action: string | undefined): void {
+  if (action !== "check") throw new TypeError("usage: tessera config check");
+  const report = checkConfiguration(process.env, flags);
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (report.problems.length > 0) process.exitCode = 1;
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -190,6 +200,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(usage());
     return;
   }
+  if (command === "config") return configCommand(values, positionals[1]);
   const options = optionsFrom(values);
   switch (command) {
     case "serve":
