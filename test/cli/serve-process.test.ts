@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
 import { resolve } from "node:path";
@@ -176,6 +176,14 @@ describe("tessera serve", () => {
     const malformed = "tsr_malformed-refresh-token-value-0123456789";
     secrets.push(malformed);
     assert.equal((await json("/auth/refresh", { refresh_token: malformed })).response.status, 401);
+    const broken = await fetch(`${base}/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: `{"username":"logged","password":"${wrongPassword}"`,
+    });
+    assert.equal(broken.status, 400);
+    const inQuery = await fetch(`${base}/auth/me?access_token=${encodeURIComponent(refreshed.access_token)}`);
+    assert.equal(inQuery.status, 401);
     const form = await fetch(`${base}/oauth/token`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
@@ -196,8 +204,28 @@ describe("tessera serve", () => {
     assert.ok(lines.length > 10);
     const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     const ofRequests = records.filter((record) => "req" in record || "res" in record);
-    assert.ok(ofRequests.length >= 18, `${ofRequests.length} request lines`);
+    assert.ok(ofRequests.length >= 22, `${ofRequests.length} request lines`);
     for (const record of ofRequests) assert.equal(typeof record.reqId, "string", JSON.stringify(record));
     assert.ok(records.some((record) => record.reqId === "abc-123"));
+  });
+
+  // util-linux `script` gives the server a terminal for its standard output.
+  const hasScript = spawnSync("script", ["--version"]).status === 0;
+  it("logs human-readable lines when standard output is a terminal", { skip: !hasScript }, async () => {
+    const command = `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} serve --port 0 --database ${database}`;
+    const child = spawn("script", ["-q", "-c", command, "/dev/null"], {
+      env: { PATH: process.env.PATH ?? "", TESSERA_SECRET: "serve-test-secret-0123456789-abcdefghijklm" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let text = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+    const deadline = Date.now() + 30_000;
+    while (!/listening at http/.test(text) && Date.now() < deadline && child.exitCode === null) await sleep(50);
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    await exited;
+    assert.match(text, /INFO/);
+    assert.match(text, /listening at http/);
+    assert.doesNotMatch(text, /^\{"level"/m);
   });
 });
