@@ -27,8 +27,10 @@ Commands:
 
 /** The usage text: commands, then every setting with its variable, flag and default. */
 function usage(): string {
-  const rows = Object.values(SETTINGS).map(
-    (spec) => `  ${spec.variable.padEnd(28)} ${(spec.flag ?? "").padEnd(12)} default ${spec.default}`,
+  const specs = Object.values(SETTINGS);
+  const width = Math.max(...specs.map((spec) => spec.variable.length));
+  const rows = specs.map(
+    (spec) => `  ${spec.variable.padEnd(width)}  ${(spec.flag ?? "").padEnd(12)} default ${spec.default}`,
   );
   return `${COMMANDS}
 Settings (flags of serve win over variables; every command takes --database):
