@@ -13,7 +13,15 @@ import { runRefreshGroup } from "./groups/refresh-group.js";
 import { runRouteGroup } from "./groups/route-group.js";
 import { runVerifyGroup } from "./groups/verify-group.js";
 import { issueAccessTokens, type BenchAlgorithm, type TokenMaterial } from "./lib/access-tokens.js";
-import { BENCH_STORES, type BenchContext, type BenchSettings, type BenchStore, GROUP_NAMES, type GroupName, type GroupResult } from "./lib/bench-context.js";
+import {
+  BENCH_STORES,
+  type BenchContext,
+  type BenchSettings,
+  type BenchStore,
+  GROUP_NAMES,
+  type GroupName,
+  type GroupResult,
+} from "./lib/bench-context.js";
 import { dropAllDatabases } from "./lib/bench-databases.js";
 import { writeBenchmarksDoc, type SectionUpdate } from "./lib/benchmarks-doc.js";
 import { stopAllChildren } from "./lib/child-processes.js";
@@ -47,11 +55,16 @@ if (values.help) {
   );
   process.exit(0);
 }
-for (const name of positionals) if (!(GROUP_NAMES as readonly string[]).includes(name) && name !== "all") throw new TypeError(`unknown group "${name}"; groups: ${GROUP_NAMES.join(", ")}, all`);
+for (const name of positionals)
+  if (!(GROUP_NAMES as readonly string[]).includes(name) && name !== "all")
+    throw new TypeError(`unknown group "${name}"; groups: ${GROUP_NAMES.join(", ")}, all`);
 const groups: GroupName[] =
-  positionals.length === 0 || positionals.includes("all") ? GROUP_NAMES.filter((name) => name !== "profile") : GROUP_NAMES.filter((name) => positionals.includes(name));
+  positionals.length === 0 || positionals.includes("all")
+    ? GROUP_NAMES.filter((name) => name !== "profile")
+    : GROUP_NAMES.filter((name) => positionals.includes(name));
 const stores = values.stores.split(",").map((store) => store.trim());
-for (const store of stores) if (!(BENCH_STORES as readonly string[]).includes(store)) throw new TypeError(`--stores: unknown store "${store}"`);
+for (const store of stores)
+  if (!(BENCH_STORES as readonly string[]).includes(store)) throw new TypeError(`--stores: unknown store "${store}"`);
 
 const workDir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
 const quick = values.quick;
@@ -59,7 +72,9 @@ const settings: BenchSettings = {
   full: values.full,
   quick,
   verify: quick ? { warmMs: 100, roundMs: 100, rounds: 2 } : { warmMs: 300, roundMs: 150, rounds: 9 },
-  routes: quick ? { warmSeconds: 1, seconds: 1, rounds: 1, connections: 32 } : { warmSeconds: 1, seconds: 2, rounds: 3, connections: 32 },
+  routes: quick
+    ? { warmSeconds: 1, seconds: 1, rounds: 1, connections: 32 }
+    : { warmSeconds: 1, seconds: 2, rounds: 3, connections: 32 },
   refresh: quick
     ? { warmSeconds: 1, seconds: 1, rounds: 1, graceSeconds: 1, connections: 32, stores: stores as BenchStore[] }
     : { warmSeconds: 2, seconds: 4, rounds: 3, graceSeconds: 3, connections: 32, stores: stores as BenchStore[] },
@@ -99,7 +114,15 @@ try {
     const result = await RUNNERS[name](context);
     const seconds = (Date.now() - groupStart) / 1000;
     context.log(`${name}: done in ${seconds.toFixed(0)} s`);
-    updates.push({ name, markdown: result.markdown, goals: result.goals, measuredAt: new Date().toISOString().replace(/\.\d+Z$/, "Z"), seconds, loadBefore, loadAfter: loadAverages() });
+    updates.push({
+      name,
+      markdown: result.markdown,
+      goals: result.goals,
+      measuredAt: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      seconds,
+      loadBefore,
+      loadAfter: loadAverages(),
+    });
     if (values["no-write"] || quick) process.stdout.write(`\n## ${result.title}\n\n${result.markdown}\n`);
   }
   if (!values["no-write"] && !quick) {

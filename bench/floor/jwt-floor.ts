@@ -39,7 +39,13 @@ function decodeJson(segment: string): Record<string, unknown> {
  * the signature (HMAC + timingSafeEqual, or crypto.verify), parses the claims and checks exp,
  * iss and aud. Throws on any failure.
  */
-export function createFloorVerifier({ alg, key, issuer, audience, typ = "at+jwt" }: FloorOptions): (token: string) => FloorClaims {
+export function createFloorVerifier({
+  alg,
+  key,
+  issuer,
+  audience,
+  typ = "at+jwt",
+}: FloorOptions): (token: string) => FloorClaims {
   const checkSignature: (input: Buffer, signature: Buffer) => boolean =
     alg === "HS256"
       ? (input, signature) => {
@@ -55,7 +61,10 @@ export function createFloorVerifier({ alg, key, issuer, audience, typ = "at+jwt"
     if (first <= 0 || second <= first || token.includes(".", second + 1)) refuse("not a compact JWS");
     const header = decodeJson(token.slice(0, first));
     if (header.alg !== alg || header.typ !== typ) refuse("alg or typ");
-    if (!checkSignature(Buffer.from(token.slice(0, second), "latin1"), Buffer.from(token.slice(second + 1), "base64url"))) refuse("signature");
+    if (
+      !checkSignature(Buffer.from(token.slice(0, second), "latin1"), Buffer.from(token.slice(second + 1), "base64url"))
+    )
+      refuse("signature");
     const claims = decodeJson(token.slice(first + 1, second));
     if (typeof claims.exp !== "number" || claims.exp <= Date.now() / 1000) refuse("exp");
     if (claims.iss !== issuer) refuse("iss");

@@ -7,7 +7,15 @@ import type { BenchContext, GroupResult } from "../lib/bench-context.js";
 import { createBenchDatabase } from "../lib/bench-databases.js";
 import { LOAD_CORE, SERVER_CORE } from "../lib/child-processes.js";
 import { formatMs, formatRate, formatRatio, formatSpread, markdownTable, median } from "../lib/stats.js";
-import { login, openSessions, PASSWORD, registerUser, startTessera, type TesseraProcess, USERNAME } from "../lib/tessera-process.js";
+import {
+  login,
+  openSessions,
+  PASSWORD,
+  registerUser,
+  startTessera,
+  type TesseraProcess,
+  USERNAME,
+} from "../lib/tessera-process.js";
 import { runWrk, type WrkResult } from "../lib/wrk-runner.js";
 import { runChains } from "./refresh-group.js";
 
@@ -22,7 +30,12 @@ export function argon2Parameters(sqliteFile: string): string {
     const db = new BetterSqlite3(sqliteFile, { readonly: true, fileMustExist: true });
     try {
       const row = db.prepare("select password_hash from users limit 1").get() as { password_hash?: string } | undefined;
-      return /\$(argon2\w+)\$v=\d+\$(m=\d+,t=\d+,p=\d+)\$/.exec(row?.password_hash ?? "")?.slice(1).join(" ") ?? "unknown";
+      return (
+        /\$(argon2\w+)\$v=\d+\$(m=\d+,t=\d+,p=\d+)\$/
+          .exec(row?.password_hash ?? "")
+          ?.slice(1)
+          .join(" ") ?? "unknown"
+      );
     } finally {
       db.close();
     }
@@ -43,15 +56,39 @@ interface MixResult {
   readonly refresh?: WrkResult;
 }
 
-async function runMix(server: TesseraProcess, mix: Mix, seconds: number, accessToken: string, tokens: string): Promise<MixResult> {
+async function runMix(
+  server: TesseraProcess,
+  mix: Mix,
+  seconds: number,
+  accessToken: string,
+  tokens: string,
+): Promise<MixResult> {
   const body = JSON.stringify({ username: USERNAME, password: PASSWORD });
   const [logins, me, refresh] = await Promise.all([
-    mix.logins ? runWrk({ url: `${server.url}/auth/login`, seconds, connections: LOGIN_CONNECTIONS, script: "login.lua", env: { LOGIN_BODY: body } }) : undefined,
-    mix.background ? runWrk({ url: `${server.url}/auth/me`, seconds, connections: ME_CONNECTIONS, headers: { Authorization: `Bearer ${accessToken}` } }) : undefined,
-    mix.background ? runChains({ name: "Tessera", child: server, url: server.url, tokens }, seconds, REFRESH_CONNECTIONS) : undefined,
+    mix.logins
+      ? runWrk({
+          url: `${server.url}/auth/login`,
+          seconds,
+          connections: LOGIN_CONNECTIONS,
+          script: "login.lua",
+          env: { LOGIN_BODY: body },
+        })
+      : undefined,
+    mix.background
+      ? runWrk({
+          url: `${server.url}/auth/me`,
+          seconds,
+          connections: ME_CONNECTIONS,
+          headers: { Authorization: `Bearer ${accessToken}` },
+        })
+      : undefined,
+    mix.background
+      ? runChains({ name: "Tessera", child: server, url: server.url, tokens }, seconds, REFRESH_CONNECTIONS)
+      : undefined,
   ]);
   for (const result of [logins, me, refresh]) {
-    if (result && (result.statusErrors > 0 || result.socketErrors > 0)) throw new Error(`login group: ${result.statusErrors} non-2xx, ${result.socketErrors} socket errors`);
+    if (result && (result.statusErrors > 0 || result.socketErrors > 0))
+      throw new Error(`login group: ${result.statusErrors} non-2xx, ${result.socketErrors} socket errors`);
   }
   return { ...(logins ? { logins } : {}), ...(me ? { me } : {}), ...(refresh ? { refresh } : {}) };
 }
@@ -63,16 +100,24 @@ export async function runLoginGroup(context: BenchContext): Promise<GroupResult>
   try {
     await registerUser(server.url);
     const tokens = join(workDir, "login-group.tokens");
-    writeFileSync(tokens, `${(await openSessions(server.url, REFRESH_CONNECTIONS * (2 * settings.rounds + 4))).join("\n")}\n`);
+    writeFileSync(
+      tokens,
+      `${(await openSessions(server.url, REFRESH_CONNECTIONS * (2 * settings.rounds + 4))).join("\n")}\n`,
+    );
     const accessToken = (await login(server.url)).access_token;
     server.pin(SERVER_CORE);
-    const mixes = { alone: { logins: true, background: false }, background: { logins: false, background: true }, both: { logins: true, background: true } } as const;
+    const mixes = {
+      alone: { logins: true, background: false },
+      background: { logins: false, background: true },
+      both: { logins: true, background: true },
+    } as const;
     const results: Record<keyof typeof mixes, MixResult[]> = { alone: [], background: [], both: [] };
     for (let round = 0; round < settings.rounds; round += 1) {
       context.log(`login: round ${round + 1} of ${settings.rounds}`);
       const order = (["alone", "background", "both"] as const).slice();
       if (round % 2 === 1) order.reverse();
-      for (const name of order) results[name].push(await runMix(server, mixes[name], settings.seconds, accessToken, tokens));
+      for (const name of order)
+        results[name].push(await runMix(server, mixes[name], settings.seconds, accessToken, tokens));
     }
     const cost = argon2Parameters(database.location);
     const pick = (name: keyof typeof mixes, load: keyof MixResult, value: (result: WrkResult) => number) =>
@@ -80,9 +125,33 @@ export async function runLoginGroup(context: BenchContext): Promise<GroupResult>
     const rate = (name: keyof typeof mixes, load: keyof MixResult) => pick(name, load, (result) => result.okPerSecond);
     const p99 = (name: keyof typeof mixes, load: keyof MixResult) => median(pick(name, load, (result) => result.p99Ms));
     const rows = [
-      ["POST /auth/login", `-c${LOGIN_CONNECTIONS}`, `${formatRate(median(rate("alone", "logins")))} ${formatSpread(rate("alone", "logins"))}`, formatMs(p99("alone", "logins")), `${formatRate(median(rate("both", "logins")))}`, formatMs(p99("both", "logins")), "–"],
-      ["GET /auth/me (Bearer)", `-c${ME_CONNECTIONS}`, `${formatRate(median(rate("background", "me")))}`, formatMs(p99("background", "me")), `${formatRate(median(rate("both", "me")))}`, formatMs(p99("both", "me")), formatRatio(p99("both", "me") / p99("background", "me"))],
-      ["POST /auth/refresh (chains)", `-c${REFRESH_CONNECTIONS}`, `${formatRate(median(rate("background", "refresh")))}`, formatMs(p99("background", "refresh")), `${formatRate(median(rate("both", "refresh")))}`, formatMs(p99("both", "refresh")), formatRatio(p99("both", "refresh") / p99("background", "refresh"))],
+      [
+        "POST /auth/login",
+        `-c${LOGIN_CONNECTIONS}`,
+        `${formatRate(median(rate("alone", "logins")))} ${formatSpread(rate("alone", "logins"))}`,
+        formatMs(p99("alone", "logins")),
+        `${formatRate(median(rate("both", "logins")))}`,
+        formatMs(p99("both", "logins")),
+        "–",
+      ],
+      [
+        "GET /auth/me (Bearer)",
+        `-c${ME_CONNECTIONS}`,
+        `${formatRate(median(rate("background", "me")))}`,
+        formatMs(p99("background", "me")),
+        `${formatRate(median(rate("both", "me")))}`,
+        formatMs(p99("both", "me")),
+        formatRatio(p99("both", "me") / p99("background", "me")),
+      ],
+      [
+        "POST /auth/refresh (chains)",
+        `-c${REFRESH_CONNECTIONS}`,
+        `${formatRate(median(rate("background", "refresh")))}`,
+        formatMs(p99("background", "refresh")),
+        `${formatRate(median(rate("both", "refresh")))}`,
+        formatMs(p99("both", "refresh")),
+        formatRatio(p99("both", "refresh") / p99("background", "refresh")),
+      ],
     ];
     const markdown = [
       `\`tessera serve\` on SQLite, pinned to core ${SERVER_CORE} (its libuv pool, where argon2id runs, included); wrk on core ${LOAD_CORE}.`,
@@ -90,7 +159,10 @@ export async function runLoginGroup(context: BenchContext): Promise<GroupResult>
       `Three mixes, ${settings.seconds} s each, ${settings.rounds} rounds, order reversed every other round: logins alone; "background" alone (GET /auth/me`,
       "with a bearer token, and never-repeated refresh chains, concurrently); background while logins run. Medians.",
       "",
-      markdownTable(["request", "wrk", "/s apart¹", "p99 apart¹", "/s, all three together", "p99 together", "p99 together ÷ apart"], rows),
+      markdownTable(
+        ["request", "wrk", "/s apart¹", "p99 apart¹", "/s, all three together", "p99 together", "p99 together ÷ apart"],
+        rows,
+      ),
       "",
       "¹ Logins: alone. GET /auth/me and refresh: the two together, without logins.",
     ].join("\n");

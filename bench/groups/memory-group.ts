@@ -54,13 +54,28 @@ export async function runMemoryGroup(context: BenchContext): Promise<GroupResult
     })();
     const body = JSON.stringify({ username: USERNAME, password: PASSWORD });
     const [logins, me, refresh] = await Promise.all([
-      runWrk({ url: `${server.url}/auth/login`, seconds: memory.seconds, connections: 1, script: "login.lua", env: { LOGIN_BODY: body, LOGIN_DELAY_MS: "250" } }),
-      runWrk({ url: `${server.url}/auth/me`, seconds: memory.seconds, connections: 8, headers: { Authorization: `Bearer ${accessToken}` } }),
+      runWrk({
+        url: `${server.url}/auth/login`,
+        seconds: memory.seconds,
+        connections: 1,
+        script: "login.lua",
+        env: { LOGIN_BODY: body, LOGIN_DELAY_MS: "250" },
+      }),
+      runWrk({
+        url: `${server.url}/auth/me`,
+        seconds: memory.seconds,
+        connections: 8,
+        headers: { Authorization: `Bearer ${accessToken}` },
+      }),
       runChains({ name: "Tessera", child: server, url: server.url, tokens }, memory.seconds, 8),
     ]);
     done = true;
     await sampler;
-    const at = (seconds: number) => samples.reduce((best, sample) => (Math.abs(sample.t - seconds) < Math.abs(best.t - seconds) ? sample : best), samples[0]!).rss;
+    const at = (seconds: number) =>
+      samples.reduce(
+        (best, sample) => (Math.abs(sample.t - seconds) < Math.abs(best.t - seconds) ? sample : best),
+        samples[0]!,
+      ).rss;
     const minuteOne = at(60);
     const end = at(memory.seconds);
     const peak = Math.max(...samples.map((sample) => sample.rss));
@@ -68,8 +83,22 @@ export async function runMemoryGroup(context: BenchContext): Promise<GroupResult
     const minutes = Number((memory.seconds / 60).toFixed(1));
     const growth = end - minuteOne;
     const goals: GoalRow[] = [
-      { path: "server RSS idle", tessera: formatMegabytes(idle), reference: "—", ratio: idle / MB, goal: "< 80 MB", verdict: idle < 80 * MB ? "**met**" : `not met (${formatMegabytes(idle - 80 * MB)} over)` },
-      { path: "server RSS after a 1-minute mixed run", tessera: formatMegabytes(minuteOne), reference: "—", ratio: minuteOne / MB, goal: "< 150 MB", verdict: minuteOne < 150 * MB ? "**met**" : `not met (${formatMegabytes(minuteOne - 150 * MB)} over)` },
+      {
+        path: "server RSS idle",
+        tessera: formatMegabytes(idle),
+        reference: "—",
+        ratio: idle / MB,
+        goal: "< 80 MB",
+        verdict: idle < 80 * MB ? "**met**" : `not met (${formatMegabytes(idle - 80 * MB)} over)`,
+      },
+      {
+        path: "server RSS after a 1-minute mixed run",
+        tessera: formatMegabytes(minuteOne),
+        reference: "—",
+        ratio: minuteOne / MB,
+        goal: "< 150 MB",
+        verdict: minuteOne < 150 * MB ? "**met**" : `not met (${formatMegabytes(minuteOne - 150 * MB)} over)`,
+      },
       {
         path: `RSS growth, minute 1 → minute ${minutes}${full ? "" : " (default length; `--full` runs to minute 3)"}`,
         tessera: `${growth >= 0 ? "+" : ""}${formatMegabytes(growth)} (${(perMinute / MB).toFixed(1)} MB/min fitted)`,
@@ -79,7 +108,9 @@ export async function runMemoryGroup(context: BenchContext): Promise<GroupResult
         verdict: growth <= GROWTH_TOLERANCE_BYTES ? "**met**" : "not met",
       },
     ];
-    const timeline = samples.filter((sample) => Math.round(sample.t) % 15 === 0 || sample === samples[samples.length - 1]);
+    const timeline = samples.filter(
+      (sample) => Math.round(sample.t) % 15 === 0 || sample === samples[samples.length - 1],
+    );
     const markdown = [
       `\`tessera serve\` on a fresh SQLite file, pinned to core ${SERVER_CORE}; RSS read from \`/proc/<pid>/status\` (VmRSS) every second.`,
       `Idle: 3 s after it answers /healthz, before any other request. Then a mixed load for ${memory.seconds} s from wrk on core ${LOAD_CORE}:`,
@@ -95,7 +126,10 @@ export async function runMemoryGroup(context: BenchContext): Promise<GroupResult
           [`RSS at minute ${minutes}`, formatMegabytes(end)],
           ["peak RSS", formatMegabytes(peak)],
           ["growth after minute 1 (least-squares slope)", `${(perMinute / MB).toFixed(1)} MB/min`],
-          ["load served", `${formatRate(logins.okPerSecond)} logins/s, ${formatRate(me.okPerSecond)} /auth/me/s, ${formatRate(refresh.okPerSecond)} refreshes/s`],
+          [
+            "load served",
+            `${formatRate(logins.okPerSecond)} logins/s, ${formatRate(me.okPerSecond)} /auth/me/s, ${formatRate(refresh.okPerSecond)} refreshes/s`,
+          ],
         ],
       ),
       "",

@@ -61,13 +61,23 @@ function describe({ title, summary, file, operations, rate }: Profiled): string 
     "",
     markdownTable(
       ["function (self time)", "where", "share"],
-      summary.functions.slice(0, 20).map((entry) => [`\`${entry.name}\``, entry.where === "" ? "" : `\`${entry.where}\``, percent(entry.us, totalUs)]),
+      summary.functions
+        .slice(0, 20)
+        .map((entry) => [
+          `\`${entry.name}\``,
+          entry.where === "" ? "" : `\`${entry.where}\``,
+          percent(entry.us, totalUs),
+        ]),
     ),
   ].join("\n");
 }
 
 /** Profiles `child` (started with {@link flags} of `dir`) while `load` runs; stops it. */
-async function profileWhile(child: Child, dir: string, load: () => Promise<WrkResult>): Promise<{ summary: ProfileSummary; file: string; result: WrkResult }> {
+async function profileWhile(
+  child: Child,
+  dir: string,
+  load: () => Promise<WrkResult>,
+): Promise<{ summary: ProfileSummary; file: string; result: WrkResult }> {
   const from = nowUs();
   const result = await load();
   const to = nowUs();
@@ -77,7 +87,13 @@ async function profileWhile(child: Child, dir: string, load: () => Promise<WrkRe
   return { summary: summarizeProfile(file, from, to), file, result };
 }
 
-async function profileRefresh(context: BenchContext, store: BenchStore, server: "Tessera" | "floor", dir: string, seconds: number): Promise<Profiled> {
+async function profileRefresh(
+  context: BenchContext,
+  store: BenchStore,
+  server: "Tessera" | "floor",
+  dir: string,
+  seconds: number,
+): Promise<Profiled> {
   const database = await createBenchDatabase(store, `profile_${server}`, context.settings.workDir);
   const profileDir = join(dir, `refresh-${store}-${server.toLowerCase()}`);
   const tokens = join(context.settings.workDir, `profile-${store}-${server}.tokens`);
@@ -114,25 +130,48 @@ async function profileRefresh(context: BenchContext, store: BenchStore, server: 
   }
 }
 
-async function profileRoute(context: BenchContext, auth: "tessera" | "floor", dir: string, seconds: number): Promise<Profiled> {
+async function profileRoute(
+  context: BenchContext,
+  auth: "tessera" | "floor",
+  dir: string,
+  seconds: number,
+): Promise<Profiled> {
   const tokens = await context.tokens();
-  const variant = variantsOf("HS256").find((candidate) => candidate.framework === "fastify" && candidate.auth === auth && !candidate.cache)!;
+  const variant = variantsOf("HS256").find(
+    (candidate) => candidate.framework === "fastify" && candidate.auth === auth && !candidate.cache,
+  )!;
   const profileDir = join(dir, `route-fastify-${auth}-hs256`);
   const server = await startRouteServer(variant, tokens.get("HS256")!, flags(profileDir));
   try {
     await runWrk({ url: server.url, seconds: 2, connections: 32, headers: server.headers });
-    const { summary, file, result } = await profileWhile(server.child, profileDir, () => runWrk({ url: server.url, seconds, connections: 32, headers: server.headers }));
-    return { title: `GET /protected, ${variant.label}, HS256`, summary, file, operations: result.requests, rate: `${formatRate(result.okPerSecond)} req/s` };
+    const { summary, file, result } = await profileWhile(server.child, profileDir, () =>
+      runWrk({ url: server.url, seconds, connections: 32, headers: server.headers }),
+    );
+    return {
+      title: `GET /protected, ${variant.label}, HS256`,
+      summary,
+      file,
+      operations: result.requests,
+      rate: `${formatRate(result.okPerSecond)} req/s`,
+    };
   } finally {
     await server.child.stop();
   }
 }
 
-async function profileVerifier(context: BenchContext, dir: string, alg: BenchAlgorithm, name: string): Promise<Profiled> {
+async function profileVerifier(
+  context: BenchContext,
+  dir: string,
+  alg: BenchAlgorithm,
+  name: string,
+): Promise<Profiled> {
   const tokens = await context.tokens();
   const profileDir = join(dir, `verify-${alg}-${name.replace(/\W+/g, "-").toLowerCase()}`);
   const roundMs = context.settings.quick ? 1000 : 4000;
-  const { rounds, window } = await runVerifyWorker({ materials: [tokens.get(alg)!], warmMs: 500, roundMs, rounds: 1, only: [name] }, flags(profileDir));
+  const { rounds, window } = await runVerifyWorker(
+    { materials: [tokens.get(alg)!], warmMs: 500, roundMs, rounds: 1, only: [name] },
+    flags(profileDir),
+  );
   const file = profileIn(profileDir);
   writeFileSync(join(profileDir, "window.json"), JSON.stringify(window));
   const opsPerSecond = rounds.wall[alg]?.[name]?.[0] ?? NaN;
@@ -150,7 +189,9 @@ export async function runProfileGroup(context: BenchContext): Promise<GroupResul
   const dir = join(ROOT, ".tmp", "bench-profiles", new Date().toISOString().replace(/[:.]/g, "-"));
   mkdirSync(dir, { recursive: true });
   const profiles: Profiled[] = [];
-  for (const store of (["sqlite", "postgres"] as const).filter((candidate) => context.settings.refresh.stores.includes(candidate))) {
+  for (const store of (["sqlite", "postgres"] as const).filter((candidate) =>
+    context.settings.refresh.stores.includes(candidate),
+  )) {
     if ((await unreachable(store)) !== null) continue;
     for (const server of ["Tessera", "floor"] as const) {
       context.log(`profile: refresh on ${store}, ${server}`);
@@ -161,18 +202,22 @@ export async function runProfileGroup(context: BenchContext): Promise<GroupResul
     context.log(`profile: Fastify route, ${auth} verifier`);
     profiles.push(await profileRoute(context, auth, dir, seconds));
   }
-  for (const [alg, name] of [["HS256", "Tessera, cache off"], ["HS256", "node:crypto floor"], ["EdDSA", "Tessera, cache off"]] as const) {
+  for (const [alg, name] of [
+    ["HS256", "Tessera, cache off"],
+    ["HS256", "node:crypto floor"],
+    ["EdDSA", "Tessera, cache off"],
+  ] as const) {
     context.log(`profile: verifier ${alg}, ${name}`);
     profiles.push(await profileVerifier(context, dir, alg, name));
   }
   const markdown = [
     `\`node --cpu-prof --cpu-prof-interval=${INTERVAL_US}\` on the process under test, pinned to core ${SERVER_CORE} (load from wrk on core ${LOAD_CORE}, ${CHAINS}`,
-    "connections); only the samples taken while the measured load ran are counted. \"Idle\" is time the event loop had nothing to",
+    'connections); only the samples taken while the measured load ran are counted. "Idle" is time the event loop had nothing to',
     `run: with ${CHAINS} requests always outstanding, idle means the process waited (for the database, a pool connection, a timer).`,
     "Components are inclusive: a sample counts for every package on its stack, so the shares add up to more than 100 %; only",
     "the synchronous stack is seen, so work resumed after an `await` is charged to `node:process` (the microtask queue), not to",
     "the caller that awaited. Components under 0.5 % are left out.",
-    "\"native\" is time in C++ called from JavaScript that V8 does not attribute to a JS function (crypto, better-sqlite3, writev).",
+    '"native" is time in C++ called from JavaScript that V8 does not attribute to a JS function (crypto, better-sqlite3, writev).',
     "",
     ...profiles.flatMap((profile) => [describe(profile), ""]),
   ].join("\n");

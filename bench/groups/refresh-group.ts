@@ -7,7 +7,16 @@ import { fileURLToPath } from "node:url";
 import type { BenchContext, BenchStore, GoalRow, GroupResult } from "../lib/bench-context.js";
 import { createBenchDatabase, unreachable } from "../lib/bench-databases.js";
 import { type Child, LOAD_CORE, SERVER_CORE, spawnPinned, waitForPortLine } from "../lib/child-processes.js";
-import { formatMs, formatRate, formatRatio, formatSpread, goalVerdict, markdownTable, median, pairedRatio } from "../lib/stats.js";
+import {
+  formatMs,
+  formatRate,
+  formatRatio,
+  formatSpread,
+  goalVerdict,
+  markdownTable,
+  median,
+  pairedRatio,
+} from "../lib/stats.js";
 import { openSessions, postJson, registerUser, ROOT, startTessera, useOnce } from "../lib/tessera-process.js";
 import { runWrk, type WrkResult } from "../lib/wrk-runner.js";
 
@@ -26,7 +35,11 @@ interface Target {
  * Starts the floor server on `location` (with `nodeFlags`, e.g. `--cpu-prof`), unpinned (pin it
  * to the server core once seeded), and waits for it.
  */
-export async function startFloor(store: BenchStore, location: string, nodeFlags: readonly string[] = []): Promise<{ child: Child; url: string }> {
+export async function startFloor(
+  store: BenchStore,
+  location: string,
+  nodeFlags: readonly string[] = [],
+): Promise<{ child: Child; url: string }> {
   const child = spawnPinned(null, process.execPath, [...nodeFlags, "--import", "tsx", FLOOR, store, location], {
     cwd: ROOT,
     env: { NODE_ENV: "production", BENCH_GRACE_SECONDS: "300" },
@@ -61,7 +74,10 @@ export async function runChains(target: Target, seconds: number, connections: nu
     serverPid: target.child.pid,
   });
   renameSync(next, target.tokens);
-  if (result.exhausted > 0) throw new Error(`${target.name} ${target.url}: the refresh-token pool ran dry (${result.exhausted} requests without a token)`);
+  if (result.exhausted > 0)
+    throw new Error(
+      `${target.name} ${target.url}: the refresh-token pool ran dry (${result.exhausted} requests without a token)`,
+    );
   return result;
 }
 
@@ -91,7 +107,9 @@ async function benchStore(context: BenchContext, store: BenchStore): Promise<Sto
     children.push(tessera);
     const floor = await startFloor(store, floorDatabase.location);
     children.push(floor.child);
-    context.log(`refresh ${store}: opening ${chains} sessions on each server (Tessera: logins at the configured argon2id cost)`);
+    context.log(
+      `refresh ${store}: opening ${chains} sessions on each server (Tessera: logins at the configured argon2id cost)`,
+    );
     await registerUser(tessera.url);
     const targets: Target[] = [
       { name: "Tessera", child: tessera, url: tessera.url, tokens: join(workDir, `${store}-tessera.tokens`) },
@@ -166,7 +184,10 @@ export async function runRefreshGroup(context: BenchContext): Promise<GroupResul
   const rows: string[][] = [];
   const goals: GoalRow[] = [];
   for (const result of results) {
-    for (const [path, runs] of [["chains, never repeated", result.chain], ["grace-window repeat", result.repeat]] as const) {
+    for (const [path, runs] of [
+      ["chains, never repeated", result.chain],
+      ["grace-window repeat", result.repeat],
+    ] as const) {
       const ratio = pairedRatio(rates(runs.Tessera), rates(runs.floor));
       const perCpu = pairedRatio(cpuRates(runs.Tessera), cpuRates(runs.floor));
       rows.push([
@@ -212,12 +233,25 @@ export async function runRefreshGroup(context: BenchContext): Promise<GroupResul
     "from run to run through a file. (A Node load generator was not needed, and would have cost more CPU per request than wrk.)",
     `${refresh.warmSeconds} s of warm-up each, then ${refresh.rounds} rounds of ${refresh.seconds} s, Tessera and floor alternating (order swapped every round).`,
     `**Grace window**: ${refresh.connections} tokens refreshed once, then presented again round robin for ${refresh.graceSeconds} s per round (\`refresh-repeat.lua\`):`,
-    "each answer is the same successor again; nothing is written. Ratios are medians of per-round ratios. \"Per CPU-second\" counts",
+    'each answer is the same successor again; nothing is written. Ratios are medians of per-round ratios. "Per CPU-second" counts',
     "only the server process's CPU (not the database server's), so for PostgreSQL and MariaDB it leaves out the time spent waiting.",
     `Failed requests: ${failed}.`,
     ...(skipped.length > 0 ? ["", ...skipped] : []),
     "",
-    markdownTable(["store", "path", "Tessera /s", "Tessera p99", "floor /s", "floor p99", "Tessera ÷ floor", "per CPU-second, Tessera / floor", "ratio per CPU-second"], rows),
+    markdownTable(
+      [
+        "store",
+        "path",
+        "Tessera /s",
+        "Tessera p99",
+        "floor /s",
+        "floor p99",
+        "Tessera ÷ floor",
+        "per CPU-second, Tessera / floor",
+        "ratio per CPU-second",
+      ],
+      rows,
+    ),
   ].join("\n");
   return { name: "refresh", title: "Refresh rotations/s and p99", markdown, goals };
 }

@@ -4,7 +4,14 @@
 // of wall-clock time and per CPU-second of this process. BENCH_VERIFY (JSON) configures it.
 import { performance } from "node:perf_hooks";
 import { type BenchAlgorithm, tamperedSignature, type TokenMaterial } from "../lib/access-tokens.js";
-import { fastJwtVerifier, floorVerifier, joseVerifier, jsonwebtokenVerifier, tesseraVerifier, type VerifyWorkerConfig } from "../lib/verifiers.js";
+import {
+  fastJwtVerifier,
+  floorVerifier,
+  joseVerifier,
+  jsonwebtokenVerifier,
+  tesseraVerifier,
+  type VerifyWorkerConfig,
+} from "../lib/verifiers.js";
 
 type Verify = (token: string) => unknown;
 interface Candidate {
@@ -68,10 +75,15 @@ async function measure(candidate: Candidate, token: string, ms: number): Promise
 }
 
 const config = JSON.parse(process.env.BENCH_VERIFY ?? "{}") as VerifyWorkerConfig;
-const results: { wall: Record<string, Record<string, number[]>>; cpu: Record<string, Record<string, number[]>> } = { wall: {}, cpu: {} };
+const results: { wall: Record<string, Record<string, number[]>>; cpu: Record<string, Record<string, number[]>> } = {
+  wall: {},
+  cpu: {},
+};
 const fromUs = process.hrtime.bigint() / 1000n;
 for (const material of config.materials) {
-  const candidates = (await candidatesFor(material)).filter((candidate) => !config.only || config.only.includes(candidate.name));
+  const candidates = (await candidatesFor(material)).filter(
+    (candidate) => !config.only || config.only.includes(candidate.name),
+  );
   for (const candidate of candidates) {
     await check(candidate, material);
     await measure(candidate, material.token, config.warmMs);
@@ -92,5 +104,7 @@ for (const material of config.materials) {
   results.cpu[material.alg] = cpu;
 }
 // The measuring part, in V8's clock, for profiles (node --cpu-prof) of this process.
-process.stdout.write(`BENCH_WINDOW ${JSON.stringify({ fromUs: Number(fromUs), toUs: Number(process.hrtime.bigint() / 1000n) })}\n`);
+process.stdout.write(
+  `BENCH_WINDOW ${JSON.stringify({ fromUs: Number(fromUs), toUs: Number(process.hrtime.bigint() / 1000n) })}\n`,
+);
 process.stdout.write(`BENCH_JSON ${JSON.stringify(results)}\n`);

@@ -22,7 +22,9 @@ export interface TokenMaterial {
 }
 
 /** Issues one access token per algorithm, valid for an hour. */
-export async function issueAccessTokens(algorithms: readonly BenchAlgorithm[] = BENCH_ALGORITHMS): Promise<Map<BenchAlgorithm, TokenMaterial>> {
+export async function issueAccessTokens(
+  algorithms: readonly BenchAlgorithm[] = BENCH_ALGORITHMS,
+): Promise<Map<BenchAlgorithm, TokenMaterial>> {
   const dir = mkdtempSync(join(tmpdir(), "tessera-bench-tokens-"));
   try {
     const entries = await Promise.all(
@@ -30,13 +32,19 @@ export async function issueAccessTokens(algorithms: readonly BenchAlgorithm[] = 
         const server = await startTessera({
           pinned: false,
           databaseUrl: `sqlite:${join(dir, `${alg}.db`)}`,
-          env: { TESSERA_SIGNING_ALG: alg, TESSERA_ACCESS_TOKEN_TTL: "1h", ...(alg === "HS256" ? { TESSERA_HS256_SECRET: HS256_SECRET } : {}) },
+          env: {
+            TESSERA_SIGNING_ALG: alg,
+            TESSERA_ACCESS_TOKEN_TTL: "1h",
+            ...(alg === "HS256" ? { TESSERA_HS256_SECRET: HS256_SECRET } : {}),
+          },
         });
         try {
           await registerUser(server.url);
           const { access_token: token } = await login(server.url);
           if (alg === "HS256") return [alg, { alg, token, issuer: ISSUER, audience: AUDIENCE, secret: HS256_SECRET }];
-          const jwks = (await (await fetch(`${server.url}/.well-known/jwks.json`)).json()) as { keys: TokenMaterial["jwk"][] };
+          const jwks = (await (await fetch(`${server.url}/.well-known/jwks.json`)).json()) as {
+            keys: TokenMaterial["jwk"][];
+          };
           const jwk = jwks.keys.find((key) => key?.alg === alg);
           if (!jwk) throw new Error(`no ${alg} key in the JWK Set`);
           return [alg, { alg, token, issuer: ISSUER, audience: AUDIENCE, jwk }];

@@ -16,7 +16,12 @@ export interface BenchSettings {
   /** Everything shortened to check that the suite works, figures meaningless. */
   readonly quick: boolean;
   readonly verify: { readonly warmMs: number; readonly roundMs: number; readonly rounds: number };
-  readonly routes: { readonly warmSeconds: number; readonly seconds: number; readonly rounds: number; readonly connections: number };
+  readonly routes: {
+    readonly warmSeconds: number;
+    readonly seconds: number;
+    readonly rounds: number;
+    readonly connections: number;
+  };
   readonly refresh: {
     readonly warmSeconds: number;
     readonly seconds: number;

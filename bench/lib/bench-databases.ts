@@ -8,7 +8,10 @@ import type { BenchStore } from "./bench-context.js";
 
 /** Admin connections; override with BENCH_POSTGRES_URL / BENCH_MYSQL_URL (or the test suite's TESSERA_TEST_* variables). */
 export const ADMIN_URLS = Object.freeze({
-  postgres: process.env.BENCH_POSTGRES_URL || process.env.TESSERA_TEST_POSTGRES_URL || "postgres://postgres@127.0.0.1:5432/test",
+  postgres:
+    process.env.BENCH_POSTGRES_URL ||
+    process.env.TESSERA_TEST_POSTGRES_URL ||
+    "postgres://postgres@127.0.0.1:5432/test",
   mysql: process.env.BENCH_MYSQL_URL || process.env.TESSERA_TEST_MYSQL_URL || "mysql://root@127.0.0.1:3306/test",
 });
 
@@ -56,7 +59,9 @@ async function onAdmin(store: "postgres" | "mysql", statement: string): Promise<
 
 /** Creates a fresh database for `store`; `workDir` holds SQLite files. */
 export async function createBenchDatabase(store: BenchStore, label: string, workDir: string): Promise<BenchDatabase> {
-  const name = `tessera_bench_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}_${label}`.toLowerCase().replace(/[^a-z0-9_]/g, "_");
+  const name = `tessera_bench_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}_${label}`
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, "_");
   let database: BenchDatabase;
   if (store === "sqlite") {
     const file = join(workDir, `${name}.db`);
@@ -69,7 +74,11 @@ export async function createBenchDatabase(store: BenchStore, label: string, work
       store,
       url,
       location: url,
-      drop: () => (dropped ??= onAdmin(store, store === "postgres" ? `drop database if exists ${name} with (force)` : `drop database if exists ${name}`)),
+      drop: () =>
+        (dropped ??= onAdmin(
+          store,
+          store === "postgres" ? `drop database if exists ${name} with (force)` : `drop database if exists ${name}`,
+        )),
     };
   }
   open.add(database);

@@ -54,7 +54,11 @@ const HOW_TO_RUN = [
 ].join("\n");
 
 /** Rewrites `path` with the new sections and machine table, keeping everything else. */
-export function writeBenchmarksDoc(path: string, machine: readonly string[][], updates: readonly SectionUpdate[]): void {
+export function writeBenchmarksDoc(
+  path: string,
+  machine: readonly string[][],
+  updates: readonly SectionUpdate[],
+): void {
   const old = existsSync(path) ? readFileSync(path, "utf8") : "";
   const sections = new Map<string, string>();
   for (const { name } of SECTIONS) sections.set(name, between(old, name) ?? "_Not measured yet._");
@@ -72,7 +76,15 @@ export function writeBenchmarksDoc(path: string, machine: readonly string[][], u
   const goals = SECTIONS.flatMap(({ name }) => goalsIn(sections.get(name) ?? ""));
   const goalRows = goals.map((goal) => {
     const absolute = goal.goal.startsWith("<") || goal.goal.startsWith("no growth");
-    return [goal.path, goal.tessera, goal.reference, absolute ? "–" : formatRatio(goal.ratio), goal.goal, goal.verdict, goal.ratioPerCpu === undefined ? "–" : `${formatRatio(goal.ratioPerCpu)}: ${goal.verdictPerCpu ?? ""}`];
+    return [
+      goal.path,
+      goal.tessera,
+      goal.reference,
+      absolute ? "–" : formatRatio(goal.ratio),
+      goal.goal,
+      goal.verdict,
+      goal.ratioPerCpu === undefined ? "–" : `${formatRatio(goal.ratioPerCpu)}: ${goal.verdictPerCpu ?? ""}`,
+    ];
   });
   const notes = between(old, "notes") ?? "_No notes yet._";
   const doc = [
@@ -101,7 +113,12 @@ export function writeBenchmarksDoc(path: string, machine: readonly string[][], u
     "for PostgreSQL and MariaDB, where the server waits for the database, only the per-second ratio tells the whole story.",
     "",
     begin("goals"),
-    goals.length > 0 ? markdownTable(["path", "Tessera", "reference, same run", "ratio", "goal", "verdict", "per CPU-second"], goalRows) : "_No goals measured yet._",
+    goals.length > 0
+      ? markdownTable(
+          ["path", "Tessera", "reference, same run", "ratio", "goal", "verdict", "per CPU-second"],
+          goalRows,
+        )
+      : "_No goals measured yet._",
     end("goals"),
     "",
     ...SECTIONS.flatMap(({ name, heading }) => [`## ${heading}`, "", begin(name), sections.get(name)!, end(name), ""]),

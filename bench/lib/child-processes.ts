@@ -73,12 +73,21 @@ export interface SpawnOptions {
  * (libuv's pool, V8's GC helpers) stay on that core. With `core` null it starts unpinned (to
  * start up and be seeded on every core) and is pinned later with {@link Child.pin}.
  */
-export function spawnPinned(core: number | null, command: string, args: readonly string[], options: SpawnOptions = {}): Child & { output(): string } {
-  const child = spawn(core === null ? command : "taskset", core === null ? args : ["-c", String(core), command, ...args], {
-    cwd: options.cwd,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", TZ: "UTC", ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+export function spawnPinned(
+  core: number | null,
+  command: string,
+  args: readonly string[],
+  options: SpawnOptions = {},
+): Child & { output(): string } {
+  const child = spawn(
+    core === null ? command : "taskset",
+    core === null ? args : ["-c", String(core), command, ...args],
+    {
+      cwd: options.cwd,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", TZ: "UTC", ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let tail = "";
   const log = options.logFile === undefined ? null : createWriteStream(options.logFile);
   for (const stream of [child.stdout, child.stderr]) {
@@ -129,7 +138,8 @@ export async function freePort(): Promise<number> {
 export async function waitForHttp(url: string, child: Child & { output(): string }, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.process.exitCode !== null) throw new Error(`${url}: the server exited with ${child.process.exitCode}: ${child.output()}`);
+    if (child.process.exitCode !== null)
+      throw new Error(`${url}: the server exited with ${child.process.exitCode}: ${child.output()}`);
     try {
       const answer = await fetch(url);
       await answer.arrayBuffer();
@@ -148,7 +158,8 @@ export async function waitForPortLine(child: Child & { output(): string }, timeo
   while (Date.now() < deadline) {
     const port = /\{"port":(\d+)\}/.exec(child.output())?.[1];
     if (port !== undefined) return Number(port);
-    if (child.process.exitCode !== null) throw new Error(`the server exited with ${child.process.exitCode}: ${child.output()}`);
+    if (child.process.exitCode !== null)
+      throw new Error(`the server exited with ${child.process.exitCode}: ${child.output()}`);
     await sleep(50);
   }
   throw new Error(`the server did not listen within ${timeoutMs} ms: ${child.output()}`);

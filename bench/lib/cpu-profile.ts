@@ -66,7 +66,8 @@ export function summarizeProfile(file: string, fromUs?: number, toUs?: number): 
     byId.set(node.id, node);
     for (const child of node.children ?? []) parent.set(child, node.id);
   }
-  const windowed = fromUs !== undefined && toUs !== undefined && fromUs >= profile.startTime && toUs <= profile.endTime + 1e6;
+  const windowed =
+    fromUs !== undefined && toUs !== undefined && fromUs >= profile.startTime && toUs <= profile.endTime + 1e6;
   let total = 0;
   let idle = 0;
   let gc = 0;
@@ -97,7 +98,11 @@ export function summarizeProfile(file: string, fromUs?: number, toUs?: number): 
   for (const [id, us] of self) {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
     const key = `${functionName}@${url}:${lineNumber}`;
-    const entry = functions.get(key) ?? { name: functionName || "(anonymous)", where: url === "" ? "" : shortLocation(url, lineNumber), us: 0 };
+    const entry = functions.get(key) ?? {
+      name: functionName || "(anonymous)",
+      where: url === "" ? "" : shortLocation(url, lineNumber),
+      us: 0,
+    };
     entry.us += us;
     functions.set(key, entry);
   }

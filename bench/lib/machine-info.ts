@@ -36,7 +36,8 @@ function osName(): string {
 function gitCommit(): string {
   try {
     const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT, encoding: "utf8" }).trim() !== "";
+    const dirty =
+      execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: ROOT, encoding: "utf8" }).trim() !== "";
     return dirty ? `${commit} (src/ modified)` : commit;
   } catch {
     return "?";
@@ -45,20 +46,51 @@ function gitCommit(): string {
 
 /** One-line load averages, e.g. "1.02 0.87 0.55". */
 export function loadAverages(): string {
-  return loadavg().map((value) => value.toFixed(2)).join(" ");
+  return loadavg()
+    .map((value) => value.toFixed(2))
+    .join(" ");
 }
 
 /** The "Machine and versions" table rows. */
 export async function machineRows(): Promise<string[][]> {
   const cpu = cpus();
-  const packages = ["fastify", "express", "hono", "@hono/node-server", "fast-jwt", "@fastify/jwt", "jsonwebtoken", "jose", "kysely", "better-sqlite3", "pg", "mysql2", "@node-rs/argon2"];
+  const packages = [
+    "fastify",
+    "express",
+    "hono",
+    "@hono/node-server",
+    "fast-jwt",
+    "@fastify/jwt",
+    "jsonwebtoken",
+    "jose",
+    "kysely",
+    "better-sqlite3",
+    "pg",
+    "mysql2",
+    "@node-rs/argon2",
+  ];
   return [
     ["date", new Date().toISOString().replace(/\.\d+Z$/, "Z")],
-    ["machine", `${cpu.length} × ${cpu[0]?.model.trim() ?? "?"}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM; ${osName()}, Linux ${release()}`],
-    ["Tessera", `${(JSON.parse(readFileSync(`${ROOT}package.json`, "utf8")) as { version: string }).version} at commit ${gitCommit()}`],
+    [
+      "machine",
+      `${cpu.length} × ${cpu[0]?.model.trim() ?? "?"}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM; ${osName()}, Linux ${release()}`,
+    ],
+    [
+      "Tessera",
+      `${(JSON.parse(readFileSync(`${ROOT}package.json`, "utf8")) as { version: string }).version} at commit ${gitCommit()}`,
+    ],
     ["Node.js", process.version],
     ["load generator", wrkVersion()],
-    ["databases", [await serverVersion("postgres"), await serverVersion("mysql"), `SQLite (better-sqlite3 ${versionOf("better-sqlite3")})`].filter(Boolean).join("; ")],
+    [
+      "databases",
+      [
+        await serverVersion("postgres"),
+        await serverVersion("mysql"),
+        `SQLite (better-sqlite3 ${versionOf("better-sqlite3")})`,
+      ]
+        .filter(Boolean)
+        .join("; "),
+    ],
     ["packages", packages.map((name) => `${name} ${versionOf(name)}`).join(", ")],
   ];
 }

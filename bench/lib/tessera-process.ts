@@ -39,10 +39,14 @@ export function buildTessera(): void {
   if (built) return;
   const stamp = join(ROOT, "dist", ".bench-build.json");
   const sources = String(Math.max(newestMtime(join(ROOT, "src")), statSync(join(ROOT, "tsconfig.build.json")).mtimeMs));
-  const current = existsSync(stamp) && existsSync(join(ROOT, "dist", "cli", "main.js")) ? readFileSync(stamp, "utf8") : "";
+  const current =
+    existsSync(stamp) && existsSync(join(ROOT, "dist", "cli", "main.js")) ? readFileSync(stamp, "utf8") : "";
   if (current !== sources) {
     process.stderr.write("building dist/ (tsc -p tsconfig.build.json)\n");
-    execFileSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json"], { cwd: ROOT, stdio: "inherit" });
+    execFileSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json"], {
+      cwd: ROOT,
+      stdio: "inherit",
+    });
     writeFileSync(stamp, sources);
   }
   built = true;
@@ -108,8 +112,16 @@ export async function startTessera(options: StartOptions): Promise<TesseraProces
 }
 
 /** POSTs JSON and returns status and parsed body. */
-export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
-  const answer = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const answer = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
   const text = await answer.text();
   return { status: answer.status, body: text === "" ? {} : (JSON.parse(text) as Record<string, unknown>) };
 }
@@ -123,7 +135,8 @@ export interface TokenResponse {
 /** Registers the benchmark user (201, or 409 when it exists). */
 export async function registerUser(url: string): Promise<void> {
   const answer = await postJson(`${url}/auth/register`, { username: USERNAME, password: PASSWORD });
-  if (answer.status !== 201 && answer.status !== 409) throw new Error(`register answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+  if (answer.status !== 201 && answer.status !== 409)
+    throw new Error(`register answered ${answer.status}: ${JSON.stringify(answer.body)}`);
 }
 
 /** Logs the benchmark user in once. */

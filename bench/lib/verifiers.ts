@@ -25,7 +25,9 @@ interface TesseraVerifyModule {
 const importPackage = (specifier: string): Promise<unknown> => import(specifier);
 
 /** Loads one of Tessera's public entry points, e.g. `tessera/verify/hono`. */
-export async function importTessera<T>(subpath: "verify" | "verify/fastify" | "verify/express" | "verify/hono"): Promise<T> {
+export async function importTessera<T>(
+  subpath: "verify" | "verify/fastify" | "verify/express" | "verify/hono",
+): Promise<T> {
   return (await importPackage(`tessera/${subpath}`)) as T;
 }
 
@@ -59,7 +61,12 @@ export function pemOf(material: TokenMaterial): string {
 
 /** The node:crypto floor for `material`. */
 export function floorVerifier(material: TokenMaterial): (token: string) => { sub?: unknown } {
-  return createFloorVerifier({ alg: material.alg, key: keyOf(material), issuer: material.issuer, audience: material.audience }) as (token: string) => { sub?: unknown };
+  return createFloorVerifier({
+    alg: material.alg,
+    key: keyOf(material),
+    issuer: material.issuer,
+    audience: material.audience,
+  }) as (token: string) => { sub?: unknown };
 }
 
 /** fast-jwt's verifier with the same checks (typ via `checkTyp`); `cache` as fast-jwt's LRU (1000). */
@@ -78,7 +85,12 @@ export function fastJwtVerifier(material: TokenMaterial, cache: boolean): (token
 export function jsonwebtokenVerifier(material: TokenMaterial): ((token: string) => { sub?: unknown }) | undefined {
   if (material.alg === "EdDSA") return undefined;
   const key = keyOf(material);
-  const options = { algorithms: [material.alg], issuer: material.issuer, audience: material.audience, complete: true as const };
+  const options = {
+    algorithms: [material.alg],
+    issuer: material.issuer,
+    audience: material.audience,
+    complete: true as const,
+  };
   return (token) => {
     const decoded = jsonwebtoken.verify(token, key, options);
     if (decoded.header.typ !== "at+jwt") throw new Error("typ");
@@ -93,7 +105,13 @@ export function jsonwebtokenVerifier(material: TokenMaterial): ((token: string) 
 export async function joseVerifier(material: TokenMaterial): Promise<(token: string) => Promise<{ sub?: unknown }>> {
   const key =
     material.secret !== undefined
-      ? await webcrypto.subtle.importKey("raw", Buffer.from(material.secret, "utf8"), { name: "HMAC", hash: "SHA-256" }, false, ["verify"])
+      ? await webcrypto.subtle.importKey(
+          "raw",
+          Buffer.from(material.secret, "utf8"),
+          { name: "HMAC", hash: "SHA-256" },
+          false,
+          ["verify"],
+        )
       : await importJWK(material.jwk as Parameters<typeof importJWK>[0], material.alg);
   const options = { issuer: material.issuer, audience: material.audience, algorithms: [material.alg], typ: "at+jwt" };
   return async (token) => (await jwtVerify(token, key, options)).payload;

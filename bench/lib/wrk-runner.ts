@@ -67,11 +67,13 @@ export function ensureWrk(): void {
   if (!has("wrk")) {
     process.stderr.write("wrk is missing: installing it with apt-get\n");
     const root = process.getuid?.() === 0;
-    const run = (args: string[]) => execFileSync(root ? "apt-get" : "sudo", root ? args : ["apt-get", ...args], { stdio: "inherit" });
+    const run = (args: string[]) =>
+      execFileSync(root ? "apt-get" : "sudo", root ? args : ["apt-get", ...args], { stdio: "inherit" });
     run(["update"]);
     run(["install", "-y", "wrk"]);
   }
-  if (!has("taskset")) throw new Error("taskset (util-linux) is required to pin the server and the load generator to different cores");
+  if (!has("taskset"))
+    throw new Error("taskset (util-linux) is required to pin the server and the load generator to different cores");
   checked = true;
 }
 
@@ -92,8 +94,16 @@ export function wrkVersion(): string {
 export function runWrk(options: WrkOptions): Promise<WrkResult> {
   ensureWrk();
   const args = [
-    "-c", String(LOAD_CORE), "wrk", "-t1", `-c${options.connections}`, `-d${options.seconds}s`, "--timeout", "10s",
-    "-s", `${WRK_DIR}${options.script ?? "report.lua"}`,
+    "-c",
+    String(LOAD_CORE),
+    "wrk",
+    "-t1",
+    `-c${options.connections}`,
+    `-d${options.seconds}s`,
+    "--timeout",
+    "10s",
+    "-s",
+    `${WRK_DIR}${options.script ?? "report.lua"}`,
   ];
   for (const [name, value] of Object.entries(options.headers ?? {})) args.push("-H", `${name}: ${value}`);
   args.push(options.url);
@@ -102,14 +112,19 @@ export function runWrk(options: WrkOptions): Promise<WrkResult> {
     execFile(
       "taskset",
       args,
-      { env: { ...process.env, BENCH_WRK_DIR: WRK_DIR, ...options.env }, maxBuffer: 4 * 1024 * 1024, timeout: (options.seconds + 60) * 1000 },
+      {
+        env: { ...process.env, BENCH_WRK_DIR: WRK_DIR, ...options.env },
+        maxBuffer: 4 * 1024 * 1024,
+        timeout: (options.seconds + 60) * 1000,
+      },
       (error, stdout, stderr) => {
         const line = /^BENCH_JSON (.*)$/m.exec(stdout)?.[1];
         if (error || line === undefined) {
           reject(new Error(`wrk ${options.url} failed: ${error?.message ?? "no result"}\n${stdout}\n${stderr}`));
           return;
         }
-        const serverCpuSeconds = options.serverPid === undefined ? NaN : (cpuNanosOf(options.serverPid) - cpuBefore) / 1e9;
+        const serverCpuSeconds =
+          options.serverPid === undefined ? NaN : (cpuNanosOf(options.serverPid) - cpuBefore) / 1e9;
         const raw = JSON.parse(line) as Record<string, number>;
         const n = (name: string) => raw[name] ?? 0;
         const seconds = n("durationUs") / 1e6;

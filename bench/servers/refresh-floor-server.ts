@@ -47,7 +47,11 @@ interface Found {
 type Outcome = { readonly token: string; readonly expiresAt: Date } | { readonly status: number };
 
 /** The rotation rules (Tessera's core/rotation.ts, restated): reject, repeat or rotate. */
-function decide(found: Found | undefined, now: Date, successor: () => { usedAt: Date | null; expiresAt: Date } | undefined): "reject" | "repeat" | "rotate" {
+function decide(
+  found: Found | undefined,
+  now: Date,
+  successor: () => { usedAt: Date | null; expiresAt: Date } | undefined,
+): "reject" | "repeat" | "rotate" {
   if (!found || found.revokedAt !== null || now >= found.sessionExpiresAt) return "reject";
   if (found.usedAt !== null) {
     const next = now.getTime() < found.usedAt.getTime() + GRACE_MS ? successor() : undefined;
@@ -60,7 +64,8 @@ const SELECT = `select t.id, t.session_id, t.expires_at, t.used_at, s.expires_at
   from refresh_tokens t join sessions s on s.id = t.session_id where t.token_hash = `;
 const SELECT_SUCCESSOR = "select used_at, expires_at from refresh_tokens where parent_id = ";
 const MARK_USED = "update refresh_tokens set used_at = $1 where id = $2 and used_at is null";
-const INSERT = "insert into refresh_tokens (id, session_id, token_hash, parent_id, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)";
+const INSERT =
+  "insert into refresh_tokens (id, session_id, token_hash, parent_id, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)";
 const INSERT_SESSION = "insert into sessions (id, user_id, created_at, expires_at) values ($1, $2, $3, $4)";
 const positional = (text: string) => text.replace(/\$\d+/g, "?");
 
@@ -95,11 +100,25 @@ function sqliteStore(file: string): FloorStore {
   const markUsed = db.prepare(positional(MARK_USED));
   const insert = db.prepare(positional(INSERT));
   const insertSession = db.prepare(positional(INSERT_SESSION));
-  type Row = { id: string; session_id: string; expires_at: string; used_at: string | null; session_expires_at: string; revoked_at: string | null };
+  type Row = {
+    id: string;
+    session_id: string;
+    expires_at: string;
+    used_at: string | null;
+    session_expires_at: string;
+    revoked_at: string | null;
+  };
   const date = (value: string | null) => (value === null ? null : new Date(value));
   const rotate = db.transaction((presented: string, now: Date): Outcome => {
     const row = select.get(hashOf(presented)) as Row | undefined;
-    const found = row && { id: row.id, sessionId: row.session_id, expiresAt: new Date(row.expires_at), usedAt: date(row.used_at), sessionExpiresAt: new Date(row.session_expires_at), revokedAt: date(row.revoked_at) };
+    const found = row && {
+      id: row.id,
+      sessionId: row.session_id,
+      expiresAt: new Date(row.expires_at),
+      usedAt: date(row.used_at),
+      sessionExpiresAt: new Date(row.session_expires_at),
+      revokedAt: date(row.revoked_at),
+    };
     let next: { usedAt: Date | null; expiresAt: Date } | undefined;
     const decision = decide(found, now, () => {
       const successor = selectSuccessor.get(found!.id) as { used_at: string | null; expires_at: string } | undefined;
@@ -123,8 +142,20 @@ function sqliteStore(file: string): FloorStore {
         for (let i = 0; i < count; i += 1) {
           const sessionId = randomUUID();
           const token = formatToken(randomBytes(32));
-          insertSession.run(sessionId, randomUUID(), now.toISOString(), new Date(now.getTime() + SESSION_TTL_MS).toISOString());
-          insert.run(randomUUID(), sessionId, hashOf(token), null, now.toISOString(), new Date(now.getTime() + TOKEN_TTL_MS).toISOString());
+          insertSession.run(
+            sessionId,
+            randomUUID(),
+            now.toISOString(),
+            new Date(now.getTime() + SESSION_TTL_MS).toISOString(),
+          );
+          insert.run(
+            randomUUID(),
+            sessionId,
+            hashOf(token),
+            null,
+            now.toISOString(),
+            new Date(now.getTime() + TOKEN_TTL_MS).toISOString(),
+          );
           tokens.push(token);
         }
       })();
@@ -133,7 +164,14 @@ function sqliteStore(file: string): FloorStore {
   };
 }
 
-type Row = { id: string; session_id: string; expires_at: Date; used_at: Date | null; session_expires_at: Date; revoked_at: Date | null };
+type Row = {
+  id: string;
+  session_id: string;
+  expires_at: Date;
+  used_at: Date | null;
+  session_expires_at: Date;
+  revoked_at: Date | null;
+};
 
 /** PostgreSQL and MySQL/MariaDB: the same statements on a pooled connection (10, as Tessera's default). */
 interface Connection {
@@ -146,7 +184,14 @@ interface Connection {
 
 function networkStore(connect: () => Promise<Connection>): FloorStore {
   const toFound = (row: Row | undefined): Found | undefined =>
-    row && { id: row.id, sessionId: row.session_id, expiresAt: row.expires_at, usedAt: row.used_at, sessionExpiresAt: row.session_expires_at, revokedAt: row.revoked_at };
+    row && {
+      id: row.id,
+      sessionId: row.session_id,
+      expiresAt: row.expires_at,
+      usedAt: row.used_at,
+      sessionExpiresAt: row.session_expires_at,
+      revokedAt: row.revoked_at,
+    };
   return {
     async rotate(presented, now) {
       const connection = await connect();
@@ -156,8 +201,17 @@ function networkStore(connect: () => Promise<Connection>): FloorStore {
         const found = toFound((await connection.query<Row>("select", `${SELECT}$1`, [hashOf(presented)])).rows[0]);
         let next: { usedAt: Date | null; expiresAt: Date } | undefined;
         let successorRow: { used_at: Date | null; expires_at: Date } | undefined;
-        if (found?.usedAt) successorRow = (await connection.query<{ used_at: Date | null; expires_at: Date }>("successor", `${SELECT_SUCCESSOR}$1`, [found.id])).rows[0];
-        const decision = decide(found, now, () => (next = successorRow && { usedAt: successorRow.used_at, expiresAt: successorRow.expires_at }));
+        if (found?.usedAt)
+          successorRow = (
+            await connection.query<{ used_at: Date | null; expires_at: Date }>("successor", `${SELECT_SUCCESSOR}$1`, [
+              found.id,
+            ])
+          ).rows[0];
+        const decision = decide(
+          found,
+          now,
+          () => (next = successorRow && { usedAt: successorRow.used_at, expiresAt: successorRow.expires_at }),
+        );
         if (decision === "reject") return { status: 401 };
         if (decision === "repeat") return { token: successorOf(presented), expiresAt: next!.expiresAt };
         await connection.begin();
@@ -168,7 +222,14 @@ function networkStore(connect: () => Promise<Connection>): FloorStore {
           }
           const token = successorOf(presented);
           const expiresAt = new Date(now.getTime() + TOKEN_TTL_MS);
-          await connection.query("insert", INSERT, [randomUUID(), found!.sessionId, hashOf(token), found!.id, now, expiresAt]);
+          await connection.query("insert", INSERT, [
+            randomUUID(),
+            found!.sessionId,
+            hashOf(token),
+            found!.id,
+            now,
+            expiresAt,
+          ]);
           await connection.commit();
           return { token, expiresAt };
         } catch (error) {
@@ -188,8 +249,20 @@ function networkStore(connect: () => Promise<Connection>): FloorStore {
         for (let i = 0; i < count; i += 1) {
           const sessionId = randomUUID();
           const token = formatToken(randomBytes(32));
-          await connection.query("session", INSERT_SESSION, [sessionId, randomUUID(), now, new Date(now.getTime() + SESSION_TTL_MS)]);
-          await connection.query("insert", INSERT, [randomUUID(), sessionId, hashOf(token), null, now, new Date(now.getTime() + TOKEN_TTL_MS)]);
+          await connection.query("session", INSERT_SESSION, [
+            sessionId,
+            randomUUID(),
+            now,
+            new Date(now.getTime() + SESSION_TTL_MS),
+          ]);
+          await connection.query("insert", INSERT, [
+            randomUUID(),
+            sessionId,
+            hashOf(token),
+            null,
+            now,
+            new Date(now.getTime() + TOKEN_TTL_MS),
+          ]);
           tokens.push(token);
         }
         await connection.commit();
@@ -230,7 +303,9 @@ async function mysqlStore(url: string): Promise<FloorStore> {
       // execute(): server-side prepared statements, cached per connection.
       query: async <T>(_name: string, text: string, values: unknown[]) => {
         const [result] = await connection.execute(positional(text), values as (string | Date | null)[]);
-        return Array.isArray(result) ? { rows: result as T[], changes: 0 } : { rows: [], changes: (result as { affectedRows: number }).affectedRows };
+        return Array.isArray(result)
+          ? { rows: result as T[], changes: 0 }
+          : { rows: [], changes: (result as { affectedRows: number }).affectedRows };
       },
       begin: () => connection.beginTransaction(),
       commit: () => connection.commit(),
@@ -240,7 +315,12 @@ async function mysqlStore(url: string): Promise<FloorStore> {
   });
 }
 
-const store = kind === "sqlite" ? sqliteStore(location) : kind === "postgres" ? await postgresStore(location) : await mysqlStore(location);
+const store =
+  kind === "sqlite"
+    ? sqliteStore(location)
+    : kind === "postgres"
+      ? await postgresStore(location)
+      : await mysqlStore(location);
 
 function readBody(request: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -257,7 +337,11 @@ function readBody(request: IncomingMessage): Promise<string> {
 
 function answer(response: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  response.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "content-length": Buffer.byteLength(text) });
+  response.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "cache-control": "no-store",
+    "content-length": Buffer.byteLength(text),
+  });
   response.end(text);
 }
 
@@ -267,7 +351,8 @@ const server = createServer((request, response) => {
       const body = JSON.parse(await readBody(request)) as { refresh_token?: unknown; count?: unknown };
       if (request.method === "POST" && request.url === "/auth/refresh") {
         const presented = body.refresh_token;
-        if (typeof presented !== "string" || !TOKEN_SHAPE.test(presented)) return answer(response, 400, { error: "invalid_request" });
+        if (typeof presented !== "string" || !TOKEN_SHAPE.test(presented))
+          return answer(response, 400, { error: "invalid_request" });
         const now = new Date();
         const outcome = await store.rotate(presented, now);
         if ("status" in outcome) return answer(response, outcome.status, { error: "invalid_grant" });
@@ -277,13 +362,19 @@ const server = createServer((request, response) => {
           refresh_token_expires_in: Math.floor((outcome.expiresAt.getTime() - now.getTime()) / 1000),
         });
       }
-      if (request.method === "POST" && request.url === "/seed" && typeof body.count === "number") return answer(response, 200, { tokens: await store.seed(body.count) });
+      if (request.method === "POST" && request.url === "/seed" && typeof body.count === "number")
+        return answer(response, 200, { tokens: await store.seed(body.count) });
       return answer(response, 404, { error: "not_found" });
     } catch (error) {
-      return answer(response, 500, { error: "server_error", error_description: error instanceof Error ? error.message : String(error) });
+      return answer(response, 500, {
+        error: "server_error",
+        error_description: error instanceof Error ? error.message : String(error),
+      });
     }
   })();
 });
 server.keepAliveTimeout = 72_000;
-server.listen(0, "127.0.0.1", () => process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`));
+server.listen(0, "127.0.0.1", () =>
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`),
+);
 process.once("SIGTERM", () => process.exit(0));

@@ -11,7 +11,15 @@ import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { FastifyPluginCallback, FastifyRequest } from "fastify";
 import type { MiddlewareHandler } from "hono";
 import type { TokenMaterial } from "../lib/access-tokens.js";
-import { fastJwtVerifier, floorVerifier, honoKeyOf, importTessera, jsonwebtokenVerifier, pemOf, tesseraVerifier } from "../lib/verifiers.js";
+import {
+  fastJwtVerifier,
+  floorVerifier,
+  honoKeyOf,
+  importTessera,
+  jsonwebtokenVerifier,
+  pemOf,
+  tesseraVerifier,
+} from "../lib/verifiers.js";
 
 const FRAMEWORKS = ["fastify", "express", "hono"] as const;
 const AUTHS = ["none", "floor", "fastify-jwt", "fast-jwt-cached", "jsonwebtoken", "hono-jwt", "tessera"] as const;
@@ -19,7 +27,8 @@ type Framework = (typeof FRAMEWORKS)[number];
 type Auth = (typeof AUTHS)[number];
 
 const [framework, auth, cacheArgument = "cache-on"] = process.argv.slice(2) as [Framework, Auth, string?];
-if (!FRAMEWORKS.includes(framework) || !AUTHS.includes(auth)) throw new TypeError(`usage: route-server.ts <${FRAMEWORKS.join("|")}> <${AUTHS.join("|")}> [cache-on|cache-off]`);
+if (!FRAMEWORKS.includes(framework) || !AUTHS.includes(auth))
+  throw new TypeError(`usage: route-server.ts <${FRAMEWORKS.join("|")}> <${AUTHS.join("|")}> [cache-on|cache-off]`);
 const cache = cacheArgument === "cache-on";
 const material = JSON.parse(process.env.BENCH_TOKEN_MATERIAL ?? "null") as TokenMaterial | null;
 if (auth !== "none" && material === null) throw new TypeError("BENCH_TOKEN_MATERIAL is required");
@@ -47,11 +56,14 @@ function syncVerifierFor(kind: Auth): SyncVerify {
 async function startFastify(): Promise<AddressInfo> {
   const { default: Fastify } = await import("fastify");
   const app = Fastify({ logger: false });
-  const claimsOf = (request: FastifyRequest) => (request as unknown as { auth?: { sub?: unknown }; user?: { sub?: unknown } });
+  const claimsOf = (request: FastifyRequest) =>
+    request as unknown as { auth?: { sub?: unknown }; user?: { sub?: unknown } };
   if (auth === "none") {
     app.get("/protected", () => ({ hello: "world" }));
   } else if (auth === "tessera") {
-    const { tesseraAuth } = await importTessera<{ tesseraAuth: FastifyPluginCallback<{ verifier: unknown }> }>("verify/fastify");
+    const { tesseraAuth } = await importTessera<{ tesseraAuth: FastifyPluginCallback<{ verifier: unknown }> }>(
+      "verify/fastify",
+    );
     const verifier = await tesseraVerifier(material!, cache);
     await app.register(async (api) => {
       await api.register(tesseraAuth, { verifier });
@@ -61,7 +73,12 @@ async function startFastify(): Promise<AddressInfo> {
     const { default: fastifyJwt } = await import("@fastify/jwt");
     await app.register(fastifyJwt, {
       secret: material!.secret ?? { public: pemOf(material!) },
-      verify: { algorithms: [material!.alg], allowedIss: material!.issuer, allowedAud: material!.audience, checkTyp: "at+jwt" },
+      verify: {
+        algorithms: [material!.alg],
+        allowedIss: material!.issuer,
+        allowedAud: material!.audience,
+        checkTyp: "at+jwt",
+      },
     });
     app.addHook("onRequest", async (request, reply) => {
       try {
@@ -95,7 +112,9 @@ async function startExpress(): Promise<AddressInfo> {
   const { default: express } = await import("express");
   const app = express();
   if (auth === "tessera") {
-    const { tesseraAuth } = await importTessera<{ tesseraAuth: (options: { verifier: unknown }) => RequestHandler }>("verify/express");
+    const { tesseraAuth } = await importTessera<{ tesseraAuth: (options: { verifier: unknown }) => RequestHandler }>(
+      "verify/express",
+    );
     app.use(tesseraAuth({ verifier: await tesseraVerifier(material!, cache) }));
   } else if (auth !== "none") {
     const verify = syncVerifierFor(auth);
@@ -125,7 +144,9 @@ async function startHono(): Promise<AddressInfo> {
   const { serve } = await import("@hono/node-server");
   const app = new Hono<{ Variables: { auth: { sub?: unknown }; jwtPayload: { sub?: unknown } } }>();
   if (auth === "tessera") {
-    const { tesseraAuth } = await importTessera<{ tesseraAuth: (options: { verifier: unknown }) => MiddlewareHandler }>("verify/hono");
+    const { tesseraAuth } = await importTessera<{ tesseraAuth: (options: { verifier: unknown }) => MiddlewareHandler }>(
+      "verify/hono",
+    );
     app.use("/protected", tesseraAuth({ verifier: await tesseraVerifier(material!, cache) }));
     app.get("/protected", (c) => c.json({ sub: c.get("auth").sub }));
   } else if (auth === "hono-jwt") {
@@ -149,6 +170,7 @@ async function startHono(): Promise<AddressInfo> {
   });
 }
 
-const address = framework === "fastify" ? await startFastify() : framework === "express" ? await startExpress() : await startHono();
+const address =
+  framework === "fastify" ? await startFastify() : framework === "express" ? await startExpress() : await startHono();
 process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
 process.once("SIGTERM", () => process.exit(0));

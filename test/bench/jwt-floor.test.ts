@@ -21,7 +21,10 @@ function keysFor(alg: FloorAlgorithm): Keys {
   }
   const pair = alg === "ES256" ? generateKeyPairSync("ec", { namedCurve: "P-256" }) : generateKeyPairSync("ed25519");
   return {
-    signWith: (input) => (alg === "ES256" ? sign("sha256", Buffer.from(input), { key: pair.privateKey, dsaEncoding: "ieee-p1363" }) : sign(null, Buffer.from(input), pair.privateKey)),
+    signWith: (input) =>
+      alg === "ES256"
+        ? sign("sha256", Buffer.from(input), { key: pair.privateKey, dsaEncoding: "ieee-p1363" })
+        : sign(null, Buffer.from(input), pair.privateKey),
     verifyWith: pair.publicKey,
   };
 }
