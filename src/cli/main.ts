@@ -2,10 +2,11 @@
 import { parseArgs } from "node:util";
 import { isTesseraError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { createServer } from "../http/server.js";
+import { closeGracefully, createServer } from "../http/server.js";
 import { resolveConfig, SETTINGS, type TesseraOptions } from "../http/server-config.js";
 import { publishRevocations } from "../service/revocation-publisher.js";
 import { migrateDatabase, openServices, type TesseraServices } from "../service/tessera-services.js";
+import { checkConfiguration } from "./config-check.js";
 import { optionsFromEnvironment, readSetting, variableOfOption } from "./env-options.js";
 
 const COMMANDS = `Usage: tessera <command> [options]
@@ -21,12 +22,15 @@ Commands:
   sessions list <username>         List a user's open sessions
   sessions revoke <session-id>     Revoke one session
   sessions revoke-all <username>   Revoke every session of a user
+  config check                     Print the effective settings (secrets masked) and every problem; exit 1 if any
 `;
 
 /** The usage text: commands, then every setting with its variable, flag and default. */
 function usage(): string {
-  const rows = Object.values(SETTINGS).map(
-    (spec) => `  ${spec.variable.padEnd(28)} ${(spec.flag ?? "").padEnd(12)} default ${spec.default}`,
+  const specs = Object.values(SETTINGS);
+  const width = Math.max(...specs.map((spec) => spec.variable.length));
+  const rows = specs.map(
+    (spec) => `  ${spec.variable.padEnd(width)}  ${(spec.flag ?? "").padEnd(12)} default ${spec.default}`,
   );
   return `${COMMANDS}
 Settings (flags of serve win over variables; every command takes --database):
@@ -55,13 +59,29 @@ async function serve(options: TesseraOptions): Promise<void> {
   const config = resolveConfig(options);
   const app = await createServer({ config });
   let closing = false;
+  // Exit 0 also when the bound cut requests short: the stop was asked for and done; the warning
+  // logged says which. Exit 1 when closing a pool fails or hangs past the bound.
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
-    app.log.info({ signal }, "shutting down");
-    app.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+    const timeoutSeconds = config.shutdownTimeoutSeconds;
+    app.log.info({ signal, timeoutSeconds }, "shutting down");
+    setTimeout(
+      () => {
+        app.log.error("shutdown did not finish in time; exiting");
+        process.exit(1);
+      },
+      (timeoutSeconds + 5) * 1000,
+    ).unref();
+    closeGracefully(app, timeoutSeconds).then(
+      (outcome) => {
+        app.log.info({ outcome }, "shut down");
+        process.exit(0);
+      },
+      (error: unknown) => {
+        app.log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
     );
   };
   process.once("SIGINT", () => shutdown("SIGINT"));
@@ -175,6 +195,14 @@ async function admin(command: string, options: TesseraOptions, args: string[]): 
   throw new TypeError(`unknown ${command} command; see tessera --help`);
 }
 
+// Prints the report even when settings are wrong: finding them all is the point.
+function configCommand(flags: Flags, action: string | undefined): void {
+  if (action !== "check") throw new TypeError("usage: tessera config check");
+  const report = checkConfiguration(process.env, flags);
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (report.problems.length > 0) process.exitCode = 1;
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -190,6 +218,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(usage());
     return;
   }
+  if (command === "config") return configCommand(values, positionals[1]);
   const options = optionsFrom(values);
   switch (command) {
     case "serve":

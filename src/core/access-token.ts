@@ -41,6 +41,9 @@ export interface AccessTokenSubject {
   readonly notAfter?: Date;
 }
 
+/** The RFC 9068 `client_id` of the tokens Tessera issues to its (public) clients. */
+export const DEFAULT_CLIENT_ID = "tessera";
+
 /** Options of {@link createAccessTokenSigner}. */
 export interface AccessTokenSignerOptions {
   readonly key: SigningKey;
@@ -66,7 +69,7 @@ export interface SignedAccessToken {
 export function createAccessTokenSigner(
   options: AccessTokenSignerOptions,
 ): (subject: AccessTokenSubject) => SignedAccessToken {
-  const { key, issuer, audience, ttlSeconds, clientId = "tessera", clock = systemClock } = options;
+  const { key, issuer, audience, ttlSeconds, clientId = DEFAULT_CLIENT_ID, clock = systemClock } = options;
   const sign = createSigner({
     key: key.privateKey,
     algorithm: key.alg,

@@ -25,6 +25,7 @@ export const ERROR_CODES = [
   "access_token_revoked",
   "unsupported_grant_type",
   "client_authentication_unsupported",
+  "client_authentication_failed",
   "invalid_scope",
   "signing_key_unavailable",
   "verification_keys_unavailable",

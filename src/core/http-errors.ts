@@ -74,6 +74,12 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
     description: "Only public clients are served: send client_id alone, without a secret or Basic credentials.",
     challenge: "basic",
   },
+  client_authentication_failed: {
+    status: 401,
+    error: "invalid_client",
+    description: "The client credentials are wrong.",
+    challenge: "basic",
+  },
   invalid_scope: { status: 400, error: "invalid_scope", description: "The requested scope exceeds the granted scope." },
   signing_key_unavailable: { status: 500, error: "server_error", description: "The server cannot sign tokens." },
   verification_keys_unavailable: {

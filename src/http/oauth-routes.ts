@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TesseraError } from "../core/errors.js";
 import type { TesseraServices } from "../service/tessera-services.js";
+import { introspectionAuthMethods } from "./introspection-routes.js";
 import type { RateLimits } from "./rate-limits.js";
 import { contextOf, onlyMediaType, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, oauthSchemas } from "./schemas.js";
@@ -25,7 +26,7 @@ export interface OAuthRoutesOptions {
   readonly baseUrl: string;
 }
 
-/** Registers `/oauth/token`, `/oauth/revoke` and the two `/.well-known/` documents. */
+/** Registers `/oauth/token`, `/oauth/revoke` and the two `/.well-known/` documents (`/oauth/introspect` is its own file). */
 export function registerOAuthRoutes(app: FastifyInstance, { services, limits, baseUrl }: OAuthRoutesOptions): void {
   const formOnly = onlyMediaType("application/x-www-form-urlencoded");
   app.post<{ Body: TokenRequest }>(
@@ -75,6 +76,8 @@ export function registerOAuthRoutes(app: FastifyInstance, { services, limits, ba
       response_types_supported: [],
       token_endpoint_auth_methods_supported: ["none"],
       revocation_endpoint_auth_methods_supported: ["none"],
+      introspection_endpoint: `${baseUrl}/oauth/introspect`,
+      introspection_endpoint_auth_methods_supported: introspectionAuthMethods(services.introspection),
     }),
   );
 }

@@ -180,6 +180,44 @@ export const oauthSchemas = {
       "4xx": errorResponse,
     },
   },
+  introspect: {
+    tags: ["oauth"],
+    summary: "RFC 7662 token introspection, for resource servers",
+    description:
+      "Callers authenticate with a bearer access token carrying the `introspect` role, or with HTTP Basic " +
+      "client id `introspection` and `TESSERA_INTROSPECTION_SECRET`. Anything revoked, expired, used, " +
+      "malformed or unknown answers `{active: false}`.",
+    consumes: ["application/x-www-form-urlencoded"],
+    body: {
+      type: "object",
+      required: ["token"],
+      properties: {
+        token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD },
+        token_type_hint: { type: "string", maxLength: 64 },
+      },
+    },
+    response: {
+      200: {
+        type: "object",
+        required: ["active"],
+        properties: {
+          active: { type: "boolean" },
+          token_type: { type: "string", enum: ["Bearer", "refresh_token"] },
+          sub: { type: "string" },
+          client_id: { type: "string" },
+          username: { type: "string" },
+          exp: { type: "integer" },
+          iat: { type: "integer" },
+          iss: { type: "string" },
+          aud: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" } }] },
+          jti: { type: "string" },
+          sid: { type: "string" },
+          scope: { type: "string" },
+        },
+      },
+      "4xx": errorResponse,
+    },
+  },
   jwks: {
     tags: ["discovery"],
     summary: "Public signing keys (RFC 7517 JWK Set)",

@@ -52,6 +52,11 @@ export interface ServerSettingsOptions {
   readonly metricsAddress?: string;
   /** Serve the API documentation, `/docs` and `/openapi.json`. Default true (`on`). */
   readonly docs?: boolean;
+  /**
+   * How long `tessera serve` lets requests in flight finish after SIGTERM or SIGINT, `"10s"` or
+   * seconds, 0 to 10 minutes; then it closes the connections still open and exits. Default `10s`.
+   */
+  readonly shutdownTimeout?: string | number;
 }
 
 /** The settings of {@link ServerSettingsOptions} read from the environment. */
@@ -66,6 +71,7 @@ export const SERVER_SETTINGS = {
   logLevel: { variable: "TESSERA_LOG_LEVEL", type: "string", default: "info" },
   metricsAddress: { variable: "TESSERA_METRICS_ADDRESS", type: "string", default: "the API port" },
   docs: { variable: "TESSERA_DOCS", type: "boolean", default: "on" },
+  shutdownTimeout: { variable: "TESSERA_SHUTDOWN_TIMEOUT", type: "string", default: "10s" },
 } as const satisfies Record<keyof ServerSettingsOptions, SettingSpec>;
 
 /** The options of {@link ServerSettingsOptions} that set rate limits; the Fastify plugin takes them too. */
@@ -110,6 +116,8 @@ export interface ServerConfig extends RateLimitConfig {
   readonly logLevel: string;
   readonly metricsAddress: MetricsAddress;
   readonly docs: boolean;
+  /** How long requests in flight may take to finish on shutdown, in seconds. */
+  readonly shutdownTimeoutSeconds: number;
 }
 
 /** The resolved, frozen configuration of a whole server: the service's and the HTTP server's. */
@@ -201,6 +209,8 @@ export function resolveServerConfig(options: ServerSettingsOptions): Readonly<Se
   if (!LOG_LEVELS.includes(logLevel)) throw new TypeError(`logLevel must be one of ${LOG_LEVELS.join(", ")}`);
   const docs = options.docs ?? true;
   if (typeof docs !== "boolean") throw new TypeError("docs must be true or false");
+  const shutdownTimeoutSeconds = parseDurationSeconds(options.shutdownTimeout ?? "10s", "shutdownTimeout");
+  if (shutdownTimeoutSeconds > 600) throw new TypeError("shutdownTimeout must be from 0 s to 10 m");
   return Object.freeze({
     host: options.host ?? "127.0.0.1",
     port: integerIn(options.port ?? 3000, 0, 65535, "port"),
@@ -209,6 +219,7 @@ export function resolveServerConfig(options: ServerSettingsOptions): Readonly<Se
     logLevel,
     metricsAddress: metricsAddressOf(options.metricsAddress),
     docs,
+    shutdownTimeoutSeconds,
   });
 }
 

@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import helmet from "@fastify/helmet";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
@@ -35,7 +37,10 @@ export interface ServerOptions extends TesseraOptions {
   readonly requestTimeoutMs?: number;
   /** A connection silent this long is closed, in milliseconds. Default 30 000. */
   readonly idleTimeoutMs?: number;
-  /** pino options or `false`; default: JSON logs at `logLevel`, secrets redacted. */
+  /**
+   * pino options or `false`; default: logs at `logLevel`, JSON lines, or human-readable (`pino-pretty`)
+   * when standard output is a terminal, with credentials, passwords and tokens redacted.
+   */
   readonly logger?: FastifyServerOptions["logger"];
 }
 
@@ -80,6 +85,87 @@ function requestSerializer(request: { method: string; url: string; ip?: string }
 }
 
 /**
+ * What's logged of an error: its name, message, code, stack and cause, never its other properties,
+ * where drivers and parsers keep parameters and bodies (a password, a token).
+ */
+function errorSerializer(error: unknown): { type: string; message: string; stack: string; [key: string]: unknown } {
+  if (!(error instanceof Error)) return { type: typeof error, message: "", stack: "" };
+  const { code } = error as { code?: unknown };
+  return {
+    type: error.name,
+    message: error.message,
+    ...(typeof code === "string" ? { code } : {}),
+    stack: error.stack ?? "",
+    ...(error.cause === undefined ? {} : { cause: errorSerializer(error.cause) }),
+  };
+}
+
+// Bodies and headers are never logged (see the serializers); these paths catch a credential
+// passed to a log call by mistake, at the top level or one object down.
+const SECRET_FIELDS = [
+  "authorization",
+  "cookie",
+  '"set-cookie"',
+  "password",
+  "token",
+  "access_token",
+  "refresh_token",
+  "accessToken",
+  "refreshToken",
+  "client_secret",
+  "secret",
+];
+const REDACTED_PATHS = [
+  "req.headers.authorization",
+  "req.headers.cookie",
+  'res.headers["set-cookie"]',
+  ...SECRET_FIELDS.map((field) => (field.startsWith('"') ? `[${field}]` : field)),
+  ...SECRET_FIELDS.map((field) => (field.startsWith('"') ? `*[${field}]` : `*.${field}`)),
+];
+
+/** The server's pino options: JSON lines, or `pino-pretty` when standard output is a terminal. */
+async function defaultLogger(logLevel: string): Promise<NonNullable<FastifyServerOptions["logger"]>> {
+  const options = {
+    level: logLevel,
+    redact: { paths: REDACTED_PATHS, remove: true },
+    serializers: { req: requestSerializer, err: errorSerializer },
+  };
+  if (!process.stdout.isTTY) return options;
+  // In-process and synchronous, not a worker transport: the last lines before process.exit() are kept.
+  const { default: pretty } = await import("pino-pretty");
+  return { ...options, stream: pretty({ sync: true, translateTime: "SYS:HH:MM:ss.l" }) };
+}
+
+// A client's X-Request-Id is kept only when it is short and safe to print; otherwise a fresh one.
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+function requestIdOf(request: IncomingMessage): string {
+  const given = request.headers["x-request-id"];
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/**
+ * Closes `app` as SIGTERM asks: accepts no more connections, lets the requests in flight finish
+ * for up to `timeoutSeconds`, then closes the connections still open; `close()` then runs the
+ * onClose hooks (store, Redis, metrics listener). Resolves `"drained"`, or `"forced"` when the
+ * bound cut requests short; rejects when a hook fails.
+ */
+export async function closeGracefully(app: FastifyInstance, timeoutSeconds: number): Promise<"drained" | "forced"> {
+  let outcome: "drained" | "forced" = "drained";
+  const timer = setTimeout(() => {
+    outcome = "forced";
+    app.log.warn({ timeoutSeconds }, "requests still in flight at the shutdown timeout; closing their connections");
+    app.server.closeAllConnections();
+  }, timeoutSeconds * 1000);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
+  }
+  return outcome;
+}
+
+/**
  * The standalone Tessera server: the plugin plus `/healthz`, `/readyz`, `/metrics`, the API docs,
  * security headers and JSON 404s. Call `listen()` on the result; `close()` closes the store too,
  * and the metrics listener (`app.metricsServer`) when `metricsAddress` gives it one.
@@ -87,11 +173,9 @@ function requestSerializer(request: { method: string; url: string; ip?: string }
 export async function createServer(options: ServerOptions = {}): Promise<FastifyInstance> {
   const config = configOf(options);
   const app = Fastify({
-    logger: options.logger ?? {
-      level: config.logLevel,
-      redact: { paths: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'], remove: true },
-      serializers: { req: requestSerializer },
-    },
+    logger: options.logger ?? (await defaultLogger(config.logLevel)),
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     trustProxy: trustProxyOf(config.trustProxy),
     bodyLimit: 16 * 1024,
     // A client gets 10 s to send a whole request: slow senders cannot hold sockets forever.
@@ -121,6 +205,21 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
       "DEVELOPMENT MODE: TESSERA_SECRET is not set. Private keys are sealed with a key stored next to them in the database. Set TESSERA_SECRET (32+ characters) for any real use.",
     );
   }
+  app.addHook("onRequest", (request, reply, done) => {
+    reply.header("x-request-id", request.id);
+    done();
+  });
+  // Once closing, each answer ends its keep-alive connection, so the drain after SIGTERM ends with
+  // the last request in flight, not with the clients' idle timeouts.
+  let closing = false;
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook("onSend", (_request, reply, payload, done) => {
+    if (closing) reply.header("connection", "close");
+    done(null, payload);
+  });
   const allowedMethodsOf = recordRoutes(app);
   const services = options.services ?? (await openServices(config, app.log));
   if (!options.services) app.addHook("onClose", () => services.close());

@@ -5,6 +5,7 @@ import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from 
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
 import { registerAuthRoutes } from "./auth-routes.js";
 import { answerError } from "./error-handler.js";
+import { registerIntrospectionRoutes } from "./introspection-routes.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
 import { RateLimits } from "./rate-limits.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
@@ -134,5 +135,6 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
   registerAuthRoutes(app, { auth: services.auth, limits });
   registerOAuthRoutes(app, { services, limits, baseUrl });
+  registerIntrospectionRoutes(app, { auth: services.auth, introspection: services.introspection });
   registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });
 };

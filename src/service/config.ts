@@ -57,6 +57,12 @@ export interface ServiceOptions {
   readonly refreshGrace?: string | number;
   /** Tolerance for `exp`, `nbf`, `iat`; at most 5 minutes. Default 0. */
   readonly clockSkew?: string | number;
+  /**
+   * Secret (at least 32 characters) that resource servers present with client id `introspection`
+   * in HTTP Basic credentials to call `POST /oauth/introspect`. Default none: only bearer tokens
+   * with the `introspect` role may introspect.
+   */
+  readonly introspectionSecret?: string;
   /** Redis for rate limits shared between instances and pushed revocations. Default none. */
   readonly redisUrl?: string;
   /** Roles given to newly registered users. Default `["user"]`. */
@@ -105,6 +111,7 @@ export const SERVICE_SETTINGS = {
   sessionTtl: { variable: "TESSERA_SESSION_TTL", type: "string", default: "30d" },
   refreshGrace: { variable: "TESSERA_REFRESH_GRACE", type: "string", default: "10s" },
   clockSkew: { variable: "TESSERA_CLOCK_SKEW", type: "string", default: "0" },
+  introspectionSecret: { variable: "TESSERA_INTROSPECTION_SECRET", type: "string", default: "none" },
   redisUrl: { variable: "TESSERA_REDIS_URL", type: "string", default: "none" },
   registration: { variable: "TESSERA_REGISTRATION", type: "string", default: "open" },
   passwordHashConcurrency: { variable: "TESSERA_PASSWORD_HASH_CONCURRENCY", type: "integer", default: "1" },
@@ -133,6 +140,7 @@ export interface ServiceConfig {
   readonly sessionTtlSeconds: number;
   readonly refreshGraceSeconds: number;
   readonly clockSkewSeconds: number;
+  readonly introspectionSecret: string | null;
   readonly redisUrl: string | null;
   readonly defaultRoles: readonly string[];
   readonly registration: Registration;
@@ -205,6 +213,10 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
   if (!defaultRoles.every((role) => typeof role === "string" && ROLE_NAME.test(role))) {
     throw new TypeError("defaultRoles must be role names of letters, digits, _ : . -");
   }
+  const introspectionSecret = options.introspectionSecret ? options.introspectionSecret : null;
+  if (introspectionSecret !== null && introspectionSecret.length < MIN_SECRET_LENGTH) {
+    throw new TypeError(`introspectionSecret must be at least ${MIN_SECRET_LENGTH} characters`);
+  }
   const registration = options.registration ?? "open";
   if (!REGISTRATION_MODES.includes(registration)) {
     throw new TypeError(`registration must be ${REGISTRATION_MODES.join(" or ")}`);
@@ -223,6 +235,7 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
     sessionTtlSeconds,
     refreshGraceSeconds,
     clockSkewSeconds,
+    introspectionSecret,
     redisUrl: options.redisUrl ? options.redisUrl : null,
     defaultRoles: Object.freeze(defaultRoles),
     registration,

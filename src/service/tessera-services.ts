@@ -8,6 +8,7 @@ import { AuditTrail } from "./audit-trail.js";
 import { AuthService } from "./auth-service.js";
 import type { ServiceConfig } from "./config.js";
 import { createArgon2Hasher, limitConcurrentHashing, type PasswordHasher } from "./password-hasher.js";
+import { TokenIntrospection } from "./introspection.js";
 import { SessionRevocations } from "./session-revocations.js";
 import { SigningKeys } from "./signing-keys.js";
 import { upgradeUsernameKeys } from "./username-keys.js";
@@ -19,6 +20,8 @@ export interface TesseraServices {
   readonly auth: AuthService;
   /** The operator's commands. */
   readonly admin: AdminService;
+  /** RFC 7662: whether a token is active, for resource servers. */
+  readonly introspection: TokenIntrospection;
   /** Signing and verification keys, reloaded and rotated here. */
   readonly keys: SigningKeys;
   /** Every session revocation, announced to listeners and listed for the feed. */
@@ -64,10 +67,12 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
   const audit = new AuditTrail(store, clock);
   const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger });
   const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit });
+  const introspection = new TokenIntrospection({ store, config, clock, auth });
   return Object.freeze({
     config,
     auth,
     admin,
+    introspection,
     keys,
     revocations,
     get jwks() {

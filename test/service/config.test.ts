@@ -25,6 +25,7 @@ describe("resolveConfig()", () => {
       [30, 30, 5],
     );
     assert.equal(config.accountMaxDelaySeconds, 900);
+    assert.equal(config.shutdownTimeoutSeconds, 10);
     assert.deepEqual([config.passwordHashConcurrency, config.passwordHashQueue], [1, 16]);
     assert.ok(Object.isFrozen(config));
   });
@@ -62,6 +63,8 @@ describe("resolveConfig()", () => {
       [{ accountFailuresBeforeDelay: -1 }, /^accountFailuresBeforeDelay/],
       [{ accountMaxDelay: "0" }, /^accountMaxDelay/],
       [{ accountMaxDelay: "2d" }, /^accountMaxDelay/],
+      [{ shutdownTimeout: "soon" }, /^shutdownTimeout/],
+      [{ shutdownTimeout: "11m" }, /^shutdownTimeout/],
       [{ registration: "invite-only" }, /^registration/],
       [{ passwordHashConcurrency: 0 }, /^passwordHashConcurrency/],
       [{ passwordHashQueue: -1 }, /^passwordHashQueue/],
