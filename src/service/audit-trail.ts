@@ -9,9 +9,20 @@ export const AUDIT_EVENT_TYPES = [
   "user_registered",
   "login_succeeded",
   "login_failed",
+  "token_refreshed",
+  "refresh_grace_repeat",
+  "refresh_token_reused",
+  "logout",
   "session_revoked",
   "sessions_revoked",
-  "refresh_token_reused",
+  "user_disabled",
+  "user_enabled",
+  "user_deleted",
+  "roles_changed",
+  "password_changed",
+  "key_created",
+  "key_rotated",
+  "key_retired",
 ] as const;
 
 /** One of {@link AUDIT_EVENT_TYPES}. */
