@@ -23,6 +23,7 @@ import type {
   StoreKind,
   UserRecord,
 } from "./store.js";
+import { AUDIT_INSERT_ROWS, type AuditEventCursor, type AuditEventFilter } from "./store.js";
 
 function toDate(value: Date | string | number): Date {
   if (value instanceof Date) return value;
@@ -548,34 +549,53 @@ export class KyselyStore implements Store {
     });
   }
 
-  async insertAuditEvent(event: AuditEventRecord): Promise<void> {
-    await this.#run(() =>
-      this.#db
-        .insertInto("audit_events")
-        .values({
-          id: event.id,
-          type: event.type,
-          user_id: event.userId,
-          session_id: event.sessionId,
-          ip: event.ip,
-          user_agent: event.userAgent,
-          details: event.details ? JSON.stringify(event.details) : null,
-          created_at: this.#ts(event.createdAt),
-        })
-        .execute(),
-    );
+  #auditValues(event: AuditEventRecord) {
+    return {
+      id: event.id,
+      type: event.type,
+      user_id: event.userId,
+      session_id: event.sessionId,
+      ip: event.ip,
+      user_agent: event.userAgent,
+      details: event.details ? JSON.stringify(event.details) : null,
+      created_at: this.#ts(event.createdAt),
+    };
   }
 
-  listAuditEvents(filter: { userId?: string; sessionId?: string; limit?: number }): Promise<AuditEventRecord[]> {
+  async insertAuditEvent(event: AuditEventRecord): Promise<void> {
+    await this.insertAuditEvents([event]);
+  }
+
+  async insertAuditEvents(events: readonly AuditEventRecord[]): Promise<void> {
+    await this.#run(async () => {
+      for (let start = 0; start < events.length; start += AUDIT_INSERT_ROWS) {
+        const rows = events.slice(start, start + AUDIT_INSERT_ROWS).map((event) => this.#auditValues(event));
+        await this.#db.insertInto("audit_events").values(rows).execute();
+      }
+    });
+  }
+
+  listAuditEvents(
+    filter: AuditEventFilter,
+    after: AuditEventCursor | null,
+    limit: number,
+  ): Promise<AuditEventRecord[]> {
     return this.#run(async () => {
       let query = this.#db.selectFrom("audit_events").selectAll();
       if (filter.userId !== undefined) query = query.where("user_id", "=", filter.userId);
       if (filter.sessionId !== undefined) query = query.where("session_id", "=", filter.sessionId);
-      const rows = await query
-        .orderBy("created_at", "desc")
-        .orderBy("id")
-        .limit(filter.limit ?? 100)
-        .execute();
+      if (filter.types !== undefined && filter.types.length > 0) query = query.where("type", "in", [...filter.types]);
+      if (filter.since !== undefined) query = query.where("created_at", ">=", this.#ts(filter.since));
+      if (filter.until !== undefined) query = query.where("created_at", "<", this.#ts(filter.until));
+      if (after !== null) {
+        // Keyset pagination on (created_at, id), both descending: a stable order that the
+        // (…, created_at, id) indexes serve, whatever is inserted meanwhile.
+        const at = this.#ts(after.createdAt);
+        query = query.where((eb) =>
+          eb.or([eb("created_at", "<", at), eb.and([eb("created_at", "=", at), eb("id", "<", after.id)])]),
+        );
+      }
+      const rows = await query.orderBy("created_at", "desc").orderBy("id", "desc").limit(limit).execute();
       return rows.map((row) => ({
         id: row.id,
         type: row.type,
@@ -586,6 +606,23 @@ export class KyselyStore implements Store {
         details: row.details === null ? null : (JSON.parse(row.details) as Record<string, unknown>),
         createdAt: toDate(row.created_at),
       }));
+    });
+  }
+
+  deleteAuditEvents(before: Date, batchSize: number): Promise<number> {
+    return this.#run(async () => {
+      // Select a batch of ids, then delete by id: portable (no DELETE ... LIMIT) and short locks.
+      const rows = await this.#db
+        .selectFrom("audit_events")
+        .select("id")
+        .where("created_at", "<", this.#ts(before))
+        .orderBy("created_at")
+        .limit(batchSize)
+        .execute();
+      if (rows.length === 0) return 0;
+      const ids = rows.map((row) => row.id);
+      const deleted = await this.#db.deleteFrom("audit_events").where("id", "in", ids).executeTakeFirst();
+      return Number(deleted.numDeletedRows);
     });
   }
 

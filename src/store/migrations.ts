@@ -122,6 +122,33 @@ const currentSigningKey: Migration = {
   },
 };
 
+/**
+ * Audit listing filters by user, by session or by time only, newest first with a (created_at, id)
+ * cursor: one composite index per path. They replace the single-column ones, so each refresh's
+ * audit row updates three indexes, no more.
+ */
+function auditQueries(kind: StoreKind): Migration {
+  return {
+    async up(db: AnyDb) {
+      const drop = (name: string) =>
+        kind === "mysql" ? db.schema.dropIndex(name).on("audit_events") : db.schema.dropIndex(name);
+      await db.schema
+        .createIndex("audit_events_user_time_idx")
+        .on("audit_events")
+        .columns(["user_id", "created_at", "id"])
+        .execute();
+      await db.schema
+        .createIndex("audit_events_session_time_idx")
+        .on("audit_events")
+        .columns(["session_id", "created_at", "id"])
+        .execute();
+      await db.schema.createIndex("audit_events_time_idx").on("audit_events").columns(["created_at", "id"]).execute();
+      await drop("audit_events_user_id_idx").execute();
+      await drop("audit_events_created_at_idx").execute();
+    },
+  };
+}
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
@@ -130,6 +157,7 @@ export function migrationProvider(kind: StoreKind): MigrationProvider {
         "0001_initial": initialSchema(kind),
         "0002_exact_username_keys": exactUsernameKeys(kind),
         "0003_current_signing_key": currentSigningKey,
+        "0005_audit_queries": auditQueries(kind),
       }),
   };
 }

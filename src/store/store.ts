@@ -75,6 +75,27 @@ export interface AuditEventRecord {
   readonly createdAt: Date;
 }
 
+/** Which audit events {@link Store.listAuditEvents} returns; each field given narrows the list. */
+export interface AuditEventFilter {
+  readonly userId?: string;
+  readonly sessionId?: string;
+  /** Events of any of these types (none: every type). */
+  readonly types?: readonly string[];
+  /** Events created at or after this moment. */
+  readonly since?: Date;
+  /** Events created before this moment. */
+  readonly until?: Date;
+}
+
+/** Where a page of audit events ended: its last event's `createdAt` and `id`. */
+export interface AuditEventCursor {
+  readonly createdAt: Date;
+  readonly id: string;
+}
+
+/** Most rows one audit insert statement carries (8 parameters each, within every driver's limit). */
+export const AUDIT_INSERT_ROWS = 500;
+
 /** A revoked session and when it was revoked. */
 export interface RevokedSession {
   readonly id: string;
@@ -171,8 +192,19 @@ export interface Store {
 
   /** Appends an audit event. */
   insertAuditEvent(event: AuditEventRecord): Promise<void>;
-  /** Audit events of a user or session, newest first, at most `limit` (default 100). */
-  listAuditEvents(filter: { userId?: string; sessionId?: string; limit?: number }): Promise<AuditEventRecord[]>;
+  /** Appends audit events with multi-row inserts (at most {@link AUDIT_INSERT_ROWS} rows a statement). */
+  insertAuditEvents(events: readonly AuditEventRecord[]): Promise<void>;
+  /**
+   * Audit events matching `filter`, newest first (by `createdAt`, then `id`, both descending), at
+   * most `limit`, starting after `after` (from the newest when `null`). Events written while
+   * pages are read never shift or repeat the pages that follow.
+   */
+  listAuditEvents(filter: AuditEventFilter, after: AuditEventCursor | null, limit: number): Promise<AuditEventRecord[]>;
+  /**
+   * Deletes up to `batchSize` audit events created before `before`; returns how many. Call
+   * repeatedly until it returns 0; small batches keep locks short.
+   */
+  deleteAuditEvents(before: Date, batchSize: number): Promise<number>;
 
   /**
    * Deletes up to `batchSize` refresh tokens that expired before `before`, and up to

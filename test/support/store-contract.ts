@@ -3,7 +3,16 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { migrationProvider } from "../../src/store/migrations.js";
 import { openStore } from "../../src/store/open-store.js";
-import type { RefreshTokenRecord, SessionRecord, SigningKeyRecord, Store, UserRecord } from "../../src/store/store.js";
+import {
+  AUDIT_INSERT_ROWS,
+  type AuditEventCursor,
+  type AuditEventRecord,
+  type RefreshTokenRecord,
+  type SessionRecord,
+  type SigningKeyRecord,
+  type Store,
+  type UserRecord,
+} from "../../src/store/store.js";
 import { queryRows, type TestDatabase } from "./databases.js";
 
 const T0 = new Date("2026-07-15T23:59:58.987Z");
@@ -149,6 +158,8 @@ export function testStoreContract(
           ["sessions", "idle_expires_at", false],
           ["sessions", "revoked_at", false],
           ["audit_events", "user_id", false],
+          ["audit_events", "session_id", false],
+          ["audit_events", "created_at", false],
         ] as const) {
           const found = indexed.find(
             (index) => index.table === table && index.column === column && (!unique || index.unique),
@@ -668,27 +679,91 @@ export function testStoreContract(
     });
 
     describe("audit events", () => {
-      it("stores events and lists them newest first by user or session, with a limit", async () => {
+      const auditEvent = (overrides: Partial<AuditEventRecord> = {}): AuditEventRecord => ({
+        id: randomUUID(),
+        type: "login_succeeded",
+        userId: null,
+        sessionId: null,
+        ip: "198.51.100.7",
+        userAgent: null,
+        details: null,
+        createdAt: T0,
+        ...overrides,
+      });
+      const ids = (events: readonly AuditEventRecord[]) => events.map((event) => event.id);
+      const newestFirst = (events: readonly AuditEventRecord[]) =>
+        [...events].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
+
+      it("stores events and lists them newest first by user, session, types and time, with a limit", async () => {
         const { user, session } = await seedSession(store);
-        const event = (n: number, details: Record<string, unknown> | null, sessionId: string | null = session.id) => ({
-          id: randomUUID(),
-          type: `event_${n}`,
-          userId: user.id,
-          sessionId,
-          ip: "198.51.100.7",
-          userAgent: null,
-          details,
-          createdAt: at(n * 1000),
-        });
+        const event = (n: number, type: string, details: Record<string, unknown> | null, sessionId: string | null) =>
+          auditEvent({ type, userId: user.id, sessionId, details, createdAt: at(n * 1000) });
         const events = [
-          event(1, { reason: "logout", count: 2 }),
-          event(2, null, null),
-          event(3, { nested: { ok: true } }),
+          event(1, "login_succeeded", { reason: "logout", count: 2 }, session.id),
+          event(2, "login_failed", null, null),
+          event(3, "token_refreshed", { nested: { ok: true } }, session.id),
+          event(4, "logout", null, session.id),
         ];
-        for (const e of events) await store.insertAuditEvent(e);
-        assert.deepEqual(await store.listAuditEvents({ userId: user.id }), [events[2], events[1], events[0]]);
-        assert.deepEqual(await store.listAuditEvents({ sessionId: session.id }), [events[2], events[0]]);
-        assert.deepEqual(await store.listAuditEvents({ userId: user.id, limit: 1 }), [events[2]]);
+        await store.insertAuditEvent(events[0]!);
+        await store.insertAuditEvents(events.slice(1));
+        const [e1, e2, e3, e4] = events;
+        assert.deepEqual(await store.listAuditEvents({ userId: user.id }, null, 10), [e4, e3, e2, e1]);
+        assert.deepEqual(await store.listAuditEvents({ sessionId: session.id }, null, 10), [e4, e3, e1]);
+        assert.deepEqual(await store.listAuditEvents({ userId: user.id }, null, 1), [e4]);
+        assert.deepEqual(
+          await store.listAuditEvents({ userId: user.id, types: ["login_failed", "logout"] }, null, 10),
+          [e4, e2],
+        );
+        assert.deepEqual(
+          await store.listAuditEvents({ userId: user.id, since: at(2000), until: at(4000) }, null, 10),
+          [e3, e2],
+          "since is inclusive, until exclusive",
+        );
+        assert.deepEqual(await store.listAuditEvents({ userId: randomUUID() }, null, 10), []);
+      });
+
+      it("writes a batch larger than one statement's rows", async () => {
+        const userId = randomUUID();
+        const events = Array.from({ length: AUDIT_INSERT_ROWS * 2 + 3 }, (_, n) =>
+          auditEvent({ userId, createdAt: at(n), details: { n } }),
+        );
+        await store.insertAuditEvents(events);
+        const listed = await store.listAuditEvents({ userId }, null, events.length + 1);
+        assert.deepEqual(ids(listed), ids(newestFirst(events)));
+        assert.deepEqual(listed.at(-1)?.details, { n: 0 });
+      });
+
+      it("pages by cursor through events sharing timestamps, each event once, whatever is written meanwhile", async () => {
+        const userId = randomUUID();
+        // Five events per millisecond: only the id tells them apart.
+        const events = Array.from({ length: 23 }, (_, n) => auditEvent({ userId, createdAt: at(Math.floor(n / 5)) }));
+        await store.insertAuditEvents(events);
+        const seen: AuditEventRecord[] = [];
+        let after: AuditEventCursor | null = null;
+        for (let page = 0; page < 20; page += 1) {
+          const rows: AuditEventRecord[] = await other.listAuditEvents({ userId }, after, 4);
+          seen.push(...rows);
+          if (rows.length < 4) break;
+          const last: AuditEventRecord = rows.at(-1)!;
+          after = { createdAt: last.createdAt, id: last.id };
+          // A newer event written between pages never shows up in later pages.
+          await store.insertAuditEvent(auditEvent({ userId, createdAt: at(HOUR + page) }));
+        }
+        assert.deepEqual(ids(seen), ids(newestFirst(events)));
+      });
+
+      it("deletes events created before a moment, a batch at a time", async () => {
+        const old = new Date("2001-03-04T05:06:07.089Z");
+        const kept = auditEvent({ createdAt: new Date(old.getTime() + 1000) });
+        const expired = Array.from({ length: 5 }, (_, n) => auditEvent({ createdAt: new Date(old.getTime() - n) }));
+        await store.insertAuditEvents([...expired, kept]);
+        const cutoff = new Date(old.getTime() + 1);
+        assert.equal(await store.deleteAuditEvents(cutoff, 2), 2);
+        assert.equal(await store.deleteAuditEvents(cutoff, 2), 2);
+        assert.equal(await store.deleteAuditEvents(cutoff, 2), 1);
+        assert.equal(await store.deleteAuditEvents(cutoff, 2), 0);
+        const left = await store.listAuditEvents({ until: new Date("2002-01-01T00:00:00Z") }, null, 10);
+        assert.deepEqual(ids(left), [kept.id]);
       });
     });
 
