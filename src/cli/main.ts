@@ -4,6 +4,7 @@ import { isTesseraError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { closeGracefully, createServer } from "../http/server.js";
 import { resolveConfig, SETTINGS, type TesseraOptions } from "../http/server-config.js";
+import type { AuditEventView, AuditPage } from "../service/audit-trail.js";
 import { publishRevocations } from "../service/revocation-publisher.js";
 import { migrateDatabase, openServices, type TesseraServices } from "../service/tessera-services.js";
 import { checkConfiguration } from "./config-check.js";
@@ -14,7 +15,8 @@ const COMMANDS = `Usage: tessera <command> [options]
 Commands:
   serve                            Run the HTTP server (migrates the database first)
   migrate                          Create or upgrade the database schema, then exit
-  purge [--batch-size N]           Delete expired refresh tokens and ended sessions in batches
+  purge [--batch-size N]           Delete expired refresh tokens, ended sessions and audit events
+                                   older than TESSERA_AUDIT_RETENTION, in batches
   keys list                        List signing keys (kid, alg, created, retired)
   keys rotate                      Create a new signing key and retire the others
   user create <username>           Create an account; the password is read from standard input
@@ -22,6 +24,9 @@ Commands:
   sessions list <username>         List a user's open sessions
   sessions revoke <session-id>     Revoke one session
   sessions revoke-all <username>   Revoke every session of a user
+  audit list [--user U] [--session S] [--type T,T] [--since D] [--until D] [--limit N] [--cursor C] [--json]
+                                   List audit events, newest first (U: username or id; D: 2026-01-31
+                                   or a date-time with a zone); prints the cursor of the next page
   config check                     Print the effective settings (secrets masked) and every problem; exit 1 if any
 `;
 
@@ -39,7 +44,7 @@ See README.md for what each setting does.
 `;
 }
 
-type Flags = { help?: boolean; "batch-size"?: string } & Record<string, string | boolean | undefined>;
+type Flags = { help?: boolean; "batch-size"?: string; json?: boolean } & Record<string, string | boolean | undefined>;
 
 // Each flag sets the option whose setting names it.
 const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) =>
@@ -132,11 +137,12 @@ async function printJson(result: Promise<unknown>): Promise<void> {
 }
 
 async function purge(options: TesseraOptions, batchSize: number): Promise<void> {
-  const { refreshTokens, sessions } = (await withServices(options, (services) => services.admin.purge(batchSize))) as {
-    refreshTokens: number;
-    sessions: number;
-  };
-  process.stdout.write(`purged ${refreshTokens} refresh tokens and ${sessions} sessions\n`);
+  const { refreshTokens, sessions, auditEvents } = (await withServices(options, (services) =>
+    services.admin.purge(batchSize),
+  )) as { refreshTokens: number; sessions: number; auditEvents: number };
+  process.stdout.write(
+    `purged ${refreshTokens} refresh tokens, ${sessions} sessions and ${auditEvents} audit events\n`,
+  );
 }
 
 async function keys(options: TesseraOptions, action: string | undefined): Promise<void> {
@@ -195,6 +201,32 @@ async function admin(command: string, options: TesseraOptions, args: string[]): 
   throw new TypeError(`unknown ${command} command; see tessera --help`);
 }
 
+/** The flags of `tessera audit list`, each a field of the audit query of the same name. */
+const AUDIT_FLAGS = ["user", "session", "type", "since", "until", "limit", "cursor"] as const;
+
+function auditLine(event: AuditEventView): string {
+  const details = event.details === null ? "" : `  ${JSON.stringify(event.details)}`;
+  return (
+    `${event.createdAt.toISOString()}  ${event.type.padEnd(20)}  user=${event.userId ?? "-"}  ` +
+    `session=${event.sessionId ?? "-"}  ip=${event.ip ?? "-"}${details}`
+  );
+}
+
+async function auditCommand(options: TesseraOptions, flags: Flags, action: string | undefined): Promise<void> {
+  if (action !== "list") throw new TypeError("usage: tessera audit list [--user U] [--type T] … [--json]");
+  const query: Record<string, string> = {};
+  for (const flag of AUDIT_FLAGS) {
+    const value = flags[flag];
+    if (typeof value === "string") query[flag] = value;
+  }
+  const page = (await withServices(options, ({ audit }) => audit.list(query))) as AuditPage;
+  if (flags.json === true) return printJson(Promise.resolve(page));
+  const lines = page.events.map(auditLine);
+  if (lines.length === 0) lines.push("no audit events");
+  if (page.nextCursor !== null) lines.push(`next page: --cursor ${page.nextCursor}`);
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
 // Prints the report even when settings are wrong: finding them all is the point.
 function configCommand(flags: Flags, action: string | undefined): void {
   if (action !== "check") throw new TypeError("usage: tessera config check");
@@ -210,6 +242,8 @@ async function main(argv: string[]): Promise<void> {
     options: {
       ...Object.fromEntries(FLAG_OPTIONS.map(([flag]) => [flag, { type: "string" as const }])),
       "batch-size": { type: "string" },
+      ...Object.fromEntries(AUDIT_FLAGS.map((flag) => [flag, { type: "string" as const }])),
+      json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -233,6 +267,8 @@ async function main(argv: string[]): Promise<void> {
     }
     case "keys":
       return keys(options, positionals[1]);
+    case "audit":
+      return auditCommand(options, values, positionals[1]);
     case "user":
     case "sessions":
       return admin(command, options, positionals.slice(1));

@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { AUDIT_LOSS_REASONS, type AuditTrail } from "../service/audit-trail.js";
 import type { SessionRevocations } from "../service/session-revocations.js";
 import type { MetricsAddress } from "./server-config.js";
 
@@ -18,7 +19,12 @@ declare module "fastify" {
  * the API port, on a listener of its own at `address` (started when the app is ready, closed
  * with it), or nowhere (`off`: nothing is collected either).
  */
-export function registerMetrics(app: FastifyInstance, revocations: SessionRevocations, address: MetricsAddress): void {
+export function registerMetrics(
+  app: FastifyInstance,
+  revocations: SessionRevocations,
+  address: MetricsAddress,
+  audit?: AuditTrail,
+): void {
   let listener: Server | null = null;
   app.decorate("metricsServer", { getter: () => listener });
   if (address === "off") return;
@@ -54,6 +60,8 @@ export function registerMetrics(app: FastifyInstance, revocations: SessionRevoca
     stop();
     done();
   });
+
+  if (audit) registerAuditMetric(app, registry, audit);
 
   app.addHook("onResponse", async (request, reply) => {
     // The route pattern, never the raw URL: bounded label values and no ids in metrics.
@@ -101,6 +109,22 @@ export function registerMetrics(app: FastifyInstance, revocations: SessionRevoca
     server.closeAllConnections();
     await closed;
     listener = null;
+  });
+}
+
+/** `tessera_audit_write_failures_total{reason}`: audit events lost, by {@link AUDIT_LOSS_REASONS}. */
+function registerAuditMetric(app: FastifyInstance, registry: Registry, audit: AuditTrail): void {
+  const lost = new Counter({
+    name: "tessera_audit_write_failures_total",
+    help: "Audit events not written: the store refused their batch (store_error) or the buffer was full (buffer_full)",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  for (const reason of AUDIT_LOSS_REASONS) lost.inc({ reason }, 0);
+  const stop = audit.onEventsLost((count, reason) => lost.inc({ reason }, count));
+  app.addHook("onClose", (_instance, done) => {
+    stop();
+    done();
   });
 }
 

@@ -5,7 +5,8 @@ export const MAX_TOKEN_FIELD = 8192;
 /** Body limit of the auth routes, in bytes. */
 export const AUTH_BODY_LIMIT = 8 * 1024;
 
-const errorResponse = {
+/** The body of every error answer: `{error, error_description}`. */
+export const errorResponse = {
   type: "object",
   properties: { error: { type: "string" }, error_description: { type: "string" } },
   required: ["error"],

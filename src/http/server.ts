@@ -233,7 +233,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   });
   if (config.docs) await app.register(swagger, openApiOptions(config.issuer));
   app.decorateRequest("tesseraErrorCode", null);
-  registerMetrics(app, services.revocations, config.metricsAddress);
+  registerMetrics(app, services.revocations, config.metricsAddress, services.audit);
   await app.register(tessera, {
     services,
     rateLimitPerMinute: config.rateLimitPerMinute,

@@ -3,6 +3,7 @@ import { Ajv } from "ajv";
 import type { FastifyInstance, FastifyPluginAsync } from "fastify";
 import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from "../service/config.js";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
+import { registerAuditRoutes } from "./audit-routes.js";
 import { registerAuthRoutes } from "./auth-routes.js";
 import { answerError } from "./error-handler.js";
 import { registerIntrospectionRoutes } from "./introspection-routes.js";
@@ -137,4 +138,5 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   registerOAuthRoutes(app, { services, limits, baseUrl });
   registerIntrospectionRoutes(app, { auth: services.auth, introspection: services.introspection });
   registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });
+  registerAuditRoutes(app, { auth: services.auth, audit: services.audit });
 };

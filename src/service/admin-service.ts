@@ -98,19 +98,27 @@ export class AdminService {
   }
 
   /**
-   * Deletes expired refresh tokens and ended sessions, `batchSize` rows at a time so no lock is
-   * held long. Revoked sessions stay until their access tokens have expired, for the revocation
-   * feed.
+   * Deletes expired refresh tokens and ended sessions, then audit events older than
+   * `auditRetention`, `batchSize` rows at a time so no lock is held long. Revoked sessions stay
+   * until their access tokens have expired, for the revocation feed.
    */
-  async purge(batchSize: number): Promise<PurgeResult> {
-    const before = addSeconds(this.#clock.now(), -this.#config.accessTokenTtlSeconds);
+  async purge(batchSize: number): Promise<PurgeResult & { readonly auditEvents: number }> {
+    const now = this.#clock.now();
+    const before = addSeconds(now, -this.#config.accessTokenTtlSeconds);
     let refreshTokens = 0;
     let sessions = 0;
     for (;;) {
       const batch = await this.#store.deleteExpired(before, batchSize);
       refreshTokens += batch.refreshTokens;
       sessions += batch.sessions;
-      if (batch.refreshTokens === 0 && batch.sessions === 0) return { refreshTokens, sessions };
+      if (batch.refreshTokens === 0 && batch.sessions === 0) break;
+    }
+    const auditBefore = addSeconds(now, -this.#config.auditRetentionSeconds);
+    let auditEvents = 0;
+    for (;;) {
+      const deleted = await this.#store.deleteAuditEvents(auditBefore, batchSize);
+      auditEvents += deleted;
+      if (deleted === 0) return { refreshTokens, sessions, auditEvents };
     }
   }
 

@@ -1,8 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../core/clock.js";
+import { fail } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
 import type { RevocationReason } from "../core/revocation.js";
-import type { Store } from "../store/store.js";
+import type { AuditEventCursor, AuditEventFilter, AuditEventRecord, Store } from "../store/store.js";
 import { type RequestContext, storedContext } from "./request-context.js";
+import { findUserByName } from "./username-keys.js";
 
 /** What the audit trail records. */
 export const AUDIT_EVENT_TYPES = [
@@ -28,34 +31,146 @@ export const AUDIT_EVENT_TYPES = [
 /** One of {@link AUDIT_EVENT_TYPES}. */
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
+/**
+ * Why a login failed, kept in `login_failed` events' `details.reason` only: the client always
+ * gets the same `invalid_credentials` answer, so it cannot tell which names exist.
+ */
+export const LOGIN_FAILURE_REASONS = ["unknown_user", "wrong_password", "user_disabled"] as const;
+
+/** One of {@link LOGIN_FAILURE_REASONS}. */
+export type LoginFailureReason = (typeof LOGIN_FAILURE_REASONS)[number];
+
 /** Whom an audit event concerns. */
 export interface AuditSubject {
   readonly userId?: string | null;
   readonly sessionId?: string | null;
 }
 
-/** Details kept with an event; never a token, password or secret. */
-export type AuditDetails = Readonly<Record<string, unknown>> & { readonly reason?: RevocationReason };
+/**
+ * Details kept with an event; never a token, password or secret. `reason`: why a session ended or
+ * a login failed; `by`: who revoked (a user id, an admin's user id, or `operator` for the CLI).
+ */
+export type AuditDetails = Readonly<Record<string, unknown>> & {
+  readonly reason?: RevocationReason | LoginFailureReason;
+  readonly by?: string;
+};
 
-/** Writes audit events to the store, stamped with the clock and the request's origin. */
+/** How events are buffered before they are written. */
+export interface AuditBufferOptions {
+  /** Longest an event waits in memory before its batch is written, in ms. */
+  readonly flushIntervalMs: number;
+  /** Events per multi-row insert; a full batch is written at once. */
+  readonly batchSize: number;
+  /** Events held at most (waiting or being written); beyond it new events are dropped and counted. */
+  readonly capacity: number;
+}
+
+/** The buffer's defaults: 50 ms, batches of 100, at most 10 000 events in memory. */
+export const AUDIT_BUFFER: Readonly<AuditBufferOptions> = Object.freeze({
+  flushIntervalMs: 50,
+  batchSize: 100,
+  capacity: 10_000,
+});
+
+/** Why events were lost: the store refused their batch, or the buffer was full. */
+export const AUDIT_LOSS_REASONS = ["store_error", "buffer_full"] as const;
+
+/** One of {@link AUDIT_LOSS_REASONS}. */
+export type AuditLossReason = (typeof AUDIT_LOSS_REASONS)[number];
+
+/** Page sizes of {@link AuditTrail.list}: the default and the largest accepted. */
+export const AUDIT_PAGE_LIMIT = Object.freeze({ default: 50, max: 500 });
+
+/** Longest cursor, user or session value a query accepts, in characters. */
+export const AUDIT_QUERY_FIELD_MAX = 128;
+
+/** A query of the audit trail as text, as `GET /admin/audit` and `tessera audit list` take it. */
+export interface AuditQuery {
+  /** A user id or username; the id of a deleted user still finds its events. */
+  readonly user?: string;
+  readonly session?: string;
+  /** Comma-separated {@link AUDIT_EVENT_TYPES}. */
+  readonly type?: string;
+  /** Inclusive: `2026-01-01` (UTC midnight) or an ISO 8601 date-time with `Z` or an offset. */
+  readonly since?: string;
+  /** Exclusive, in the same forms as `since`. */
+  readonly until?: string;
+  /** Events per page, 1 to {@link AUDIT_PAGE_LIMIT}.max; default {@link AUDIT_PAGE_LIMIT}.default. */
+  readonly limit?: string;
+  /** The `nextCursor` of the previous page. */
+  readonly cursor?: string;
+}
+
+/** An audit event as an operator sees it. */
+export interface AuditEventView {
+  readonly id: string;
+  readonly type: string;
+  readonly userId: string | null;
+  readonly sessionId: string | null;
+  readonly ip: string | null;
+  readonly userAgent: string | null;
+  readonly details: Readonly<Record<string, unknown>> | null;
+  readonly createdAt: Date;
+}
+
+/** One page of audit events, newest first; `nextCursor` is `null` on the last page. */
+export interface AuditPage {
+  readonly events: readonly AuditEventView[];
+  readonly nextCursor: string | null;
+}
+
+const QUEUED: Promise<void> = Promise.resolve();
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+const DATE_TIME = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
+const CURSOR = /^(\d{1,15}):([A-Za-z0-9-]{1,64})$/;
+/** Failed writes are logged at most this often, with the count lost meanwhile. */
+const LOSS_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Records audit events without slowing the requests that cause them: {@link record} queues an
+ * event in memory and returns at once; batches are written by multi-row inserts every
+ * `flushIntervalMs` or as soon as `batchSize` events wait. A failed write never fails a request:
+ * it is logged (without the events' content) and counted through {@link onEventsLost}. Events
+ * still in memory when the process dies (`kill -9`) are lost; {@link close} writes them.
+ */
 export class AuditTrail {
   readonly #store: Store;
   readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #buffer: Readonly<AuditBufferOptions>;
+  readonly #listeners = new Set<(count: number, reason: AuditLossReason) => void>();
+  #queue: AuditEventRecord[] = [];
+  #inFlight = 0;
+  #writing: Promise<void> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #unloggedLosses = 0;
+  #lastLossLogAt = -Infinity;
 
-  constructor(store: Store, clock: Clock) {
+  constructor(store: Store, clock: Clock, logger: Logger, buffer: Readonly<AuditBufferOptions> = AUDIT_BUFFER) {
     this.#store = store;
     this.#clock = clock;
+    this.#logger = logger;
+    this.#buffer = Object.freeze({ ...buffer });
   }
 
-  /** Records one event. */
-  async record(
+  /**
+   * Queues one event, stamped now with the request's origin. Never throws and never waits for the
+   * database: the promise is settled already (it exists so callers may `await` it alike); use
+   * {@link flush} to wait until the event is written.
+   */
+  record(
     type: AuditEventType,
     context: RequestContext,
     subject: AuditSubject,
     details: AuditDetails | null = null,
   ): Promise<void> {
+    if (this.#queue.length + this.#inFlight >= this.#buffer.capacity) {
+      this.#lost(1, "buffer_full");
+      return QUEUED;
+    }
     const { ip, userAgent } = storedContext(context);
-    await this.#store.insertAuditEvent({
+    this.#queue.push({
       id: randomUUID(),
       type,
       userId: subject.userId ?? null,
@@ -65,5 +180,177 @@ export class AuditTrail {
       details,
       createdAt: this.#clock.now(),
     });
+    if (this.#queue.length >= this.#buffer.batchSize) this.#startWriting();
+    else if (this.#timer === null && this.#writing === null) {
+      this.#timer = setTimeout(() => this.#startWriting(), this.#buffer.flushIntervalMs);
+      this.#timer.unref();
+    }
+    return QUEUED;
   }
+
+  /** Writes every queued event; resolves when they are written (or counted as lost). Never rejects. */
+  async flush(): Promise<void> {
+    this.#startWriting();
+    while (this.#writing !== null) await this.#writing;
+  }
+
+  /** Writes what is queued; call before closing the store. */
+  close(): Promise<void> {
+    return this.flush();
+  }
+
+  /**
+   * Calls `listener` with the number of events lost and why, each time some are. Returns a
+   * function that removes it. Listener errors are ignored.
+   */
+  onEventsLost(listener: (count: number, reason: AuditLossReason) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * A page of events matching `query`, newest first, after this instance's queued events are
+   * written. Throws `invalid_request` for a bad filter, limit or cursor, or an unknown username.
+   */
+  async list(query: AuditQuery): Promise<AuditPage> {
+    const filter = await this.#filterOf(query);
+    const limit = pageLimitOf(query.limit);
+    const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
+    await this.flush();
+    const rows = await this.#store.listAuditEvents(filter, after, limit + 1);
+    const events = rows.slice(0, limit);
+    const last = events.at(-1);
+    return {
+      events: events.map((row) => ({ ...row })),
+      nextCursor: rows.length > limit && last ? encodeCursor(last) : null,
+    };
+  }
+
+  async #filterOf(query: AuditQuery): Promise<AuditEventFilter> {
+    const since = query.since === undefined ? undefined : parseAuditTime(query.since, "since");
+    const until = query.until === undefined ? undefined : parseAuditTime(query.until, "until");
+    if (since && until && since >= until) fail("invalid_request", "since must be before until");
+    const session = query.session === undefined ? undefined : boundedText(query.session, "session");
+    return {
+      ...(query.user === undefined ? {} : { userId: await this.#userIdOf(boundedText(query.user, "user")) }),
+      ...(session === undefined ? {} : { sessionId: session }),
+      ...(query.type === undefined ? {} : { types: eventTypesOf(query.type) }),
+      ...(since === undefined ? {} : { since }),
+      ...(until === undefined ? {} : { until }),
+    };
+  }
+
+  async #userIdOf(user: string): Promise<string> {
+    const byId = UUID.test(user) ? await this.#store.findUserById(user) : null;
+    if (byId) return byId.id;
+    const byName = await findUserByName(this.#store, user);
+    if (byName) return byName.id;
+    // A deleted user's events keep its id.
+    if (UUID.test(user)) return user.toLowerCase();
+    return fail("invalid_request", "no such user");
+  }
+
+  #startWriting(): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    // One writer at a time; it takes whatever is queued when it finishes a batch.
+    if (this.#writing !== null || this.#queue.length === 0) return;
+    this.#writing = this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.#buffer.batchSize);
+        this.#inFlight = batch.length;
+        try {
+          await this.#store.insertAuditEvents(batch);
+        } catch (error) {
+          this.#lost(batch.length, "store_error", error);
+        } finally {
+          this.#inFlight = 0;
+        }
+      }
+    } finally {
+      this.#writing = null;
+    }
+  }
+
+  #lost(count: number, reason: AuditLossReason, error?: unknown): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(count, reason);
+      } catch {
+        // A metrics listener must not break the writer.
+      }
+    }
+    this.#unloggedLosses += count;
+    const now = Date.now();
+    if (now - this.#lastLossLogAt < LOSS_LOG_INTERVAL_MS) return;
+    this.#lastLossLogAt = now;
+    // The count and the cause only: events carry addresses and user ids, never logged here.
+    const cause = error instanceof Error ? error.message : undefined;
+    this.#logger.error(
+      { lost: this.#unloggedLosses, reason, ...(cause === undefined ? {} : { err: cause }) },
+      "audit events could not be written",
+    );
+    this.#unloggedLosses = 0;
+  }
+}
+
+function boundedText(value: string, name: string): string {
+  if (value.length === 0 || value.length > AUDIT_QUERY_FIELD_MAX)
+    fail("invalid_request", `${name} must be 1 to ${AUDIT_QUERY_FIELD_MAX} characters`);
+  return value;
+}
+
+function eventTypesOf(text: string): AuditEventType[] {
+  const types = text.split(",").map((type) => type.trim());
+  for (const type of types) {
+    if (!(AUDIT_EVENT_TYPES as readonly string[]).includes(type))
+      fail("invalid_request", `type must be a comma-separated list of ${AUDIT_EVENT_TYPES.join(", ")}`);
+  }
+  return [...new Set(types as AuditEventType[])];
+}
+
+function pageLimitOf(text: string | undefined): number {
+  if (text === undefined) return AUDIT_PAGE_LIMIT.default;
+  const limit = /^\d{1,6}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(limit >= 1 && limit <= AUDIT_PAGE_LIMIT.max))
+    fail("invalid_request", `limit must be a whole number from 1 to ${AUDIT_PAGE_LIMIT.max}`);
+  return limit;
+}
+
+/**
+ * A moment of an audit query: `YYYY-MM-DD` (UTC midnight) or an ISO 8601 date-time with `Z` or an
+ * offset (a time without a zone would depend on the reader's). Throws `invalid_request` naming
+ * `name` otherwise, and for dates before 1970 or after 9999.
+ */
+export function parseAuditTime(text: string, name: string): Date {
+  const day = DATE_ONLY.test(text) ? text : DATE_TIME.exec(text)?.[1];
+  const date = DATE_ONLY.test(text) ? new Date(`${text}T00:00:00Z`) : new Date(day === undefined ? Number.NaN : text);
+  const year = date.getUTCFullYear();
+  // Date would roll 2026-02-30 over to March; a calendar date must be one.
+  const realDay = day !== undefined && !Number.isNaN(date.getTime()) && isCalendarDate(day);
+  if (!realDay || year < 1970 || year > 9999)
+    fail("invalid_request", `${name} must be a date (2026-01-31) or a date-time with a zone (2026-01-31T12:00:00Z)`);
+  return date;
+}
+
+function isCalendarDate(day: string): boolean {
+  return new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) === day;
+}
+
+function encodeCursor(event: AuditEventCursor): string {
+  return Buffer.from(`${event.createdAt.getTime()}:${event.id}`, "utf8").toString("base64url");
+}
+
+function decodeCursor(text: string): AuditEventCursor {
+  const match = /^[A-Za-z0-9_-]{1,128}$/.test(text)
+    ? CURSOR.exec(Buffer.from(text, "base64url").toString("utf8"))
+    : null;
+  if (!match) return fail("invalid_request", "cursor is not one this server handed out");
+  return { createdAt: new Date(Number(match[1])), id: match[2]! };
 }

@@ -11,7 +11,7 @@ import {
 } from "../core/refresh-token.js";
 import { decideRotation } from "../core/rotation.js";
 import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
-import type { AuditTrail } from "./audit-trail.js";
+import type { AuditSubject, AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
 import { checkPasswordText } from "./credential-policy.js";
 import type { PasswordHasher } from "./password-hasher.js";
@@ -104,7 +104,9 @@ export class AuthService {
     const user = await findUserByName(this.#store, username);
     const valid = await this.#hasher.verify(user?.passwordHash ?? this.#dummyHash, password);
     if (!user || !valid) {
-      await this.#audit.record("login_failed", context, { userId: user?.id ?? null });
+      // Told apart here only: the client gets the same answer either way.
+      const reason = user ? "wrong_password" : "unknown_user";
+      await this.#audit.record("login_failed", context, { userId: user?.id ?? null }, { reason });
       fail("invalid_credentials", "the username or password is wrong");
     }
     const now = this.#clock.now();
@@ -167,6 +169,7 @@ export class AuthService {
         // falls through
         case "repeat": {
           const value = deriveSuccessorToken(this.#keys.rotationKey, presented);
+          await this.#audit.record("refresh_grace_repeat", context, subjectOf(found), { tokenId: found.token.id });
           return this.#issue(found.user, found.session, value, successor!.expiresAt, now);
         }
         case "rotate": {
@@ -186,7 +189,10 @@ export class AuthService {
               usedAt: null,
             },
           });
-          if (won) return this.#issue(found.user, found.session, value, expiresAt, now);
+          if (won) {
+            await this.#audit.record("token_refreshed", context, subjectOf(found), { tokenId: found.token.id });
+            return this.#issue(found.user, found.session, value, expiresAt, now);
+          }
         }
       }
     }
@@ -200,12 +206,7 @@ export class AuthService {
     const found = await this.#store.findRefreshToken(hashRefreshToken(presented));
     if (!found) return;
     if (await this.#revocations.revokeSession(found.session.id, "logout")) {
-      await this.#audit.record(
-        "session_revoked",
-        context,
-        { userId: found.user.id, sessionId: found.session.id },
-        { reason: "logout" },
-      );
+      await this.#audit.record("logout", context, subjectOf(found));
     }
   }
 
@@ -213,7 +214,8 @@ export class AuthService {
   async logoutAll(principal: Principal, context: RequestContext): Promise<number> {
     const sessionIds = await this.#revocations.revokeUserSessions(principal.userId, "logout_all");
     const subject = { userId: principal.userId, sessionId: principal.sessionId };
-    await this.#audit.record("sessions_revoked", context, subject, { reason: "logout_all", count: sessionIds.length });
+    const details = { reason: "logout_all", count: sessionIds.length, by: principal.userId } as const;
+    await this.#audit.record("sessions_revoked", context, subject, details);
     return sessionIds.length;
   }
 
@@ -256,7 +258,8 @@ export class AuthService {
     ) {
       fail("session_not_found", "no such open session");
     }
-    await this.#audit.record("session_revoked", context, { userId: principal.userId, sessionId }, { reason: "user" });
+    const details = { reason: "user", by: principal.userId } as const;
+    await this.#audit.record("session_revoked", context, { userId: principal.userId, sessionId }, details);
   }
 
   /**
@@ -276,7 +279,7 @@ export class AuthService {
         "session_revoked",
         context,
         { userId: claims.sub, sessionId: claims.sid },
-        { reason: "revocation" },
+        { reason: "revocation", by: claims.sub },
       );
     }
   }
@@ -311,9 +314,18 @@ export class AuthService {
   }
 
   async #revokeForReuse(found: RefreshTokenLookup, context: RequestContext): Promise<void> {
-    await this.#revocations.revokeSession(found.session.id, "refresh_token_reused");
-    const subject = { userId: found.user.id, sessionId: found.session.id };
-    await this.#audit.record("refresh_token_reused", context, subject, { tokenId: found.token.id });
+    const revoked = await this.#revocations.revokeSession(found.session.id, "refresh_token_reused");
+    const subject = subjectOf(found);
+    // sessionRevoked is false when a racing request revoked the session first.
+    await this.#audit.record("refresh_token_reused", context, subject, {
+      tokenId: found.token.id,
+      sessionRevoked: revoked,
+    });
     this.#logger.warn(subject, "refresh token reuse detected; session revoked");
   }
+}
+
+/** The audit subject of a refresh token's lookup: its user and session. */
+function subjectOf(found: RefreshTokenLookup): AuditSubject {
+  return { userId: found.user.id, sessionId: found.session.id };
 }

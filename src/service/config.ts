@@ -84,6 +84,11 @@ export interface ServiceOptions {
    * registration answers 503 `server_busy` at once. Default 16.
    */
   readonly passwordHashQueue?: number;
+  /**
+   * How long audit events are kept: `tessera purge` deletes older ones. `"90d"` or seconds, 1 day
+   * to 10 years. Default `90d`.
+   */
+  readonly auditRetention?: string | number;
 }
 
 /** Who may create accounts: see {@link ServiceOptions.registration}. */
@@ -116,6 +121,7 @@ export const SERVICE_SETTINGS = {
   registration: { variable: "TESSERA_REGISTRATION", type: "string", default: "open" },
   passwordHashConcurrency: { variable: "TESSERA_PASSWORD_HASH_CONCURRENCY", type: "integer", default: "1" },
   passwordHashQueue: { variable: "TESSERA_PASSWORD_HASH_QUEUE", type: "integer", default: "16" },
+  auditRetention: { variable: "TESSERA_AUDIT_RETENTION", type: "string", default: "90d" },
 } as const satisfies Partial<Record<keyof ServiceOptions, SettingSpec>>;
 
 /** The option names of {@link ServiceOptions}, including those without a variable. */
@@ -146,6 +152,8 @@ export interface ServiceConfig {
   readonly registration: Registration;
   readonly passwordHashConcurrency: number;
   readonly passwordHashQueue: number;
+  /** Audit events older than this are purged, in seconds. */
+  readonly auditRetentionSeconds: number;
 }
 
 const DAY = 86400;
@@ -221,6 +229,8 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
   if (!REGISTRATION_MODES.includes(registration)) {
     throw new TypeError(`registration must be ${REGISTRATION_MODES.join(" or ")}`);
   }
+  const auditRetentionSeconds = bounded(options.auditRetention ?? "90d", "auditRetention", 3650 * DAY);
+  if (auditRetentionSeconds < DAY) throw new TypeError("auditRetention must be at least 1 d");
   return Object.freeze({
     databaseUrl,
     databasePoolSize: integerIn(options.databasePoolSize ?? 10, 1, 1000, "databasePoolSize"),
@@ -241,5 +251,6 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
     registration,
     passwordHashConcurrency: integerIn(options.passwordHashConcurrency ?? 1, 1, 64, "passwordHashConcurrency"),
     passwordHashQueue: integerIn(options.passwordHashQueue ?? 16, 0, 10_000, "passwordHashQueue"),
+    auditRetentionSeconds,
   });
 }

@@ -26,11 +26,13 @@ export interface TesseraServices {
   readonly keys: SigningKeys;
   /** Every session revocation, announced to listeners and listed for the feed. */
   readonly revocations: SessionRevocations;
+  /** The audit trail: buffered writes, listing, and a count of events lost. */
+  readonly audit: AuditTrail;
   /** Public keys for the JWKS endpoint. */
   readonly jwks: { readonly keys: readonly PublicJwk[] };
   /** Succeeds when the store answers; throws `store_unavailable` otherwise. */
   checkReady(): Promise<void>;
-  /** Closes the store. */
+  /** Writes the audit events still buffered, then closes the store. */
   close(): Promise<void>;
 }
 
@@ -62,9 +64,9 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
     queue: config.passwordHashQueue,
   });
   await upgradeUsernameKeys(store, logger);
+  const audit = new AuditTrail(store, clock, logger);
   const keys = await SigningKeys.load(config, { store, clock, logger }, deps.electSigningKey ?? true);
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
-  const audit = new AuditTrail(store, clock);
   const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger });
   const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit });
   const introspection = new TokenIntrospection({ store, config, clock, auth });
@@ -75,11 +77,15 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
     introspection,
     keys,
     revocations,
+    audit,
     get jwks() {
       return keys.jwks;
     },
     checkReady: () => store.ping(),
-    close: () => store.close(),
+    close: async () => {
+      await audit.close();
+      await store.close();
+    },
   });
 }
 

@@ -46,7 +46,10 @@ describe("tessera CLI", () => {
   });
 
   it("purges and reports what it deleted", () => {
-    assert.match(run(["purge", "--database", database]).stdout, /^purged \d+ refresh tokens and \d+ sessions$/m);
+    assert.match(
+      run(["purge", "--database", database]).stdout,
+      /^purged \d+ refresh tokens, \d+ sessions and \d+ audit events$/m,
+    );
   });
 
   it("exits 2 with a message naming the problem for bad input", () => {

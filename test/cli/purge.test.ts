@@ -78,7 +78,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       await database?.drop();
     });
 
-    it("deletes expired tokens and ended sessions in batches, prints the counts, and keeps live and recently revoked rows", async () => {
+    it("deletes expired tokens, ended sessions and old audit events in batches, prints the counts, and keeps live and recently revoked rows", async () => {
       for (let i = 0; i < 3; i += 1) await seed(store, { sessionEnds: -DAY, tokenExpires: -DAY });
       const live = await seed(store, { sessionEnds: 10 * DAY, tokenExpires: -DAY });
       const successor = {
@@ -101,7 +101,22 @@ for (const { kind, skip } of await storesUnderTest()) {
       await seed(store, { sessionEnds: 10 * DAY, tokenExpires: DAY, revoked: -60_000 });
       await seed(store, { sessionEnds: 10 * DAY, tokenExpires: DAY });
 
-      assert.equal(await purge(database.url), "purged 4 refresh tokens and 3 sessions");
+      // TESSERA_AUDIT_RETENTION's default, 90 days: the older event goes.
+      const auditEvent = (ageDays: number) => ({
+        id: randomUUID(),
+        type: "token_refreshed",
+        userId: null,
+        sessionId: null,
+        ip: null,
+        userAgent: null,
+        details: null,
+        createdAt: new Date(Date.now() - ageDays * DAY),
+      });
+      await store.insertAuditEvents([auditEvent(91), auditEvent(89)]);
+
+      assert.equal(await purge(database.url), "purged 4 refresh tokens, 3 sessions and 1 audit events");
+      const [audit] = await queryRows(database, "select count(*) as n from audit_events");
+      assert.equal(Number(audit?.n), 1);
       const [rows] = await queryRows(
         database,
         "select (select count(*) from sessions) as sessions, (select count(*) from refresh_tokens) as tokens",
@@ -109,7 +124,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       assert.deepEqual({ sessions: Number(rows?.sessions), tokens: Number(rows?.tokens) }, { sessions: 3, tokens: 3 });
       assert.ok(await store.findRefreshToken(successor.tokenHash));
 
-      assert.equal(await purge(database.url), "purged 0 refresh tokens and 0 sessions");
+      assert.equal(await purge(database.url), "purged 0 refresh tokens, 0 sessions and 0 audit events");
     });
   });
 }

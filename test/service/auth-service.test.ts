@@ -85,7 +85,9 @@ describe("AuthService", () => {
     it("writes audit events for success and failure", async () => {
       const { user } = await loggedIn();
       await rejectsWith(fixture.service.login(user.username, "nope nope nope", context), "invalid_credentials");
-      const types = (await fixture.store.listAuditEvents({ userId: user.id })).map((event) => event.type).sort();
+      await fixture.services.audit.flush();
+      const events = await fixture.store.listAuditEvents({ userId: user.id }, null, 100);
+      const types = events.map((event) => event.type).sort();
       assert.deepEqual(types, ["login_failed", "login_succeeded", "user_registered"]);
     });
   });
@@ -120,7 +122,8 @@ describe("AuthService", () => {
       await rejectsWith(fixture.service.refresh(tokens.refreshToken, context), "refresh_token_reused");
       await rejectsWith(fixture.service.refresh(successor.refreshToken, context), "session_revoked");
       await rejectsWith(fixture.service.authenticate(successor.accessToken), "access_token_revoked");
-      const events = await fixture.store.listAuditEvents({ sessionId: tokens.sessionId });
+      await fixture.services.audit.flush();
+      const events = await fixture.store.listAuditEvents({ sessionId: tokens.sessionId }, null, 100);
       assert.ok(events.some((event) => event.type === "refresh_token_reused" && event.userId === user.id));
       const session = await fixture.store.findSession(tokens.sessionId);
       assert.equal(session!.revokedReason, "refresh_token_reused");

@@ -27,6 +27,7 @@ describe("resolveConfig()", () => {
     assert.equal(config.accountMaxDelaySeconds, 900);
     assert.equal(config.shutdownTimeoutSeconds, 10);
     assert.deepEqual([config.passwordHashConcurrency, config.passwordHashQueue], [1, 16]);
+    assert.equal(config.auditRetentionSeconds, 90 * 86400);
     assert.ok(Object.isFrozen(config));
   });
 
@@ -68,6 +69,9 @@ describe("resolveConfig()", () => {
       [{ registration: "invite-only" }, /^registration/],
       [{ passwordHashConcurrency: 0 }, /^passwordHashConcurrency/],
       [{ passwordHashQueue: -1 }, /^passwordHashQueue/],
+      [{ auditRetention: "12h" }, /^auditRetention must be at least 1 d/],
+      [{ auditRetention: "3651d" }, /^auditRetention/],
+      [{ auditRetention: "forever" }, /^auditRetention/],
       [{ metricsAddress: "9464" }, /^metricsAddress/],
       [{ metricsAddress: "127.0.0.1:99999" }, /^metricsAddress/],
       [{ docs: "off" }, /^docs/],
