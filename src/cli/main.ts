@@ -4,7 +4,7 @@ import { isTesseraError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { closeGracefully, createServer } from "../http/server.js";
 import { resolveConfig, SETTINGS, type TesseraOptions } from "../http/server-config.js";
-import type { AuditEventView, AuditPage } from "../service/audit-trail.js";
+import { AUDIT_QUERY_FIELDS, type AuditEventView, type AuditPage } from "../service/audit-trail.js";
 import { publishRevocations } from "../service/revocation-publisher.js";
 import { migrateDatabase, openServices, type TesseraServices } from "../service/tessera-services.js";
 import { checkConfiguration } from "./config-check.js";
@@ -201,9 +201,6 @@ async function admin(command: string, options: TesseraOptions, args: string[]): 
   throw new TypeError(`unknown ${command} command; see tessera --help`);
 }
 
-/** The flags of `tessera audit list`, each a field of the audit query of the same name. */
-const AUDIT_FLAGS = ["user", "session", "type", "since", "until", "limit", "cursor"] as const;
-
 function auditLine(event: AuditEventView): string {
   const details = event.details === null ? "" : `  ${JSON.stringify(event.details)}`;
   return (
@@ -215,7 +212,7 @@ function auditLine(event: AuditEventView): string {
 async function auditCommand(options: TesseraOptions, flags: Flags, action: string | undefined): Promise<void> {
   if (action !== "list") throw new TypeError("usage: tessera audit list [--user U] [--type T] … [--json]");
   const query: Record<string, string> = {};
-  for (const flag of AUDIT_FLAGS) {
+  for (const flag of AUDIT_QUERY_FIELDS) {
     const value = flags[flag];
     if (typeof value === "string") query[flag] = value;
   }
@@ -242,7 +239,7 @@ async function main(argv: string[]): Promise<void> {
     options: {
       ...Object.fromEntries(FLAG_OPTIONS.map(([flag]) => [flag, { type: "string" as const }])),
       "batch-size": { type: "string" },
-      ...Object.fromEntries(AUDIT_FLAGS.map((flag) => [flag, { type: "string" as const }])),
+      ...Object.fromEntries(AUDIT_QUERY_FIELDS.map((flag) => [flag, { type: "string" as const }])),
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },

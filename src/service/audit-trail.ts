@@ -84,8 +84,11 @@ export const AUDIT_PAGE_LIMIT = Object.freeze({ default: 50, max: 500 });
 /** Longest cursor, user or session value a query accepts, in characters. */
 export const AUDIT_QUERY_FIELD_MAX = 128;
 
+/** The fields of an {@link AuditQuery}: the API's query parameters and the CLI's flags. */
+export const AUDIT_QUERY_FIELDS = ["user", "session", "type", "since", "until", "limit", "cursor"] as const;
+
 /** A query of the audit trail as text, as `GET /admin/audit` and `tessera audit list` take it. */
-export interface AuditQuery {
+export interface AuditQuery extends Partial<Record<(typeof AUDIT_QUERY_FIELDS)[number], string>> {
   /** A user id or username; the id of a deleted user still finds its events. */
   readonly user?: string;
   readonly session?: string;

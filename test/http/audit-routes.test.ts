@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
 import type { FastifyInstance } from "fastify";
+import { auditSchema } from "../../src/http/audit-routes.js";
 import { createServer } from "../../src/http/server.js";
+import { AUDIT_QUERY_FIELDS } from "../../src/service/audit-trail.js";
 import { type ServiceFixture, serviceFixture } from "../support/service.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -169,6 +173,18 @@ describe("GET /admin/audit", () => {
       assert.equal(response.statusCode, 400, `${query}: ${response.body}`);
       assert.equal(response.json<{ error: string }>().error, "invalid_request", query);
     }
+  });
+
+  it("takes exactly the query fields docs/audit.md lists, which tessera audit list takes as flags", () => {
+    const doc = readFileSync(resolve("docs/audit.md"), "utf8");
+    const section = doc.slice(doc.indexOf("## Reading"), doc.indexOf("\n## ", doc.indexOf("## Reading") + 1));
+    const rows = [...section.matchAll(/^\| `(\w+)` \| `--(\w+)` \|/gm)];
+    assert.deepEqual(
+      rows.map((row) => row[1]),
+      Object.keys(auditSchema.querystring.properties),
+    );
+    assert.ok(rows.every((row) => row[1] === row[2]));
+    assert.deepEqual(Object.keys(auditSchema.querystring.properties), [...AUDIT_QUERY_FIELDS]);
   });
 
   it("is described in the OpenAPI document", async () => {

@@ -1,12 +1,19 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
 import { TesseraError } from "../../src/core/errors.js";
 import type { Logger } from "../../src/core/logger.js";
 import { resolveConfig } from "../../src/http/server-config.js";
-import { AUDIT_BUFFER, AuditTrail, type AuditLossReason } from "../../src/service/audit-trail.js";
+import {
+  AUDIT_BUFFER,
+  AUDIT_EVENT_TYPES,
+  AuditTrail,
+  type AuditLossReason,
+  LOGIN_FAILURE_REASONS,
+} from "../../src/service/audit-trail.js";
 import type { RequestContext } from "../../src/service/request-context.js";
 import { createServices, type TesseraServices } from "../../src/service/tessera-services.js";
 import { openStore } from "../../src/store/open-store.js";
@@ -281,6 +288,16 @@ describe("AuditTrail", () => {
         await local.close();
       }
     });
+  });
+});
+
+describe("docs/audit.md", () => {
+  it("lists every event type once, and only those, with every login failure reason", () => {
+    const doc = readFileSync(resolve("docs/audit.md"), "utf8");
+    const section = doc.slice(doc.indexOf("## Events"), doc.indexOf("\n## ", doc.indexOf("## Events") + 1));
+    const rows = [...section.matchAll(/^\| `(\w+)` \|/gm)].map((match) => match[1]);
+    assert.deepEqual(rows, [...AUDIT_EVENT_TYPES]);
+    for (const reason of LOGIN_FAILURE_REASONS) assert.ok(section.includes(`\`${reason}\``), reason);
   });
 });
 
