@@ -197,6 +197,20 @@ describe("AuditTrail", () => {
       assert.equal((await fixture.store.listAuditEvents({ userId }, null, 100)).length, 26);
     });
 
+    it("writes what is still buffered when the services close", async () => {
+      const local = await serviceFixture();
+      const userId = randomUUID();
+      for (let i = 0; i < 3; i += 1) await local.services.audit.record("token_refreshed", context, { userId });
+      await local.services.close();
+      const reopened = openStore({ url: local.databaseUrl });
+      try {
+        assert.equal((await reopened.listAuditEvents({ userId }, null, 10)).length, 3);
+      } finally {
+        await reopened.close();
+        await local.close().catch(() => undefined);
+      }
+    });
+
     it("drops events beyond its capacity and counts them, never throwing", async () => {
       const lost: [number, AuditLossReason][] = [];
       const trail = new AuditTrail(fixture.store, fixture.clock, silentLogger, {
