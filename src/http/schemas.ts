@@ -195,6 +195,8 @@ const csrfHeaders = {
  */
 export const authCookieSchemas = {
   ...authSchemas,
+  register: { ...authSchemas.register, headers: csrfHeaders },
+  revokeSession: { ...authSchemas.revokeSession, headers: csrfHeaders },
   login: {
     ...authSchemas.login,
     description: "Sets the refresh-token cookie (HttpOnly, Secure, SameSite=Strict); the body has no refresh_token.",
