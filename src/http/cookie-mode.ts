@@ -25,14 +25,16 @@ export interface RefreshCookieShape {
 }
 
 /**
- * The cookie's name and path for routes reached under `baseUrl`. Over https the `__Host-` prefix
- * makes browsers refuse the cookie unless it is `Secure`, host-only and `Path=/`, so a sibling
- * subdomain cannot plant or shadow it; over http (development) it is scoped to the `/auth` routes.
+ * The cookie's name and path for routes reached under `baseUrl` (or, when it has no path, under
+ * the plugin's `prefix`). Over https the `__Host-` prefix makes browsers refuse the cookie unless
+ * it is `Secure`, host-only and `Path=/`, so a sibling subdomain cannot plant or shadow it; over
+ * http (development) it is scoped to the `/auth` routes.
  */
-export function refreshCookieShapeOf(baseUrl: string): RefreshCookieShape {
+export function refreshCookieShapeOf(baseUrl: string, prefix = ""): RefreshCookieShape {
   const url = new URL(baseUrl);
   if (url.protocol === "https:") return Object.freeze({ name: `__Host-${REFRESH_COOKIE_BASE_NAME}`, path: "/" });
-  return Object.freeze({ name: REFRESH_COOKIE_BASE_NAME, path: `${url.pathname.replace(/\/+$/, "")}/auth` });
+  const basePath = url.pathname.replace(/\/+$/, "") || prefix;
+  return Object.freeze({ name: REFRESH_COOKIE_BASE_NAME, path: `${basePath}/auth` });
 }
 
 /** The cookie side of the `/auth` routes in cookie mode. */
@@ -60,7 +62,7 @@ export interface CookieModeOptions {
  */
 export async function registerCookieMode(app: FastifyInstance, options: CookieModeOptions): Promise<RefreshCookie> {
   const { baseUrl } = options;
-  const shape = refreshCookieShapeOf(baseUrl);
+  const shape = refreshCookieShapeOf(baseUrl, app.prefix);
   const base = new URL(baseUrl);
   const allowed = new Set(options.config.cookieOrigins ?? [base.origin]);
   const crossOrigins = new Set([...allowed].filter((origin) => origin !== base.origin));
@@ -106,7 +108,8 @@ export async function registerCookieMode(app: FastifyInstance, options: CookieMo
       const methods = [route.method].flat();
       if (methods.includes("OPTIONS") || !route.url.startsWith(authPrefix) || preflightPaths.has(route.url)) return;
       preflightPaths.add(route.url);
-      app.options(route.url, { schema: { hide: true } }, async (request, reply) => {
+      // route.url carries the prefix, which app.options() adds again.
+      app.options(route.url.slice(app.prefix.length), { schema: { hide: true } }, async (request, reply) => {
         const origin = request.headers.origin;
         if (typeof origin !== "string" || !crossOrigins.has(origin)) {
           throw new TesseraError("csrf_check_failed", "preflight from an origin that is not allowed");

@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { resolve } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import type { FastifyInstance, LightMyRequestResponse } from "fastify";
+import { setTimeout as sleep } from "node:timers/promises";
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from "fastify";
 import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { createServer, type ServerOptions } from "../../src/http/server.js";
 import { resolveConfig } from "../../src/http/server-config.js";
+import { tessera } from "../../src/http/tessera-plugin.js";
 import { temporaryDirectory } from "../support/server.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -439,5 +444,128 @@ describe("cookie-mode settings", () => {
     } finally {
       await h.close();
     }
+  });
+});
+
+describe("cookie mode in `tessera serve`'s own logs", () => {
+  it("never writes the refresh token, the Cookie or the Set-Cookie header, at trace level", async () => {
+    const dir = temporaryDirectory();
+    const origin = "http://127.0.0.1:3000";
+    const child = spawn(
+      process.execPath,
+      [resolve("dist/cli/main.js"), "serve", "--port", "0", "--database", `sqlite:${dir.path}/t.db`],
+      {
+        env: {
+          PATH: process.env.PATH ?? "",
+          TESSERA_SECRET: SECRET,
+          TESSERA_RATE_LIMIT: "0",
+          TESSERA_ISSUER: origin,
+          TESSERA_COOKIE_MODE: "on",
+          TESSERA_LOG_LEVEL: "trace",
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+    const exited = once(child, "exit");
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/listening at http:\/\/127\.0\.0\.1:\d+/.test(output) && Date.now() < deadline) await sleep(50);
+      const port = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1];
+      assert.ok(port, `serve did not listen: ${output}`);
+      const url = `http://127.0.0.1:${port}`;
+      const headers = { "content-type": "application/json", origin, [CSRF_HEADER]: "1" };
+      const credentials = JSON.stringify({ username: "logged", password: PASSWORD });
+      await fetch(`${url}/auth/register`, { method: "POST", headers, body: credentials });
+      const login = await fetch(`${url}/auth/login`, { method: "POST", headers, body: credentials });
+      assert.equal(login.status, 200);
+      const cookie = login.headers.getSetCookie()[0]?.split(";")[0] ?? "";
+      const token = cookie.slice(cookie.indexOf("=") + 1);
+      assert.match(token, /^tsr_/);
+      const refreshed = await fetch(`${url}/auth/refresh`, {
+        method: "POST",
+        headers: { ...headers, cookie },
+        body: "{}",
+      });
+      assert.equal(refreshed.status, 200);
+      const next = refreshed.headers.getSetCookie()[0]?.split(";")[0] ?? "";
+      const forged = await fetch(`${url}/auth/refresh`, {
+        method: "POST",
+        headers: { "content-type": "application/json", origin: "http://evil.test", cookie: next },
+        body: "{}",
+      });
+      assert.equal(forged.status, 403);
+      await sleep(200);
+      assert.match(output, /"reqId"/, "requests were logged");
+      for (const secret of [token, next.slice(next.indexOf("=") + 1), "tessera_refresh", "set-cookie", PASSWORD]) {
+        assert.equal(output.toLowerCase().includes(secret.toLowerCase()), false, `logs carry ${secret.slice(0, 8)}…`);
+      }
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+      dir.remove();
+    }
+  });
+});
+
+describe("cookie mode in the Fastify plugin under a prefix", () => {
+  let app: FastifyInstance;
+  let dir: ReturnType<typeof temporaryDirectory>;
+  const ISSUER = "http://127.0.0.1:3000";
+  const APP = "http://127.0.0.1:5173";
+
+  before(async () => {
+    dir = temporaryDirectory();
+    app = Fastify();
+    app.post("/echo", (request, reply) => reply.send({ got: request.body }));
+    await app.register(tessera, {
+      prefix: "/identity",
+      databaseUrl: `sqlite:${dir.path}/plugin.db`,
+      secret: SECRET,
+      issuer: ISSUER,
+      rateLimitPerMinute: 0,
+      cookieMode: true,
+      cookieOrigins: [APP],
+    });
+    await app.ready();
+  });
+  after(async () => {
+    await app.close();
+    dir.remove();
+  });
+
+  it("scopes the cookie to the prefixed /auth routes and checks and answers CORS there only", async () => {
+    const headers = { "content-type": "application/json", origin: APP, [CSRF_HEADER]: "1" };
+    const body = JSON.stringify({ username: "hosted", password: PASSWORD });
+    await app.inject({ method: "POST", url: "/identity/auth/register", headers, payload: body });
+    const login = await app.inject({ method: "POST", url: "/identity/auth/login", headers, payload: body });
+    assert.equal(login.statusCode, 200, login.body);
+    const { value, attributes } = cookieAttributes(login, "tessera_refresh");
+    assert.equal(attributes.get("path"), "/identity/auth");
+    const refresh = (extra: Record<string, string>) =>
+      app.inject({
+        method: "POST",
+        url: "/identity/auth/refresh",
+        headers: { "content-type": "application/json", cookie: `tessera_refresh=${value}`, ...extra },
+        payload: "{}",
+      });
+    assertError(await refresh({ origin: ISSUER, [CSRF_HEADER]: "1" }), 403, "csrf_check_failed");
+    const preflight = await app.inject({
+      method: "OPTIONS",
+      url: "/identity/auth/refresh",
+      headers: { origin: APP, "access-control-request-method": "POST" },
+    });
+    assert.equal(preflight.statusCode, 204);
+    assert.equal(preflight.headers["access-control-allow-origin"], APP);
+    assert.equal((await refresh({ origin: APP, [CSRF_HEADER]: "1" })).statusCode, 200);
+    const host = await app.inject({
+      method: "POST",
+      url: "/echo",
+      headers: { "content-type": "application/json", origin: "http://evil.test", cookie: `tessera_refresh=${value}` },
+      payload: "{}",
+    });
+    assert.equal(host.statusCode, 200, "the host's own routes are not the plugin's business");
   });
 });
