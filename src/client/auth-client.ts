@@ -459,6 +459,9 @@ export class AuthClient {
   #send(request: Request, accessToken: string): Promise<Response> {
     const headers = new Headers(request.headers);
     headers.set("authorization", `Bearer ${accessToken}`);
+    // In cookie mode the server wants the header on every browser request to its /auth routes.
+    if (this.#options.cookieMode && request.url.startsWith(this.#options.endpoint("/auth/")))
+      headers.set(CSRF_HEADER, "1");
     return this.#options.transport(new Request(request, { headers }));
   }
 

@@ -110,6 +110,10 @@ describe("createAuthClient({ cookieMode: true })", () => {
     assert.equal(((await me.json()) as { username: string }).username, "carol");
     for (const exchange of jar.exchanges)
       assert.ok(!exchange.requestBody.includes("tsr_"), "no refresh token sent in a body");
+    // Its own /auth routes get X-Tessera-CSRF through fetch() too, as the server wants from a browser.
+    const loggedOutEverywhere = await auth.fetch(`${server.url}/auth/logout-all`, { method: "POST" });
+    assert.equal(loggedOutEverywhere.status, 204);
+    assert.equal(jar.exchanges.at(-1)?.csrf, "1");
   });
 
   it("refreshes through the cookie when the access token is due, once for 50 concurrent calls", async () => {
