@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createAuthClient, memoryStorage, type AuthClient } from "../../src/client/index.js";
+import { CSRF_HEADER, createAuthClient, memoryStorage, type AuthClient } from "../../src/client/index.js";
+import { CSRF_HEADER as SERVER_CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { registerAndLogin, startServer, type RunningServer } from "../support/server.js";
 import { shiftedClock } from "./recording-fetch.js";
 
@@ -80,6 +81,10 @@ describe("createAuthClient({ cookieMode: true })", () => {
   function client(jar: ReturnType<typeof browserJar>, clock = shiftedClock()): AuthClient {
     return createAuthClient({ baseUrl: server.url, cookieMode: true, fetch: jar.fetch, now: clock.now });
   }
+
+  it("sends the very header the server checks (the client cannot import the server's constant)", () => {
+    assert.equal(CSRF_HEADER.toLowerCase(), SERVER_CSRF_HEADER);
+  });
 
   it("refuses a storage: the access token stays in memory", () => {
     assert.throws(
