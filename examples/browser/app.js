@@ -2,8 +2,12 @@
 import { createAuthClient, isAuthClientError, localStorageStorage } from "/client/index.js";
 
 // Same origin as the page: serve.ts forwards /auth/* to Tessera. The default channelName makes
-// every tab of this origin share refreshes.
-const client = createAuthClient({ baseUrl: location.origin, storage: localStorageStorage("tessera-example.tokens") });
+// every tab of this origin share refreshes. cookie.html (for a server with TESSERA_COOKIE_MODE=on)
+// keeps the refresh token in an HttpOnly cookie and the access token in memory only.
+const cookieMode = document.documentElement.dataset.cookieMode === "on";
+const client = cookieMode
+  ? createAuthClient({ baseUrl: location.origin, cookieMode: true })
+  : createAuthClient({ baseUrl: location.origin, storage: localStorageStorage("tessera-example.tokens") });
 
 const status = document.querySelector("#status");
 const eventList = document.querySelector("#events");
@@ -53,7 +57,8 @@ document.querySelector("#register").addEventListener("click", async () => {
   const data = new FormData(form);
   const response = await fetch("/auth/register", {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    // X-Tessera-CSRF: a server in cookie mode wants it on every browser request to /auth.
+    headers: { "content-type": "application/json", "x-tessera-csrf": "1" },
     body: JSON.stringify({ username: data.get("username"), password: data.get("password") }),
   });
   status.textContent = response.status === 201 ? "Registered; now log in." : `Register answered ${response.status}.`;

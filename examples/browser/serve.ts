@@ -19,6 +19,10 @@ export interface ForwardedRequest {
   readonly method: string;
   readonly path: string;
   readonly status: number;
+  /** The request's `Origin` header, if any. */
+  readonly origin: string | null;
+  /** Whether the browser sent a cookie with it (cookie mode's refresh token). */
+  readonly withCookie: boolean;
 }
 
 /** The running example server. */
@@ -36,6 +40,7 @@ const PAGES: Record<string, { file: string; type: string }> = {
   "/": { file: "index.html", type: "text/html; charset=utf-8" },
   "/index.html": { file: "index.html", type: "text/html; charset=utf-8" },
   "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
+  "/cookie.html": { file: "cookie.html", type: "text/html; charset=utf-8" },
 };
 // Hop-by-hop and framing headers are the proxy's own business, not the upstream's.
 const HOP_HEADERS = new Set([
@@ -99,12 +104,21 @@ export async function startExampleServer(options: ExampleServerOptions = {}): Pr
       body: hasBody ? Buffer.concat(chunks) : undefined,
       redirect: "manual",
     });
-    forwarded.push({ method: request.method ?? "GET", path, status: answer.status });
-    const body = Buffer.from(await answer.arrayBuffer());
-    const out: Record<string, string> = {};
-    answer.headers.forEach((value, name) => {
-      if (!HOP_HEADERS.has(name)) out[name] = value;
+    forwarded.push({
+      method: request.method ?? "GET",
+      path,
+      status: answer.status,
+      origin: typeof request.headers.origin === "string" ? request.headers.origin : null,
+      withCookie: typeof request.headers.cookie === "string" && request.headers.cookie !== "",
     });
+    const body = Buffer.from(await answer.arrayBuffer());
+    const out: Record<string, string | string[]> = {};
+    answer.headers.forEach((value, name) => {
+      if (!HOP_HEADERS.has(name) && name !== "set-cookie") out[name] = value;
+    });
+    // Set-Cookie lines must stay separate (cookie mode's refresh token).
+    const cookies = answer.headers.getSetCookie();
+    if (cookies.length > 0) out["set-cookie"] = cookies;
     response.writeHead(answer.status, out);
     response.end(body);
   }

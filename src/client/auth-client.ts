@@ -1,7 +1,7 @@
 import { AuthClientError, isAuthClientError } from "./client-errors.js";
 import { createTabCoordinator, soloCoordinator, type TabCoordinator, type TabMessage } from "./tab-coordinator.js";
 import { refreshDeadline, tokenSetFromResponse, type TokenSet } from "./token-set.js";
-import type { TokenStorage } from "./token-storage.js";
+import { memoryStorage, type TokenStorage } from "./token-storage.js";
 
 /** The events an {@link AuthClient} emits. */
 export const AUTH_CLIENT_EVENTS = ["logged_in", "tokens_refreshed", "logged_out", "session_expired"] as const;
@@ -36,8 +36,18 @@ export interface AuthClientEventMap {
 export interface AuthClientOptions {
   /** Where Tessera's `/auth/*` routes live, e.g. `https://auth.example.com`; a relative URL resolves against the page. */
   readonly baseUrl: string | URL;
-  /** Where the tokens are kept; share it between tabs that should share a session. */
-  readonly storage: TokenStorage;
+  /**
+   * Where the tokens are kept; share it between tabs that should share a session. Required
+   * unless `cookieMode` is on, where it must be left out.
+   */
+  readonly storage?: TokenStorage;
+  /**
+   * For a Tessera server with `TESSERA_COOKIE_MODE=on`: the refresh token lives in an `HttpOnly`
+   * cookie this client never sees; requests to the `/auth` routes go with `credentials: "include"`
+   * and `X-Tessera-CSRF: 1`; the access token is kept in memory only, and a page (re)loaded while
+   * the cookie holds a session gets its access token by a refresh. Default false.
+   */
+  readonly cookieMode?: boolean;
   /** The `fetch` used for every request. Default: `globalThis.fetch`. */
   readonly fetch?: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
   /**
@@ -69,7 +79,11 @@ const OPTION_NAMES: readonly string[] = [
   "now",
   "channelName",
   "allowedOrigins",
+  "cookieMode",
 ] satisfies readonly (keyof AuthClientOptions)[];
+
+/** The header (value `1`) that cookie-mode requests carry; the server refuses cookie requests without it. */
+export const CSRF_HEADER = "X-Tessera-CSRF";
 
 /** How long a login, refresh or logout request may take before it fails: 30 s. */
 const TOKEN_REQUEST_TIMEOUT_MS = 30_000;
@@ -86,6 +100,7 @@ interface ResolvedOptions {
   readonly allowedOrigins: ReadonlySet<string>;
   /** The page's URL, against which relative request URLs resolve; `undefined` outside a page. */
   readonly pageUrl: string | undefined;
+  readonly cookieMode: boolean;
 }
 
 /**
@@ -111,6 +126,13 @@ export class AuthClient {
   #unsaved: TokenSet | null = null;
   /** The refresh token of a session that ended while `storage.remove` failed: never used again. */
   #ended: string | null = null;
+  /**
+   * Cookie mode: the server said the browser holds no session cookie; no refresh is tried again
+   * until a login here or tokens from another tab.
+   */
+  #noCookieSession = false;
+  /** Cookie mode: the refresh in flight that looks for a session in the cookie. */
+  #resuming: Promise<TokenSet | null> | null = null;
 
   /** @internal Use {@link createAuthClient}. */
   constructor(options: ResolvedOptions) {
@@ -133,6 +155,7 @@ export class AuthClient {
     }
     const tokens = await this.#readTokens(response);
     await this.#exclusive(() => this.#save(tokens));
+    this.#noCookieSession = false;
     this.#coordinator.post({ type: "tokens", reason: "login", tokens });
     this.#emit("logged_in", {
       type: "logged_in",
@@ -144,14 +167,15 @@ export class AuthClient {
   /**
    * Ends the session: `POST /auth/logout` with the refresh token, then clears storage, tells
    * other tabs and emits `logged_out`, even when the server could not be reached. Does nothing
-   * when there is no session. Throws `unexpected_response` or the network error after clearing.
+   * when there is no session (in cookie mode the server is always asked, as only it sees the
+   * cookie). Throws `unexpected_response` or the network error after clearing.
    */
   async logout(): Promise<void> {
     await this.#exclusive(async () => {
       const tokens = await this.#load();
-      if (tokens === null) return;
+      if (tokens === null && !this.#options.cookieMode) return;
       try {
-        const response = await this.#post("/auth/logout", { refresh_token: tokens.refreshToken });
+        const response = await this.#post("/auth/logout", this.#refreshBody(tokens));
         await response.body?.cancel();
         if (!response.ok)
           throw new AuthClientError("unexpected_response", `logout answered ${response.status}`, {
@@ -232,7 +256,7 @@ export class AuthClient {
   /** The stored tokens, refreshed when due; `null` without a session. */
   async #usableTokens(): Promise<TokenSet | null> {
     const tokens = await this.#load();
-    if (tokens === null) return null;
+    if (tokens === null) return this.#options.cookieMode ? this.#resume() : null;
     const now = this.#options.now();
     if (now < refreshDeadline(tokens, this.#options.refreshMarginSeconds)) return tokens;
     try {
@@ -257,8 +281,56 @@ export class AuthClient {
     return this.#refreshing;
   }
 
+  /**
+   * Cookie mode, nothing in memory (a page just loaded): asks the server for tokens with the
+   * cookie, once however many callers wait, under the cross-tab lock. `null` when the browser
+   * holds no session.
+   */
+  #resume(): Promise<TokenSet | null> {
+    if (this.#noCookieSession) return Promise.resolve(null);
+    this.#resuming ??= this.#exclusive(() => this.#resumeHoldingLock()).finally(() => {
+      this.#resuming = null;
+    });
+    return this.#resuming;
+  }
+
+  async #resumeHoldingLock(): Promise<TokenSet | null> {
+    await settle();
+    const current = await this.#load();
+    if (current !== null) return current; // another tab answered meanwhile
+    if (this.#noCookieSession) return null;
+    const response = await this.#post("/auth/refresh", {});
+    if (response.status === 400 || response.status === 401) {
+      const body = await readJson(response);
+      if (body?.error === "invalid_grant") {
+        this.#noCookieSession = true;
+        return null;
+      }
+      throw new AuthClientError("unexpected_response", `refresh answered ${response.status}`, {
+        status: response.status,
+      });
+    }
+    const next = await this.#readTokens(response);
+    await this.#save(next);
+    this.#coordinator.post({ type: "tokens", reason: "refresh", tokens: next });
+    this.#emit("tokens_refreshed", {
+      type: "tokens_refreshed",
+      origin: "local",
+      accessTokenExpiresAt: new Date(next.accessTokenExpiresAt),
+    });
+    return next;
+  }
+
+  /** The body of a refresh or logout: the refresh token, or in cookie mode nothing (the cookie carries it). */
+  #refreshBody(tokens: TokenSet | null): Record<string, string> {
+    return tokens?.refreshToken ? { refresh_token: tokens.refreshToken } : {};
+  }
+
   async #refreshHoldingLock(stale: string): Promise<TokenSet> {
     const { now } = this.#options;
+    // In cookie mode each tab keeps its tokens in memory: let a refresh another tab just
+    // announced arrive before deciding this one is needed.
+    if (this.#options.cookieMode) await settle();
     // Re-read: another tab (or this client's previous flight) may have refreshed while we waited.
     const current = await this.#load();
     if (current === null)
@@ -269,7 +341,7 @@ export class AuthClient {
       await this.#end("session_expired").catch(() => undefined); // the refusal matters, not storage
       throw new AuthClientError("session_expired", "the refresh token has expired");
     }
-    const response = await this.#post("/auth/refresh", { refresh_token: current.refreshToken });
+    const response = await this.#post("/auth/refresh", this.#refreshBody(current));
     if (response.status === 400 || response.status === 401) {
       const body = await readJson(response);
       if (body?.error === "invalid_grant") {
@@ -306,7 +378,7 @@ export class AuthClient {
       await this.#save(unsaved);
       return unsaved;
     }
-    if (stored !== null && stored.refreshToken === this.#ended) return null;
+    if (stored !== null && this.#ended !== null && stored.refreshToken === this.#ended) return null;
     return stored;
   }
 
@@ -355,7 +427,9 @@ export class AuthClient {
       // Tokens from before a logout seen here must not bring the session back.
       if (message.tokens.receivedAt <= this.#endedAt) return;
       if (current !== null && current.receivedAt > message.tokens.receivedAt) return;
-      if (current?.refreshToken !== message.tokens.refreshToken) await this.#save(message.tokens);
+      if (current?.accessToken !== message.tokens.accessToken || current.refreshToken !== message.tokens.refreshToken)
+        await this.#save(message.tokens);
+      this.#noCookieSession = false;
       const accessTokenExpiresAt = new Date(message.tokens.accessTokenExpiresAt);
       if (message.reason === "login")
         this.#emit("logged_in", { type: "logged_in", origin: "remote", accessTokenExpiresAt });
@@ -385,16 +459,26 @@ export class AuthClient {
   #send(request: Request, accessToken: string): Promise<Response> {
     const headers = new Headers(request.headers);
     headers.set("authorization", `Bearer ${accessToken}`);
+    // In cookie mode the server wants the header on every browser request to its /auth routes.
+    if (this.#options.cookieMode && request.url.startsWith(this.#options.endpoint("/auth/")))
+      headers.set(CSRF_HEADER, "1");
     return this.#options.transport(new Request(request, { headers }));
   }
 
   #post(path: string, body: Record<string, string>): Promise<Response> {
+    const { cookieMode } = this.#options;
     return this.#options.transport(this.#options.endpoint(path), {
       method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json" },
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json",
+        // A header a cross-site form cannot send: with it and the Origin, the server trusts the cookie.
+        ...(cookieMode ? { [CSRF_HEADER]: "1" } : {}),
+      },
       body: JSON.stringify(body),
       cache: "no-store",
-      credentials: "omit",
+      // Only cookie mode needs cookies; otherwise none are sent or accepted.
+      credentials: cookieMode ? "include" : "omit",
       // A hung token request would hold the cross-tab lock, and so every tab, indefinitely.
       signal: typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS) : null,
     });
@@ -408,7 +492,7 @@ export class AuthClient {
       });
     }
     const body = await readJson(response);
-    return tokenSetFromResponse(body, this.#options.now());
+    return tokenSetFromResponse(body, this.#options.now(), this.#options.cookieMode);
   }
 
   #emit<K extends AuthClientEventType>(type: K, event: AuthClientEventMap[K]): void {
@@ -436,7 +520,17 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const unknown = Object.keys(options).find((name) => !OPTION_NAMES.includes(name));
   if (unknown !== undefined)
     throw new TypeError(`createAuthClient: unknown option ${unknown}; known: ${OPTION_NAMES.join(", ")}`);
-  const { storage, fetch: customFetch, refreshMarginSeconds, now, channelName } = options;
+  const { fetch: customFetch, refreshMarginSeconds, now, channelName } = options;
+  const cookieMode = options.cookieMode ?? false;
+  if (typeof cookieMode !== "boolean")
+    throw new TypeError("createAuthClient: options.cookieMode must be true or false");
+  if (cookieMode && options.storage !== undefined) {
+    throw new TypeError(
+      "createAuthClient: options.storage is not taken with cookieMode, which keeps the access token in memory only",
+    );
+  }
+  // Cookie mode: the access token never leaves this page's memory; tabs share refreshes over the channel.
+  const storage = cookieMode ? memoryStorage() : options.storage;
   const base = resolveBaseUrl(options.baseUrl);
   const pageUrl = pageHref();
   const allowedOrigins = resolveAllowedOrigins(options.allowedOrigins, base, pageUrl);
@@ -476,6 +570,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       channelName: channelName ?? (inPage ? `tessera-auth:${base}` : false),
       allowedOrigins,
       pageUrl,
+      cookieMode,
     }),
   );
 }
@@ -549,4 +644,9 @@ async function readJson(response: Response): Promise<Record<string, unknown> | n
   } catch {
     return null;
   }
+}
+
+/** Lets messages already queued (another tab's announced refresh) be delivered before going on. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }

@@ -6,6 +6,7 @@ export {
   type AuthClientEventType,
   type AuthClientEventMap,
   type AuthClientEventOrigin,
+  CSRF_HEADER,
 } from "./auth-client.js";
 export {
   AUTH_CLIENT_ERROR_CODES,

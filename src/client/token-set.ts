@@ -7,7 +7,8 @@ import { AuthClientError } from "./client-errors.js";
  */
 export interface TokenSet {
   readonly accessToken: string;
-  readonly refreshToken: string;
+  /** `null` in cookie mode, where the refresh token lives in an `HttpOnly` cookie no script can read. */
+  readonly refreshToken: string | null;
   /** When the token response arrived, epoch ms. */
   readonly receivedAt: number;
   /** `receivedAt + expires_in`, epoch ms. */
@@ -34,10 +35,11 @@ export function refreshDeadline(tokens: TokenSet, marginSeconds: number | undefi
 }
 
 /**
- * Reads an RFC 6749 §5.1 token response received at `receivedAt` (epoch ms).
+ * Reads an RFC 6749 §5.1 token response received at `receivedAt` (epoch ms); with `cookieMode`
+ * the response carries no refresh token (it is in the cookie) and any there is ignored.
  * Throws `unexpected_response` when a field is missing or of the wrong type.
  */
-export function tokenSetFromResponse(body: unknown, receivedAt: number): TokenSet {
+export function tokenSetFromResponse(body: unknown, receivedAt: number, cookieMode = false): TokenSet {
   const fields = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
   const { access_token, token_type, expires_in, refresh_token, refresh_token_expires_in } = fields;
   if (
@@ -46,8 +48,7 @@ export function tokenSetFromResponse(body: unknown, receivedAt: number): TokenSe
     typeof token_type !== "string" ||
     token_type.toLowerCase() !== "bearer" ||
     !isPositiveNumber(expires_in) ||
-    typeof refresh_token !== "string" ||
-    refresh_token === "" ||
+    (!cookieMode && (typeof refresh_token !== "string" || refresh_token === "")) ||
     !isPositiveNumber(refresh_token_expires_in)
   ) {
     throw new AuthClientError(
@@ -57,7 +58,7 @@ export function tokenSetFromResponse(body: unknown, receivedAt: number): TokenSe
   }
   return Object.freeze({
     accessToken: access_token,
-    refreshToken: refresh_token,
+    refreshToken: cookieMode ? null : (refresh_token as string),
     receivedAt,
     accessTokenExpiresAt: receivedAt + expires_in * 1000,
     refreshTokenExpiresAt: receivedAt + refresh_token_expires_in * 1000,
@@ -71,8 +72,7 @@ export function isTokenSet(value: unknown): value is TokenSet {
   return (
     typeof fields.accessToken === "string" &&
     fields.accessToken !== "" &&
-    typeof fields.refreshToken === "string" &&
-    fields.refreshToken !== "" &&
+    ((typeof fields.refreshToken === "string" && fields.refreshToken !== "") || fields.refreshToken === null) &&
     Number.isFinite(fields.receivedAt) &&
     Number.isFinite(fields.accessTokenExpiresAt) &&
     Number.isFinite(fields.refreshTokenExpiresAt)

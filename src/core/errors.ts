@@ -13,6 +13,8 @@ export const ERROR_CODES = [
   "refresh_token_unknown",
   "refresh_token_expired",
   "refresh_token_reused",
+  "refresh_token_missing",
+  "csrf_check_failed",
   "session_revoked",
   "session_expired",
   "session_not_found",

@@ -52,6 +52,13 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
     ...INVALID_GRANT,
     description: "The refresh token was already used; the session has been revoked.",
   },
+  // Cookie mode: neither the cookie nor the body carried a refresh token (the cookie expired or was cleared).
+  refresh_token_missing: { ...INVALID_GRANT, description: "No refresh token was sent, in the cookie or the body." },
+  csrf_check_failed: {
+    status: 403,
+    error: "csrf_check_failed",
+    description: "A browser request to this route needs an allowed Origin and the X-Tessera-CSRF: 1 header.",
+  },
   session_revoked: { ...INVALID_GRANT, description: "The session has been revoked." },
   session_expired: { ...INVALID_GRANT, description: "The session has expired." },
   session_not_found: { status: 404, error: "not_found", description: "No such session." },

@@ -1,9 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { isTesseraError, TesseraError } from "../core/errors.js";
+import { HTTP_ERRORS } from "../core/http-errors.js";
 import type { AuthService, Principal } from "../service/auth-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
+import { type RefreshCookie, refreshTokenOf } from "./cookie-mode.js";
 import type { RateLimits } from "./rate-limits.js";
 import { contextOf, onlyMediaType, requirePrincipal, sendTokens } from "./request-context.js";
-import { AUTH_BODY_LIMIT, authSchemas } from "./schemas.js";
+import { AUTH_BODY_LIMIT, authCookieSchemas, authSchemas } from "./schemas.js";
 
 interface Credentials {
   username: string;
@@ -11,23 +14,33 @@ interface Credentials {
 }
 
 interface RefreshTokenBody {
-  refresh_token: string;
+  /** Required unless cookie mode is on and the cookie carries the token. */
+  refresh_token?: string;
 }
 
 /** Options of {@link registerAuthRoutes}. */
 export interface AuthRoutesOptions {
   readonly auth: AuthService;
   readonly limits: RateLimits;
+  /** Cookie mode's refresh-token cookie; `null` (default) when cookie mode is off. */
+  readonly cookie?: RefreshCookie | null;
 }
 
 /** Registers the `/auth/*` routes of DESIGN.md's HTTP contract. */
-export function registerAuthRoutes(app: FastifyInstance, { auth, limits }: AuthRoutesOptions): void {
+export function registerAuthRoutes(app: FastifyInstance, { auth, limits, cookie = null }: AuthRoutesOptions): void {
   const perClient = limits.perClient ? { onRequest: limits.perClient } : {};
   const jsonOnly = onlyMediaType("application/json");
+  const schemas = cookie === null ? authSchemas : authCookieSchemas;
+
+  /** The refresh token of a refresh or logout: the body's, or in cookie mode the cookie's. */
+  const presentedToken = (request: FastifyRequest<{ Body: RefreshTokenBody }>): string | null =>
+    cookie === null
+      ? (request.body.refresh_token ?? null)
+      : refreshTokenOf(cookie.read(request), request.body.refresh_token);
 
   app.post<{ Body: Credentials }>(
     "/auth/register",
-    { schema: authSchemas.register, bodyLimit: AUTH_BODY_LIMIT, ...perClient, preParsing: jsonOnly },
+    { schema: schemas.register, bodyLimit: AUTH_BODY_LIMIT, ...perClient, preParsing: jsonOnly },
     async (request, reply) => {
       const user = await auth.register(request.body.username, request.body.password, contextOf(request));
       return reply.code(201).send({ id: user.id, username: user.username });
@@ -36,27 +49,43 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, limits }: AuthR
 
   app.post<{ Body: Credentials }>(
     "/auth/login",
-    { schema: authSchemas.login, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly },
+    { schema: schemas.login, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly },
     async (request, reply) => {
       const { username, password } = request.body;
       const tokens = await limits.login(request.ip, normalizeUsername(username), () =>
         auth.login(username, password, contextOf(request)),
       );
-      return sendTokens(reply, tokens);
+      return sendTokens(reply, tokens, cookie);
     },
   );
 
   app.post<{ Body: RefreshTokenBody }>(
     "/auth/refresh",
-    { schema: authSchemas.refresh, bodyLimit: AUTH_BODY_LIMIT, ...perClient, preParsing: jsonOnly },
-    async (request, reply) => sendTokens(reply, await auth.refresh(request.body.refresh_token, contextOf(request))),
+    { schema: schemas.refresh, bodyLimit: AUTH_BODY_LIMIT, ...perClient, preParsing: jsonOnly },
+    async (request, reply) => {
+      const token = presentedToken(request);
+      if (token === null) throw new TesseraError("refresh_token_missing", "neither the cookie nor the body has one");
+      // A client that sent the token in the body without the cookie holds it itself: the successor
+      // goes back the same way.
+      const answerBy = cookie !== null && cookie.read(request) !== null ? cookie : null;
+      try {
+        return sendTokens(reply, await auth.refresh(token, contextOf(request)), answerBy);
+      } catch (error) {
+        // A refused refresh token will never work again: drop the browser's copy with the refusal.
+        if (answerBy !== null && isTesseraError(error) && HTTP_ERRORS[error.code].error === "invalid_grant")
+          answerBy.clear(reply);
+        throw error;
+      }
+    },
   );
 
   app.post<{ Body: RefreshTokenBody }>(
     "/auth/logout",
-    { schema: authSchemas.logout, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly },
+    { schema: schemas.logout, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly },
     async (request, reply) => {
-      await auth.logout(request.body.refresh_token, contextOf(request));
+      const token = presentedToken(request);
+      if (token !== null) await auth.logout(token, contextOf(request));
+      cookie?.clear(reply);
       return reply.code(204).send();
     },
   );
@@ -73,16 +102,17 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, limits }: AuthR
 
   app.post(
     "/auth/logout-all",
-    { schema: authSchemas.logoutAll, bodyLimit: AUTH_BODY_LIMIT, ...bearer },
+    { schema: schemas.logoutAll, bodyLimit: AUTH_BODY_LIMIT, ...bearer },
     async (request, reply) => {
       await auth.logoutAll(principalOf(request), contextOf(request));
+      cookie?.clear(reply);
       return reply.code(204).send();
     },
   );
 
-  app.get("/auth/me", { schema: authSchemas.me, ...bearer }, async (request) => auth.me(principalOf(request)));
+  app.get("/auth/me", { schema: schemas.me, ...bearer }, async (request) => auth.me(principalOf(request)));
 
-  app.get("/auth/sessions", { schema: authSchemas.sessions, ...bearer }, async (request) => {
+  app.get("/auth/sessions", { schema: schemas.sessions, ...bearer }, async (request) => {
     const sessions = await auth.listSessions(principalOf(request));
     return {
       sessions: sessions.map((session) => ({
@@ -99,7 +129,7 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, limits }: AuthR
 
   app.delete<{ Params: { id: string } }>(
     "/auth/sessions/:id",
-    { schema: authSchemas.revokeSession, ...bearer },
+    { schema: schemas.revokeSession, ...bearer },
     async (request, reply) => {
       await auth.revokeSession(principalOf(request), request.params.id, contextOf(request));
       return reply.code(204).send();

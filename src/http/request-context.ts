@@ -3,6 +3,7 @@ import { readBearerToken } from "../core/bearer.js";
 import { type ErrorCode, TesseraError } from "../core/errors.js";
 import type { AuthService, IssuedTokens, Principal } from "../service/auth-service.js";
 import type { RequestContext } from "../service/request-context.js";
+import type { RefreshCookie } from "./cookie-mode.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -35,9 +36,27 @@ function countHeader(rawHeaders: readonly string[], name: string): number {
   return count;
 }
 
-/** Sends an RFC 6749 §5.1 token response; never cached (§5.1: `Cache-Control: no-store`). */
-export function sendTokens(reply: FastifyReply, tokens: IssuedTokens): FastifyReply {
-  return reply.header("cache-control", "no-store").header("pragma", "no-cache").send({
+/**
+ * Sends an RFC 6749 §5.1 token response; never cached (§5.1: `Cache-Control: no-store`). With a
+ * `cookie` (cookie mode) the refresh token goes only into it, never into the body, which keeps
+ * `refresh_token_expires_in`.
+ */
+export function sendTokens(
+  reply: FastifyReply,
+  tokens: IssuedTokens,
+  cookie: RefreshCookie | null = null,
+): FastifyReply {
+  void reply.header("cache-control", "no-store").header("pragma", "no-cache");
+  if (cookie !== null) {
+    cookie.set(reply, tokens.refreshToken, tokens.refreshTokenExpiresIn);
+    return reply.send({
+      access_token: tokens.accessToken,
+      token_type: "Bearer",
+      expires_in: tokens.accessTokenExpiresIn,
+      refresh_token_expires_in: tokens.refreshTokenExpiresIn,
+    });
+  }
+  return reply.send({
     access_token: tokens.accessToken,
     token_type: "Bearer",
     expires_in: tokens.accessTokenExpiresIn,

@@ -145,6 +145,87 @@ export const authSchemas = {
   },
 } as const;
 
+const optionalRefreshTokenBody = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    refresh_token: {
+      type: "string",
+      minLength: 1,
+      maxLength: MAX_TOKEN_FIELD,
+      description: "For clients without the cookie; when both are sent they must be the same token.",
+    },
+  },
+} as const;
+
+/** The token response of cookie mode: the refresh token travels in the cookie only. */
+const cookieTokenResponse = {
+  type: "object",
+  required: ["access_token", "token_type", "expires_in", "refresh_token_expires_in"],
+  properties: {
+    access_token: { type: "string" },
+    token_type: { type: "string", enum: ["Bearer"] },
+    expires_in: { type: "integer" },
+    refresh_token: {
+      type: "string",
+      description: "Only when the refresh token came in the body without the cookie (a client that is not a browser).",
+    },
+    refresh_token_expires_in: { type: "integer" },
+  },
+} as const;
+
+/** The OpenAPI security scheme name of the refresh-token cookie. */
+export const REFRESH_COOKIE_SCHEME = "refreshTokenCookie";
+
+/** The header that cookie requests carry, shown in the OpenAPI document (checked by the CSRF hook, not by the schema). */
+const csrfHeaders = {
+  type: "object",
+  properties: {
+    "x-tessera-csrf": {
+      type: "string",
+      description:
+        "`1`; required (with an allowed Origin) when the request carries the refresh-token cookie or an Origin header.",
+    },
+  },
+} as const;
+
+/**
+ * The `/auth/*` route schemas of cookie mode: login and refresh set the refresh-token cookie and
+ * leave it out of the body; refresh and logout read it from the cookie (or the body); logout-all
+ * also clears it.
+ */
+export const authCookieSchemas = {
+  ...authSchemas,
+  register: { ...authSchemas.register, headers: csrfHeaders },
+  revokeSession: { ...authSchemas.revokeSession, headers: csrfHeaders },
+  login: {
+    ...authSchemas.login,
+    description: "Sets the refresh-token cookie (HttpOnly, Secure, SameSite=Strict); the body has no refresh_token.",
+    headers: csrfHeaders,
+    response: { 200: cookieTokenResponse, "4xx": errorResponse },
+  },
+  refresh: {
+    ...authSchemas.refresh,
+    description: "Rotates the refresh token of the cookie (or of the body) and sets the cookie to its successor.",
+    security: [{ [REFRESH_COOKIE_SCHEME]: [] }, {}],
+    headers: csrfHeaders,
+    body: optionalRefreshTokenBody,
+    response: { 200: cookieTokenResponse, "4xx": errorResponse },
+  },
+  logout: {
+    ...authSchemas.logout,
+    description: "Ends the session of the cookie's (or the body's) refresh token and clears the cookie.",
+    security: [{ [REFRESH_COOKIE_SCHEME]: [] }, {}],
+    headers: csrfHeaders,
+    body: optionalRefreshTokenBody,
+  },
+  logoutAll: {
+    ...authSchemas.logoutAll,
+    description: "Also clears the refresh-token cookie of this browser.",
+    headers: csrfHeaders,
+  },
+} as const;
+
 /** Route schemas of `/oauth/*`. Unknown parameters are ignored (RFC 6749 §3.2). */
 export const oauthSchemas = {
   token: {

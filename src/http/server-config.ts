@@ -57,6 +57,18 @@ export interface ServerSettingsOptions {
    * seconds, 0 to 10 minutes; then it closes the connections still open and exits. Default `10s`.
    */
   readonly shutdownTimeout?: string | number;
+  /**
+   * Cookie mode for browser apps: login and refresh put the refresh token in an `HttpOnly`,
+   * `Secure`, `SameSite=Strict` cookie instead of the JSON body, and `/auth/refresh` and
+   * `/auth/logout` read it from there. Default false (`off`).
+   */
+  readonly cookieMode?: boolean;
+  /**
+   * With `cookieMode`: the origins (`https://app.example.com`) whose pages may send state-changing
+   * `/auth/*` requests with the cookie, as a list or comma-separated; origins other than the
+   * issuer's also get CORS answers with credentials. Default: the issuer's origin alone.
+   */
+  readonly cookieOrigins?: string | readonly string[];
 }
 
 /** The settings of {@link ServerSettingsOptions} read from the environment. */
@@ -72,6 +84,8 @@ export const SERVER_SETTINGS = {
   metricsAddress: { variable: "TESSERA_METRICS_ADDRESS", type: "string", default: "the API port" },
   docs: { variable: "TESSERA_DOCS", type: "boolean", default: "on" },
   shutdownTimeout: { variable: "TESSERA_SHUTDOWN_TIMEOUT", type: "string", default: "10s" },
+  cookieMode: { variable: "TESSERA_COOKIE_MODE", type: "boolean", default: "off" },
+  cookieOrigins: { variable: "TESSERA_COOKIE_ORIGINS", type: "string", default: "the issuer's origin" },
 } as const satisfies Record<keyof ServerSettingsOptions, SettingSpec>;
 
 /** The options of {@link ServerSettingsOptions} that set rate limits; the Fastify plugin takes them too. */
@@ -84,6 +98,22 @@ export const RATE_LIMIT_OPTION_NAMES = [
 
 /** The rate-limit options of {@link ServerSettingsOptions}. */
 export type RateLimitOptions = Pick<ServerSettingsOptions, (typeof RATE_LIMIT_OPTION_NAMES)[number]>;
+
+/** The options of {@link ServerSettingsOptions} that set cookie mode; the Fastify plugin takes them too. */
+export const COOKIE_OPTION_NAMES = [
+  "cookieMode",
+  "cookieOrigins",
+] as const satisfies readonly (keyof ServerSettingsOptions)[];
+
+/** The cookie-mode options of {@link ServerSettingsOptions}. */
+export type CookieModeOptions = Pick<ServerSettingsOptions, (typeof COOKIE_OPTION_NAMES)[number]>;
+
+/** The resolved cookie mode: off, or on with the origins allowed to use the cookie. */
+export interface CookieModeConfig {
+  readonly cookieMode: boolean;
+  /** Exact origins (`https://app.example.com`); `null`: the issuer's (or the plugin's `baseUrl`'s) origin alone. */
+  readonly cookieOrigins: readonly string[] | null;
+}
 
 /** Every setting of Tessera, service and server, by option name: the one list the CLI and README follow. */
 export const SETTINGS: Readonly<Record<string, SettingSpec>> = Object.freeze({
@@ -109,7 +139,7 @@ export interface RateLimitConfig {
 }
 
 /** The resolved configuration of the HTTP server. */
-export interface ServerConfig extends RateLimitConfig {
+export interface ServerConfig extends RateLimitConfig, CookieModeConfig {
   readonly host: string;
   readonly port: number;
   readonly trustProxy: TrustedProxies;
@@ -203,6 +233,40 @@ export function resolveRateLimitConfig(options: RateLimitOptions): Readonly<Rate
   });
 }
 
+const COOKIE_ORIGINS_HELP = 'write exact origins such as "https://app.example.com", comma-separated';
+
+/**
+ * Applies defaults to the cookie-mode options and checks each; throws `TypeError` naming the
+ * option. Origins must be exact http(s) origins (no path, no wildcard): they are echoed in
+ * `Access-Control-Allow-Origin` with credentials, where `*` is never acceptable.
+ */
+export function resolveCookieModeConfig(options: CookieModeOptions): Readonly<CookieModeConfig> {
+  const cookieMode = options.cookieMode ?? false;
+  if (typeof cookieMode !== "boolean") throw new TypeError("cookieMode must be true or false (on or off)");
+  if (options.cookieOrigins === undefined) return Object.freeze({ cookieMode, cookieOrigins: null });
+  if (!cookieMode)
+    throw new TypeError("cookieOrigins is only read with cookieMode on; turn it on or drop cookieOrigins");
+  const given = options.cookieOrigins;
+  const list = typeof given === "string" ? given.split(",").map((entry) => entry.trim()) : [...given];
+  if (list.length === 0) throw new TypeError(`cookieOrigins must list at least one origin: ${COOKIE_ORIGINS_HELP}`);
+  const origins = list.map((entry) => {
+    let url: URL | null = null;
+    try {
+      url = typeof entry === "string" ? new URL(entry) : null;
+    } catch {
+      url = null;
+    }
+    const exact =
+      url !== null &&
+      !entry.includes("*") &&
+      (url.protocol === "https:" || url.protocol === "http:") &&
+      url.origin === entry.replace(/\/$/, "");
+    if (!exact) throw new TypeError(`cookieOrigins: "${String(entry)}" is not an origin; ${COOKIE_ORIGINS_HELP}`);
+    return url!.origin;
+  });
+  return Object.freeze({ cookieMode, cookieOrigins: Object.freeze([...new Set(origins)]) });
+}
+
 /** Applies defaults to the server's own options and checks each; throws `TypeError` naming the option. */
 export function resolveServerConfig(options: ServerSettingsOptions): Readonly<ServerConfig> {
   const logLevel = options.logLevel ?? "info";
@@ -215,6 +279,7 @@ export function resolveServerConfig(options: ServerSettingsOptions): Readonly<Se
     host: options.host ?? "127.0.0.1",
     port: integerIn(options.port ?? 3000, 0, 65535, "port"),
     ...resolveRateLimitConfig(options),
+    ...resolveCookieModeConfig(options),
     trustProxy: trustedProxiesOf(options.trustProxy),
     logLevel,
     metricsAddress: metricsAddressOf(options.metricsAddress),

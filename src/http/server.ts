@@ -8,7 +8,8 @@ import swaggerUi from "@fastify/swagger-ui";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
 import { answerError } from "./error-handler.js";
 import { registerMetrics } from "./metrics.js";
-import { healthSchemas } from "./schemas.js";
+import { healthSchemas, REFRESH_COOKIE_SCHEME } from "./schemas.js";
+import { refreshCookieShapeOf } from "./cookie-mode.js";
 import {
   refuseUnknownOptions,
   resolveConfig,
@@ -44,7 +45,16 @@ export interface ServerOptions extends TesseraOptions {
   readonly logger?: FastifyServerOptions["logger"];
 }
 
-function openApiOptions(issuer: string): SwaggerOptions {
+function openApiOptions(issuer: string, cookieMode: boolean): SwaggerOptions {
+  const cookieScheme = {
+    [REFRESH_COOKIE_SCHEME]: {
+      type: "apiKey",
+      in: "cookie",
+      name: refreshCookieShapeOf(issuer).name,
+      description:
+        "Cookie mode: the refresh token, HttpOnly. Requests carrying it need an allowed Origin and X-Tessera-CSRF: 1.",
+    },
+  } as const;
   return {
     openapi: {
       openapi: "3.0.3",
@@ -55,7 +65,12 @@ function openApiOptions(issuer: string): SwaggerOptions {
           "Authentication token service: JWT access tokens, rotating refresh tokens, revocable sessions. Errors are {error, error_description}; see docs/errors.md.",
       },
       servers: [{ url: issuer }],
-      components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+          ...(cookieMode ? cookieScheme : {}),
+        },
+      },
     },
   };
 }
@@ -231,7 +246,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     // RFC 6797 §7.2: HSTS only where clients reach us over TLS, which the issuer URL tells.
     hsts: config.issuer.startsWith("https://") ? { maxAge: 31_536_000, includeSubDomains: true } : false,
   });
-  if (config.docs) await app.register(swagger, openApiOptions(config.issuer));
+  if (config.docs) await app.register(swagger, openApiOptions(config.issuer, config.cookieMode));
   app.decorateRequest("tesseraErrorCode", null);
   registerMetrics(app, services.revocations, config.metricsAddress, services.audit);
   await app.register(tessera, {
@@ -240,6 +255,8 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     ipLoginFailuresPerHour: config.ipLoginFailuresPerHour,
     accountFailuresBeforeDelay: config.accountFailuresBeforeDelay,
     accountMaxDelay: config.accountMaxDelaySeconds,
+    cookieMode: config.cookieMode,
+    ...(config.cookieOrigins === null ? {} : { cookieOrigins: config.cookieOrigins }),
   });
   if (config.docs) {
     await app.register(swaggerUi, {

@@ -5,15 +5,19 @@ import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from 
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
 import { registerAuditRoutes } from "./audit-routes.js";
 import { registerAuthRoutes } from "./auth-routes.js";
+import { registerCookieMode } from "./cookie-mode.js";
 import { answerError } from "./error-handler.js";
 import { registerIntrospectionRoutes } from "./introspection-routes.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
 import { RateLimits } from "./rate-limits.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
 import {
+  COOKIE_OPTION_NAMES,
+  type CookieModeOptions,
   RATE_LIMIT_OPTION_NAMES,
   type RateLimitOptions,
   refuseUnknownOptions,
+  resolveCookieModeConfig,
   resolveRateLimitConfig,
   SERVER_SETTINGS,
   setsServiceOptions,
@@ -25,7 +29,7 @@ const KEY_RELOAD_INTERVAL_MS = 60_000;
  * Options of the {@link tessera} Fastify plugin: the service's, the rate limits (as the
  * standalone server's `TESSERA_RATE_LIMIT` and the other limits; defaults alike) and these.
  */
-export interface TesseraPluginOptions extends ServiceOptions, RateLimitOptions {
+export interface TesseraPluginOptions extends ServiceOptions, RateLimitOptions, CookieModeOptions {
   /**
    * The services to serve; no service option may be given with them. When absent the plugin
    * opens the configured store and creates them, and closes both with the app.
@@ -37,7 +41,7 @@ export interface TesseraPluginOptions extends ServiceOptions, RateLimitOptions {
 
 // Fastify hands its own register() options (prefix, logLevel…) to the plugin too.
 const REGISTER_OPTIONS = ["prefix", "logLevel", "logSerializers"];
-const OWN_OPTIONS: readonly string[] = ["services", "baseUrl", ...RATE_LIMIT_OPTION_NAMES];
+const OWN_OPTIONS: readonly string[] = ["services", "baseUrl", ...RATE_LIMIT_OPTION_NAMES, ...COOKIE_OPTION_NAMES];
 const PLUGIN_OPTION_NAMES = new Set<string>([...OWN_OPTIONS, ...SERVICE_OPTION_NAMES, ...REGISTER_OPTIONS]);
 
 /** Opens the plugin's own services, or checks that none of their options came with given ones. */
@@ -134,7 +138,9 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   });
 
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
-  registerAuthRoutes(app, { auth: services.auth, limits });
+  const cookieMode = resolveCookieModeConfig({ cookieMode: options.cookieMode, cookieOrigins: options.cookieOrigins });
+  const cookie = cookieMode.cookieMode ? await registerCookieMode(app, { config: cookieMode, baseUrl }) : null;
+  registerAuthRoutes(app, { auth: services.auth, limits, cookie });
   registerOAuthRoutes(app, { services, limits, baseUrl });
   registerIntrospectionRoutes(app, { auth: services.auth, introspection: services.introspection });
   registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });

@@ -367,8 +367,8 @@ describe("createAuthClient()", () => {
       });
       const error = await client.fetch(`${server.url}/auth/me`).catch((caught: unknown) => caught);
       assert.ok(error instanceof AuthClientError);
-      assert.ok(!error.message.includes(tokens.accessToken) && !error.message.includes(tokens.refreshToken));
-      assert.ok(!JSON.stringify(error).includes(tokens.refreshToken));
+      assert.ok(!error.message.includes(tokens.accessToken) && !error.message.includes(tokens.refreshToken!));
+      assert.ok(!JSON.stringify(error).includes(tokens.refreshToken!));
     });
   });
 

@@ -6,26 +6,11 @@ import { after, before, describe, it } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { startExampleServer, type ExampleServer } from "../../examples/browser/serve.js";
 import { registerAndLogin, startServer, temporaryDirectory, type RunningServer } from "../support/server.js";
+import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from "./chromium.js";
 import { sleep } from "./recording-fetch.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const PASSWORD = "correct horse battery staple";
-const inCi = process.env.CI === "true";
-// Locally a missing browser skips with a reason; in CI it is a failure (see before()).
-const skip =
-  !existsSync(CHROMIUM) && !inCi
-    ? `Chromium not found at ${CHROMIUM}; run scripts/install-browser.sh to enable this test`
-    : false;
+const skip = skipWithoutChromium;
 
 /** What app.js exposes on `window` for this test. */
 interface ExampleWindow {

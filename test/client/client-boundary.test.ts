@@ -33,6 +33,7 @@ describe("tessera/client", () => {
       "AUTH_CLIENT_ERROR_CODES",
       "AUTH_CLIENT_EVENTS",
       "AuthClientError",
+      "CSRF_HEADER",
       "DEFAULT_REFRESH_MARGIN_SECONDS",
       "DEFAULT_STORAGE_KEY",
       "createAuthClient",
