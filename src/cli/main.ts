@@ -15,8 +15,8 @@ Commands:
   serve                            Run the HTTP server (migrates the database first)
   migrate                          Create or upgrade the database schema, then exit
   purge [--batch-size N]           Delete expired refresh tokens and ended sessions in batches
-  keys list                        List signing keys (kid, alg, created, retired)
-  keys rotate                      Create a new signing key and retire the others
+  keys list                        List signing keys: state (next, current, retired), created, activates, retired
+  keys rotate [--immediately]      Publish a new key that signs one JWKS cache lifetime later (at once: --immediately)
   user create <username>           Create an account; the password is read from standard input
   user roles <username> <r1,r2>    Replace a user's roles
   sessions list <username>         List a user's open sessions
@@ -39,7 +39,10 @@ See README.md for what each setting does.
 `;
 }
 
-type Flags = { help?: boolean; "batch-size"?: string } & Record<string, string | boolean | undefined>;
+type Flags = { help?: boolean; immediately?: boolean; "batch-size"?: string } & Record<
+  string,
+  string | boolean | undefined
+>;
 
 // Each flag sets the option whose setting names it.
 const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) =>
@@ -139,10 +142,10 @@ async function purge(options: TesseraOptions, batchSize: number): Promise<void> 
   process.stdout.write(`purged ${refreshTokens} refresh tokens and ${sessions} sessions\n`);
 }
 
-async function keys(options: TesseraOptions, action: string | undefined): Promise<void> {
+async function keys(options: TesseraOptions, action: string | undefined, immediately: boolean): Promise<void> {
   if (action === "rotate")
-    return printJson(withServices(options, async ({ admin }) => ({ kid: await admin.rotateSigningKey() })));
-  if (action !== "list") throw new TypeError("usage: tessera keys list|rotate");
+    return printJson(withServices(options, ({ admin }) => admin.rotateSigningKey({ immediately })));
+  if (action !== "list" || immediately) throw new TypeError("usage: tessera keys list | keys rotate [--immediately]");
   return printJson(withServices(options, ({ admin }) => admin.listSigningKeys()));
 }
 
@@ -210,6 +213,7 @@ async function main(argv: string[]): Promise<void> {
     options: {
       ...Object.fromEntries(FLAG_OPTIONS.map(([flag]) => [flag, { type: "string" as const }])),
       "batch-size": { type: "string" },
+      immediately: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -232,7 +236,7 @@ async function main(argv: string[]): Promise<void> {
       return purge(options, Number(batch));
     }
     case "keys":
-      return keys(options, positionals[1]);
+      return keys(options, positionals[1], values.immediately === true);
     case "user":
     case "sessions":
       return admin(command, options, positionals.slice(1));

@@ -62,9 +62,9 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
     queue: config.passwordHashQueue,
   });
   await upgradeUsernameKeys(store, logger);
-  const keys = await SigningKeys.load(config, { store, clock, logger }, deps.electSigningKey ?? true);
-  const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
   const audit = new AuditTrail(store, clock);
+  const keys = await SigningKeys.load(config, { store, clock, logger, audit }, deps.electSigningKey ?? true);
+  const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
   const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger });
   const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit });
   const introspection = new TokenIntrospection({ store, config, clock, auth });

@@ -122,6 +122,17 @@ const currentSigningKey: Migration = {
   },
 };
 
+// The signing-key schedule: a key published ahead of use holds the unique slot "next" (so racing
+// instances create one), and `activates_at` says when it signs (for the current and retired keys:
+// when they began to). Keys stored before hold NULL there, read as their `created_at`.
+function keySchedule(kind: StoreKind): Migration {
+  return {
+    async up(db: AnyDb) {
+      await db.schema.alterTable("signing_keys").addColumn("activates_at", timestampType(kind)).execute();
+    },
+  };
+}
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
@@ -130,6 +141,7 @@ export function migrationProvider(kind: StoreKind): MigrationProvider {
         "0001_initial": initialSchema(kind),
         "0002_exact_username_keys": exactUsernameKeys(kind),
         "0003_current_signing_key": currentSigningKey,
+        "0006_key_schedule": keySchedule(kind),
       }),
   };
 }
