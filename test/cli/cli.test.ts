@@ -47,7 +47,8 @@ describe("tessera CLI", () => {
     const startedAt = Date.now();
     const next = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as Started;
     const lead = (Date.parse(next.activatesAt) - startedAt) / 1000;
-    assert.ok(lead >= KEY_PUBLICATION_LEAD_SECONDS - 5 && lead <= KEY_PUBLICATION_LEAD_SECONDS + 1, `lead ${lead}`);
+    // The lead counts from when the command ran, after this process started it.
+    assert.ok(lead >= KEY_PUBLICATION_LEAD_SECONDS && lead <= KEY_PUBLICATION_LEAD_SECONDS + 20, `lead ${lead}`);
     const again = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as Started;
     assert.deepEqual(again, next, "a pending next key is the rotation already under way");
     assert.deepEqual(
