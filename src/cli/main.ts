@@ -7,7 +7,7 @@ import { resolveConfig, SETTINGS, type TesseraOptions } from "../http/server-con
 import { publishRevocations } from "../service/revocation-publisher.js";
 import { migrateDatabase, openServices, type TesseraServices } from "../service/tessera-services.js";
 import { checkConfiguration } from "./config-check.js";
-import { optionsFromEnvironment, readSetting, variableOfOption } from "./env-options.js";
+import { givenSettings, readConfigFile, readSetting, variableOfOption } from "./env-options.js";
 
 const COMMANDS = `Usage: tessera <command> [options]
 
@@ -33,13 +33,14 @@ function usage(): string {
     (spec) => `  ${spec.variable.padEnd(width)}  ${(spec.flag ?? "").padEnd(12)} default ${spec.default}`,
   );
   return `${COMMANDS}
-Settings (flags of serve win over variables; every command takes --database):
+Settings (flags of serve win over variables, variables over --config FILE, a JSON object of these
+variables that every command takes, as it takes --database):
 ${rows.join("\n")}
 See README.md for what each setting does.
 `;
 }
 
-type Flags = { help?: boolean; immediately?: boolean; "batch-size"?: string } & Record<
+type Flags = { help?: boolean; immediately?: boolean; config?: string; "batch-size"?: string } & Record<
   string,
   string | boolean | undefined
 >;
@@ -50,10 +51,14 @@ const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) =>
 );
 
 function optionsFrom(flags: Flags): TesseraOptions {
-  const options: Record<string, unknown> = { ...optionsFromEnvironment(process.env) };
-  for (const [flag, option, spec] of FLAG_OPTIONS) {
-    const value = flags[flag];
-    if (typeof value === "string") options[option] = readSetting(spec, value, `--${flag}`);
+  const file = typeof flags.config === "string" ? readConfigFile(flags.config) : null;
+  if (file !== null && file.problems.length > 0) {
+    throw new TypeError(`${file.problems.map((problem) => problem.message).join("; ")} (see tessera config check)`);
+  }
+  const options: Record<string, unknown> = { production: process.env.NODE_ENV === "production" };
+  for (const [option, given] of givenSettings(process.env, flags, file)) {
+    const spec = SETTINGS[option];
+    if (spec) options[option] = readSetting(spec, given.text, given.name);
   }
   return options;
 }
@@ -214,6 +219,7 @@ async function main(argv: string[]): Promise<void> {
       ...Object.fromEntries(FLAG_OPTIONS.map(([flag]) => [flag, { type: "string" as const }])),
       "batch-size": { type: "string" },
       immediately: { type: "boolean" },
+      config: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
