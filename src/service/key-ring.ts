@@ -244,7 +244,9 @@ export async function rotateSigningKey(options: KeyRingOptions, immediately: boo
       const publishedUntil = addSeconds(now, options.retiredKeyGraceSeconds);
       const events: KeyEvent[] = [
         { type: "key_created", kid: key.kid, alg: key.alg, activatesAt: now },
-        { type: "key_rotated", kid: key.kid, previousKid: current?.kid ?? null, immediately: true },
+        ...(current
+          ? [{ type: "key_rotated", kid: key.kid, previousKid: current.kid, immediately: true } as const]
+          : []),
         ...[current, pending].flatMap((old): KeyEvent[] =>
           old ? [{ type: "key_retired", kid: old.kid, publishedUntil }] : [],
         ),
@@ -257,8 +259,11 @@ export async function rotateSigningKey(options: KeyRingOptions, immediately: boo
 
 /** How {@link loadKeyRing} treats a current key that does not suit this instance, or none. */
 export type KeyRingLoad =
-  /** Starting to serve: store a key of the configured algorithm as the current one (first start elects it). */
-  | { readonly elect: true }
+  /**
+   * Starting to serve: store a key of the configured algorithm as the current one (first start
+   * elects it); `onEvent` hears of the changes this instance made.
+   */
+  | { readonly elect: true; readonly onEvent?: (event: KeyEvent) => void }
   /** Only reading (a reload, a CLI command): keep signing with `inUse`, or with nothing. */
   | { readonly elect: false; readonly inUse: SigningKey | null };
 
@@ -299,8 +304,19 @@ export async function loadKeyRing(options: KeyRingOptions, load: KeyRingLoad): P
     if (attempt === ELECTION_ATTEMPTS) {
       throw new TesseraError("signing_key_unavailable", "other instances kept replacing the signing key");
     }
-    const key = await storeNewKey(options, algorithm, sealingKey, encryption, currentOf(records));
-    if (key) logger.info({ kid: key.kid, alg: key.alg }, "created a signing key");
+    const replacing = currentOf(records);
+    const now = clock.now();
+    const key = await storeNewKey(options, algorithm, sealingKey, encryption, replacing, now);
+    if (key) {
+      logger.info({ kid: key.kid, alg: key.alg }, "created a signing key");
+      const publishedUntil = addSeconds(now, options.retiredKeyGraceSeconds);
+      load.onEvent?.({ type: "key_created", kid: key.kid, alg: key.alg, activatesAt: now });
+      if (replacing)
+        load.onEvent?.({ type: "key_rotated", kid: key.kid, previousKid: replacing.kid, immediately: true });
+      for (const old of [replacing, nextOf(records)]) {
+        if (old) load.onEvent?.({ type: "key_retired", kid: old.kid, publishedUntil });
+      }
+    }
     // Whether this instance won or lost, everyone signs with what the store now holds.
     records = await store.listSigningKeys();
   }

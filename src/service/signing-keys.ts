@@ -121,9 +121,17 @@ export class SigningKeys {
       rotationSeconds: config.keyRotationSeconds,
       publicationLeadSeconds: KEY_PUBLICATION_LEAD_SECONDS,
     };
-    const load: KeyRingLoad = elect ? { elect: true } : { elect: false, inUse: null };
+    const events: KeyEvent[] = [];
+    const load: KeyRingLoad = elect
+      ? { elect: true, onEvent: (event) => events.push(event) }
+      : { elect: false, inUse: null };
     const keys = new SigningKeys(config, deps, ringOptions, await loadKeyRing(ringOptions, load), elect);
-    if (elect) await keys.reload();
+    await keys.#record(events, SCHEDULE_CONTEXT);
+    if (elect) {
+      await keys.reload();
+      // The start-up reload must not hold back the reload an unknown kid asks for.
+      keys.#lastReload = Number.NEGATIVE_INFINITY;
+    }
     return keys;
   }
 
