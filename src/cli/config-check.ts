@@ -1,5 +1,12 @@
 import { resolveConfig, SETTINGS, type TesseraConfig } from "../http/server-config.js";
-import { readSetting } from "./env-options.js";
+import {
+  type ConfigFile,
+  givenSettings,
+  optionOfVariable,
+  readConfigFile,
+  readSetting,
+  type SettingSource,
+} from "./env-options.js";
 
 /** One problem `tessera config check` found: the setting it is about (when known) and what is wrong. */
 export interface ConfigProblem {
@@ -10,10 +17,19 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
+/** Where one setting's value came from and what it was, secrets and URL passwords masked. */
+export interface SettingOrigin {
+  readonly source: SettingSource;
+  /** As given (text), or the documented default. */
+  readonly value: string;
+}
+
 /** What `tessera config check` prints: the effective configuration, secrets masked, and every problem. */
 export interface ConfigReport {
   /** The configuration the server would run with once the faulty settings are fixed; `null` if none resolves. */
   readonly config: Record<string, unknown> | null;
+  /** Every setting by its `TESSERA_*` variable: default, config file, environment or flag. */
+  readonly sources: Readonly<Record<string, SettingOrigin>>;
   readonly problems: readonly ConfigProblem[];
 }
 
@@ -33,22 +49,40 @@ export function checkConfiguration(
   flags: Readonly<Record<string, string | boolean | undefined>> = {},
 ): ConfigReport {
   const problems: ConfigProblem[] = [];
-  const options: Record<string, unknown> = { production: env.NODE_ENV === "production" };
-  for (const [option, spec] of Object.entries(SETTINGS)) {
-    const flag = spec.flag === undefined ? undefined : flags[spec.flag.slice(2)];
-    const [value, name] = typeof flag === "string" ? [flag, spec.flag] : [env[spec.variable], spec.variable];
-    if (value === undefined || value === "") continue;
+  let file: ConfigFile | null = null;
+  if (typeof flags.config === "string") {
     try {
-      options[option] = readSetting(spec, value, name ?? spec.variable);
+      file = readConfigFile(flags.config);
+    } catch (error) {
+      problems.push(problemOf(null, error));
+    }
+  }
+  for (const { variable, message } of file?.problems ?? [])
+    problems.push({ setting: variable === null ? null : (optionOfVariable(variable) ?? null), variable, message });
+  const given = givenSettings(env, flags, file);
+  const options: Record<string, unknown> = { production: env.NODE_ENV === "production" };
+  for (const [option, { text, name }] of given) {
+    const spec = SETTINGS[option];
+    if (!spec) continue;
+    try {
+      options[option] = readSetting(spec, text, name);
     } catch (error) {
       problems.push(problemOf(option, error));
     }
   }
+  const sources = Object.fromEntries(
+    Object.entries(SETTINGS).map(([option, spec]): [string, SettingOrigin] => {
+      const setting = given.get(option);
+      if (!setting) return [spec.variable, { source: "default", value: spec.default }];
+      return [spec.variable, { source: setting.source, value: maskedText(option, setting.text) }];
+    }),
+  );
+  const report = (config: Record<string, unknown> | null): ConfigReport => ({ config, sources, problems });
   // Each round drops one setting, so there are at most as many rounds as settings, plus the last.
   const rounds = Object.keys(options).length + 1;
   for (let round = 0; round < rounds; round += 1) {
     try {
-      return { config: maskSecrets(resolveConfig(options)), problems };
+      return report(maskSecrets(resolveConfig(options)));
     } catch (error) {
       if (!(error instanceof TypeError)) throw error;
       const culprit = culpritOf(options, error.message);
@@ -57,7 +91,13 @@ export function checkConfiguration(
       delete options[culprit];
     }
   }
-  return { config: null, problems };
+  return report(null);
+}
+
+/** A setting's text as given, with a secret or a URL's password masked. */
+function maskedText(option: string, text: string): string {
+  if ((SECRET_FIELDS as readonly string[]).includes(option)) return MASK;
+  return (URL_FIELDS as readonly string[]).includes(option) ? maskUrlPassword(text) : text;
 }
 
 /** The set option a `resolveConfig` error is about: the one it names first, else the one whose removal clears it. */

@@ -8,7 +8,7 @@ import { AUDIT_QUERY_FIELDS, type AuditEventView, type AuditPage } from "../serv
 import { publishRevocations } from "../service/revocation-publisher.js";
 import { migrateDatabase, openServices, type TesseraServices } from "../service/tessera-services.js";
 import { checkConfiguration } from "./config-check.js";
-import { optionsFromEnvironment, readSetting, variableOfOption } from "./env-options.js";
+import { givenSettings, readConfigFile, readSetting, variableOfOption } from "./env-options.js";
 
 const COMMANDS = `Usage: tessera <command> [options]
 
@@ -17,8 +17,8 @@ Commands:
   migrate                          Create or upgrade the database schema, then exit
   purge [--batch-size N]           Delete expired refresh tokens, ended sessions and audit events
                                    older than TESSERA_AUDIT_RETENTION, in batches
-  keys list                        List signing keys (kid, alg, created, retired)
-  keys rotate                      Create a new signing key and retire the others
+  keys list                        List signing keys: state (next, current, retired), created, activates, retired
+  keys rotate [--immediately]      Publish a new key that signs one JWKS cache lifetime later (at once: --immediately)
   user create <username>           Create an account; the password is read from standard input
   user roles <username> <r1,r2>    Replace a user's roles
   sessions list <username>         List a user's open sessions
@@ -38,13 +38,17 @@ function usage(): string {
     (spec) => `  ${spec.variable.padEnd(width)}  ${(spec.flag ?? "").padEnd(12)} default ${spec.default}`,
   );
   return `${COMMANDS}
-Settings (flags of serve win over variables; every command takes --database):
+Settings (flags of serve win over variables, variables over --config FILE, a JSON object of these
+variables that every command takes, as it takes --database):
 ${rows.join("\n")}
 See README.md for what each setting does.
 `;
 }
 
-type Flags = { help?: boolean; "batch-size"?: string; json?: boolean } & Record<string, string | boolean | undefined>;
+type Flags = { help?: boolean; immediately?: boolean; config?: string; "batch-size"?: string; json?: boolean } & Record<
+  string,
+  string | boolean | undefined
+>;
 
 // Each flag sets the option whose setting names it.
 const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) =>
@@ -52,10 +56,14 @@ const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) =>
 );
 
 function optionsFrom(flags: Flags): TesseraOptions {
-  const options: Record<string, unknown> = { ...optionsFromEnvironment(process.env) };
-  for (const [flag, option, spec] of FLAG_OPTIONS) {
-    const value = flags[flag];
-    if (typeof value === "string") options[option] = readSetting(spec, value, `--${flag}`);
+  const file = typeof flags.config === "string" ? readConfigFile(flags.config) : null;
+  if (file !== null && file.problems.length > 0) {
+    throw new TypeError(`${file.problems.map((problem) => problem.message).join("; ")} (see tessera config check)`);
+  }
+  const options: Record<string, unknown> = { production: process.env.NODE_ENV === "production" };
+  for (const [option, given] of givenSettings(process.env, flags, file)) {
+    const spec = SETTINGS[option];
+    if (spec) options[option] = readSetting(spec, given.text, given.name);
   }
   return options;
 }
@@ -145,10 +153,10 @@ async function purge(options: TesseraOptions, batchSize: number): Promise<void> 
   );
 }
 
-async function keys(options: TesseraOptions, action: string | undefined): Promise<void> {
+async function keys(options: TesseraOptions, action: string | undefined, immediately: boolean): Promise<void> {
   if (action === "rotate")
-    return printJson(withServices(options, async ({ admin }) => ({ kid: await admin.rotateSigningKey() })));
-  if (action !== "list") throw new TypeError("usage: tessera keys list|rotate");
+    return printJson(withServices(options, ({ admin }) => admin.rotateSigningKey({ immediately })));
+  if (action !== "list" || immediately) throw new TypeError("usage: tessera keys list | keys rotate [--immediately]");
   return printJson(withServices(options, ({ admin }) => admin.listSigningKeys()));
 }
 
@@ -241,6 +249,8 @@ async function main(argv: string[]): Promise<void> {
       "batch-size": { type: "string" },
       ...Object.fromEntries(AUDIT_QUERY_FIELDS.map((flag) => [flag, { type: "string" as const }])),
       json: { type: "boolean" },
+      immediately: { type: "boolean" },
+      config: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -263,7 +273,7 @@ async function main(argv: string[]): Promise<void> {
       return purge(options, Number(batch));
     }
     case "keys":
-      return keys(options, positionals[1]);
+      return keys(options, positionals[1], values.immediately === true);
     case "audit":
       return auditCommand(options, values, positionals[1]);
     case "user":

@@ -109,3 +109,54 @@ export function hmacSigningKey(secret: Buffer): SigningKey {
   const kid = createHash("sha256").update("tessera-hs256-kid:").update(secret).digest("base64url").slice(0, 16);
   return Object.freeze({ kid, alg: "HS256", privateKey: secret, publicKey: secret, publicJwk: null });
 }
+
+/**
+ * How long resource servers may cache the JWK Set, in seconds: the `max-age` of
+ * `/.well-known/jwks.json` and the default cache lifetime of `tessera/verify`. A new key is
+ * published at least this long before it signs anything.
+ */
+export const JWKS_CACHE_SECONDS = 300;
+
+/** Where a stored signing key stands: published ahead of use, signing, or kept only to verify. */
+export const SIGNING_KEY_STATES = ["next", "current", "retired"] as const;
+
+/** One of {@link SIGNING_KEY_STATES}. */
+export type SigningKeyState = (typeof SIGNING_KEY_STATES)[number];
+
+/** What the signing-key schedule knows at one instant; see {@link keyScheduleStep}. */
+export interface KeyScheduleInput {
+  readonly now: Date;
+  /** The key signing now and since when, or `null`. */
+  readonly current: { readonly kid: string; readonly activatedAt: Date } | null;
+  /** The key published to sign next and from when, or `null`. */
+  readonly next: { readonly kid: string; readonly activatesAt: Date } | null;
+  /** Seconds a key signs before the next replaces it; `null`: only on demand. */
+  readonly rotationSeconds: number | null;
+  /** Seconds a new key is published before it may sign. */
+  readonly publicationLeadSeconds: number;
+}
+
+/** What to do about the schedule now: nothing, promote `next` to current, or publish a new `next`. */
+export type KeyScheduleStep =
+  | { readonly action: "wait" }
+  | { readonly action: "promote"; readonly nextKid: string; readonly currentKid: string | null }
+  | { readonly action: "prepare"; readonly activatesAt: Date };
+
+/**
+ * The schedule as a decision table: a `next` key whose time has come is promoted; otherwise,
+ * once the current key is due for replacement within the publication lead, a `next` key is
+ * prepared to activate when it is due (and never sooner than one lead from now).
+ */
+export function keyScheduleStep(input: KeyScheduleInput): KeyScheduleStep {
+  const { now, current, next, rotationSeconds, publicationLeadSeconds } = input;
+  if (next) {
+    return next.activatesAt <= now
+      ? { action: "promote", nextKid: next.kid, currentKid: current?.kid ?? null }
+      : { action: "wait" };
+  }
+  if (rotationSeconds === null || current === null) return { action: "wait" };
+  const due = current.activatedAt.getTime() + rotationSeconds * 1000;
+  const earliest = now.getTime() + publicationLeadSeconds * 1000;
+  if (earliest < due) return { action: "wait" };
+  return { action: "prepare", activatesAt: new Date(Math.max(due, earliest)) };
+}

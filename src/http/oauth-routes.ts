@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { TesseraError } from "../core/errors.js";
+import { JWKS_CACHE_SECONDS } from "../core/signing-key.js";
 import type { TesseraServices } from "../service/tessera-services.js";
 import { introspectionAuthMethods } from "./introspection-routes.js";
 import type { RateLimits } from "./rate-limits.js";
@@ -62,7 +63,7 @@ export function registerOAuthRoutes(app: FastifyInstance, { services, limits, ba
   );
 
   app.get("/.well-known/jwks.json", { schema: oauthSchemas.jwks }, (_request, reply) =>
-    reply.header("cache-control", "public, max-age=300").send(services.jwks),
+    reply.header("cache-control", `public, max-age=${JWKS_CACHE_SECONDS}`).send(services.jwks),
   );
 
   app.get("/.well-known/oauth-authorization-server", { schema: oauthSchemas.metadata }, (_request, reply) =>

@@ -2,6 +2,7 @@ import formbody from "@fastify/formbody";
 import { Ajv } from "ajv";
 import type { FastifyInstance, FastifyPluginAsync } from "fastify";
 import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from "../service/config.js";
+import { KEY_RELOAD_INTERVAL } from "../service/signing-keys.js";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
 import { registerAuditRoutes } from "./audit-routes.js";
 import { registerAuthRoutes } from "./auth-routes.js";
@@ -22,8 +23,6 @@ import {
   SERVER_SETTINGS,
   setsServiceOptions,
 } from "./server-config.js";
-
-const KEY_RELOAD_INTERVAL_MS = 60_000;
 
 /**
  * Options of the {@link tessera} Fastify plugin: the service's, the rate limits (as the
@@ -111,17 +110,29 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   );
   app.addHook("onClose", () => limits.close());
 
-  // Pick up keys rotated by another instance or `tessera keys rotate`.
-  const keyReload = setInterval(() => {
-    services.keys
-      .reload()
-      .catch((error: unknown) =>
-        app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"),
-      );
-  }, KEY_RELOAD_INTERVAL_MS);
-  keyReload.unref();
+  // Pick up keys rotated by another instance or `tessera keys rotate`, and advance the key
+  // schedule; a random interval each round keeps instances started together from ticking together.
+  let keyReload: NodeJS.Timeout | undefined;
+  let closed = false;
+  const scheduleKeyReload = () => {
+    const { minSeconds, maxSeconds } = KEY_RELOAD_INTERVAL;
+    const delayMs = (minSeconds + Math.random() * (maxSeconds - minSeconds)) * 1000;
+    keyReload = setTimeout(() => {
+      void services.keys
+        .reload()
+        .catch((error: unknown) =>
+          app.log.warn({ err: error instanceof Error ? error.message : "unknown" }, "key reload failed"),
+        )
+        .finally(() => {
+          if (!closed) scheduleKeyReload();
+        });
+    }, delayMs);
+    keyReload.unref();
+  };
+  scheduleKeyReload();
   app.addHook("onClose", (_instance, done) => {
-    clearInterval(keyReload);
+    closed = true;
+    clearTimeout(keyReload);
     done();
   });
 

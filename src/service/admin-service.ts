@@ -1,5 +1,6 @@
 import { addSeconds, type Clock } from "../core/clock.js";
 import { fail } from "../core/errors.js";
+import type { SigningKeyState } from "../core/signing-key.js";
 import type { PurgeResult, Store } from "../store/store.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
@@ -7,7 +8,7 @@ import { checkRoleNames } from "./credential-policy.js";
 import type { PasswordHasher } from "./password-hasher.js";
 import { OPERATOR_CONTEXT } from "./request-context.js";
 import type { SessionRevocations } from "./session-revocations.js";
-import type { SigningKeys } from "./signing-keys.js";
+import type { SigningKeys, StartedRotation } from "./signing-keys.js";
 import { createUser } from "./user-creation.js";
 import { type SessionView, sessionViewsOf, type UserView } from "./views.js";
 import { findUserByName } from "./username-keys.js";
@@ -16,8 +17,12 @@ import { findUserByName } from "./username-keys.js";
 export interface SigningKeyView {
   readonly kid: string;
   readonly alg: string;
+  /** `next` (published, signs from `activatesAt`), `current` (signs) or `retired` (verifies only). */
+  readonly state: SigningKeyState;
   readonly encryption: string;
   readonly createdAt: Date;
+  /** When it signs, or began to. */
+  readonly activatesAt: Date;
   readonly retiredAt: Date | null;
 }
 
@@ -122,20 +127,26 @@ export class AdminService {
     }
   }
 
-  /** Every stored signing key, retired or not. */
+  /** Every stored signing key, next, current and retired, oldest first. */
   async listSigningKeys(): Promise<SigningKeyView[]> {
     const records = await this.#store.listSigningKeys();
-    return records.map(({ kid, alg, encryption, createdAt, retiredAt }) => ({
+    return records.map(({ kid, alg, state, encryption, createdAt, activatesAt, retiredAt }) => ({
       kid,
       alg,
+      state,
       encryption,
       createdAt,
+      activatesAt,
       retiredAt,
     }));
   }
 
-  /** Creates a new signing key and retires the others; returns its id. Throws `TypeError` for HS256. */
-  rotateSigningKey(): Promise<string> {
-    return this.#keys.rotate();
+  /**
+   * Starts a signing-key rotation: a next key, published now, signs one JWKS cache lifetime
+   * later; `immediately` makes it sign at once (an emergency). Returns the key and when it signs.
+   * Throws `TypeError` for HS256.
+   */
+  rotateSigningKey(options: { readonly immediately?: boolean } = {}): Promise<StartedRotation> {
+    return this.#keys.rotate(options.immediately ?? false);
   }
 }

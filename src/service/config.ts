@@ -89,7 +89,17 @@ export interface ServiceOptions {
    * to 10 years. Default `90d`.
    */
   readonly auditRetention?: string | number;
+  /**
+   * How often the signing key is replaced: a duration from `1h` to `365d` (`"30d"` or seconds), or
+   * `"off"`. Each new key is published one JWKS cache lifetime before it signs, and the key it
+   * replaces stays published until the tokens it signed have expired. Default `30d`; `off` in
+   * development mode (no `secret`) and with `HS256`, whose key is the configured secret.
+   */
+  readonly keyRotation?: string | number;
 }
+
+/** Shortest and longest {@link ServiceOptions.keyRotation}, in seconds. */
+export const KEY_ROTATION_BOUNDS = Object.freeze({ minSeconds: 3600, maxSeconds: 365 * 86400 });
 
 /** Who may create accounts: see {@link ServiceOptions.registration}. */
 export const REGISTRATION_MODES = ["open", "closed"] as const;
@@ -122,6 +132,7 @@ export const SERVICE_SETTINGS = {
   passwordHashConcurrency: { variable: "TESSERA_PASSWORD_HASH_CONCURRENCY", type: "integer", default: "1" },
   passwordHashQueue: { variable: "TESSERA_PASSWORD_HASH_QUEUE", type: "integer", default: "16" },
   auditRetention: { variable: "TESSERA_AUDIT_RETENTION", type: "string", default: "90d" },
+  keyRotation: { variable: "TESSERA_KEY_ROTATION", type: "string", default: "30d (off in development mode)" },
 } as const satisfies Partial<Record<keyof ServiceOptions, SettingSpec>>;
 
 /** The option names of {@link ServiceOptions}, including those without a variable. */
@@ -154,6 +165,8 @@ export interface ServiceConfig {
   readonly passwordHashQueue: number;
   /** Audit events older than this are purged, in seconds. */
   readonly auditRetentionSeconds: number;
+  /** Seconds between scheduled signing-key rotations, or `null` when they are off. */
+  readonly keyRotationSeconds: number | null;
 }
 
 const DAY = 86400;
@@ -171,6 +184,22 @@ export function integerIn(value: number, min: number, max: number, name: string)
     throw new TypeError(`${name} must be a whole number from ${min} to ${max}`);
   }
   return value;
+}
+
+function keyRotationOf(
+  value: string | number | undefined,
+  developmentMode: boolean,
+  algorithm: SigningAlgorithm,
+): number | null {
+  if (value === undefined) return developmentMode || algorithm === "HS256" ? null : 30 * DAY;
+  if (value === "off") return null;
+  if (algorithm === "HS256") throw new TypeError("keyRotation must be off with HS256: rotate TESSERA_HS256_SECRET");
+  const seconds = parseDurationSeconds(value, "keyRotation");
+  const { minSeconds, maxSeconds } = KEY_ROTATION_BOUNDS;
+  if (seconds < minSeconds || seconds > maxSeconds) {
+    throw new TypeError(`keyRotation must be off or from ${minSeconds / 3600}h to ${maxSeconds / DAY}d`);
+  }
+  return seconds;
 }
 
 /**
@@ -252,5 +281,6 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
     passwordHashConcurrency: integerIn(options.passwordHashConcurrency ?? 1, 1, 64, "passwordHashConcurrency"),
     passwordHashQueue: integerIn(options.passwordHashQueue ?? 16, 0, 10_000, "passwordHashQueue"),
     auditRetentionSeconds,
+    keyRotationSeconds: keyRotationOf(options.keyRotation, secret === null, signingAlgorithm),
   });
 }

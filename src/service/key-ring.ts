@@ -6,13 +6,14 @@ import { deriveKey, open, seal } from "../core/secret-box.js";
 import {
   generateSigningKey,
   hmacSigningKey,
+  keyScheduleStep,
   signingKeyFromPem,
   type PublicJwk,
   type SigningAlgorithm,
   type SigningKey,
   type VerificationKey,
 } from "../core/signing-key.js";
-import type { KeyEncryption, SigningKeyRecord, Store } from "../store/store.js";
+import type { KeyEncryption, NewSigningKey, SigningKeyRecord, Store } from "../store/store.js";
 
 /** Options of {@link loadKeyRing}. */
 export interface KeyRingOptions {
@@ -21,8 +22,12 @@ export interface KeyRingOptions {
   /** Server secret, or `null` in development mode. */
   readonly secret: string | null;
   readonly hs256Secret: Buffer | null;
-  /** Retired keys stay usable for verification this long (the access-token lifetime). */
+  /** Retired keys stay usable for verification and published this long (the access-token lifetime and more). */
   readonly retiredKeyGraceSeconds: number;
+  /** Seconds a key signs before the schedule replaces it; `null`: only `tessera keys rotate` does. */
+  readonly rotationSeconds: number | null;
+  /** Seconds a new key is published before it signs (a JWKS cache lifetime and more). */
+  readonly publicationLeadSeconds: number;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -83,19 +88,11 @@ async function storeNewKey(
   sealingKey: Buffer,
   encryption: KeyEncryption,
   replacing: SigningKeyRecord | null,
+  now = options.clock.now(),
 ): Promise<SigningKey | null> {
   const key = generateSigningKey(algorithm);
   const stored = await options.store.replaceCurrentSigningKey(
-    {
-      kid: key.kid,
-      alg: key.alg,
-      publicKey: JSON.stringify(key.publicJwk),
-      privateKeySealed: seal(sealingKey, key.privateKey as string, key.kid),
-      encryption,
-      createdAt: options.clock.now(),
-      retiredAt: null,
-      current: true,
-    },
+    newKeyRecord(key, sealingKey, encryption, now, now),
     replacing?.kid ?? null,
   );
   if (!stored) return null;
@@ -110,24 +107,151 @@ async function storeNewKey(
   return key;
 }
 
-const currentOf = (records: readonly SigningKeyRecord[]) => records.find((record) => record.current) ?? null;
+function newKeyRecord(
+  key: SigningKey,
+  sealingKey: Buffer,
+  encryption: KeyEncryption,
+  createdAt: Date,
+  activatesAt: Date,
+): NewSigningKey {
+  return {
+    kid: key.kid,
+    alg: key.alg,
+    publicKey: JSON.stringify(key.publicJwk),
+    privateKeySealed: seal(sealingKey, key.privateKey as string, key.kid),
+    encryption,
+    createdAt,
+    activatesAt,
+  };
+}
+
+const currentOf = (records: readonly SigningKeyRecord[]) =>
+  records.find((record) => record.state === "current") ?? null;
+const nextOf = (records: readonly SigningKeyRecord[]) => records.find((record) => record.state === "next") ?? null;
+
+/** A change the schedule or a rotation made, for the audit trail. */
+export type KeyEvent =
+  | { readonly type: "key_created"; readonly kid: string; readonly alg: string; readonly activatesAt: Date }
+  | {
+      readonly type: "key_rotated";
+      readonly kid: string;
+      readonly previousKid: string | null;
+      readonly immediately: boolean;
+    }
+  | { readonly type: "key_retired"; readonly kid: string; readonly publishedUntil: Date };
+
+/** Retired keys are deleted this long after they left the JWK Set; `tessera keys list` shows them until then. */
+export const RETIRED_KEY_KEEP_SECONDS = 86400;
 
 /**
- * Creates a new signing key for the configured algorithm and retires every other key. Returns
- * the new `kid`. Throws `TypeError` for HS256, `signing_key_unavailable` when other instances
- * keep replacing the key meanwhile.
+ * Publishes a `next` key of the configured algorithm to sign from `activatesAt`, unless another
+ * instance published one first. Returns its event, or `null` when another won.
  */
-export async function rotateSigningKey(options: KeyRingOptions): Promise<string> {
-  const { algorithm, store, logger } = options;
+async function prepareNextKey(options: KeyRingOptions, activatesAt: Date): Promise<KeyEvent | null> {
+  const { algorithm, store, clock, logger } = options;
+  if (algorithm === "HS256") return null;
+  const { secret, encryption } = await serverSecret(options, await store.listSigningKeys());
+  const key = generateSigningKey(algorithm);
+  const record = newKeyRecord(key, deriveKey(secret, ENCRYPTION_PURPOSE), encryption, clock.now(), activatesAt);
+  if (!(await store.insertNextSigningKey(record))) return null;
+  logger.info({ kid: key.kid, alg: key.alg, activatesAt: activatesAt.toISOString() }, "published the next signing key");
+  return { type: "key_created", kid: key.kid, alg: key.alg, activatesAt };
+}
+
+/**
+ * Moves the signing-key schedule on, as every serving instance does on its reload timer: promotes
+ * the `next` key once its time has come, publishes a `next` key one publication lead before the
+ * current key is due for rotation, and deletes keys retired long ago. Each write is conditional,
+ * so instances doing this at once change the schedule once. Returns what this call changed.
+ */
+export async function advanceKeySchedule(options: KeyRingOptions): Promise<KeyEvent[]> {
+  const { store, algorithm, clock, logger } = options;
+  if (algorithm === "HS256") return [];
+  const records = await store.listSigningKeys();
+  const current = currentOf(records);
+  const next = nextOf(records);
+  const now = clock.now();
+  const events: KeyEvent[] = [];
+  // An instance whose settings no longer match the current key's prepares nothing of its own.
+  const suits =
+    current !== null &&
+    current.alg === algorithm &&
+    (options.secret === null) === (current.encryption === "development");
+  const step = keyScheduleStep({
+    now,
+    current: current && { kid: current.kid, activatedAt: current.activatesAt },
+    next: next && { kid: next.kid, activatesAt: next.activatesAt },
+    rotationSeconds: suits ? options.rotationSeconds : null,
+    publicationLeadSeconds: options.publicationLeadSeconds,
+  });
+  if (step.action === "promote") {
+    if (await store.promoteNextSigningKey(step.nextKid, step.currentKid, now)) {
+      logger.info({ kid: step.nextKid, previousKid: step.currentKid }, "the next signing key is now current");
+      events.push({ type: "key_rotated", kid: step.nextKid, previousKid: step.currentKid, immediately: false });
+      if (step.currentKid !== null) {
+        const publishedUntil = addSeconds(now, options.retiredKeyGraceSeconds);
+        events.push({ type: "key_retired", kid: step.currentKid, publishedUntil });
+      }
+    }
+  } else if (step.action === "prepare") {
+    const created = await prepareNextKey(options, step.activatesAt);
+    if (created) events.push(created);
+  }
+  const forgotten = addSeconds(now, -(options.retiredKeyGraceSeconds + RETIRED_KEY_KEEP_SECONDS));
+  if (records.some((record) => record.retiredAt !== null && record.retiredAt < forgotten)) {
+    await store.deleteRetiredSigningKeys(forgotten);
+  }
+  return events;
+}
+
+/** What {@link rotateSigningKey} did: the key that signs next, and the changes made. */
+export interface Rotation {
+  readonly kid: string;
+  /** When the key signs (now, for an immediate rotation). */
+  readonly activatesAt: Date;
+  readonly events: readonly KeyEvent[];
+}
+
+/**
+ * Starts a rotation now. By default a `next` key is published to sign one publication lead from
+ * now (an already published `next` key is kept, and returned); `immediately` makes a new key
+ * current at once, retiring the current and any next key: verifiers holding a cached JWK Set
+ * then refetch it on the first token they don't know. On a database without a current key the
+ * new key is current at once. Throws `TypeError` for HS256,
+ * `signing_key_unavailable` when other instances keep replacing the key meanwhile.
+ */
+export async function rotateSigningKey(options: KeyRingOptions, immediately: boolean): Promise<Rotation> {
+  const { algorithm, store, logger, clock } = options;
   if (algorithm === "HS256") throw new TypeError("HS256 signs with TESSERA_HS256_SECRET; rotate that secret instead");
   for (let attempt = 0; attempt < ELECTION_ATTEMPTS; attempt += 1) {
     const records = await store.listSigningKeys();
+    const pending = nextOf(records);
+    const current = currentOf(records);
+    // With no current key nothing signs yet, and no verifier has cached anything to wait for.
+    if (!immediately && current !== null) {
+      if (pending) return { kid: pending.kid, activatesAt: pending.activatesAt, events: [] };
+      const activatesAt = addSeconds(clock.now(), options.publicationLeadSeconds);
+      const created = await prepareNextKey(options, activatesAt);
+      if (created) return { kid: created.kid, activatesAt, events: [created] };
+      continue;
+    }
     const { secret, encryption } = await serverSecret(options, records);
     const sealingKey = deriveKey(secret, ENCRYPTION_PURPOSE);
-    const key = await storeNewKey(options, algorithm, sealingKey, encryption, currentOf(records));
+    const now = clock.now();
+    const key = await storeNewKey(options, algorithm, sealingKey, encryption, current, now);
     if (key) {
-      logger.info({ kid: key.kid, alg: key.alg }, "rotated the signing key");
-      return key.kid;
+      logger.info({ kid: key.kid, alg: key.alg }, "a new signing key signs from now on");
+      const publishedUntil = addSeconds(now, options.retiredKeyGraceSeconds);
+      const events: KeyEvent[] = [
+        { type: "key_created", kid: key.kid, alg: key.alg, activatesAt: now },
+        ...(current
+          ? [{ type: "key_rotated", kid: key.kid, previousKid: current.kid, immediately: true } as const]
+          : []),
+        ...[current, pending].flatMap((old): KeyEvent[] =>
+          old ? [{ type: "key_retired", kid: old.kid, publishedUntil }] : [],
+        ),
+      ];
+      return { kid: key.kid, activatesAt: now, events };
     }
   }
   throw new TesseraError("signing_key_unavailable", "other instances kept replacing the signing key; try again");
@@ -135,8 +259,11 @@ export async function rotateSigningKey(options: KeyRingOptions): Promise<string>
 
 /** How {@link loadKeyRing} treats a current key that does not suit this instance, or none. */
 export type KeyRingLoad =
-  /** Starting to serve: store a key of the configured algorithm as the current one (first start elects it). */
-  | { readonly elect: true }
+  /**
+   * Starting to serve: store a key of the configured algorithm as the current one (first start
+   * elects it); `onEvent` hears of the changes this instance made.
+   */
+  | { readonly elect: true; readonly onEvent?: (event: KeyEvent) => void }
   /** Only reading (a reload, a CLI command): keep signing with `inUse`, or with nothing. */
   | { readonly elect: false; readonly inUse: SigningKey | null };
 
@@ -177,13 +304,24 @@ export async function loadKeyRing(options: KeyRingOptions, load: KeyRingLoad): P
     if (attempt === ELECTION_ATTEMPTS) {
       throw new TesseraError("signing_key_unavailable", "other instances kept replacing the signing key");
     }
-    const key = await storeNewKey(options, algorithm, sealingKey, encryption, currentOf(records));
-    if (key) logger.info({ kid: key.kid, alg: key.alg }, "created a signing key");
+    const replacing = currentOf(records);
+    const now = clock.now();
+    const key = await storeNewKey(options, algorithm, sealingKey, encryption, replacing, now);
+    if (key) {
+      logger.info({ kid: key.kid, alg: key.alg }, "created a signing key");
+      const publishedUntil = addSeconds(now, options.retiredKeyGraceSeconds);
+      load.onEvent?.({ type: "key_created", kid: key.kid, alg: key.alg, activatesAt: now });
+      if (replacing)
+        load.onEvent?.({ type: "key_rotated", kid: key.kid, previousKid: replacing.kid, immediately: true });
+      for (const old of [replacing, nextOf(records)]) {
+        if (old) load.onEvent?.({ type: "key_retired", kid: old.kid, publishedUntil });
+      }
+    }
     // Whether this instance won or lost, everyone signs with what the store now holds.
     records = await store.listSigningKeys();
   }
   // Keys that earlier versions stored beside the current one; keys are now only stored as current.
-  const superseded = records.filter((record) => record.retiredAt === null && !record.current);
+  const superseded = records.filter((record) => record.retiredAt === null && record.state === "retired");
   for (const record of superseded) await store.retireSigningKey(record.kid, now);
   if (superseded.length > 0) records = await store.listSigningKeys();
 

@@ -8,11 +8,53 @@ import {
 } from "../core/access-token.js";
 import type { Clock } from "../core/clock.js";
 import { fail } from "../core/errors.js";
-import type { PublicJwk } from "../core/signing-key.js";
+import type { Logger } from "../core/logger.js";
+import { JWKS_CACHE_SECONDS, type PublicJwk } from "../core/signing-key.js";
+import type { Store } from "../store/store.js";
+import type { AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
-import { type KeyRing, type KeyRingLoad, type KeyRingOptions, loadKeyRing, rotateSigningKey } from "./key-ring.js";
+import {
+  advanceKeySchedule,
+  type KeyEvent,
+  type KeyRing,
+  type KeyRingLoad,
+  type KeyRingOptions,
+  loadKeyRing,
+  rotateSigningKey,
+} from "./key-ring.js";
+import { OPERATOR_CONTEXT, type RequestContext } from "./request-context.js";
 
 const KEY_RELOAD_COOLDOWN_MS = 10_000;
+
+/**
+ * How often a serving instance reloads its keys and advances the schedule, in seconds: a random
+ * time in this range each round, so instances started together do not all tick at once.
+ */
+export const KEY_RELOAD_INTERVAL = Object.freeze({ minSeconds: 45, maxSeconds: 75 });
+
+/**
+ * Seconds a new key is published before it signs: one JWKS cache lifetime, plus the longest an
+ * instance may serve its previous JWK Set before its reload picks the new key up.
+ */
+export const KEY_PUBLICATION_LEAD_SECONDS = JWKS_CACHE_SECONDS + KEY_RELOAD_INTERVAL.maxSeconds;
+
+/** The audit context of changes the schedule makes by itself. */
+const SCHEDULE_CONTEXT: RequestContext = Object.freeze({ ip: null, userAgent: "tessera-key-schedule" });
+
+/** What {@link SigningKeys.load} needs besides the configuration. */
+export interface SigningKeysDependencies {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Where key changes are recorded; none for commands that change nothing. */
+  readonly audit?: AuditTrail;
+}
+
+/** A rotation started by {@link SigningKeys.rotate}: the key that signs next and from when. */
+export interface StartedRotation {
+  readonly kid: string;
+  readonly activatesAt: Date;
+}
 
 type Signer = ReturnType<typeof createAccessTokenSigner>;
 
@@ -24,14 +66,25 @@ export class SigningKeys {
   readonly #config: Readonly<ServiceConfig>;
   readonly #clock: Clock;
   readonly #ringOptions: KeyRingOptions;
+  readonly #audit: AuditTrail | null;
+  readonly #serving: boolean;
   readonly #verify: ReturnType<typeof createAccessTokenVerifier>;
   #ring: KeyRing;
   #sign: Signer;
   #lastReload = Number.NEGATIVE_INFINITY;
   #reload: Promise<void> | null = null;
 
-  private constructor(config: Readonly<ServiceConfig>, clock: Clock, ringOptions: KeyRingOptions, ring: KeyRing) {
+  private constructor(
+    config: Readonly<ServiceConfig>,
+    deps: SigningKeysDependencies,
+    ringOptions: KeyRingOptions,
+    ring: KeyRing,
+    serving: boolean,
+  ) {
+    const { clock } = deps;
     this.#config = config;
+    this.#audit = deps.audit ?? null;
+    this.#serving = serving;
     this.#clock = clock;
     this.#ringOptions = ringOptions;
     this.#ring = ring;
@@ -47,24 +100,39 @@ export class SigningKeys {
   }
 
   /**
-   * Loads the keys of `config`; with `elect` (default true, for instances that sign) makes a key
-   * of its algorithm the current one first. Throws `signing_key_unavailable`.
+   * Loads the keys of `config`; with `elect` (default true, for instances that serve and sign)
+   * makes a key of its algorithm the current one first and advances the schedule, as each
+   * {@link reload} does afterwards. Throws `signing_key_unavailable`.
    */
   static async load(
     config: Readonly<ServiceConfig>,
-    options: Omit<KeyRingOptions, "algorithm" | "secret" | "hs256Secret" | "retiredKeyGraceSeconds">,
+    deps: SigningKeysDependencies,
     elect = true,
   ): Promise<SigningKeys> {
     const ringOptions: KeyRingOptions = {
-      ...options,
+      store: deps.store,
+      clock: deps.clock,
+      logger: deps.logger,
       algorithm: config.signingAlgorithm,
       secret: config.secret,
       hs256Secret: config.hs256Secret,
-      // Other instances may sign with a retired key until their next reload (a minute at most).
-      retiredKeyGraceSeconds: config.accessTokenTtlSeconds + config.clockSkewSeconds + 60,
+      // Other instances may sign with a retired key until their next reload.
+      retiredKeyGraceSeconds: config.accessTokenTtlSeconds + config.clockSkewSeconds + KEY_RELOAD_INTERVAL.maxSeconds,
+      rotationSeconds: config.keyRotationSeconds,
+      publicationLeadSeconds: KEY_PUBLICATION_LEAD_SECONDS,
     };
-    const load: KeyRingLoad = elect ? { elect: true } : { elect: false, inUse: null };
-    return new SigningKeys(config, options.clock, ringOptions, await loadKeyRing(ringOptions, load));
+    const events: KeyEvent[] = [];
+    const load: KeyRingLoad = elect
+      ? { elect: true, onEvent: (event) => events.push(event) }
+      : { elect: false, inUse: null };
+    const keys = new SigningKeys(config, deps, ringOptions, await loadKeyRing(ringOptions, load), elect);
+    await keys.#record(events, SCHEDULE_CONTEXT);
+    if (elect) {
+      await keys.reload();
+      // The start-up reload must not hold back the reload an unknown kid asks for.
+      keys.#lastReload = Number.NEGATIVE_INFINITY;
+    }
+    return keys;
   }
 
   #signerFor(ring: KeyRing): Signer {
@@ -116,13 +184,16 @@ export class SigningKeys {
 
   /**
    * Re-reads the keys from the store: picks up keys rotated by another instance or by
-   * `tessera keys rotate`, and drops retired keys past their grace. Servers call it periodically.
+   * `tessera keys rotate`, and drops retired keys past their grace. A serving instance first
+   * advances the schedule (promotes the next key when its time has come, publishes one ahead of a
+   * due rotation). Servers call it every {@link KEY_RELOAD_INTERVAL}.
    */
   reload(): Promise<void> {
     // Concurrent callers share one reload.
     this.#reload ??= (async () => {
       this.#lastReload = performance.now();
       try {
+        if (this.#serving) await this.#record(await advanceKeySchedule(this.#ringOptions), SCHEDULE_CONTEXT);
         const ring = await loadKeyRing(this.#ringOptions, { elect: false, inUse: this.#ring.signingKey });
         if (ring.signingKey?.kid !== this.#ring.signingKey?.kid) this.#sign = this.#signerFor(ring);
         this.#ring = ring;
@@ -134,13 +205,33 @@ export class SigningKeys {
   }
 
   /**
-   * Creates a new signing key, retires the others (still published for one access-token
-   * lifetime so tokens they signed keep verifying) and starts signing with the new one.
-   * Returns the new key id. Throws `TypeError` for HS256, whose key is the configured secret.
+   * Starts a rotation: publishes a next key that signs one {@link KEY_PUBLICATION_LEAD_SECONDS}
+   * from now (or returns the next key already published); with `immediately`, a new key signs at
+   * once and the others retire (still published until the tokens they signed have expired).
+   * Throws `TypeError` for HS256, whose key is the configured secret.
    */
-  async rotate(): Promise<string> {
-    const kid = await rotateSigningKey(this.#ringOptions);
+  async rotate(immediately = false, context: RequestContext = OPERATOR_CONTEXT): Promise<StartedRotation> {
+    const rotation = await rotateSigningKey(this.#ringOptions, immediately);
+    await this.#record(rotation.events, context);
     await this.reload();
-    return kid;
+    return { kid: rotation.kid, activatesAt: rotation.activatesAt };
+  }
+
+  // The change is made; a failure to record it is logged rather than undoing or hiding it.
+  async #record(events: readonly KeyEvent[], context: RequestContext): Promise<void> {
+    for (const event of events) {
+      const { type, ...fields } = event;
+      const details = Object.fromEntries(
+        Object.entries(fields).map(([name, value]) => [name, value instanceof Date ? value.toISOString() : value]),
+      );
+      try {
+        await this.#audit?.record(type, context, {}, details);
+      } catch (error) {
+        this.#ringOptions.logger.warn(
+          { err: error instanceof Error ? error.message : "unknown", type },
+          "could not record a signing-key event",
+        );
+      }
+    }
   }
 }

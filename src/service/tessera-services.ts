@@ -65,7 +65,7 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
   });
   await upgradeUsernameKeys(store, logger);
   const audit = new AuditTrail(store, clock, logger);
-  const keys = await SigningKeys.load(config, { store, clock, logger }, deps.electSigningKey ?? true);
+  const keys = await SigningKeys.load(config, { store, clock, logger, audit }, deps.electSigningKey ?? true);
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
   const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger });
   const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit });

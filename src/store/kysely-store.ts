@@ -1,8 +1,10 @@
 import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "kysely";
 import type { RevocationReason } from "../core/revocation.js";
+import type { SigningKeyState } from "../core/signing-key.js";
 import { migrationProvider } from "./migrations.js";
 import {
   CURRENT_KEY_SLOT,
+  NEXT_KEY_SLOT,
   type Database,
   type RefreshTokensTable,
   type SessionsTable,
@@ -18,6 +20,7 @@ import type {
   RevokedSession,
   RotationWrite,
   SessionRecord,
+  NewSigningKey,
   SigningKeyRecord,
   Store,
   StoreKind,
@@ -85,6 +88,11 @@ class LostRotation extends Error {}
 
 /** Aborts a signing-key replacement when another instance replaced the current key first. */
 class LostElection extends Error {}
+
+function stateOfSlot(slot: string | null): SigningKeyState {
+  if (slot === CURRENT_KEY_SLOT) return "current";
+  return slot === NEXT_KEY_SLOT ? "next" : "retired";
+}
 
 function isLostSqliteMigrationRace(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -466,11 +474,13 @@ export class KyselyStore implements Store {
         createdAt: toDate(row.created_at),
         retiredAt: toNullableDate(row.retired_at),
         current: row.slot === CURRENT_KEY_SLOT,
+        state: stateOfSlot(row.slot),
+        activatesAt: toDate(row.activates_at ?? row.created_at),
       }));
     });
   }
 
-  async replaceCurrentSigningKey(key: SigningKeyRecord, expectedCurrentKid: string | null): Promise<boolean> {
+  async replaceCurrentSigningKey(key: NewSigningKey, expectedCurrentKid: string | null): Promise<boolean> {
     const now = this.#ts(key.createdAt);
     try {
       return await this.#run(() =>
@@ -492,6 +502,12 @@ export class KyselyStore implements Store {
             .where("retired_at", "is", null)
             .where("slot", "is", null)
             .execute();
+          // A key published to sign next shares the fate of the one replaced (an emergency may be its leak).
+          await trx
+            .updateTable("signing_keys")
+            .set({ retired_at: now, slot: null })
+            .where("slot", "=", NEXT_KEY_SLOT)
+            .execute();
           // The single check-and-act when none was expected: the unique slot admits one insert.
           await trx
             .insertInto("signing_keys")
@@ -504,6 +520,7 @@ export class KyselyStore implements Store {
               created_at: now,
               retired_at: null,
               slot: CURRENT_KEY_SLOT,
+              activates_at: now,
             })
             .execute();
           return true;
@@ -524,6 +541,75 @@ export class KyselyStore implements Store {
         .where("retired_at", "is", null)
         .execute(),
     );
+  }
+
+  async insertNextSigningKey(key: NewSigningKey): Promise<boolean> {
+    try {
+      // The single check-and-act: the unique slot admits one next key.
+      await this.#run(() =>
+        this.#db
+          .insertInto("signing_keys")
+          .values({
+            kid: key.kid,
+            alg: key.alg,
+            public_key: key.publicKey,
+            private_key_sealed: key.privateKeySealed,
+            encryption: key.encryption,
+            created_at: this.#ts(key.createdAt),
+            retired_at: null,
+            slot: NEXT_KEY_SLOT,
+            activates_at: this.#ts(key.activatesAt),
+          })
+          .execute(),
+      );
+      return true;
+    } catch (error) {
+      if (isUniqueViolation(error)) return false;
+      throw error;
+    }
+  }
+
+  async promoteNextSigningKey(nextKid: string, expectedCurrentKid: string | null, now: Date): Promise<boolean> {
+    try {
+      return await this.#run(() =>
+        this.#transaction(async (trx) => {
+          // The current key leaves its slot first (the check-and-act): a racer expecting it too then
+          // updates nothing, and the slot is free for the next key without a unique conflict.
+          if (expectedCurrentKid !== null) {
+            const retired = await trx
+              .updateTable("signing_keys")
+              .set({ retired_at: this.#ts(now), slot: null })
+              .where("kid", "=", expectedCurrentKid)
+              .where("slot", "=", CURRENT_KEY_SLOT)
+              .executeTakeFirst();
+            if (retired.numUpdatedRows === 0n) throw new LostElection();
+          }
+          const promoted = await trx
+            .updateTable("signing_keys")
+            .set({ slot: CURRENT_KEY_SLOT })
+            .where("kid", "=", nextKid)
+            .where("slot", "=", NEXT_KEY_SLOT)
+            .executeTakeFirst();
+          if (promoted.numUpdatedRows === 0n) throw new LostElection();
+          return true;
+        }),
+      );
+    } catch (error) {
+      if (error instanceof LostElection || isUniqueViolation(error)) return false;
+      throw error;
+    }
+  }
+
+  async deleteRetiredSigningKeys(before: Date): Promise<number> {
+    const result = await this.#run(() =>
+      this.#db
+        .deleteFrom("signing_keys")
+        .where("slot", "is", null)
+        .where("retired_at", "is not", null)
+        .where("retired_at", "<", this.#ts(before))
+        .executeTakeFirst(),
+    );
+    return Number(result.numDeletedRows);
   }
 
   ensureSetting(name: string, value: string): Promise<string> {

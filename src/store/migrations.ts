@@ -149,6 +149,17 @@ function auditQueries(kind: StoreKind): Migration {
   };
 }
 
+// The signing-key schedule: a key published ahead of use holds the unique slot "next" (so racing
+// instances create one), and `activates_at` says when it signs (for the current and retired keys:
+// when they began to). Keys stored before hold NULL there, read as their `created_at`.
+function keySchedule(kind: StoreKind): Migration {
+  return {
+    async up(db: AnyDb) {
+      await db.schema.alterTable("signing_keys").addColumn("activates_at", timestampType(kind)).execute();
+    },
+  };
+}
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
@@ -158,6 +169,7 @@ export function migrationProvider(kind: StoreKind): MigrationProvider {
         "0002_exact_username_keys": exactUsernameKeys(kind),
         "0003_current_signing_key": currentSigningKey,
         "0005_audit_queries": auditQueries(kind),
+        "0006_key_schedule": keySchedule(kind),
       }),
   };
 }

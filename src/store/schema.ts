@@ -50,10 +50,15 @@ export interface SigningKeysTable {
   retired_at: TimestampColumn | null;
   /** {@link CURRENT_KEY_SLOT} for the one key new tokens are signed with (a unique column), else null. */
   slot: string | null;
+  /** When the key signs (`next`) or began to sign; null for keys stored before the schedule. */
+  activates_at: TimestampColumn | null;
 }
 
 /** The `signing_keys.slot` value of the current key; retired and superseded keys hold null. */
 export const CURRENT_KEY_SLOT = "current";
+
+/** The `signing_keys.slot` value of the key published to sign next. */
+export const NEXT_KEY_SLOT = "next";
 
 /** Row of `settings`: server-wide values such as the development secret. */
 export interface SettingsTable {

@@ -1,4 +1,5 @@
 import type { RevocationReason } from "../core/revocation.js";
+import type { SigningKeyState } from "../core/signing-key.js";
 
 /** A user row. */
 export interface UserRecord {
@@ -59,9 +60,16 @@ export interface SigningKeyRecord {
   readonly encryption: KeyEncryption;
   readonly createdAt: Date;
   readonly retiredAt: Date | null;
-  /** True for the one key new tokens are signed with; only {@link Store.replaceCurrentSigningKey} sets it. */
+  /** True for the one key new tokens are signed with (`state` is `"current"`). */
   readonly current: boolean;
+  /** `next`: published, signing from `activatesAt`; `current`: signing; `retired`: verifying only. */
+  readonly state: SigningKeyState;
+  /** When it signs (`next`) or began to sign (`current`, `retired`); `createdAt` for older keys. */
+  readonly activatesAt: Date;
 }
+
+/** What {@link Store.insertNextSigningKey} and {@link Store.replaceCurrentSigningKey} store. */
+export type NewSigningKey = Omit<SigningKeyRecord, "current" | "state" | "retiredAt">;
 
 /** An audit event. */
 export interface AuditEventRecord {
@@ -181,9 +189,23 @@ export interface Store {
    * unique column, so of racing calls with the same expectation exactly one wins; the others
    * return `false`, writing nothing, and read the winner with {@link listSigningKeys}.
    */
-  replaceCurrentSigningKey(key: SigningKeyRecord, expectedCurrentKid: string | null): Promise<boolean>;
+  replaceCurrentSigningKey(key: NewSigningKey, expectedCurrentKid: string | null): Promise<boolean>;
   /** Marks a key retired (and no longer current) at `now`, unless it already is retired. */
   retireSigningKey(kid: string, now: Date): Promise<void>;
+  /**
+   * Stores `key` as the next signing key, to sign from `key.activatesAt`. The check-and-act is
+   * the unique slot: of racing calls exactly one inserts; the others (and any call while a next
+   * key exists) return `false`, writing nothing.
+   */
+  insertNextSigningKey(key: NewSigningKey): Promise<boolean>;
+  /**
+   * Makes the next key `nextKid` current and retires `expectedCurrentKid` at `now`, in one
+   * transaction, provided both still hold their slots (`null`: no current key). Of racing calls
+   * exactly one wins; the others return `false`, writing nothing.
+   */
+  promoteNextSigningKey(nextKid: string, expectedCurrentKid: string | null, now: Date): Promise<boolean>;
+  /** Deletes keys retired before `before`, private parts with them; returns how many. */
+  deleteRetiredSigningKeys(before: Date): Promise<number>;
 
   /** Stores `value` under `name` unless a value is there already; returns the stored value. */
   ensureSetting(name: string, value: string): Promise<string>;

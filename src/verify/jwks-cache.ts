@@ -1,11 +1,18 @@
 import { readCappedText } from "./read-capped.js";
 import type { Clock } from "../core/clock.js";
-import type { SigningAlgorithm, VerificationKey } from "../core/signing-key.js";
+import { JWKS_CACHE_SECONDS, type SigningAlgorithm, type VerificationKey } from "../core/signing-key.js";
 import { findKeyIn, type KeyPolicy, keysFromJwks, type KeysByKid } from "./jwk-keys.js";
 import type { VerifierLogger } from "./verifier-options.js";
 
-/** Bounds applied to a JWKS response's `Cache-Control: max-age`, in seconds. */
-export const JWKS_MAX_AGE = Object.freeze({ minSeconds: 30, maxSeconds: 24 * 60 * 60, defaultSeconds: 5 * 60 });
+/**
+ * Bounds applied to a JWKS response's `Cache-Control: max-age`, in seconds; without one, the
+ * keys are kept as long as Tessera's own JWKS route says ({@link JWKS_CACHE_SECONDS}).
+ */
+export const JWKS_MAX_AGE = Object.freeze({
+  minSeconds: 30,
+  maxSeconds: 24 * 60 * 60,
+  defaultSeconds: JWKS_CACHE_SECONDS,
+});
 
 /** Largest JWKS response body accepted, in bytes. */
 const MAX_JWKS_BODY_LENGTH = 512 * 1024;

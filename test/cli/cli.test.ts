@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { KEY_PUBLICATION_LEAD_SECONDS } from "../../src/service/signing-keys.js";
 import { temporaryDirectory } from "../support/server.js";
 
 const CLI = resolve("dist/cli/main.js");
@@ -32,17 +33,44 @@ describe("tessera CLI", () => {
     assert.match(result.stdout, /keys rotate/);
   });
 
-  it("migrates, rotates and lists keys, as JSON", () => {
+  it("migrates, rotates and lists keys, as JSON: next, then current; --immediately at once", () => {
     assert.match(run(["migrate", "--database", database]).stdout, /migrated sqlite database/);
-    const rotated = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as { kid: string };
-    const second = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as { kid: string };
-    const keys = JSON.parse(run(["keys", "list", "--database", database]).stdout) as Array<{
-      kid: string;
-      retiredAt: string | null;
-    }>;
-    const active = keys.filter((key) => key.retiredAt === null).map((key) => key.kid);
-    assert.deepEqual(active, [second.kid]);
-    assert.ok(keys.some((key) => key.kid === rotated.kid && key.retiredAt !== null));
+    type Started = { kid: string; activatesAt: string };
+    type Listed = { kid: string; state: string; createdAt: string; activatesAt: string; retiredAt: string | null };
+    const list = () => JSON.parse(run(["keys", "list", "--database", database]).stdout) as Listed[];
+    // Nothing signs yet: the first key is current at once.
+    const first = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as Started;
+    assert.deepEqual(
+      list().map(({ kid, state }) => ({ kid, state })),
+      [{ kid: first.kid, state: "current" }],
+    );
+    const startedAt = Date.now();
+    const next = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as Started;
+    const lead = (Date.parse(next.activatesAt) - startedAt) / 1000;
+    // The lead counts from when the command ran, after this process started it.
+    assert.ok(lead >= KEY_PUBLICATION_LEAD_SECONDS && lead <= KEY_PUBLICATION_LEAD_SECONDS + 20, `lead ${lead}`);
+    const again = JSON.parse(run(["keys", "rotate", "--database", database]).stdout) as Started;
+    assert.deepEqual(again, next, "a pending next key is the rotation already under way");
+    assert.deepEqual(
+      list().map(({ kid, state, retiredAt }) => ({ kid, state, retiredAt })),
+      [
+        { kid: first.kid, state: "current", retiredAt: null },
+        { kid: next.kid, state: "next", retiredAt: null },
+      ],
+    );
+    const emergency = JSON.parse(run(["keys", "rotate", "--immediately", "--database", database]).stdout) as Started;
+    const keys = list();
+    assert.deepEqual(
+      keys.map(({ kid, state }) => ({ kid, state })),
+      [
+        { kid: first.kid, state: "retired" },
+        { kid: next.kid, state: "retired" },
+        { kid: emergency.kid, state: "current" },
+      ],
+    );
+    assert.equal(keys[2]!.activatesAt, emergency.activatesAt);
+    assert.ok(keys.slice(0, 2).every((key) => key.retiredAt === emergency.activatesAt));
+    assert.equal(run(["keys", "list", "--immediately", "--database", database]).status, 2);
   });
 
   it("purges and reports what it deleted", () => {

@@ -606,6 +606,8 @@ export function testStoreContract(
           createdAt,
           retiredAt: null,
           current: true,
+          state: "current",
+          activatesAt: createdAt,
         };
       };
       const currentKids = async () => (await a.listSigningKeys()).filter((key) => key.current).map((key) => key.kid);
@@ -675,6 +677,58 @@ export function testStoreContract(
           "oldest first",
         );
         assert.deepEqual(keys.at(-1), fresh);
+      });
+
+      it("inserts one next key when instances prepare it at once; it is published, not current", async () => {
+        const [current] = await currentKids();
+        const candidates = Array.from({ length: 6 }, () => ({ ...aKey(at(8 * HOUR)), activatesAt: at(9 * HOUR) }));
+        const won = await Promise.all(candidates.map((key, i) => (i % 2 ? a : b).insertNextSigningKey(key)));
+        assert.equal(won.filter(Boolean).length, 1);
+        const winner = candidates[won.indexOf(true)]!;
+        const stored = (await b.listSigningKeys()).find((key) => key.kid === winner.kid);
+        assert.deepEqual(stored, { ...winner, current: false, state: "next" });
+        assert.deepEqual(await currentKids(), [current]);
+        assert.equal(await a.insertNextSigningKey(aKey(at(8 * HOUR))), false, "a next key exists");
+      });
+
+      it("promotes the next key once, retiring the current one at that instant", async () => {
+        const [current] = await currentKids();
+        const next = (await a.listSigningKeys()).find((key) => key.state === "next")!;
+        const won = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).promoteNextSigningKey(next.kid, current!, at(9 * HOUR))),
+        );
+        assert.equal(won.filter(Boolean).length, 1);
+        const keys = await a.listSigningKeys();
+        const byKid = new Map(keys.map((key) => [key.kid, key]));
+        assert.deepEqual(
+          [byKid.get(current!)?.state, byKid.get(current!)?.retiredAt, byKid.get(next.kid)?.state],
+          ["retired", at(9 * HOUR), "current"],
+        );
+        assert.equal(byKid.get(next.kid)?.activatesAt.getTime(), at(9 * HOUR).getTime());
+        assert.equal(await a.promoteNextSigningKey(next.kid, current!, at(10 * HOUR)), false, "already promoted");
+      });
+
+      it("retires a pending next key when the current one is replaced at once", async () => {
+        const [current] = await currentKids();
+        const next = { ...aKey(at(10 * HOUR)), activatesAt: at(11 * HOUR) };
+        assert.equal(await a.insertNextSigningKey(next), true);
+        const replacement = aKey(at(10 * HOUR));
+        assert.equal(await b.replaceCurrentSigningKey(replacement, current!), true);
+        const stored = (await a.listSigningKeys()).find((key) => key.kid === next.kid);
+        assert.deepEqual([stored?.state, stored?.retiredAt], ["retired", at(10 * HOUR)]);
+        assert.deepEqual(await currentKids(), [replacement.kid]);
+      });
+
+      it("deletes keys retired before a cutoff, never the current or next key", async () => {
+        const deleted = await a.deleteRetiredSigningKeys(at(9 * HOUR + 1));
+        assert.ok(deleted >= 1, `deleted ${deleted}`);
+        const keys = await b.listSigningKeys();
+        assert.ok(
+          keys.every((key) => key.retiredAt === null || key.retiredAt >= at(9 * HOUR + 1)),
+          "only keys retired since the cutoff are left",
+        );
+        assert.equal(keys.filter((key) => key.state === "current").length, 1);
+        assert.equal(await a.deleteRetiredSigningKeys(at(9 * HOUR + 1)), 0);
       });
     });
 
