@@ -49,7 +49,8 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, limits }: AuthR
   app.post<{ Body: RefreshTokenBody }>(
     "/auth/refresh",
     { schema: authSchemas.refresh, bodyLimit: AUTH_BODY_LIMIT, ...perClient, preParsing: jsonOnly },
-    async (request, reply) => sendTokens(reply, await auth.refresh(request.body.refresh_token, contextOf(request))),
+    async (request, reply) =>
+      sendTokens(reply, await auth.refresh(request.body.refresh_token, contextOf(request, reply))),
   );
 
   app.post<{ Body: RefreshTokenBody }>(

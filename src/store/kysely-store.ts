@@ -1,4 +1,5 @@
-import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "kysely";
+import { type Kysely, Migrator, type RawBuilder, type Selectable, type Transaction, sql } from "kysely";
+import { type Clock, systemClock } from "../core/clock.js";
 import type { RevocationReason } from "../core/revocation.js";
 import { migrationProvider } from "./migrations.js";
 import {
@@ -91,17 +92,37 @@ function isLostSqliteMigrationRace(error: unknown): boolean {
   return error instanceof Error && /already exists/i.test(error.message);
 }
 
+/** Options of {@link KyselyStore}. */
+export interface KyselyStoreOptions {
+  /** Lets go of the database on {@link KyselyStore.close}; default: `db.destroy()`. */
+  readonly release?: () => Promise<void>;
+  /** SQLite's clock (see {@link Store}); default: the system clock. */
+  readonly clock?: Clock;
+  /** A Kysely instance for one run of migrations, destroyed afterwards; default: `db`. */
+  readonly migrationDb?: () => Kysely<Database>;
+}
+
 /** The {@link Store} over Kysely, one implementation for SQLite, PostgreSQL and MySQL/MariaDB. */
 export class KyselyStore implements Store {
   readonly kind: StoreKind;
   readonly #db: Kysely<Database>;
   readonly #release: () => Promise<void>;
+  readonly #clock: Clock;
+  readonly #migrationDb: (() => Kysely<Database>) | undefined;
 
-  /** `release` lets go of `db` on {@link close}; default: `db.destroy()`. */
-  constructor(kind: StoreKind, db: Kysely<Database>, release: () => Promise<void> = () => db.destroy()) {
+  constructor(kind: StoreKind, db: Kysely<Database>, options: KyselyStoreOptions = {}) {
     this.kind = kind;
     this.#db = db;
-    this.#release = release;
+    this.#release = options.release ?? (() => db.destroy());
+    this.#clock = options.clock ?? systemClock;
+    this.#migrationDb = options.migrationDb;
+  }
+
+  /** The database's clock as an SQL expression: PostgreSQL's and MySQL's own, SQLite's from {@link Clock}. */
+  #databaseNow(): RawBuilder<Date | string> {
+    if (this.kind === "postgres") return sql<Date>`now()`;
+    if (this.kind === "mysql") return sql<Date>`now(3)`;
+    return sql<string>`${this.#clock.now().toISOString()}`;
   }
 
   /** The encoding of a timestamp for this database. */
@@ -134,16 +155,21 @@ export class KyselyStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    const migrator = new Migrator({ db: this.#db, provider: migrationProvider(this.kind) });
-    for (let attempt = 1; ; attempt += 1) {
-      const { error } = await migrator.migrateToLatest();
-      if (!error) return;
-      // PostgreSQL and MySQL take a lock around migrations; SQLite's Kysely adapter does not, so
-      // a second process migrating the same file can lose (SQLITE_BUSY*, "already exists").
-      // Its transaction rolled back; a retry finds the schema the winner created.
-      if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error))
-        translateStoreError(error);
-      await delay(attempt * 50);
+    const db = this.#migrationDb?.() ?? this.#db;
+    try {
+      const migrator = new Migrator({ db, provider: migrationProvider(this.kind) });
+      for (let attempt = 1; ; attempt += 1) {
+        const { error } = await migrator.migrateToLatest();
+        if (!error) return;
+        // PostgreSQL and MySQL take a lock around migrations; SQLite's Kysely adapter does not, so
+        // a second process migrating the same file can lose (SQLITE_BUSY*, "already exists").
+        // Its transaction rolled back; a retry finds the schema the winner created.
+        if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error))
+          translateStoreError(error);
+        await delay(attempt * 50);
+      }
+    } finally {
+      if (db !== this.#db) await db.destroy();
     }
   }
 
@@ -370,6 +396,7 @@ export class KyselyStore implements Store {
           "u.password_hash as u_password_hash",
           "u.roles as u_roles",
           "u.created_at as u_created_at",
+          this.#databaseNow().as("read_at"),
         ])
         .where("t.token_hash", "=", tokenHash)
         .executeTakeFirst();
@@ -404,6 +431,7 @@ export class KyselyStore implements Store {
           roles: row.u_roles,
           created_at: row.u_created_at,
         }),
+        readAt: toDate(row.read_at),
       };
     });
   }
@@ -436,7 +464,7 @@ export class KyselyStore implements Store {
           // The single check-and-act: of two racing requests exactly one sees a row updated.
           const consumed = await trx
             .updateTable("refresh_tokens")
-            .set({ used_at: this.#ts(now) })
+            .set({ used_at: this.#databaseNow() })
             .where("id", "=", presentedId)
             .where("session_id", "=", sessionId)
             .where("used_at", "is", null)
