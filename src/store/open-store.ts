@@ -16,6 +16,12 @@ import type * as Mysql2 from "mysql2";
 import type * as Pg from "pg";
 import { type Clock, systemClock } from "../core/clock.js";
 import { KyselyStore } from "./kysely-store.js";
+import {
+  mysqlRotationStatements,
+  postgresRotationStatements,
+  type RotationStatements,
+  sqliteRotationStatements,
+} from "./rotation-statements.js";
 import type { Database } from "./schema.js";
 import { type Store, storeKindOf } from "./store.js";
 
@@ -69,6 +75,8 @@ function sqlitePathOf(url: string): string {
 /** A Kysely instance and how to let go of it. */
 interface OpenedDatabase {
   readonly db: Kysely<Database>;
+  /** The refresh path on the same database's driver. */
+  readonly rotation: (clock: Clock) => RotationStatements;
   readonly release: () => Promise<void>;
   /** A Kysely instance for migrations, destroyed after them; absent: `db`. */
   readonly migrationDb?: () => Kysely<Database>;
@@ -103,7 +111,13 @@ function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
 // connection waiting for the write lock would block the very event loop that must finish the
 // first one's transaction, stalling for busy_timeout. Sharing one connection (and Kysely's
 // connection mutex) serializes the writers of this process instead.
-const sqliteFiles = new Map<string, { db: Kysely<Database>; users: number }>();
+const sqliteFiles = new Map<string, SqliteConnection & { users: number }>();
+
+/** One SQLite connection: Kysely over it, and the driver's handle for the refresh path. */
+interface SqliteConnection {
+  readonly db: Kysely<Database>;
+  readonly database: BetterSqlite3.Database;
+}
 
 const SQLITE_BUSY_TIMEOUT_MS = 5000;
 
@@ -125,12 +139,13 @@ function enableWal(database: BetterSqlite3.Database): void {
   }
 }
 
-function connectSqlite(path: string): Kysely<Database> {
+function connectSqlite(path: string): SqliteConnection {
   const database = new BetterSqlite3(path, { timeout: SQLITE_BUSY_TIMEOUT_MS });
   enableWal(database);
   database.pragma("synchronous = NORMAL");
   database.pragma("foreign_keys = ON");
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+  return { db, database };
 }
 
 /** Mode of a data directory Tessera creates: the owner's alone. */
@@ -181,23 +196,23 @@ function makeFilesPrivate(file: string): void {
 function openSqlite(url: string): OpenedDatabase {
   const path = sqlitePathOf(url);
   if (path === ":memory:") {
-    const db = connectSqlite(path);
-    return { db, release: () => db.destroy() };
+    const { db, database } = connectSqlite(path);
+    return { db, release: () => db.destroy(), rotation: (clock) => sqliteRotationStatements(database, db, clock) };
   }
   const file = resolve(path);
   let entry = sqliteFiles.get(file);
   if (!entry) {
-    const db = withPrivateUmask(() => {
+    const connection = withPrivateUmask(() => {
       mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
       return connectSqlite(file);
     });
     try {
       makeFilesPrivate(file);
     } catch (error) {
-      void db.destroy();
+      void connection.db.destroy();
       throw error;
     }
-    entry = { db, users: 0 };
+    entry = { ...connection, users: 0 };
     sqliteFiles.set(file, entry);
   }
   entry.users += 1;
@@ -205,6 +220,7 @@ function openSqlite(url: string): OpenedDatabase {
   let released = false;
   return {
     db: shared.db,
+    rotation: (clock) => sqliteRotationStatements(shared.database, shared.db, clock),
     release: async () => {
       if (released) return;
       released = true;
@@ -275,6 +291,7 @@ function openPostgres(url: string, poolSize: number, onPoolError: (error: Error)
   return {
     db,
     release: () => db.destroy(),
+    rotation: () => postgresRotationStatements(pool),
     // Migrations wait for each other's lock and may build indexes: no deadlines, one connection.
     migrationDb: () =>
       new Kysely<Database>({
@@ -353,6 +370,7 @@ function openMysql(url: string, poolSize: number, onPoolError: (error: Error) =>
   return {
     db,
     release: () => db.destroy(),
+    rotation: () => mysqlRotationStatements(pool.promise(), STORE_DEADLINES.statementMs),
     migrationDb: () => {
       const single = mysql.createPool({ ...mysqlPoolOptions(url), connectionLimit: 1, connectTimeout: 30_000 });
       single.on("connection", (connection) => {
@@ -376,9 +394,10 @@ export function openStore(options: OpenStoreOptions): Store {
       : kind === "postgres"
         ? openPostgres(options.url, poolSize, onPoolError)
         : openMysql(options.url, poolSize, onPoolError);
+  const clock = options.clock ?? systemClock;
   return new KyselyStore(kind, opened.db, {
     release: opened.release,
-    clock: options.clock ?? systemClock,
+    rotation: opened.rotation(clock),
     ...(opened.migrationDb ? { migrationDb: opened.migrationDb } : {}),
   });
 }
