@@ -164,6 +164,7 @@ describe("An instance in its own network namespace that loses its route to Postg
     report(t, "partition-cut-off", {
       requestsWhileCut: mine.length,
       statusesWhileCut: statusCounts(mine),
+      slowestAnswerWhileCutMs: ms(Math.max(0, ...mine.map((event) => event.ms))),
       answered200OnlyAfterRestore: answeredAfterRestore.length,
       readyzWhileCut: statusCounts(probes.filter(during).map((probe) => ({ ...probe, url: "", ms: 0, error: null }))),
       readyz200AfterRestoreMs: ms(readyAt - marks.restored),
