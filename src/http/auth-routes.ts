@@ -69,7 +69,7 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, limits, cookie 
       // goes back the same way.
       const answerBy = cookie !== null && cookie.read(request) !== null ? cookie : null;
       try {
-        return sendTokens(reply, await auth.refresh(token, contextOf(request)), answerBy);
+        return sendTokens(reply, await auth.refresh(token, contextOf(request, reply)), answerBy);
       } catch (error) {
         // A refused refresh token will never work again: drop the browser's copy with the refusal.
         if (answerBy !== null && isTesseraError(error) && HTTP_ERRORS[error.code].error === "invalid_grant")

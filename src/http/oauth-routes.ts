@@ -47,7 +47,7 @@ export function registerOAuthRoutes(app: FastifyInstance, { services, limits, ba
       // Tessera grants no scopes, so any requested scope exceeds the original grant (RFC 6749 §6).
       if (scope !== undefined && scope.trim() !== "")
         throw new TesseraError("invalid_scope", "scope exceeds the grant");
-      return sendTokens(reply, await services.auth.refresh(refreshToken, contextOf(request)));
+      return sendTokens(reply, await services.auth.refresh(refreshToken, contextOf(request, reply)));
     },
   );
 

@@ -12,10 +12,17 @@ declare module "fastify" {
   }
 }
 
-/** The client address and user agent of a request. */
-export function contextOf(request: FastifyRequest): RequestContext {
+/**
+ * The client address and user agent of a request; with its `reply`, also when it arrived
+ * (Fastify's clock of the reply starts as the request is routed).
+ */
+export function contextOf(request: FastifyRequest, reply?: FastifyReply): RequestContext {
   const userAgent = request.headers["user-agent"];
-  return { ip: request.ip || null, userAgent: typeof userAgent === "string" ? userAgent : null };
+  return {
+    ip: request.ip || null,
+    userAgent: typeof userAgent === "string" ? userAgent : null,
+    ...(reply ? { receivedAt: performance.now() - reply.elapsedTime } : {}),
+  };
 }
 
 /**

@@ -151,12 +151,17 @@ export class AuthService {
       const found = await this.#store.findRefreshToken(tokenHash);
       if (!found) fail("refresh_token_unknown", "the refresh token is not known");
       const now = this.#clock.now();
+      // The grace window is judged on the database's clock, as of the request's arrival: what
+      // it waited here (for the database, for a lost race) is measured on the monotonic clock.
+      const waitedMs = context.receivedAt === undefined ? 0 : Math.max(0, performance.now() - context.receivedAt);
+      const arrivedAt = new Date(found.readAt.getTime() - waitedMs);
       const successor = found.token.usedAt ? await this.#store.findSuccessor(found.token.id) : null;
       const decision = decideRotation({
         token: found.token,
         session: found.session,
         successor,
         now,
+        arrivedAt,
         graceSeconds: this.#config.refreshGraceSeconds,
       });
       switch (decision.action) {

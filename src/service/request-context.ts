@@ -4,6 +4,11 @@ import { LIMITS } from "../store/store.js";
 export interface RequestContext {
   readonly ip: string | null;
   readonly userAgent: string | null;
+  /**
+   * `performance.now()` when the request arrived; refresh judges its grace window as of then.
+   * Absent: when the service is called.
+   */
+  readonly receivedAt?: number;
 }
 
 /** The context of work done by an operator through the CLI. */

@@ -2,6 +2,7 @@ import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "k
 import type { RevocationReason } from "../core/revocation.js";
 import type { SigningKeyState } from "../core/signing-key.js";
 import { migrationProvider } from "./migrations.js";
+import type { RotationStatements } from "./rotation-statements.js";
 import {
   CURRENT_KEY_SLOT,
   NEXT_KEY_SLOT,
@@ -38,7 +39,8 @@ function toNullableDate(value: Date | string | number | null): Date | null {
   return value === null ? null : toDate(value);
 }
 
-function toUser(row: Selectable<UsersTable>): UserRecord {
+/** A user row as a record. */
+export function toUser(row: Selectable<UsersTable>): UserRecord {
   return {
     id: row.id,
     username: row.username,
@@ -49,7 +51,8 @@ function toUser(row: Selectable<UsersTable>): UserRecord {
   };
 }
 
-function toSession(row: Selectable<SessionsTable>): SessionRecord {
+/** A session row as a record. */
+export function toSession(row: Selectable<SessionsTable>): SessionRecord {
   return {
     id: row.id,
     userId: row.user_id,
@@ -64,7 +67,8 @@ function toSession(row: Selectable<SessionsTable>): SessionRecord {
   };
 }
 
-function toRefreshToken(row: Selectable<RefreshTokensTable>): RefreshTokenRecord {
+/** A refresh-token row as a record. */
+export function toRefreshToken(row: Selectable<RefreshTokensTable>): RefreshTokenRecord {
   return {
     id: row.id,
     sessionId: row.session_id,
@@ -76,15 +80,30 @@ function toRefreshToken(row: Selectable<RefreshTokensTable>): RefreshTokenRecord
   };
 }
 
+/**
+ * A lookup row, its columns aliased `t_*`, `s_*` and `u_*` by table, with the database's clock as
+ * `read_at`, as a {@link RefreshTokenLookup}.
+ */
+export function lookupOf(row: Record<string, unknown>): RefreshTokenLookup {
+  const columns = (prefix: string) => {
+    const picked: Record<string, unknown> = {};
+    for (const key in row) if (key.startsWith(prefix)) picked[key.slice(prefix.length)] = row[key];
+    return picked;
+  };
+  return {
+    token: toRefreshToken(columns("t_") as unknown as Selectable<RefreshTokensTable>),
+    session: toSession(columns("s_") as unknown as Selectable<SessionsTable>),
+    user: toUser(columns("u_") as unknown as Selectable<UsersTable>),
+    readAt: toDate(row.read_at as Date | string),
+  };
+}
+
 /** How often a transaction aborted by a deadlock or serialization failure is tried in all. */
 const TRANSACTION_ATTEMPTS = 4;
 /** How often a SQLite migration that lost a race with another process is tried in all. */
 const MIGRATION_ATTEMPTS = 5;
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Aborts a rotation's transaction when another request already used the token. */
-class LostRotation extends Error {}
 
 /** Aborts a signing-key replacement when another instance replaced the current key first. */
 class LostElection extends Error {}
@@ -100,17 +119,33 @@ function isLostSqliteMigrationRace(error: unknown): boolean {
   return error instanceof Error && /already exists/i.test(error.message);
 }
 
-/** The {@link Store} over Kysely, one implementation for SQLite, PostgreSQL and MySQL/MariaDB. */
+/** Options of {@link KyselyStore}. */
+export interface KyselyStoreOptions {
+  /** The refresh path, on the driver of the same database. */
+  readonly rotation: RotationStatements;
+  /** Lets go of the database on {@link KyselyStore.close}; default: `db.destroy()`. */
+  readonly release?: () => Promise<void>;
+  /** A Kysely instance for one run of migrations, destroyed afterwards; default: `db`. */
+  readonly migrationDb?: () => Kysely<Database>;
+}
+
+/**
+ * The {@link Store} over Kysely, one implementation for SQLite, PostgreSQL and MySQL/MariaDB; the
+ * refresh path excepted, which runs on each driver ({@link RotationStatements}).
+ */
 export class KyselyStore implements Store {
   readonly kind: StoreKind;
   readonly #db: Kysely<Database>;
   readonly #release: () => Promise<void>;
+  readonly #migrationDb: (() => Kysely<Database>) | undefined;
+  readonly #rotation: RotationStatements;
 
-  /** `release` lets go of `db` on {@link close}; default: `db.destroy()`. */
-  constructor(kind: StoreKind, db: Kysely<Database>, release: () => Promise<void> = () => db.destroy()) {
+  constructor(kind: StoreKind, db: Kysely<Database>, options: KyselyStoreOptions) {
     this.kind = kind;
     this.#db = db;
-    this.#release = release;
+    this.#release = options.release ?? (() => db.destroy());
+    this.#migrationDb = options.migrationDb;
+    this.#rotation = options.rotation;
   }
 
   /** The encoding of a timestamp for this database. */
@@ -143,16 +178,21 @@ export class KyselyStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    const migrator = new Migrator({ db: this.#db, provider: migrationProvider(this.kind) });
-    for (let attempt = 1; ; attempt += 1) {
-      const { error } = await migrator.migrateToLatest();
-      if (!error) return;
-      // PostgreSQL and MySQL take a lock around migrations; SQLite's Kysely adapter does not, so
-      // a second process migrating the same file can lose (SQLITE_BUSY*, "already exists").
-      // Its transaction rolled back; a retry finds the schema the winner created.
-      if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error))
-        translateStoreError(error);
-      await delay(attempt * 50);
+    const db = this.#migrationDb?.() ?? this.#db;
+    try {
+      const migrator = new Migrator({ db, provider: migrationProvider(this.kind) });
+      for (let attempt = 1; ; attempt += 1) {
+        const { error } = await migrator.migrateToLatest();
+        if (!error) return;
+        // PostgreSQL and MySQL take a lock around migrations; SQLite's Kysely adapter does not, so
+        // a second process migrating the same file can lose (SQLITE_BUSY*, "already exists").
+        // Its transaction rolled back; a retry finds the schema the winner created.
+        if (this.kind !== "sqlite" || attempt >= MIGRATION_ATTEMPTS || !isLostSqliteMigrationRace(error))
+          translateStoreError(error);
+        await delay(attempt * 50);
+      }
+    } finally {
+      if (db !== this.#db) await db.destroy();
     }
   }
 
@@ -348,118 +388,18 @@ export class KyselyStore implements Store {
     });
   }
 
+  // The refresh path runs on the driver, without query building (rotation-statements.ts).
+
   findRefreshToken(tokenHash: string): Promise<RefreshTokenLookup | null> {
-    return this.#run(async () => {
-      // One round trip: every refresh starts here.
-      const row = await this.#db
-        .selectFrom("refresh_tokens as t")
-        .innerJoin("sessions as s", "s.id", "t.session_id")
-        .innerJoin("users as u", "u.id", "s.user_id")
-        .select([
-          "t.id as t_id",
-          "t.session_id as t_session_id",
-          "t.token_hash as t_token_hash",
-          "t.parent_id as t_parent_id",
-          "t.created_at as t_created_at",
-          "t.expires_at as t_expires_at",
-          "t.used_at as t_used_at",
-          "s.id as s_id",
-          "s.user_id as s_user_id",
-          "s.created_at as s_created_at",
-          "s.last_used_at as s_last_used_at",
-          "s.expires_at as s_expires_at",
-          "s.idle_expires_at as s_idle_expires_at",
-          "s.revoked_at as s_revoked_at",
-          "s.revoked_reason as s_revoked_reason",
-          "s.user_agent as s_user_agent",
-          "s.ip as s_ip",
-          "u.id as u_id",
-          "u.username as u_username",
-          "u.username_key as u_username_key",
-          "u.password_hash as u_password_hash",
-          "u.roles as u_roles",
-          "u.created_at as u_created_at",
-        ])
-        .where("t.token_hash", "=", tokenHash)
-        .executeTakeFirst();
-      if (!row) return null;
-      return {
-        token: toRefreshToken({
-          id: row.t_id,
-          session_id: row.t_session_id,
-          token_hash: row.t_token_hash,
-          parent_id: row.t_parent_id,
-          created_at: row.t_created_at,
-          expires_at: row.t_expires_at,
-          used_at: row.t_used_at,
-        }),
-        session: toSession({
-          id: row.s_id,
-          user_id: row.s_user_id,
-          created_at: row.s_created_at,
-          last_used_at: row.s_last_used_at,
-          expires_at: row.s_expires_at,
-          idle_expires_at: row.s_idle_expires_at,
-          revoked_at: row.s_revoked_at,
-          revoked_reason: row.s_revoked_reason,
-          user_agent: row.s_user_agent,
-          ip: row.s_ip,
-        }),
-        user: toUser({
-          id: row.u_id,
-          username: row.u_username,
-          username_key: row.u_username_key,
-          password_hash: row.u_password_hash,
-          roles: row.u_roles,
-          created_at: row.u_created_at,
-        }),
-      };
-    });
+    return this.#run(() => this.#rotation.findRefreshToken(tokenHash));
   }
 
   findSuccessor(parentId: string): Promise<RefreshTokenRecord | null> {
-    return this.#run(async () => {
-      const row = await this.#db
-        .selectFrom("refresh_tokens")
-        .selectAll()
-        .where("parent_id", "=", parentId)
-        .executeTakeFirst();
-      return row ? toRefreshToken(row) : null;
-    });
+    return this.#run(() => this.#rotation.findSuccessor(parentId));
   }
 
-  async rotateRefreshToken({ presentedId, sessionId, successor, now }: RotationWrite): Promise<boolean> {
-    try {
-      return await this.#run(() =>
-        this.#transaction(async (trx) => {
-          // Lock order: the session row first, then the token. Every rotation and revocation of
-          // a session queues on that one row, so racing rotations (InnoDB takes shared locks for
-          // the FK check and for subqueries) cannot deadlock. A revoked session matches nothing.
-          const session = await trx
-            .updateTable("sessions")
-            .set({ last_used_at: this.#ts(now), idle_expires_at: this.#ts(successor.expiresAt) })
-            .where("id", "=", sessionId)
-            .where("revoked_at", "is", null)
-            .executeTakeFirst();
-          if (session.numUpdatedRows === 0n) throw new LostRotation();
-          // The single check-and-act: of two racing requests exactly one sees a row updated.
-          const consumed = await trx
-            .updateTable("refresh_tokens")
-            .set({ used_at: this.#ts(now) })
-            .where("id", "=", presentedId)
-            .where("session_id", "=", sessionId)
-            .where("used_at", "is", null)
-            .executeTakeFirst();
-          if (consumed.numUpdatedRows === 0n) throw new LostRotation();
-          await trx.insertInto("refresh_tokens").values(this.#tokenValues(successor)).execute();
-          return true;
-        }),
-      );
-    } catch (error) {
-      // Thrown inside the transaction so that the loser's session update is rolled back.
-      if (error instanceof LostRotation) return false;
-      throw error;
-    }
+  rotateRefreshToken(write: RotationWrite): Promise<boolean> {
+    return this.#run(() => this.#rotation.rotateRefreshToken(write));
   }
 
   listSigningKeys(): Promise<SigningKeyRecord[]> {

@@ -7,14 +7,21 @@ const CONNECTION_CODES = new Set([
   "EPIPE",
   "ENOTFOUND",
   "EHOSTUNREACH",
+  "ENETUNREACH",
   "EAI_AGAIN",
   "PROTOCOL_CONNECTION_LOST",
   "ER_CON_COUNT_ERROR",
   "ER_SERVER_SHUTDOWN",
   "ER_LOCK_WAIT_TIMEOUT",
-  // PostgreSQL: too_many_connections, lock_not_available.
+  // mysql2 gave up waiting for an answer; MySQL's max_execution_time.
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+  "ER_QUERY_TIMEOUT",
+  // PostgreSQL: too_many_connections, lock_not_available, query_canceled (statement_timeout),
+  // idle_in_transaction_session_timeout.
   "53300",
   "55P03",
+  "57014",
+  "25P03",
   "SQLITE_BUSY",
   "SQLITE_LOCKED",
   "SQLITE_CANTOPEN",
@@ -31,6 +38,9 @@ const CONNECTION_MESSAGES = [
   /connection is in closed state|can't add new command when connection is in closed state/i,
   /the database connection is not open/i,
   /client was closed and is not queryable/i,
+  // pg's query_timeout; MariaDB's max_statement_time (error 1969, which has no code name).
+  /^query read timeout$/i,
+  /max_statement_time exceeded/i,
 ];
 
 function errorCode(error: unknown): string | undefined {
@@ -59,7 +69,10 @@ export function isTransientConflict(error: unknown): boolean {
   return code === "ER_LOCK_DEADLOCK" || code === "40001" || code === "40P01" || code === "SQLITE_BUSY_SNAPSHOT";
 }
 
-/** True when `error` means the database cannot serve now: unreachable, shutting down, out of connections, or a lock wait timed out. */
+/**
+ * True when `error` means the database cannot serve now: unreachable, shutting down, out of
+ * connections, or a statement or lock wait past its deadline.
+ */
 export function isConnectionError(error: unknown): boolean {
   const code = errorCode(error);
   if (code !== undefined) {

@@ -46,6 +46,8 @@ export interface RefreshTokenLookup {
   readonly token: RefreshTokenRecord;
   readonly session: SessionRecord;
   readonly user: UserRecord;
+  /** The database's clock when the row was read (see {@link Store}): `token.usedAt` compares with it. */
+  readonly readAt: Date;
 }
 
 /** How a stored private key is encrypted. */
@@ -115,6 +117,7 @@ export interface RotationWrite {
   readonly presentedId: string;
   readonly sessionId: string;
   readonly successor: RefreshTokenRecord;
+  /** The session's new `lastUsedAt`. The presented token's `usedAt` is the database's clock. */
   readonly now: Date;
 }
 
@@ -126,7 +129,14 @@ export interface PurgeResult {
 
 /**
  * Everything Tessera persists. A missing row is `null`; constraint outcomes are return
- * values; an unreachable database throws `TesseraError("store_unavailable")`.
+ * values; an unreachable database throws `TesseraError("store_unavailable")`, also when it does
+ * not answer within a deadline (PostgreSQL and MySQL: `STORE_DEADLINES` of `open-store.ts`).
+ *
+ * One clock for the grace window: a refresh token's `usedAt` and a lookup's `readAt` are the
+ * database's clock, which every instance shares whatever its own clock says: PostgreSQL's
+ * `now()`, MySQL's `NOW(3)`, and for SQLite, which has no clock but its host's, the clock the
+ * store was opened with (the system clock unless a test injects its own). Every other timestamp
+ * is the caller's, as given.
  */
 export interface Store {
   /** Which database this is: `"sqlite"`, `"postgres"` or `"mysql"`. */

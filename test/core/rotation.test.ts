@@ -51,6 +51,24 @@ describe("decideRotation()", () => {
     assert.deepEqual(decision, { action: "revoke_session", code: "refresh_token_reused" });
   });
 
+  it("judges the grace window by the request's arrival, not by now", () => {
+    const token = { expiresAt: later(3600), usedAt: later(-12) };
+    const successor = { expiresAt: later(3600), usedAt: null };
+    assert.deepEqual(decideRotation(input({ token, successor, arrivedAt: later(-3) })), { action: "repeat" });
+    assert.equal(decideRotation(input({ token, successor })).action, "revoke_session");
+  });
+
+  it("repeats for a request that arrived before the token's first use, even once the successor was used", () => {
+    const decision = decideRotation(
+      input({
+        token: { expiresAt: later(3600), usedAt: later(-30) },
+        successor: { expiresAt: later(3600), usedAt: later(-20) },
+        arrivedAt: later(-31),
+      }),
+    );
+    assert.deepEqual(decision, { action: "repeat" });
+  });
+
   it("treats a zero grace window as no grace at all", () => {
     const decision = decideRotation(
       input({

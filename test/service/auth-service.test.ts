@@ -136,6 +136,32 @@ describe("AuthService", () => {
       await rejectsWith(fixture.service.refresh(tokens.refreshToken, context), "refresh_token_reused");
     });
 
+    it("judges the grace window as of the request's arrival: one that arrived within it and then waited past it repeats", async () => {
+      const { tokens } = await loggedIn();
+      const first = await fixture.service.refresh(tokens.refreshToken, context);
+      fixture.clock.advance(11);
+      // Arrived 8 s after the first use, then waited 3 s (for the database) before its lookup.
+      const waited = { ...context, receivedAt: performance.now() - 3000 };
+      const again = await fixture.service.refresh(tokens.refreshToken, waited);
+      assert.equal(again.refreshToken, first.refreshToken);
+      await rejectsWith(fixture.service.refresh(tokens.refreshToken, context), "refresh_token_reused");
+    });
+
+    it("hands a request that arrived before the token's first use the same successor, even once that was used, and revokes nothing", async () => {
+      const { tokens } = await loggedIn();
+      const first = await fixture.service.refresh(tokens.refreshToken, context);
+      const next = await fixture.service.refresh(first.refreshToken, context);
+      fixture.clock.advance(20);
+      // A request the client gave up on: it arrived 21 s ago, before the first use above.
+      const late = await fixture.service.refresh(tokens.refreshToken, {
+        ...context,
+        receivedAt: performance.now() - 21_000,
+      });
+      assert.equal(late.refreshToken, first.refreshToken);
+      assert.equal((await fixture.store.findSession(tokens.sessionId))?.revokedAt, null);
+      assert.ok(await fixture.service.refresh(next.refreshToken, context));
+    });
+
     it("lets a token go idle after 3 days", async () => {
       const { tokens } = await loggedIn();
       fixture.clock.advance(3 * 86400);

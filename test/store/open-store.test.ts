@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { chmodSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -49,5 +50,31 @@ describe("openStore() on SQLite files", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("openStore() and the network drivers", () => {
+  it("loads pg and mysql2 only when a PostgreSQL or MySQL store is opened, never for SQLite", () => {
+    const script = [
+      'import { createRequire } from "node:module";',
+      `const { openStore } = await import(${JSON.stringify(new URL("../../src/store/open-store.ts", import.meta.url).href)});`,
+      "const loaded = (name) => Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes(`/node_modules/${name}/`));",
+      'const store = openStore({ url: "sqlite::memory:" });',
+      "await store.migrate();",
+      "await store.close();",
+      'const before = { pg: loaded("pg"), mysql2: loaded("mysql2") };',
+      'const postgres = openStore({ url: "postgres://nobody@127.0.0.1:1/none" });',
+      "await postgres.close();",
+      'console.log(JSON.stringify({ before, after: { pg: loaded("pg"), mysql2: loaded("mysql2") } }));',
+    ].join("\n");
+    const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout.trim().split("\n").at(-1)!), {
+      before: { pg: false, mysql2: false },
+      after: { pg: true, mysql2: false },
+    });
   });
 });

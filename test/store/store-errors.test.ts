@@ -43,6 +43,21 @@ const UNAVAILABLE: [string, Error][] = [
     driverError("Lock wait timeout exceeded", { code: "ER_LOCK_WAIT_TIMEOUT", errno: 1205 }),
   ],
   ["sqlite: locked for too long", driverError("database is locked", { code: "SQLITE_BUSY" })],
+  ["pg: no answer within query_timeout", driverError("Query read timeout")],
+  ["pg: statement_timeout", driverError("canceling statement due to statement timeout", { code: "57014" })],
+  [
+    "pg: idle_in_transaction_session_timeout",
+    driverError("terminating connection due to idle-in-transaction timeout", { code: "25P03" }),
+  ],
+  ["node: route to the database lost", driverError("connect ENETUNREACH 10.0.0.1:5432", { code: "ENETUNREACH" })],
+  [
+    "mysql2: no answer within the query's timeout",
+    driverError("Query inactivity timeout", { code: "PROTOCOL_SEQUENCE_TIMEOUT" }),
+  ],
+  [
+    "mariadb: max_statement_time",
+    driverError("Query execution was interrupted (max_statement_time exceeded)", { errno: 1969 }),
+  ],
 ];
 
 const NOT_UNAVAILABLE: [string, Error][] = [

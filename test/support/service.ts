@@ -48,7 +48,8 @@ export async function serviceFixture(options: TesseraOptions = {}, hasher?: Pass
     issuer: "https://issuer.test",
     ...options,
   };
-  const store = openStore({ url: databaseUrl });
+  // The store's clock is SQLite's: the same frozen clock, so grace windows follow advance().
+  const store = openStore({ url: databaseUrl, clock });
   await store.migrate();
   const services = await createServices({
     store,
@@ -65,7 +66,7 @@ export async function serviceFixture(options: TesseraOptions = {}, hasher?: Pass
     clock,
     databaseUrl,
     async another(more = {}) {
-      const otherStore = openStore({ url: databaseUrl });
+      const otherStore = openStore({ url: databaseUrl, clock });
       const other = await createServices({
         store: otherStore,
         config: resolveConfig({ ...base, ...more }),

@@ -297,7 +297,9 @@ export function testStoreContract(
       it("stores the session with its first token; the token hash finds token, session and user", async () => {
         const { user, session, token } = await seedSession(store);
         assert.deepEqual(await store.findSession(session.id), session);
-        assert.deepEqual(await store.findRefreshToken(token.tokenHash), { token, session, user });
+        const { readAt, ...found } = (await store.findRefreshToken(token.tokenHash))!;
+        assert.deepEqual(found, { token, session, user });
+        assert.ok(Math.abs(readAt.getTime() - Date.now()) < 60_000, "readAt is the database's clock");
       });
 
       it("answers null for an unknown hash or session", async () => {
@@ -374,12 +376,18 @@ export function testStoreContract(
         const { session, token } = await seedSession(store);
         const now = at(HOUR);
         const successor = aToken(session.id, { parentId: token.id, createdAt: now, expiresAt: at(73 * HOUR) });
+        const before = (await store.findRefreshToken(token.tokenHash))!.readAt;
         assert.equal(
           await store.rotateRefreshToken({ presentedId: token.id, sessionId: session.id, successor, now }),
           true,
         );
         const presented = await store.findRefreshToken(token.tokenHash);
-        assert.deepEqual(presented?.token.usedAt, now);
+        // usedAt is the database's clock, between two reads of it.
+        const usedAt = presented?.token.usedAt?.getTime() ?? Number.NaN;
+        assert.ok(
+          before.getTime() <= usedAt && usedAt <= presented!.readAt.getTime(),
+          "usedAt is the database's clock",
+        );
         assert.deepEqual(presented?.session.lastUsedAt, now);
         assert.deepEqual(presented?.session.idleExpiresAt, successor.expiresAt);
         assert.deepEqual(await store.findSuccessor(token.id), successor);
@@ -399,6 +407,8 @@ export function testStoreContract(
           }),
           true,
         );
+        const usedAt = (await store.findRefreshToken(token.tokenHash))?.token.usedAt;
+        assert.ok(usedAt);
         assert.equal(
           await other.rotateRefreshToken({
             presentedId: token.id,
@@ -409,7 +419,7 @@ export function testStoreContract(
           false,
         );
         assert.equal(await store.findRefreshToken(second.tokenHash), null);
-        assert.deepEqual((await store.findRefreshToken(token.tokenHash))?.token.usedAt, at(HOUR));
+        assert.deepEqual((await store.findRefreshToken(token.tokenHash))?.token.usedAt, usedAt);
         assert.deepEqual((await store.findSession(session.id))?.lastUsedAt, at(HOUR));
       });
 
