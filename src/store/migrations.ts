@@ -122,6 +122,32 @@ const currentSigningKey: Migration = {
   },
 };
 
+/**
+ * Operators disable and delete users. `users.disabled_at` marks a disabled account (null: enabled).
+ * A deleted user's sessions go with their personal data, but resource servers polling the
+ * revocation feed must still hear that those sessions ended: `deleted_sessions` keeps only the
+ * session id and when it ended, until `deleteExpired` removes it. `audit_events` has no foreign
+ * key to `users`, so a user's events outlive the user (with `ip` and `user_agent` scrubbed).
+ */
+function userLifecycle(kind: StoreKind): Migration {
+  const ts = timestampType(kind);
+  return {
+    async up(db: AnyDb) {
+      await db.schema.alterTable("users").addColumn("disabled_at", ts).execute();
+      await db.schema
+        .createTable("deleted_sessions")
+        .addColumn("id", "varchar(36)", (c) => c.primaryKey())
+        .addColumn("revoked_at", ts, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("deleted_sessions_revoked_at_idx")
+        .on("deleted_sessions")
+        .column("revoked_at")
+        .execute();
+    },
+  };
+}
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
@@ -130,6 +156,7 @@ export function migrationProvider(kind: StoreKind): MigrationProvider {
         "0001_initial": initialSchema(kind),
         "0002_exact_username_keys": exactUsernameKeys(kind),
         "0003_current_signing_key": currentSigningKey,
+        "0004_user_lifecycle": userLifecycle(kind),
       }),
   };
 }
