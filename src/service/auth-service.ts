@@ -103,8 +103,10 @@ export class AuthService {
     checkPasswordText(password);
     const user = await findUserByName(this.#store, username);
     const valid = await this.#hasher.verify(user?.passwordHash ?? this.#dummyHash, password);
-    if (!user || !valid) {
-      await this.#audit.record("login_failed", context, { userId: user?.id ?? null });
+    // A disabled account fails exactly as a wrong password does, after the same hashing work.
+    if (!user || !valid || user.disabledAt) {
+      const details = user?.disabledAt ? { accountDisabled: true } : null;
+      await this.#audit.record("login_failed", context, { userId: user?.id ?? null }, details);
       fail("invalid_credentials", "the username or password is wrong");
     }
     const now = this.#clock.now();
@@ -131,6 +133,13 @@ export class AuthService {
       expiresAt: tokenExpiresAt,
       usedAt: null,
     });
+    // An operator may have disabled the account since it was read, revoking its sessions before
+    // this one existed: look again now that it does.
+    const current = await this.#store.findUserById(user.id);
+    if (!current || current.disabledAt) {
+      await this.#revocations.revokeSession(session.id, "admin");
+      fail("invalid_credentials", "the username or password is wrong");
+    }
     await this.#audit.record("login_succeeded", context, { userId: user.id, sessionId: session.id });
     return this.#issue(user, session, refreshToken, tokenExpiresAt, now);
   }
@@ -148,6 +157,11 @@ export class AuthService {
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const found = await this.#store.findRefreshToken(tokenHash);
       if (!found) fail("refresh_token_unknown", "the refresh token is not known");
+      if (found.user.disabledAt) {
+        // Disabling revoked the user's sessions; one that slipped past ends here.
+        await this.#revocations.revokeSession(found.session.id, "admin");
+        fail("session_revoked", "the session has been revoked");
+      }
       const now = this.#clock.now();
       const successor = found.token.usedAt ? await this.#store.findSuccessor(found.token.id) : null;
       const decision = decideRotation({
