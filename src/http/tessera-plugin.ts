@@ -3,6 +3,7 @@ import { Ajv } from "ajv";
 import type { FastifyInstance, FastifyPluginAsync } from "fastify";
 import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from "../service/config.js";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
+import { registerAdminRoutes } from "./admin-routes.js";
 import { registerAuthRoutes } from "./auth-routes.js";
 import { answerError } from "./error-handler.js";
 import { registerIntrospectionRoutes } from "./introspection-routes.js";
@@ -93,7 +94,7 @@ function useStrictUtf8Json(app: FastifyInstance): void {
 }
 
 /**
- * The Fastify plugin serving Tessera's `/auth/*`, `/oauth/*` and `/.well-known/*` routes.
+ * The Fastify plugin serving Tessera's `/auth/*`, `/oauth/*`, `/.well-known/*` and `/admin/*` routes.
  * Encapsulated: its error handler, validator and hooks apply to its own routes only.
  */
 export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: FastifyInstance, options) => {
@@ -137,4 +138,5 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   registerOAuthRoutes(app, { services, limits, baseUrl });
   registerIntrospectionRoutes(app, { auth: services.auth, introspection: services.introspection });
   registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });
+  registerAdminRoutes(app, { auth: services.auth, admin: services.admin });
 };
