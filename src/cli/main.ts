@@ -8,6 +8,13 @@ import { publishRevocations } from "../service/revocation-publisher.js";
 import { migrateDatabase, openServices, type TesseraServices } from "../service/tessera-services.js";
 import { checkConfiguration } from "./config-check.js";
 import { optionsFromEnvironment, readSetting, variableOfOption } from "./env-options.js";
+import {
+  sessionsCommand,
+  USER_COMMANDS_USAGE,
+  type UserCommandFlags,
+  userCommand,
+  type WithServices,
+} from "./user-commands.js";
 
 const COMMANDS = `Usage: tessera <command> [options]
 
@@ -17,11 +24,7 @@ Commands:
   purge [--batch-size N]           Delete expired refresh tokens and ended sessions in batches
   keys list                        List signing keys (kid, alg, created, retired)
   keys rotate                      Create a new signing key and retire the others
-  user create <username>           Create an account; the password is read from standard input
-  user roles <username> <r1,r2>    Replace a user's roles
-  sessions list <username>         List a user's open sessions
-  sessions revoke <session-id>     Revoke one session
-  sessions revoke-all <username>   Revoke every session of a user
+${USER_COMMANDS_USAGE}
   config check                     Print the effective settings (secrets masked) and every problem; exit 1 if any
 `;
 
@@ -39,7 +42,8 @@ See README.md for what each setting does.
 `;
 }
 
-type Flags = { help?: boolean; "batch-size"?: string } & Record<string, string | boolean | undefined>;
+type Flags = { help?: boolean; "batch-size"?: string } & UserCommandFlags &
+  Record<string, string | boolean | undefined>;
 
 // Each flag sets the option whose setting names it.
 const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) =>
@@ -127,6 +131,11 @@ async function withServices(
   }
 }
 
+/** {@link withServices} over `options`, for commands that take the work as an argument. */
+function servicesFor(options: TesseraOptions): WithServices {
+  return <T>(work: (services: TesseraServices) => Promise<T>) => withServices(options, work) as Promise<T>;
+}
+
 async function printJson(result: Promise<unknown>): Promise<void> {
   process.stdout.write(`${JSON.stringify(await result, null, 2)}\n`);
 }
@@ -146,55 +155,6 @@ async function keys(options: TesseraOptions, action: string | undefined): Promis
   return printJson(withServices(options, ({ admin }) => admin.listSigningKeys()));
 }
 
-function required(value: string | undefined, usage: string): string {
-  if (value === undefined || value === "") throw new TypeError(`usage: ${usage}`);
-  return value;
-}
-
-// The password comes on standard input, never as an argument: arguments show in `ps` and shell history.
-async function passwordFromStdin(): Promise<string> {
-  if (process.stdin.isTTY) {
-    throw new TypeError("tessera user create reads the password from standard input, e.g. printf '%s' \"$PW\" | …");
-  }
-  let text = "";
-  for await (const chunk of process.stdin) text += String(chunk);
-  return text.replace(/\r?\n$/, "");
-}
-
-async function admin(command: string, options: TesseraOptions, args: string[]): Promise<void> {
-  const [action, first, second] = args;
-  if (command === "user" && action === "create") {
-    const username = required(first, "tessera user create <username> (password on standard input)");
-    const password = await passwordFromStdin();
-    return printJson(withServices(options, ({ admin }) => admin.createUser(username, password)));
-  }
-  if (command === "user" && action === "roles") {
-    const username = required(first, "tessera user roles <username> <role,role>");
-    const roles = required(second, "tessera user roles <username> <role,role>")
-      .split(",")
-      .map((role) => role.trim())
-      .filter(Boolean);
-    return printJson(withServices(options, ({ admin }) => admin.setUserRoles(username, roles)));
-  }
-  if (command === "sessions" && action === "list") {
-    const username = required(first, "tessera sessions list <username>");
-    return printJson(withServices(options, ({ admin }) => admin.listUserSessions(username)));
-  }
-  if (command === "sessions" && action === "revoke") {
-    const sessionId = required(first, "tessera sessions revoke <session-id>");
-    return printJson(
-      withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ sessionId }) })),
-    );
-  }
-  if (command === "sessions" && action === "revoke-all") {
-    const username = required(first, "tessera sessions revoke-all <username>");
-    return printJson(
-      withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ username }) })),
-    );
-  }
-  throw new TypeError(`unknown ${command} command; see tessera --help`);
-}
-
 // Prints the report even when settings are wrong: finding them all is the point.
 function configCommand(flags: Flags, action: string | undefined): void {
   if (action !== "check") throw new TypeError("usage: tessera config check");
@@ -211,6 +171,14 @@ async function main(argv: string[]): Promise<void> {
       ...Object.fromEntries(FLAG_OPTIONS.map(([flag]) => [flag, { type: "string" as const }])),
       "batch-size": { type: "string" },
       help: { type: "boolean", short: "h" },
+      json: { type: "boolean" },
+      yes: { type: "boolean" },
+      roles: { type: "string" },
+      search: { type: "string" },
+      role: { type: "string" },
+      disabled: { type: "string" },
+      limit: { type: "string" },
+      cursor: { type: "string" },
     },
   });
   const [command] = positionals;
@@ -234,8 +202,9 @@ async function main(argv: string[]): Promise<void> {
     case "keys":
       return keys(options, positionals[1]);
     case "user":
+      return userCommand(positionals.slice(1), values, servicesFor(options));
     case "sessions":
-      return admin(command, options, positionals.slice(1));
+      return sessionsCommand(positionals.slice(1), values, servicesFor(options));
     default:
       throw new TypeError(`unknown command "${command}"`);
   }
@@ -251,5 +220,7 @@ function withVariableName(message: string): string {
 main(process.argv.slice(2)).catch((error: unknown) => {
   const message = withVariableName(error instanceof Error ? error.message : String(error));
   process.stderr.write(`tessera: ${message}\n`);
-  process.exitCode = error instanceof TypeError || isTesseraError(error, "invalid_request") ? 2 : 1;
+  // 2: the command line was wrong, including a user or session that does not exist.
+  const usage = ["invalid_request", "user_not_found", "session_not_found"] as const;
+  process.exitCode = error instanceof TypeError || usage.some((code) => isTesseraError(error, code)) ? 2 : 1;
 });

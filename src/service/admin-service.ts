@@ -201,17 +201,17 @@ export class AdminService {
   }
 
   /**
-   * Sets a user's password and revokes (and announces) every session of theirs. Records
-   * `password_changed` and `session_revoked` for each session. Throws `invalid_request` for a
-   * bad password, `user_not_found`.
+   * Sets a user's password and revokes (and announces) every session of theirs; returns the
+   * revoked session ids. Records `password_changed` and `session_revoked` for each session.
+   * Throws `invalid_request` for a bad password, `user_not_found`.
    */
-  async setPassword(reference: UserReference, password: string, actor: AdminActor = OPERATOR): Promise<void> {
+  async setPassword(reference: UserReference, password: string, actor: AdminActor = OPERATOR): Promise<string[]> {
     checkNewPassword(password);
     const user = await this.#findUser(reference);
     if (!(await this.#store.setPasswordHash(user.id, await this.#hasher.hash(password))))
       fail("user_not_found", "no such user");
     await this.#audit.record("password_changed", actor.context, { userId: user.id }, { by: actor.by });
-    await this.#revokeAll(user.id, actor);
+    return this.#revokeAll(user.id, actor);
   }
 
   /**
