@@ -168,7 +168,7 @@ export class KyselyStore implements Store {
           password_hash: user.passwordHash,
           roles: JSON.stringify(user.roles),
           created_at: this.#ts(user.createdAt),
-          disabled_at: user.disabledAt ? this.#ts(user.disabledAt) : null,
+          ...(user.disabledAt ? { disabled_at: this.#ts(user.disabledAt) } : {}),
         })
         .execute();
       return true;
