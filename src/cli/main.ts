@@ -9,6 +9,13 @@ import { publishRevocations } from "../service/revocation-publisher.js";
 import { migrateDatabase, openServices, type TesseraServices } from "../service/tessera-services.js";
 import { checkConfiguration } from "./config-check.js";
 import { givenSettings, readConfigFile, readSetting, variableOfOption } from "./env-options.js";
+import {
+  sessionsCommand,
+  USER_COMMANDS_USAGE,
+  type UserCommandFlags,
+  userCommand,
+  type WithServices,
+} from "./user-commands.js";
 
 const COMMANDS = `Usage: tessera <command> [options]
 
@@ -19,14 +26,10 @@ Commands:
                                    older than TESSERA_AUDIT_RETENTION, in batches
   keys list                        List signing keys: state (next, current, retired), created, activates, retired
   keys rotate [--immediately]      Publish a new key that signs one JWKS cache lifetime later (at once: --immediately)
-  user create <username>           Create an account; the password is read from standard input
-  user roles <username> <r1,r2>    Replace a user's roles
-  sessions list <username>         List a user's open sessions
-  sessions revoke <session-id>     Revoke one session
-  sessions revoke-all <username>   Revoke every session of a user
   audit list [--user U] [--session S] [--type T,T] [--since D] [--until D] [--limit N] [--cursor C] [--json]
                                    List audit events, newest first (U: username or id; D: 2026-01-31
                                    or a date-time with a zone); prints the cursor of the next page
+${USER_COMMANDS_USAGE}
   config check                     Print the effective settings (secrets masked) and every problem; exit 1 if any
 `;
 
@@ -45,10 +48,8 @@ See README.md for what each setting does.
 `;
 }
 
-type Flags = { help?: boolean; immediately?: boolean; config?: string; "batch-size"?: string; json?: boolean } & Record<
-  string,
-  string | boolean | undefined
->;
+type Flags = { help?: boolean; immediately?: boolean; config?: string; "batch-size"?: string } & UserCommandFlags &
+  Record<string, string | boolean | undefined>;
 
 // Each flag sets the option whose setting names it.
 const FLAG_OPTIONS = Object.entries(SETTINGS).flatMap(([option, spec]) =>
@@ -140,6 +141,11 @@ async function withServices(
   }
 }
 
+/** {@link withServices} over `options`, for commands that take the work as an argument. */
+function servicesFor(options: TesseraOptions): WithServices {
+  return <T>(work: (services: TesseraServices) => Promise<T>) => withServices(options, work) as Promise<T>;
+}
+
 async function printJson(result: Promise<unknown>): Promise<void> {
   process.stdout.write(`${JSON.stringify(await result, null, 2)}\n`);
 }
@@ -158,55 +164,6 @@ async function keys(options: TesseraOptions, action: string | undefined, immedia
     return printJson(withServices(options, ({ admin }) => admin.rotateSigningKey({ immediately })));
   if (action !== "list" || immediately) throw new TypeError("usage: tessera keys list | keys rotate [--immediately]");
   return printJson(withServices(options, ({ admin }) => admin.listSigningKeys()));
-}
-
-function required(value: string | undefined, usage: string): string {
-  if (value === undefined || value === "") throw new TypeError(`usage: ${usage}`);
-  return value;
-}
-
-// The password comes on standard input, never as an argument: arguments show in `ps` and shell history.
-async function passwordFromStdin(): Promise<string> {
-  if (process.stdin.isTTY) {
-    throw new TypeError("tessera user create reads the password from standard input, e.g. printf '%s' \"$PW\" | …");
-  }
-  let text = "";
-  for await (const chunk of process.stdin) text += String(chunk);
-  return text.replace(/\r?\n$/, "");
-}
-
-async function admin(command: string, options: TesseraOptions, args: string[]): Promise<void> {
-  const [action, first, second] = args;
-  if (command === "user" && action === "create") {
-    const username = required(first, "tessera user create <username> (password on standard input)");
-    const password = await passwordFromStdin();
-    return printJson(withServices(options, ({ admin }) => admin.createUser(username, password)));
-  }
-  if (command === "user" && action === "roles") {
-    const username = required(first, "tessera user roles <username> <role,role>");
-    const roles = required(second, "tessera user roles <username> <role,role>")
-      .split(",")
-      .map((role) => role.trim())
-      .filter(Boolean);
-    return printJson(withServices(options, ({ admin }) => admin.setUserRoles(username, roles)));
-  }
-  if (command === "sessions" && action === "list") {
-    const username = required(first, "tessera sessions list <username>");
-    return printJson(withServices(options, ({ admin }) => admin.listUserSessions(username)));
-  }
-  if (command === "sessions" && action === "revoke") {
-    const sessionId = required(first, "tessera sessions revoke <session-id>");
-    return printJson(
-      withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ sessionId }) })),
-    );
-  }
-  if (command === "sessions" && action === "revoke-all") {
-    const username = required(first, "tessera sessions revoke-all <username>");
-    return printJson(
-      withServices(options, async ({ admin }) => ({ revoked: await admin.revokeSessions({ username }) })),
-    );
-  }
-  throw new TypeError(`unknown ${command} command; see tessera --help`);
 }
 
 function auditLine(event: AuditEventView): string {
@@ -252,6 +209,11 @@ async function main(argv: string[]): Promise<void> {
       immediately: { type: "boolean" },
       config: { type: "string" },
       help: { type: "boolean", short: "h" },
+      yes: { type: "boolean" },
+      roles: { type: "string" },
+      search: { type: "string" },
+      role: { type: "string" },
+      disabled: { type: "string" },
     },
   });
   const [command] = positionals;
@@ -277,8 +239,9 @@ async function main(argv: string[]): Promise<void> {
     case "audit":
       return auditCommand(options, values, positionals[1]);
     case "user":
+      return userCommand(positionals.slice(1), values, servicesFor(options));
     case "sessions":
-      return admin(command, options, positionals.slice(1));
+      return sessionsCommand(positionals.slice(1), values, servicesFor(options));
     default:
       throw new TypeError(`unknown command "${command}"`);
   }
@@ -294,5 +257,7 @@ function withVariableName(message: string): string {
 main(process.argv.slice(2)).catch((error: unknown) => {
   const message = withVariableName(error instanceof Error ? error.message : String(error));
   process.stderr.write(`tessera: ${message}\n`);
-  process.exitCode = error instanceof TypeError || isTesseraError(error, "invalid_request") ? 2 : 1;
+  // 2: the command line was wrong, including a user or session that does not exist.
+  const usage = ["invalid_request", "user_not_found", "session_not_found"] as const;
+  process.exitCode = error instanceof TypeError || usage.some((code) => isTesseraError(error, code)) ? 2 : 1;
 });

@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   "session_revoked",
   "session_expired",
   "session_not_found",
+  "user_not_found",
   "access_token_missing",
   "access_token_malformed",
   "access_token_invalid",

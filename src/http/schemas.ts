@@ -5,7 +5,7 @@ export const MAX_TOKEN_FIELD = 8192;
 /** Body limit of the auth routes, in bytes. */
 export const AUTH_BODY_LIMIT = 8 * 1024;
 
-/** The body of every error answer: `{error, error_description}`. */
+/** The `{error, error_description}` body of every refusal. */
 export const errorResponse = {
   type: "object",
   properties: { error: { type: "string" }, error_description: { type: "string" } },
@@ -68,10 +68,11 @@ const sessionResponse = {
 
 const statusResponse = { type: "object", required: ["status"], properties: { status: { type: "string" } } } as const;
 
-const bearerSecurity = [{ bearerAuth: [] }];
+/** Routes that take a bearer access token. */
+export const bearerSecurity = [{ bearerAuth: [] }];
 
 /** A success answered without a body (listed so the OpenAPI document shows it). */
-const noContent = { type: "null", description: "Done; no body." } as const;
+export const noContent = { type: "null", description: "Done; no body." } as const;
 
 /** Route schemas of `/auth/*`. */
 export const authSchemas = {

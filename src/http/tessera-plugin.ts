@@ -5,6 +5,7 @@ import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from 
 import { KEY_RELOAD_INTERVAL } from "../service/signing-keys.js";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
 import { registerAuditRoutes } from "./audit-routes.js";
+import { registerAdminRoutes } from "./admin-routes.js";
 import { registerAuthRoutes } from "./auth-routes.js";
 import { registerCookieMode } from "./cookie-mode.js";
 import { answerError } from "./error-handler.js";
@@ -97,7 +98,7 @@ function useStrictUtf8Json(app: FastifyInstance): void {
 }
 
 /**
- * The Fastify plugin serving Tessera's `/auth/*`, `/oauth/*` and `/.well-known/*` routes.
+ * The Fastify plugin serving Tessera's `/auth/*`, `/oauth/*`, `/.well-known/*` and `/admin/*` routes.
  * Encapsulated: its error handler, validator and hooks apply to its own routes only.
  */
 export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: FastifyInstance, options) => {
@@ -156,4 +157,5 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   registerIntrospectionRoutes(app, { auth: services.auth, introspection: services.introspection });
   registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });
   registerAuditRoutes(app, { auth: services.auth, audit: services.audit });
+  registerAdminRoutes(app, { auth: services.auth, admin: services.admin });
 };

@@ -103,9 +103,10 @@ export class AuthService {
     checkPasswordText(password);
     const user = await findUserByName(this.#store, username);
     const valid = await this.#hasher.verify(user?.passwordHash ?? this.#dummyHash, password);
-    if (!user || !valid) {
-      // Told apart here only: the client gets the same answer either way.
-      const reason = user ? "wrong_password" : "unknown_user";
+    // A disabled account fails exactly as a wrong password does, after the same hashing work.
+    if (!user || !valid || user.disabledAt) {
+      // Told apart here only: the client gets the same answer in every case.
+      const reason = !user ? "unknown_user" : !valid ? "wrong_password" : "user_disabled";
       await this.#audit.record("login_failed", context, { userId: user?.id ?? null }, { reason });
       fail("invalid_credentials", "the username or password is wrong");
     }
@@ -133,6 +134,13 @@ export class AuthService {
       expiresAt: tokenExpiresAt,
       usedAt: null,
     });
+    // An operator may have disabled the account since it was read, revoking its sessions before
+    // this one existed: look again now that it does.
+    const current = await this.#store.findUserById(user.id);
+    if (!current || current.disabledAt) {
+      await this.#revocations.revokeSession(session.id, "admin");
+      fail("invalid_credentials", "the username or password is wrong");
+    }
     await this.#audit.record("login_succeeded", context, { userId: user.id, sessionId: session.id });
     return this.#issue(user, session, refreshToken, tokenExpiresAt, now);
   }
@@ -150,6 +158,11 @@ export class AuthService {
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const found = await this.#store.findRefreshToken(tokenHash);
       if (!found) fail("refresh_token_unknown", "the refresh token is not known");
+      if (found.user.disabledAt) {
+        // Disabling revoked the user's sessions; one that slipped past ends here.
+        await this.#revocations.revokeSession(found.session.id, "admin");
+        fail("session_revoked", "the session has been revoked");
+      }
       const now = this.#clock.now();
       // The grace window is judged on the database's clock, as of the request's arrival: what
       // it waited here (for the database, for a lost race) is measured on the monotonic clock.

@@ -69,7 +69,7 @@ export interface ServiceOptions {
   readonly defaultRoles?: readonly string[];
   /**
    * `open`: anyone may `POST /auth/register`; `closed`: it answers 403 `registration_closed` and an
-   * operator creates accounts (`tessera user create`). Default `open`, for the embedded quick
+   * operator creates accounts (`tessera user add`). Default `open`, for the embedded quick
    * start: close it in production unless you mean it.
    */
   readonly registration?: Registration;

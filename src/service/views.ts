@@ -7,6 +7,19 @@ export interface UserView {
   readonly roles: readonly string[];
 }
 
+/** A user as an operator sees it: never the password hash. */
+export interface AccountView extends UserView {
+  readonly createdAt: Date;
+  /** When the account was disabled; `null` while it is enabled. */
+  readonly disabledAt: Date | null;
+}
+
+/** One user in detail, for an operator. */
+export interface AccountDetailsView extends AccountView {
+  /** Sessions neither revoked nor expired. */
+  readonly openSessions: number;
+}
+
 /** A session as its owner or an operator sees it. */
 export interface SessionView {
   readonly id: string;
@@ -23,6 +36,11 @@ export interface SessionView {
 /** The view of a user row. */
 export function userViewOf(user: UserRecord): UserView {
   return { id: user.id, username: user.username, roles: user.roles };
+}
+
+/** The operator's view of a user row. */
+export function accountViewOf(user: UserRecord): AccountView {
+  return { ...userViewOf(user), createdAt: user.createdAt, disabledAt: user.disabledAt ?? null };
 }
 
 /** Views of session rows; `currentSessionId` marks the asker's own (`null`: none). */

@@ -25,6 +25,7 @@ import type {
   SigningKeyRecord,
   Store,
   StoreKind,
+  UserQuery,
   UserRecord,
 } from "./store.js";
 import { AUDIT_INSERT_ROWS, type AuditEventCursor, type AuditEventFilter } from "./store.js";
@@ -48,6 +49,7 @@ export function toUser(row: Selectable<UsersTable>): UserRecord {
     passwordHash: row.password_hash,
     roles: JSON.parse(row.roles) as string[],
     createdAt: toDate(row.created_at),
+    disabledAt: toNullableDate(row.disabled_at),
   };
 }
 
@@ -215,6 +217,7 @@ export class KyselyStore implements Store {
           password_hash: user.passwordHash,
           roles: JSON.stringify(user.roles),
           created_at: this.#ts(user.createdAt),
+          ...(user.disabledAt ? { disabled_at: this.#ts(user.disabledAt) } : {}),
         })
         .execute();
       return true;
@@ -259,6 +262,101 @@ export class KyselyStore implements Store {
       if (afterId !== null) query = query.where("id", ">", afterId);
       return (await query.execute()).map(toUser);
     });
+  }
+
+  findUsers(query: UserQuery): Promise<UserRecord[]> {
+    return this.#run(async () => {
+      let select = this.#db.selectFrom("users").selectAll().orderBy("username_key").limit(query.limit);
+      if (query.afterKey !== null) select = select.where("username_key", ">", query.afterKey);
+      if (query.keyContains !== undefined && query.keyContains !== "")
+        select = select.where(this.#contains("username_key", query.keyContains));
+      // Roles are a JSON array of names that JSON.stringify writes unescaped: `"name"` is one element.
+      if (query.role !== undefined) select = select.where(this.#contains("roles", JSON.stringify(query.role)));
+      if (query.disabled !== undefined) select = select.where("disabled_at", query.disabled ? "is not" : "is", null);
+      return (await select.execute()).map(toUser);
+    });
+  }
+
+  /**
+   * True where `column` contains `text`, byte for byte: no wildcards, and no case folding (SQLite's
+   * LIKE folds ASCII case, MySQL's text collations fold case and accents).
+   */
+  #contains(column: "username_key" | "roles", text: string) {
+    const ref = sql.ref(column);
+    switch (this.kind) {
+      case "sqlite":
+        return sql<boolean>`instr(${ref}, ${text}) > 0`;
+      case "postgres":
+        return sql<boolean>`strpos(${ref}, ${text}) > 0`;
+      case "mysql":
+        return sql<boolean>`locate(cast(${text} as binary), cast(${ref} as binary)) > 0`;
+    }
+  }
+
+  disableUser(id: string, now: Date): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("users")
+        .set({ disabled_at: this.#ts(now) })
+        .where("id", "=", id)
+        .where("disabled_at", "is", null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  enableUser(id: string): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("users")
+        .set({ disabled_at: null })
+        .where("id", "=", id)
+        .where("disabled_at", "is not", null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  setPasswordHash(id: string, passwordHash: string): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("users")
+        .set({ password_hash: passwordHash })
+        .where("id", "=", id)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  deleteUser(id: string, now: Date): Promise<boolean> {
+    return this.#run(() =>
+      this.#transaction(async (trx) => {
+        // The user row first: it is locked from here on, so no session can be added meanwhile.
+        const user = await trx
+          .updateTable("users")
+          .set({ disabled_at: this.#ts(now) })
+          .where("id", "=", id)
+          .executeTakeFirst();
+        if (user.numUpdatedRows === 0n) return false;
+        const sessions = await trx
+          .selectFrom("sessions")
+          .select(["id", "revoked_at"])
+          .where("user_id", "=", id)
+          .execute();
+        if (sessions.length > 0) {
+          const ids = sessions.map((row) => row.id);
+          await trx
+            .insertInto("deleted_sessions")
+            .values(sessions.map((row) => ({ id: row.id, revoked_at: row.revoked_at ?? this.#ts(now) })))
+            .execute();
+          await trx.deleteFrom("refresh_tokens").where("session_id", "in", ids).execute();
+          await trx.deleteFrom("sessions").where("id", "in", ids).execute();
+        }
+        await trx.updateTable("audit_events").set({ ip: null, user_agent: null }).where("user_id", "=", id).execute();
+        await trx.deleteFrom("users").where("id", "=", id).execute();
+        return true;
+      }),
+    );
   }
 
   async changeUsernameKey(id: string, from: string, to: string): Promise<boolean> {
@@ -384,7 +482,15 @@ export class KyselyStore implements Store {
         .where("revoked_at", ">=", this.#ts(since))
         .orderBy("revoked_at")
         .execute();
-      return rows.map((row) => ({ id: row.id, revokedAt: toDate(row.revoked_at!) }));
+      const deleted = await this.#db
+        .selectFrom("deleted_sessions")
+        .select(["id", "revoked_at"])
+        .where("revoked_at", ">=", this.#ts(since))
+        .orderBy("revoked_at")
+        .execute();
+      return [...rows, ...deleted]
+        .map((row) => ({ id: row.id, revokedAt: toDate(row.revoked_at!) }))
+        .sort((a, b) => a.revokedAt.getTime() - b.revokedAt.getTime());
     });
   }
 
@@ -685,6 +791,17 @@ export class KyselyStore implements Store {
         refreshTokens += Number(tokens.numDeletedRows);
         const deleted = await this.#db.deleteFrom("sessions").where("id", "in", ids).executeTakeFirst();
         sessions = Number(deleted.numDeletedRows);
+      }
+      const deletedIds = await this.#db
+        .selectFrom("deleted_sessions")
+        .select("id")
+        .where("revoked_at", "<", cutoff)
+        .limit(batchSize)
+        .execute();
+      if (deletedIds.length > 0) {
+        const ids = deletedIds.map((row) => row.id);
+        const deleted = await this.#db.deleteFrom("deleted_sessions").where("id", "in", ids).executeTakeFirst();
+        sessions += Number(deleted.numDeletedRows);
       }
       return { refreshTokens, sessions };
     });

@@ -123,6 +123,32 @@ const currentSigningKey: Migration = {
 };
 
 /**
+ * Operators disable and delete users. `users.disabled_at` marks a disabled account (null: enabled).
+ * A deleted user's sessions go with their personal data, but resource servers polling the
+ * revocation feed must still hear that those sessions ended: `deleted_sessions` keeps only the
+ * session id and when it ended, until `deleteExpired` removes it. `audit_events` has no foreign
+ * key to `users`, so a user's events outlive the user (with `ip` and `user_agent` scrubbed).
+ */
+function userLifecycle(kind: StoreKind): Migration {
+  const ts = timestampType(kind);
+  return {
+    async up(db: AnyDb) {
+      await db.schema.alterTable("users").addColumn("disabled_at", ts).execute();
+      await db.schema
+        .createTable("deleted_sessions")
+        .addColumn("id", "varchar(36)", (c) => c.primaryKey())
+        .addColumn("revoked_at", ts, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("deleted_sessions_revoked_at_idx")
+        .on("deleted_sessions")
+        .column("revoked_at")
+        .execute();
+    },
+  };
+}
+
+/**
  * Audit listing filters by user, by session or by time only, newest first with a (created_at, id)
  * cursor: one composite index per path. They replace the single-column ones, so each refresh's
  * audit row updates three indexes, no more.
@@ -168,6 +194,7 @@ export function migrationProvider(kind: StoreKind): MigrationProvider {
         "0001_initial": initialSchema(kind),
         "0002_exact_username_keys": exactUsernameKeys(kind),
         "0003_current_signing_key": currentSigningKey,
+        "0004_user_lifecycle": userLifecycle(kind),
         "0005_audit_queries": auditQueries(kind),
         "0006_key_schedule": keySchedule(kind),
       }),

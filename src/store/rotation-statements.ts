@@ -51,7 +51,9 @@ const LOOKUP_COLUMNS = [
     "user_agent",
     "ip",
   ].map((c) => `s.${c} as s_${c}`),
-  ...["id", "username", "username_key", "password_hash", "roles", "created_at"].map((c) => `u.${c} as u_${c}`),
+  ...["id", "username", "username_key", "password_hash", "roles", "created_at", "disabled_at"].map(
+    (c) => `u.${c} as u_${c}`,
+  ),
 ].join(", ");
 
 /** The lookup: a token by its hash, joined with its session and user; `now` reads the database's clock. */

@@ -12,6 +12,8 @@ export interface UsersTable {
   /** JSON array of role names. */
   roles: string;
   created_at: TimestampColumn;
+  /** When an operator disabled the account; null while it is enabled. */
+  disabled_at: TimestampColumn | null;
 }
 
 /** Row of `sessions`: one login. */
@@ -66,6 +68,12 @@ export interface SettingsTable {
   value: string;
 }
 
+/** Row of `deleted_sessions`: a deleted user's session, kept (id only) for the revocation feed. */
+export interface DeletedSessionsTable {
+  id: string;
+  revoked_at: TimestampColumn;
+}
+
 /** Row of `audit_events`. */
 export interface AuditEventsTable {
   id: string;
@@ -87,4 +95,5 @@ export interface Database {
   signing_keys: SigningKeysTable;
   settings: SettingsTable;
   audit_events: AuditEventsTable;
+  deleted_sessions: DeletedSessionsTable;
 }

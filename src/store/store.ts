@@ -11,6 +11,22 @@ export interface UserRecord {
   readonly passwordHash: string;
   readonly roles: readonly string[];
   readonly createdAt: Date;
+  /** When an operator disabled the account; `null` (as the store reads it) or absent while it is enabled. */
+  readonly disabledAt?: Date | null;
+}
+
+/** Which users {@link Store.findUsers} lists, and which page of them. */
+export interface UserQuery {
+  /** Only users whose `usernameKey` contains this text (compared byte for byte, no wildcards). */
+  readonly keyContains?: string;
+  /** Only users holding this role. */
+  readonly role?: string;
+  /** Only disabled (`true`) or enabled (`false`) users. */
+  readonly disabled?: boolean;
+  /** Users whose `usernameKey` follows this one; `null` starts at the first. */
+  readonly afterKey: string | null;
+  /** At most this many users. */
+  readonly limit: number;
 }
 
 /** A session row: one login, holding a chain of refresh tokens. */
@@ -158,6 +174,21 @@ export interface Store {
   setUserRoles(id: string, roles: readonly string[]): Promise<boolean>;
   /** Users in `id` order: at most `limit` of those whose id follows `afterId` (from the first when `null`). */
   listUsers(afterId: string | null, limit: number): Promise<UserRecord[]>;
+  /** Users matching `query`, in `usernameKey` order (the database's order of that column). */
+  findUsers(query: UserQuery): Promise<UserRecord[]>;
+  /** Marks a user disabled at `now`; `false` when there is no such user or it already is disabled. */
+  disableUser(id: string, now: Date): Promise<boolean>;
+  /** Clears a user's disabled mark; `false` when there is no such user or it is not disabled. */
+  enableUser(id: string): Promise<boolean>;
+  /** Replaces a user's password hash; `false` when there is no such user. */
+  setPasswordHash(id: string, passwordHash: string): Promise<boolean>;
+  /**
+   * Deletes a user with their sessions and refresh tokens and clears `ip` and `user_agent` of
+   * their audit events (the events stay), in one transaction. Each deleted session stays listed
+   * by {@link listRevokedSessions}, as revoked when it was (at `now` if it was open), until
+   * {@link deleteExpired} passes it. `false`, changing nothing, when there is no such user.
+   */
+  deleteUser(id: string, now: Date): Promise<boolean>;
   /**
    * Sets a user's `usernameKey` to `to` if it is still `from`, in one conditional update; `false`,
    * changing nothing, when it is not or another user has `to`.
@@ -174,7 +205,7 @@ export interface Store {
   revokeSession(id: string, now: Date, reason: RevocationReason): Promise<boolean>;
   /** Revokes every unrevoked session of a user; returns their ids. */
   revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]>;
-  /** Sessions revoked at or after `since`, oldest revocation first. */
+  /** Sessions revoked at or after `since` (deleted users' sessions too), oldest revocation first. */
   listRevokedSessions(since: Date): Promise<RevokedSession[]>;
 
   /** The refresh token with this SHA-256, with its session and user (one query), or `null`. */
@@ -241,7 +272,8 @@ export interface Store {
   /**
    * Deletes up to `batchSize` refresh tokens that expired before `before`, and up to
    * `batchSize` sessions that ended (expired, went idle or were revoked) before `before`
-   * together with their remaining tokens; the result counts every row deleted. Each statement
+   * together with their remaining tokens, and up to `batchSize` deleted users' sessions revoked
+   * before `before` (counted as sessions); the result counts every row deleted. Each statement
    * commits on its own: call repeatedly until both counts are 0; small batches keep locks short.
    */
   deleteExpired(before: Date, batchSize: number): Promise<PurgeResult>;

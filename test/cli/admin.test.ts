@@ -59,7 +59,7 @@ describe("tessera user and sessions commands", () => {
 
   it("lists a user's open sessions, revokes one, then all, and the revoked tokens stop refreshing", async () => {
     const [first, second, third] = await userWithSessions("Alice", 3);
-    const listed = await run(["sessions", "list", "alice"]);
+    const listed = await run(["sessions", "list", "alice", "--json"]);
     assert.equal(listed.status, 0, listed.stderr);
     const sessions = JSON.parse(listed.stdout) as Array<{ id: string; ip: string; userAgent: string }>;
     assert.deepEqual(
@@ -69,24 +69,25 @@ describe("tessera user and sessions commands", () => {
     assert.ok(sessions.every((session) => session.ip === context.ip && session.userAgent === context.userAgent));
     assert.ok(!listed.stdout.includes(first!.refreshToken), "no token is ever printed");
 
-    const one = await run(["sessions", "revoke", first!.sessionId]);
+    const one = await run(["sessions", "revoke", first!.sessionId, "--json"]);
     assert.deepEqual(JSON.parse(one.stdout), { revoked: [first!.sessionId] });
     await assert.rejects(services.auth.refresh(first!.refreshToken, context), { code: "session_revoked" });
     const secondRotated = await services.auth.refresh(second!.refreshToken, context);
 
-    const rest = await run(["sessions", "revoke-all", "ALICE"]);
+    const rest = await run(["sessions", "revoke-all", "ALICE", "--json"]);
     assert.deepEqual(
       (JSON.parse(rest.stdout) as { revoked: string[] }).revoked.sort(),
       [second!.sessionId, third!.sessionId].sort(),
     );
     await assert.rejects(services.auth.refresh(secondRotated.refreshToken, context), { code: "session_revoked" });
     await assert.rejects(services.auth.refresh(third!.refreshToken, context), { code: "session_revoked" });
-    assert.deepEqual(JSON.parse((await run(["sessions", "list", "alice"])).stdout), []);
+    assert.deepEqual(JSON.parse((await run(["sessions", "list", "alice", "--json"])).stdout), []);
+    assert.equal((await run(["sessions", "list", "alice"])).stdout, "no open sessions\n");
   });
 
   it("replaces a user's roles, which the next access token carries", async () => {
     await services.auth.register("bob", PASSWORD, context);
-    const changed = await run(["user", "roles", "bob", "admin, auditor,admin"]);
+    const changed = await run(["user", "set-roles", "bob", "admin, auditor,admin", "--json"]);
     assert.equal(changed.status, 0, changed.stderr);
     assert.deepEqual((JSON.parse(changed.stdout) as { roles: string[] }).roles, ["admin", "auditor"]);
     const principal = await services.auth.authenticate(
@@ -94,19 +95,19 @@ describe("tessera user and sessions commands", () => {
     );
     assert.deepEqual(principal.claims.roles, ["admin", "auditor"]);
 
-    const invalid = await run(["user", "roles", "bob", "root;drop"]);
+    const invalid = await run(["user", "set-roles", "bob", "root;drop"]);
     assert.equal(invalid.status, 2);
     assert.match(invalid.stderr, /role names/);
   });
 
   it("creates an account with the password from standard input, with registration closed", async () => {
-    const created = await run(["user", "create", "Erin"], { TESSERA_REGISTRATION: "closed" }, `${PASSWORD}\n`);
+    const created = await run(["user", "add", "Erin", "--json"], { TESSERA_REGISTRATION: "closed" }, `${PASSWORD}\n`);
     assert.equal(created.status, 0, created.stderr);
     assert.deepEqual((JSON.parse(created.stdout) as { username: string; roles: string[] }).roles, ["user"]);
     assert.ok(!created.stdout.includes(PASSWORD));
     const tokens = await services.auth.login("erin", PASSWORD, context);
     assert.ok(tokens.accessToken);
-    const taken = await run(["user", "create", "erin"], {}, PASSWORD);
+    const taken = await run(["user", "add", "erin"], {}, PASSWORD);
     assert.equal(taken.status, 1);
     assert.match(taken.stderr, /already registered/);
   });
@@ -121,6 +122,77 @@ describe("tessera user and sessions commands", () => {
     assert.match(missing.stderr, /usage: tessera sessions revoke <session-id>/);
   });
 
+  it("adds, lists, shows, disables, enables, sets the password of and deletes a user", async () => {
+    const added = await run(["user", "add", "Frank", "--roles", "ops,user"], {}, `${PASSWORD}\n`);
+    assert.equal(added.status, 0, added.stderr);
+    assert.match(added.stdout, /^username {2}Frank$/m);
+    assert.match(added.stdout, /^roles {5}ops, user$/m);
+    assert.match(added.stdout, /^disabled {2}no$/m);
+    assert.ok(!added.stdout.includes(PASSWORD) && !added.stdout.includes("argon2"));
+    const argv = await run(["user", "add", "george", PASSWORD], {}, PASSWORD);
+    assert.equal(argv.status, 2);
+    assert.match(argv.stderr, /no password argument/);
+
+    const login = await services.auth.login("frank", PASSWORD, context);
+    const shown = await run(["user", "show", "FRANK"]);
+    assert.match(shown.stdout, /^sessions {2}1 open$/m);
+    const shownJson = JSON.parse((await run(["user", "show", "frank", "--json"])).stdout) as { openSessions: number };
+    assert.equal(shownJson.openSessions, 1);
+
+    await services.admin.createUser("frankie", PASSWORD);
+    const listed = JSON.parse((await run(["user", "list", "--search", "FRANK", "--json"])).stdout) as {
+      users: Array<{ username: string; disabledAt: string | null }>;
+      nextCursor: string | null;
+    };
+    assert.deepEqual(
+      listed.users.map((user) => user.username),
+      ["Frank", "frankie"],
+    );
+    assert.equal(listed.nextCursor, null);
+    const page = await run(["user", "list", "--search", "frank", "--limit", "1"]);
+    assert.match(page.stdout, /^USERNAME +ROLES +CREATED +DISABLED +ID$/m);
+    const cursor = /^more: --cursor (\S+)$/m.exec(page.stdout)?.[1];
+    assert.ok(cursor, page.stdout);
+    const next = await run(["user", "list", "--search", "frank", "--limit", "1", "--cursor", cursor]);
+    assert.match(next.stdout, /^frankie /m);
+    assert.doesNotMatch(next.stdout, /more:/);
+    assert.equal((await run(["user", "list", "--role", "ops", "--disabled", "true", "--json"])).status, 0);
+    assert.equal((await run(["user", "list", "--disabled", "maybe"])).status, 2);
+
+    const disabled = await run(["user", "disable", "frank", "--json"]);
+    assert.equal(disabled.status, 0, disabled.stderr);
+    assert.ok((JSON.parse(disabled.stdout) as { disabledAt: string | null }).disabledAt);
+    await assert.rejects(services.auth.login("frank", PASSWORD, context), { code: "invalid_credentials" });
+    await assert.rejects(services.auth.refresh(login.refreshToken, context), { code: "session_revoked" });
+    assert.match((await run(["user", "list", "--disabled", "true"])).stdout, /^Frank /m);
+    assert.match((await run(["user", "enable", "frank"])).stdout, /^disabled {2}no$/m);
+    const again = await services.auth.login("frank", PASSWORD, context);
+
+    const newPassword = "an operator's new passphrase";
+    const set = await run(["user", "set-password", "frank"], {}, `${newPassword}\n`);
+    assert.equal(set.status, 0, set.stderr);
+    assert.match(set.stdout, new RegExp(`revoked 1 session: ${again.sessionId}`));
+    await assert.rejects(services.auth.login("frank", PASSWORD, context), { code: "invalid_credentials" });
+    assert.ok((await services.auth.login("frank", newPassword, context)).accessToken);
+
+    const unconfirmed = await run(["user", "delete", "frank"]);
+    assert.equal(unconfirmed.status, 2);
+    assert.match(unconfirmed.stderr, /needs --yes/);
+    const { id } = await services.admin.showUser("frank");
+    const deleted = await run(["user", "delete", "frank", "--yes"]);
+    assert.equal(deleted.status, 0, deleted.stderr);
+    assert.equal(deleted.stdout, `deleted Frank (${id})\n`);
+    await assert.rejects(services.admin.showUser({ id }), { code: "user_not_found" });
+    const remaining = await services.admin.listUsers({ search: "frank" });
+    assert.deepEqual(
+      remaining.users.map((user) => user.username),
+      ["frankie"],
+    );
+    const missing = await run(["user", "show", "frank"]);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /no such user/);
+  });
+
   describe("with TESSERA_REDIS_URL", async () => {
     const skip = await redisSkipReason();
 
@@ -133,7 +205,7 @@ describe("tessera user and sessions commands", () => {
         subscriber.on("message", (_channel: string, message: string) =>
           messages.push(JSON.parse(message) as { sids: string[]; revoked_at: number }),
         );
-        const result = await run(["sessions", "revoke-all", "carol"], { TESSERA_REDIS_URL: TEST_REDIS_URL });
+        const result = await run(["sessions", "revoke-all", "carol", "--json"], { TESSERA_REDIS_URL: TEST_REDIS_URL });
         assert.equal(result.status, 0, result.stderr);
         for (let i = 0; i < 50 && !messages.some((m) => m.sids.includes(logins[0]!.sessionId)); i += 1)
           await new Promise((done) => setTimeout(done, 20));
@@ -149,7 +221,9 @@ describe("tessera user and sessions commands", () => {
     it("still revokes, warns and exits 0 when Redis is unreachable", async () => {
       const [login] = await userWithSessions("dave", 1);
       const started = Date.now();
-      const result = await run(["sessions", "revoke", login!.sessionId], { TESSERA_REDIS_URL: "redis://127.0.0.1:1" });
+      const result = await run(["sessions", "revoke", login!.sessionId, "--json"], {
+        TESSERA_REDIS_URL: "redis://127.0.0.1:1",
+      });
       assert.equal(result.status, 0, result.stderr);
       assert.deepEqual(JSON.parse(result.stdout), { revoked: [login!.sessionId] });
       assert.match(result.stderr, /revocation not published to Redis/);

@@ -81,7 +81,7 @@ describe("tessera CLI", () => {
   });
 
   it("exits 2 with a message naming the problem for bad input", () => {
-    const unknownUser = run(["user", "roles", "nobody", "admin", "--database", database]);
+    const unknownUser = run(["user", "set-roles", "nobody", "admin", "--database", database]);
     assert.equal(unknownUser.status, 2);
     assert.match(unknownUser.stderr, /no such user/);
     assert.equal(run(["frobnicate"]).status, 2);

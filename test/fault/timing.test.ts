@@ -139,6 +139,9 @@ describe("Timing of refusals", () => {
       url: "/auth/register",
       payload: { username: "timed-user", password: PASSWORD },
     });
+    // A disabled account, tried with its right password, must look like a wrong password.
+    await services.admin.createUser("disabled-user", PASSWORD);
+    await services.admin.disableUser("disabled-user");
     // Ten sessions revoked, ten left to expire; ten tokens that never existed. Each is presented
     // many times: refusals have no side effects.
     for (let i = 0; i < 20; i += 1) {
@@ -176,28 +179,33 @@ describe("Timing of refusals", () => {
       })
     ).statusCode;
 
-  it(`answers a failed login of an unknown user and of a wrong password alike (${LOGIN_SAMPLES} samples each)`, async (t) => {
+  it(`answers a failed login of an unknown user, a wrong password and a disabled account alike (${LOGIN_SAMPLES} samples each)`, async (t) => {
     const times = await timeInBlocks(
       {
         unknownUser: login("nobody-here", PASSWORD),
         wrongPassword: login("timed-user", "wrong horse battery staple"),
+        disabledAccount: login("disabled-user", PASSWORD),
         control: login("timed-user", undefined),
       },
       LOGIN_SAMPLES,
-      { unknownUser: 401, wrongPassword: 401, control: 400 },
+      { unknownUser: 401, wrongPassword: 401, disabledAccount: 401, control: 400 },
     );
     const result = compare(times.unknownUser!, times.wrongPassword!);
+    const disabled = compare(times.disabledAccount!, times.wrongPassword!);
     const control = compare(times.control!, times.wrongPassword!);
     report(t, "timing-login", {
       samples: LOGIN_SAMPLES,
       unknownVsWrongPassword: result,
+      disabledVsWrongPassword: disabled,
       controlVsWrongPassword: control,
     });
     assert.ok(control.apart, "the negative control (400 before any password work) must be told apart");
-    assert.ok(
-      result.alike,
-      `medians ${result.medianMs.join(" vs ")} ms, difference interval ${result.differenceIntervalMs.join("…")} ms`,
-    );
+    for (const compared of [result, disabled]) {
+      assert.ok(
+        compared.alike,
+        `medians ${compared.medianMs.join(" vs ")} ms, difference interval ${compared.differenceIntervalMs.join("…")} ms`,
+      );
+    }
   });
 
   it(`answers a refresh with an unknown, a revoked and an expired token alike (${REFRESH_SAMPLES} samples each)`, async (t) => {

@@ -423,7 +423,7 @@ describe("AdminService", () => {
         "user",
       ]);
       await rejectsWith(fixture.services.admin.setUserRoles("managed", ["bad role"]), "invalid_request");
-      await rejectsWith(fixture.services.admin.setUserRoles("ghost", ["x"]), "invalid_request");
+      await rejectsWith(fixture.services.admin.setUserRoles("ghost", ["x"]), "user_not_found");
       const refreshed = await fixture.service.refresh(first.refreshToken, context);
       assert.deepEqual((await fixture.service.authenticate(refreshed.accessToken)).roles, ["admin", "user"]);
       assert.equal((await fixture.services.admin.listUserSessions("managed")).length, 1);

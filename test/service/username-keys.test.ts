@@ -45,6 +45,8 @@ async function backToFirstMigration(database: TestDatabase): Promise<void> {
     database.kind === "mysql" ? "drop index signing_keys_slot_idx on signing_keys" : "drop index signing_keys_slot_idx",
   );
   await queryRows(database, "alter table signing_keys drop column slot");
+  await queryRows(database, "drop table deleted_sessions");
+  await queryRows(database, "alter table users drop column disabled_at");
   if (database.kind === "mysql")
     await queryRows(database, "alter table users modify username_key varchar(64) not null");
 }

@@ -11,6 +11,7 @@ import {
   type SessionRecord,
   type SigningKeyRecord,
   type Store,
+  type UserQuery,
   type UserRecord,
 } from "../../src/store/store.js";
 import { queryRows, type TestDatabase } from "./databases.js";
@@ -28,6 +29,7 @@ function aUser(overrides: Partial<UserRecord> = {}): UserRecord {
     passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
     roles: ["user"],
     createdAt: T0,
+    disabledAt: null,
     ...overrides,
   };
 }
@@ -160,6 +162,7 @@ export function testStoreContract(
           ["audit_events", "user_id", false],
           ["audit_events", "session_id", false],
           ["audit_events", "created_at", false],
+          ["deleted_sessions", "revoked_at", false],
         ] as const) {
           const found = indexed.find(
             (index) => index.table === table && index.column === column && (!unique || index.unique),
@@ -261,6 +264,152 @@ export function testStoreContract(
           );
         } finally {
           await listed.close();
+          await fresh.drop();
+        }
+      });
+    });
+
+    describe("findUsers()", () => {
+      it("filters by key substring (wildcards taken literally), role and disabled state, paging in key order", async () => {
+        const fresh = await createDatabase();
+        const listed = openStore({ url: fresh.url });
+        try {
+          await listed.migrate();
+          const named = (key: string, overrides: Partial<UserRecord> = {}) =>
+            aUser({ username: key, usernameKey: key, ...overrides });
+          const users = [
+            named("ann-01", { roles: ["user", "admin"] }),
+            named("ann-02", { disabledAt: at(HOUR) }),
+            named("ann_03", { roles: ["admin_x", "ADMIN"] }),
+            named("bob-04", { roles: ["admin"], disabledAt: at(2 * HOUR) }),
+            named("bnn-05"),
+            named("carl%06"),
+          ];
+          for (const user of users) assert.equal(await listed.createUser(user), true);
+          const keys = async (query: Partial<UserQuery>) =>
+            (await listed.findUsers({ afterKey: null, limit: 100, ...query })).map((user) => user.usernameKey);
+
+          assert.deepEqual(await keys({}), ["ann-01", "ann-02", "ann_03", "bnn-05", "bob-04", "carl%06"]);
+          assert.deepEqual(await keys({ keyContains: "nn" }), ["ann-01", "ann-02", "ann_03", "bnn-05"]);
+          assert.deepEqual(await keys({ keyContains: "n_" }), ["ann_03"], "_ is no wildcard");
+          assert.deepEqual(await keys({ keyContains: "%" }), ["carl%06"], "% is no wildcard");
+          assert.deepEqual(await keys({ keyContains: "ANN" }), [], "compared byte for byte");
+          assert.deepEqual(await keys({ role: "admin" }), ["ann-01", "bob-04"], "admin_x and ADMIN are other roles");
+          assert.deepEqual(await keys({ role: "admin_x" }), ["ann_03"]);
+          assert.deepEqual(await keys({ disabled: true }), ["ann-02", "bob-04"]);
+          assert.deepEqual(await keys({ disabled: false, keyContains: "ann" }), ["ann-01", "ann_03"]);
+          assert.deepEqual(await keys({ role: "admin", disabled: true }), ["bob-04"]);
+
+          const pages: string[][] = [];
+          for (let afterKey: string | null = null; ; ) {
+            const page = await listed.findUsers({ afterKey, limit: 2, keyContains: "n" });
+            pages.push(page.map((user) => user.usernameKey));
+            if (page.length < 2) break;
+            afterKey = page.at(-1)!.usernameKey;
+          }
+          assert.deepEqual(pages, [["ann-01", "ann-02"], ["ann_03", "bnn-05"], []]);
+          const [second] = await listed.findUsers({ afterKey: "ann-01", limit: 1 });
+          assert.deepEqual(second, users[1], "whole records, disabledAt to the millisecond");
+        } finally {
+          await listed.close();
+          await fresh.drop();
+        }
+      });
+    });
+
+    describe("disableUser() and enableUser()", () => {
+      it("disables once and enables once; each answers false when there is nothing to change", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        assert.equal(await store.enableUser(user.id), false, "not disabled");
+        assert.equal(await store.disableUser(user.id, at(HOUR)), true);
+        assert.equal(await other.disableUser(user.id, at(2 * HOUR)), false, "already disabled");
+        assert.deepEqual((await store.findUserById(user.id))?.disabledAt, at(HOUR));
+        assert.equal(await store.enableUser(user.id), true);
+        assert.equal(await other.enableUser(user.id), false);
+        assert.equal((await store.findUserById(user.id))?.disabledAt, null);
+        assert.equal(await store.disableUser(randomUUID(), at(HOUR)), false);
+        assert.equal(await store.enableUser(randomUUID()), false);
+      });
+
+      it("shows the disabled mark on the user a refresh token finds", async () => {
+        const { user, token } = await seedSession(store);
+        await store.disableUser(user.id, at(HOUR));
+        assert.deepEqual((await store.findRefreshToken(token.tokenHash))?.user.disabledAt, at(HOUR));
+      });
+    });
+
+    describe("setPasswordHash()", () => {
+      it("replaces the hash; false for an unknown user", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        const hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA";
+        assert.equal(await store.setPasswordHash(user.id, hash), true);
+        assert.equal((await store.findUserById(user.id))?.passwordHash, hash);
+        assert.equal(await store.setPasswordHash(randomUUID(), hash), false);
+      });
+    });
+
+    describe("deleteUser()", () => {
+      it("deletes the user, sessions and tokens, scrubs their audit events and keeps sessions in the feed", async () => {
+        const { user, session: open, token } = await seedSession(store);
+        const revoked = aSession(user.id, { revokedAt: at(HOUR), revokedReason: "logout" });
+        const revokedToken = aToken(revoked.id);
+        await store.createSession(revoked, revokedToken);
+        const { user: bystander, session: theirs } = await seedSession(store);
+        const event = (userId: string) => ({
+          id: randomUUID(),
+          type: "login_succeeded",
+          userId,
+          sessionId: null,
+          ip: "198.51.100.7",
+          userAgent: "agent/1",
+          details: { reason: "user" },
+          createdAt: at(HOUR),
+        });
+        const mine = event(user.id);
+        const kept = event(bystander.id);
+        await store.insertAuditEvent(mine);
+        await store.insertAuditEvent(kept);
+
+        assert.equal(await store.deleteUser(user.id, at(2 * HOUR)), true);
+        assert.equal(await store.findUserById(user.id), null);
+        assert.equal(await store.findUserByUsername(user.usernameKey), null);
+        assert.equal(await store.findSession(open.id), null);
+        assert.equal(await store.findSession(revoked.id), null);
+        assert.equal(await store.findRefreshToken(token.tokenHash), null);
+        assert.equal(await store.findRefreshToken(revokedToken.tokenHash), null);
+        assert.deepEqual(await store.listAuditEvents({ userId: user.id }, null, 10), [
+          { ...mine, ip: null, userAgent: null },
+        ]);
+        assert.deepEqual(await store.listAuditEvents({ userId: bystander.id }, null, 10), [kept]);
+        assert.ok(await store.findSession(theirs.id));
+
+        const feed = (await store.listRevokedSessions(at(HOUR))).filter((row) => row.id !== theirs.id);
+        assert.deepEqual(
+          feed.filter((row) => row.id === open.id || row.id === revoked.id),
+          [
+            { id: revoked.id, revokedAt: at(HOUR) },
+            { id: open.id, revokedAt: at(2 * HOUR) },
+          ],
+        );
+        assert.equal(await other.deleteUser(user.id, at(3 * HOUR)), false);
+        assert.equal(await store.createUser({ ...user, id: randomUUID() }), true, "the name is free again");
+      });
+
+      it("lets deleteExpired() drop the feed's entries of deleted sessions once they are old", async () => {
+        const fresh = await createDatabase();
+        const purged = openStore({ url: fresh.url });
+        try {
+          await purged.migrate();
+          const { user, session } = await seedSession(purged);
+          await purged.deleteUser(user.id, at(HOUR));
+          assert.deepEqual(await purged.deleteExpired(at(HOUR), 10), { refreshTokens: 0, sessions: 0 });
+          assert.deepEqual(await purged.listRevokedSessions(at(HOUR)), [{ id: session.id, revokedAt: at(HOUR) }]);
+          assert.deepEqual(await purged.deleteExpired(at(HOUR + 1), 10), { refreshTokens: 0, sessions: 1 });
+          assert.deepEqual(await purged.listRevokedSessions(at(0)), []);
+        } finally {
+          await purged.close();
           await fresh.drop();
         }
       });
