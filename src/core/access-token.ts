@@ -113,38 +113,31 @@ export interface ProtectedHeader {
 
 const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-// The 6-bit value of each base64url character by character code, -1 for every other character.
-const BASE64URL_VALUES = (() => {
-  const values = new Int8Array(128).fill(-1);
-  for (let i = 0; i < BASE64URL_ALPHABET.length; i += 1) values[BASE64URL_ALPHABET.charCodeAt(i)] = i;
-  return values;
-})();
+// Three base64url segments, header and payload not empty (the signature may be, for `alg: none`,
+// which is refused by name). Irregexp compiles this to native code: faster than a loop in JS.
+const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 // Unpadded base64url whose last character carries no stray low bits: the one spelling of its
-// bytes, so a token cannot be re-spelled into a second string that verifies alike.
+// bytes, so a token cannot be re-spelled into a second string that verifies alike. The
+// characters are already known to be base64url.
 function isCanonicalBase64url(text: string, from: number, to: number): boolean {
-  let last = 0;
-  for (let i = from; i < to; i += 1) {
-    const code = text.charCodeAt(i);
-    last = code < 128 ? (BASE64URL_VALUES[code] as number) : -1;
-    if (last < 0) return false;
-  }
   const tail = (to - from) % 4;
   if (tail === 0) return true;
   if (tail === 1) return false;
+  const last = BASE64URL_ALPHABET.indexOf(text.charAt(to - 1));
   return (last & (tail === 2 ? 0b1111 : 0b11)) === 0;
 }
 
 /**
- * Checks the shape of a compact JWS in one pass (length, three canonical base64url segments,
- * header and payload not empty) and returns the index of its second dot. Throws
- * `access_token_malformed`.
+ * Checks the shape of a compact JWS (length, three canonical base64url segments, header and
+ * payload not empty) and returns the index of its second dot. Throws `access_token_malformed`.
  */
 function scanCompactJws(token: string): number {
-  const headerEnd = token.length > MAX_ACCESS_TOKEN_LENGTH ? -1 : token.indexOf(".");
-  const payloadEnd = headerEnd < 1 ? -1 : token.indexOf(".", headerEnd + 1);
+  if (token.length > MAX_ACCESS_TOKEN_LENGTH || !JWS_SHAPE.test(token))
+    fail("access_token_malformed", "the access token is not a compact JWS");
+  const headerEnd = token.indexOf(".");
+  const payloadEnd = token.indexOf(".", headerEnd + 1);
   if (
-    payloadEnd < headerEnd + 2 ||
     !isCanonicalBase64url(token, 0, headerEnd) ||
     !isCanonicalBase64url(token, headerEnd + 1, payloadEnd) ||
     !isCanonicalBase64url(token, payloadEnd + 1, token.length)
