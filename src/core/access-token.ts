@@ -1,14 +1,17 @@
 import {
   constants,
   createHmac,
+  createPrivateKey,
   createPublicKey,
   createSecretKey,
+  sign as cryptoSign,
   verify as cryptoVerify,
   type KeyObject,
   randomUUID,
+  type SignKeyObjectInput,
+  type SignPrivateKeyInput,
   timingSafeEqual,
 } from "node:crypto";
-import { createSigner } from "fast-jwt";
 import { type Clock, epochSeconds, systemClock } from "./clock.js";
 import { fail } from "./errors.js";
 import {
@@ -72,6 +75,36 @@ export interface SignedAccessToken {
   readonly claims: AccessTokenClaims;
 }
 
+/** Signs a JWS signing input (`header.payload`) and returns the base64url signature. */
+type SignatureMaker = (input: string) => string;
+
+// node:crypto directly, the private key prepared once: ES256 signatures come out in JOSE's
+// r||s form (RFC 7518 §3.4) without a DER round trip.
+function signatureMakerFor(key: SigningKey): SignatureMaker {
+  if (key.alg === "HS256") {
+    const secret = createSecretKey(typeof key.privateKey === "string" ? Buffer.from(key.privateKey) : key.privateKey);
+    return (input) => createHmac("sha256", secret).update(input, "latin1").digest("base64url");
+  }
+  const privateKey = createPrivateKey(key.privateKey);
+  const sign =
+    (algorithm: string | null, options: SignKeyObjectInput | SignPrivateKeyInput | KeyObject) => (input: string) =>
+      cryptoSign(algorithm, Buffer.from(input, "latin1"), options).toString("base64url");
+  switch (key.alg) {
+    case "ES256":
+      return sign("sha256", { key: privateKey, dsaEncoding: "ieee-p1363" });
+    case "EdDSA":
+      return sign(null, privateKey);
+    case "PS256":
+      return sign("sha256", {
+        key: privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+      });
+    case "RS256":
+      return sign("sha256", privateKey);
+  }
+}
+
 /**
  * Returns a function that signs access tokens with `options.key`, each valid for `ttlSeconds`
  * or until the subject's `notAfter`, whichever comes first.
@@ -80,12 +113,11 @@ export function createAccessTokenSigner(
   options: AccessTokenSignerOptions,
 ): (subject: AccessTokenSubject) => SignedAccessToken {
   const { key, issuer, audience, ttlSeconds, clientId = DEFAULT_CLIENT_ID, clock = systemClock } = options;
-  const sign = createSigner({
-    key: key.privateKey,
-    algorithm: key.alg,
-    kid: key.kid,
-    header: { alg: key.alg, typ: ACCESS_TOKEN_TYPE },
-  });
+  const signature = signatureMakerFor(key);
+  // The header is the same for every token of this key: encoded once.
+  const header = Buffer.from(JSON.stringify({ alg: key.alg, typ: ACCESS_TOKEN_TYPE, kid: key.kid })).toString(
+    "base64url",
+  );
   return (subject) => {
     const iat = epochSeconds(clock.now());
     const claims: AccessTokenClaims = {
@@ -100,7 +132,8 @@ export function createAccessTokenSigner(
       roles: [...subject.roles],
       ...(subject.scope ? { scope: subject.scope } : {}),
     };
-    return { token: sign({ ...claims }), claims };
+    const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+    return { token: `${input}.${signature(input)}`, claims };
   };
 }
 
