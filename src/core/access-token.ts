@@ -1,9 +1,22 @@
-import { randomUUID } from "node:crypto";
-import { createSigner, createVerifier, TokenError } from "fast-jwt";
+import {
+  constants,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  type KeyObject,
+  randomUUID,
+  type SignKeyObjectInput,
+  type SignPrivateKeyInput,
+  timingSafeEqual,
+} from "node:crypto";
 import { type Clock, epochSeconds, systemClock } from "./clock.js";
-import { fail, TesseraError } from "./errors.js";
+import { fail } from "./errors.js";
 import {
   isSigningAlgorithm,
+  MIN_HMAC_SECRET_BYTES,
   sameKey,
   type SigningAlgorithm,
   type SigningKey,
@@ -62,6 +75,36 @@ export interface SignedAccessToken {
   readonly claims: AccessTokenClaims;
 }
 
+/** Signs a JWS signing input (`header.payload`) and returns the base64url signature. */
+type SignatureMaker = (input: string) => string;
+
+// node:crypto directly, the private key prepared once: ES256 signatures come out in JOSE's
+// r||s form (RFC 7518 §3.4) without a DER round trip.
+function signatureMakerFor(key: SigningKey): SignatureMaker {
+  if (key.alg === "HS256") {
+    const secret = createSecretKey(typeof key.privateKey === "string" ? Buffer.from(key.privateKey) : key.privateKey);
+    return (input) => createHmac("sha256", secret).update(input, "latin1").digest("base64url");
+  }
+  const privateKey = createPrivateKey(key.privateKey);
+  const sign =
+    (algorithm: string | null, options: SignKeyObjectInput | SignPrivateKeyInput | KeyObject) => (input: string) =>
+      cryptoSign(algorithm, Buffer.from(input, "latin1"), options).toString("base64url");
+  switch (key.alg) {
+    case "ES256":
+      return sign("sha256", { key: privateKey, dsaEncoding: "ieee-p1363" });
+    case "EdDSA":
+      return sign(null, privateKey);
+    case "PS256":
+      return sign("sha256", {
+        key: privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+      });
+    case "RS256":
+      return sign("sha256", privateKey);
+  }
+}
+
 /**
  * Returns a function that signs access tokens with `options.key`, each valid for `ttlSeconds`
  * or until the subject's `notAfter`, whichever comes first.
@@ -70,12 +113,11 @@ export function createAccessTokenSigner(
   options: AccessTokenSignerOptions,
 ): (subject: AccessTokenSubject) => SignedAccessToken {
   const { key, issuer, audience, ttlSeconds, clientId = DEFAULT_CLIENT_ID, clock = systemClock } = options;
-  const sign = createSigner({
-    key: key.privateKey,
-    algorithm: key.alg,
-    kid: key.kid,
-    header: { alg: key.alg, typ: ACCESS_TOKEN_TYPE },
-  });
+  const signature = signatureMakerFor(key);
+  // The header is the same for every token of this key: encoded once.
+  const header = Buffer.from(JSON.stringify({ alg: key.alg, typ: ACCESS_TOKEN_TYPE, kid: key.kid })).toString(
+    "base64url",
+  );
   return (subject) => {
     const iat = epochSeconds(clock.now());
     const claims: AccessTokenClaims = {
@@ -90,7 +132,8 @@ export function createAccessTokenSigner(
       roles: [...subject.roles],
       ...(subject.scope ? { scope: subject.scope } : {}),
     };
-    return { token: sign({ ...claims }), claims };
+    const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+    return { token: `${input}.${signature(input)}`, claims };
   };
 }
 
@@ -101,44 +144,58 @@ export interface ProtectedHeader {
   readonly typ?: string;
 }
 
-const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-
 const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+// Three base64url segments, header and payload not empty (the signature may be, for `alg: none`,
+// which is refused by name). Irregexp compiles this to native code: faster than a loop in JS.
+const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
 // Unpadded base64url whose last character carries no stray low bits: the one spelling of its
-// bytes, so a token cannot be re-spelled into a second string that verifies alike.
-function isCanonicalBase64url(segment: string): boolean {
-  const tail = segment.length % 4;
+// bytes, so a token cannot be re-spelled into a second string that verifies alike. The
+// characters are already known to be base64url.
+function isCanonicalBase64url(text: string, from: number, to: number): boolean {
+  const tail = (to - from) % 4;
   if (tail === 0) return true;
   if (tail === 1) return false;
-  const last = BASE64URL_ALPHABET.indexOf(segment.charAt(segment.length - 1));
+  const last = BASE64URL_ALPHABET.indexOf(text.charAt(to - 1));
   return (last & (tail === 2 ? 0b1111 : 0b11)) === 0;
 }
 
 /**
- * Decodes and checks the protected header of a compact JWS without verifying it: shape,
- * length, an algorithm among `algorithms`, `typ` of `at+jwt`, no `crit`. Keys are never taken
- * from the token (`jwk`, `jku`, `x5u`, `x5c` are ignored). Throws `access_token_malformed`,
- * `access_token_invalid` or `access_token_claim_invalid`.
+ * Checks the shape of a compact JWS (length, three canonical base64url segments, header and
+ * payload not empty) and returns the index of its second dot. Throws `access_token_malformed`.
  */
-export function decodeProtectedHeader(token: string, algorithms: readonly SigningAlgorithm[]): ProtectedHeader {
+function scanCompactJws(token: string): number {
+  if (token.length > MAX_ACCESS_TOKEN_LENGTH || !JWS_SHAPE.test(token))
+    fail("access_token_malformed", "the access token is not a compact JWS");
+  const headerEnd = token.indexOf(".");
+  const payloadEnd = token.indexOf(".", headerEnd + 1);
   if (
-    token.length > MAX_ACCESS_TOKEN_LENGTH ||
-    !JWS_SHAPE.test(token) ||
-    !token.split(".").every(isCanonicalBase64url)
+    !isCanonicalBase64url(token, 0, headerEnd) ||
+    !isCanonicalBase64url(token, headerEnd + 1, payloadEnd) ||
+    !isCanonicalBase64url(token, payloadEnd + 1, token.length)
   ) {
     fail("access_token_malformed", "the access token is not a compact JWS");
   }
-  let header: unknown;
+  return payloadEnd;
+}
+
+/** The JSON object in base64url `token.slice(from, to)`; throws `access_token_malformed` for anything else. */
+function decodeJsonSegment(token: string, from: number, to: number, what: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    header = JSON.parse(Buffer.from(token.slice(0, token.indexOf(".")), "base64url").toString("utf8"));
+    value = JSON.parse(Buffer.from(token.slice(from, to), "base64url").toString("utf8"));
   } catch (error) {
-    fail("access_token_malformed", "the access token header is not JSON", error);
+    fail("access_token_malformed", `the access token ${what} is not JSON`, error);
   }
-  if (typeof header !== "object" || header === null || Array.isArray(header)) {
-    fail("access_token_malformed", "the access token header is not a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    fail("access_token_malformed", `the access token ${what} is not a JSON object`);
   }
-  const { alg, kid, typ, crit } = header as Record<string, unknown>;
+  return value as Record<string, unknown>;
+}
+
+function checkHeader(header: Record<string, unknown>, algorithms: readonly SigningAlgorithm[]): ProtectedHeader {
+  const { alg, kid, typ, crit } = header;
   if (!isSigningAlgorithm(alg) || !algorithms.includes(alg)) {
     fail("access_token_invalid", "the access token algorithm is not allowed");
   }
@@ -152,7 +209,45 @@ export function decodeProtectedHeader(token: string, algorithms: readonly Signin
   }
   // RFC 7515 §4.1.11: extensions we do not understand must make the token invalid.
   if (crit !== undefined) fail("access_token_invalid", "the access token has critical header parameters");
-  return { alg, ...(kid === undefined ? {} : { kid }), typ: normalizedTyp };
+  return Object.freeze({ alg, ...(kid === undefined ? {} : { kid }), typ: normalizedTyp });
+}
+
+/**
+ * Decodes and checks the protected header of a compact JWS without verifying it: shape,
+ * length, an algorithm among `algorithms`, `typ` of `at+jwt`, no `crit`. Keys are never taken
+ * from the token (`jwk`, `jku`, `x5u`, `x5c` are ignored). Throws `access_token_malformed`,
+ * `access_token_invalid` or `access_token_claim_invalid`.
+ */
+export function decodeProtectedHeader(token: string, algorithms: readonly SigningAlgorithm[]): ProtectedHeader {
+  scanCompactJws(token);
+  return checkHeader(decodeJsonSegment(token, 0, token.indexOf("."), "header"), algorithms);
+}
+
+/** Most distinct header segments a {@link createProtectedHeaderDecoder} remembers (an issuer has few keys). */
+const MAX_KNOWN_HEADERS = 16;
+
+/**
+ * {@link decodeProtectedHeader} for one list of `algorithms`, remembering the last few header
+ * segments it accepted: tokens of one key share their header, so it is decoded once, not per
+ * token. The whole token is still checked every time. Throws as {@link decodeProtectedHeader}.
+ */
+export function createProtectedHeaderDecoder(
+  algorithms: readonly SigningAlgorithm[],
+): (token: string) => ProtectedHeader {
+  const pinned = Object.freeze([...algorithms]);
+  const known = new Map<string, ProtectedHeader>();
+  return (token) => {
+    scanCompactJws(token);
+    const segment = token.slice(0, token.indexOf("."));
+    let header = known.get(segment);
+    if (header === undefined) {
+      header = checkHeader(decodeJsonSegment(token, 0, segment.length, "header"), pinned);
+      // Anyone can send headers: only a bounded number is kept, and only accepted ones.
+      if (known.size >= MAX_KNOWN_HEADERS) known.clear();
+      known.set(segment, header);
+    }
+    return header;
+  };
 }
 
 /** Options of {@link createAccessTokenVerifier}. */
@@ -169,21 +264,79 @@ export interface AccessTokenVerifierOptions {
   readonly clock?: Clock;
 }
 
-function mapTokenError(error: unknown): never {
-  if (error instanceof TesseraError) throw error;
-  const code = error instanceof TokenError ? error.code : undefined;
-  switch (code) {
-    case TokenError.codes.malformed:
-    case TokenError.codes.invalidType:
-      fail("access_token_malformed", "the access token is malformed", error);
-    // falls through: fail() never returns
-    case TokenError.codes.invalidClaimType:
-    case TokenError.codes.invalidClaimValue:
-    case TokenError.codes.missingRequiredClaim:
-      fail("access_token_claim_invalid", "an access token claim is not accepted", error);
-    // falls through
-    default:
-      fail("access_token_invalid", "the access token signature or algorithm is invalid", error);
+/** Checks the signature segment of `token` (after `payloadEnd`) over the bytes before it. */
+type SignatureCheck = (token: string, payloadEnd: number) => boolean;
+
+/** Least RSA modulus a verification key may have, in bits (RFC 7518 §3.3, §3.5). */
+const MIN_RSA_VERIFY_BITS = 2048;
+
+const ES256_VERIFY = Object.freeze({ dsaEncoding: "ieee-p1363" as const });
+const PS256_VERIFY = Object.freeze({
+  padding: constants.RSA_PKCS1_PSS_PADDING,
+  saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+});
+
+function signingInput(token: string, payloadEnd: number): Buffer {
+  return Buffer.from(token.slice(0, payloadEnd), "latin1");
+}
+
+function signatureOf(token: string, payloadEnd: number): Buffer {
+  return Buffer.from(token.slice(payloadEnd + 1), "base64url");
+}
+
+function publicKeyOf(key: string | Buffer): KeyObject | null {
+  try {
+    return createPublicKey(key);
+  } catch {
+    return null;
+  }
+}
+
+// What a key must be to serve its algorithm: a public key of the right type and size (an
+// HS256 secret never a PEM or JWK text, which would be public), prepared once as a KeyObject.
+function signatureCheckFor(key: VerificationKey): SignatureCheck | null {
+  if (key.alg === "HS256") {
+    const secret = typeof key.key === "string" ? Buffer.from(key.key, "utf8") : key.key;
+    const text = secret.toString("latin1").trimStart();
+    if (secret.length < MIN_HMAC_SECRET_BYTES || text.startsWith("-----BEGIN") || text.startsWith("{")) return null;
+    const secretKey = createSecretKey(secret);
+    return (token, payloadEnd) => {
+      const signature = signatureOf(token, payloadEnd);
+      const mac = createHmac("sha256", secretKey).update(token.slice(0, payloadEnd), "latin1").digest();
+      return signature.length === mac.length && timingSafeEqual(mac, signature);
+    };
+  }
+  const publicKey = publicKeyOf(key.key);
+  if (publicKey === null) return null;
+  const type = publicKey.asymmetricKeyType;
+  const details = publicKey.asymmetricKeyDetails;
+  switch (key.alg) {
+    case "ES256": {
+      if (type !== "ec" || details?.namedCurve !== "prime256v1") return null;
+      const options = { ...ES256_VERIFY, key: publicKey };
+      return (token, payloadEnd) => {
+        const signature = signatureOf(token, payloadEnd);
+        return signature.length === 64 && cryptoVerify("sha256", signingInput(token, payloadEnd), options, signature);
+      };
+    }
+    case "EdDSA":
+      if (type !== "ed25519") return null;
+      return (token, payloadEnd) => {
+        const signature = signatureOf(token, payloadEnd);
+        return signature.length === 64 && cryptoVerify(null, signingInput(token, payloadEnd), publicKey, signature);
+      };
+    case "RS256":
+    case "PS256": {
+      if (type !== "rsa" || (details?.modulusLength ?? 0) < MIN_RSA_VERIFY_BITS) return null;
+      const options = key.alg === "PS256" ? { ...PS256_VERIFY, key: publicKey } : { key: publicKey };
+      const length = (details?.modulusLength ?? 0) / 8;
+      return (token, payloadEnd) => {
+        const signature = signatureOf(token, payloadEnd);
+        return (
+          signature.length === length && cryptoVerify("sha256", signingInput(token, payloadEnd), options, signature)
+        );
+      };
+    }
   }
 }
 
@@ -195,56 +348,72 @@ function isStringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === "string");
 }
 
+/** Most keys whose prepared signature check is kept (a key ring holds a current key and a few retired ones). */
+const MAX_PREPARED_KEYS = 64;
+
 /**
- * Returns a function that verifies an access token and returns its claims. It pins the
- * algorithms, checks the signature, `typ`, `iss`, `aud`, `exp`, `nbf` and `iat`, and requires
- * non-empty `sub`, `jti`, `sid` and `client_id`. Throws a {@link TesseraError} with an `access_token_*` code.
+ * Returns a function that verifies an access token and returns its frozen claims. It pins the
+ * algorithms, checks the signature (node:crypto, each key prepared once), `typ`, `iss`, `aud`,
+ * `exp`, `nbf` and `iat`, and requires non-empty `sub`, `jti`, `sid` and `client_id`. Throws a
+ * {@link TesseraError} with an `access_token_*` code.
  */
 export function createAccessTokenVerifier(
   options: AccessTokenVerifierOptions,
 ): (token: string, header?: ProtectedHeader) => AccessTokenClaims {
-  const { issuer, audience, algorithms, findKey, clockSkewSeconds = 0, clock = systemClock } = options;
-  const audiences = typeof audience === "string" ? [audience] : [...audience];
-  const checkers = new Map<string, { key: VerificationKey; check: (token: string) => Record<string, unknown> }>();
+  const { issuer, algorithms, findKey, clockSkewSeconds = 0, clock = systemClock } = options;
+  const audiences: readonly string[] =
+    typeof options.audience === "string" ? [options.audience] : [...options.audience];
+  const decodeHeader = createProtectedHeaderDecoder(algorithms);
+  const prepared = new WeakMap<VerificationKey, SignatureCheck | null>();
+  const preparedByKid = new Map<string, { readonly key: VerificationKey; readonly check: SignatureCheck | null }>();
 
-  function checkerFor(key: VerificationKey) {
+  function checkFor(key: VerificationKey): SignatureCheck | null {
+    let check = prepared.get(key);
+    if (check !== undefined) return check;
+    // Callers that build a new key object per lookup still prepare each key once.
     const id = `${key.kid}\u0000${key.alg}`;
-    const cached = checkers.get(id);
-    if (cached && sameKey(cached.key, key)) return cached.check;
-    const check = createVerifier({
-      key: key.key,
-      algorithms: [key.alg],
-      allowedIss: issuer,
-      allowedAud: audiences,
-      // Time claims are checked below against the injected clock.
-      ignoreExpiration: true,
-      ignoreNotBefore: true,
-      cache: false,
-    }) as (token: string) => Record<string, unknown>;
-    checkers.set(id, { key, check });
+    const known = preparedByKid.get(id);
+    if (known !== undefined && sameKey(known.key, key)) check = known.check;
+    else {
+      check = signatureCheckFor(key);
+      if (preparedByKid.size >= MAX_PREPARED_KEYS) preparedByKid.clear();
+      preparedByKid.set(id, { key, check });
+    }
+    prepared.set(key, check);
     return check;
   }
 
   // `header`: this token's header as `decodeProtectedHeader(token, algorithms)` returned it, when
   // the caller has already decoded it (to pick or load a key), so the hot path decodes once.
-  return (token, header = decodeProtectedHeader(token, algorithms)) => {
+  return (token, header) => {
+    header ??= decodeHeader(token);
+    const payloadEnd = token.lastIndexOf(".");
     const key = findKey(header.kid, header.alg);
     if (!key || key.alg !== header.alg) fail("access_token_invalid", "the access token key is unknown");
-    let payload: Record<string, unknown>;
+    const check = checkFor(key);
+    if (check === null) fail("access_token_invalid", "the access token key is not usable with its algorithm");
+    let valid: boolean;
     try {
-      payload = checkerFor(key)(token);
+      valid = check(token, payloadEnd);
     } catch (error) {
-      mapTokenError(error);
+      fail("access_token_invalid", "the access token signature could not be checked", error);
     }
-    const now = epochSeconds(clock.now());
+    if (!valid) fail("access_token_invalid", "the access token signature or algorithm is invalid");
+    const payload = decodeJsonSegment(token, token.indexOf(".") + 1, payloadEnd, "payload");
     const { iss, aud, exp, nbf, iat, sub, jti, sid, client_id: clientId, roles, scope } = payload;
-    // fast-jwt checks iss and aud only when present; RFC 9068 §2.2 requires both.
-    if (typeof iss !== "string" || (typeof aud !== "string" && !isStringArray(aud))) {
-      fail("access_token_claim_invalid", "the access token lacks iss or aud");
+    // RFC 9068 §2.2: iss and aud are required; aud names this API (one of its audiences).
+    if (iss !== issuer) fail("access_token_claim_invalid", "the access token issuer is not accepted");
+    if (
+      typeof aud === "string"
+        ? !audiences.includes(aud)
+        : !isStringArray(aud) || !aud.some((item) => audiences.includes(item))
+    ) {
+      fail("access_token_claim_invalid", "the access token audience is not accepted");
     }
     if (typeof exp !== "number" || typeof iat !== "number" || (nbf !== undefined && typeof nbf !== "number")) {
       fail("access_token_claim_invalid", "the access token time claims are missing or not numbers");
     }
+    const now = epochSeconds(clock.now());
     if (now >= exp + clockSkewSeconds) fail("access_token_expired", "the access token has expired");
     if (nbf !== undefined && now + clockSkewSeconds < nbf)
       fail("access_token_not_yet_valid", "the access token is not valid yet");
@@ -257,6 +426,9 @@ export function createAccessTokenVerifier(
       fail("access_token_claim_invalid", "the roles claim is not a list of strings");
     if (scope !== undefined && typeof scope !== "string")
       fail("access_token_claim_invalid", "the scope claim is not a string");
-    return { ...payload, roles: roles ?? [] } as unknown as AccessTokenClaims;
+    // The payload was parsed for this call alone: frozen in place rather than copied.
+    payload.roles = Object.freeze(roles ?? []);
+    if (typeof aud !== "string") Object.freeze(aud);
+    return Object.freeze(payload) as unknown as AccessTokenClaims;
   };
 }

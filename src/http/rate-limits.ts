@@ -1,10 +1,16 @@
 import { createHash } from "node:crypto";
 import type { FastifyRequest } from "fastify";
-import { Redis } from "ioredis";
+import { createRequire } from "node:module";
+import type { Redis } from "ioredis";
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { isTesseraError, TesseraError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { RateLimitConfig } from "./server-config.js";
+
+// ioredis is loaded only where a Redis URL is configured: a server without Redis does not carry
+// its ~15 MB. Synchronously (it is CommonJS), so opening stays synchronous.
+const requireModule = createRequire(import.meta.url);
+const loadRedis = (): typeof import("ioredis") => requireModule("ioredis") as typeof import("ioredis");
 
 /** An account's failures in a row are forgotten this long after the first of them, in seconds. */
 export const ACCOUNT_FAILURE_MEMORY_SECONDS = 86400;
@@ -44,7 +50,11 @@ function accountKey(usernameKey: string): string {
  * limiters use their in-memory insurance without waiting; one warning per outage.
  */
 function openRedis(url: string, logger: Logger): Redis {
-  const redis = new Redis(url, { connectTimeout: 1000, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const redis = new (loadRedis().Redis)(url, {
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+  });
   let down = false;
   redis.on("error", (error: Error) => {
     if (down) return;

@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import helmet from "@fastify/helmet";
+import helmet, { type FastifyHelmetOptions } from "@fastify/helmet";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
-import swagger, { type SwaggerOptions } from "@fastify/swagger";
-import swaggerUi from "@fastify/swagger-ui";
+import type { SwaggerOptions } from "@fastify/swagger";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
 import { answerError } from "./error-handler.js";
 import { registerMetrics } from "./metrics.js";
@@ -151,6 +150,30 @@ async function defaultLogger(logLevel: string): Promise<NonNullable<FastifyServe
   return { ...options, stream: pretty({ sync: true, translateTime: "SYS:HH:MM:ss.l" }) };
 }
 
+// Headers of the probe's answer that are not helmet's.
+const PLAIN_HEADERS = new Set(["content-type", "content-length", "date", "connection", "keep-alive"]);
+
+/**
+ * helmet's security headers for `options`, computed once: they are the same on every answer,
+ * and @fastify/helmet would rebuild them (the CSP parsed again) for each one, about 40 µs per
+ * request (docs/benchmarks.md). Taken from helmet itself, answering one request in a throwaway
+ * instance, so they stay exactly what helmet sets.
+ */
+async function securityHeadersOf(options: FastifyHelmetOptions): Promise<Readonly<Record<string, string>>> {
+  const probe = Fastify({ logger: false });
+  try {
+    await probe.register(helmet, options);
+    probe.get("/", () => "");
+    const response = await probe.inject({ method: "GET", url: "/" });
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(response.headers))
+      if (typeof value === "string" && !PLAIN_HEADERS.has(name)) headers[name] = value;
+    return Object.freeze(headers);
+  } finally {
+    await probe.close();
+  }
+}
+
 // A client's X-Request-Id is kept only when it is short and safe to print; otherwise a fresh one.
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -220,7 +243,15 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
       "DEVELOPMENT MODE: TESSERA_SECRET is not set. Private keys are sealed with a key stored next to them in the database. Set TESSERA_SECRET (32+ characters) for any real use.",
     );
   }
+  // API answers get the strictest CSP; the /docs page relaxes it for its own assets only.
+  const securityHeaders = await securityHeadersOf({
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    frameguard: { action: "deny" },
+    // RFC 6797 §7.2: HSTS only where clients reach us over TLS, which the issuer URL tells.
+    hsts: config.issuer.startsWith("https://") ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+  });
   app.addHook("onRequest", (request, reply, done) => {
+    reply.headers(securityHeaders);
     reply.header("x-request-id", request.id);
     done();
   });
@@ -239,14 +270,9 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
   const services = options.services ?? (await openServices(config, app.log));
   if (!options.services) app.addHook("onClose", () => services.close());
 
-  // API answers get the strictest CSP; the /docs page relaxes it for its own assets only.
-  await app.register(helmet, {
-    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    frameguard: { action: "deny" },
-    // RFC 6797 §7.2: HSTS only where clients reach us over TLS, which the issuer URL tells.
-    hsts: config.issuer.startsWith("https://") ? { maxAge: 31_536_000, includeSubDomains: true } : false,
-  });
-  if (config.docs) await app.register(swagger, openApiOptions(config.issuer, config.cookieMode));
+  // The API docs' packages are loaded only when the docs are served.
+  if (config.docs)
+    await app.register((await import("@fastify/swagger")).default, openApiOptions(config.issuer, config.cookieMode));
   app.decorateRequest("tesseraErrorCode", null);
   registerMetrics(app, services.revocations, config.metricsAddress, services.audit);
   await app.register(tessera, {
@@ -259,7 +285,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     ...(config.cookieOrigins === null ? {} : { cookieOrigins: config.cookieOrigins }),
   });
   if (config.docs) {
-    await app.register(swaggerUi, {
+    await app.register((await import("@fastify/swagger-ui")).default, {
       routePrefix: "/docs",
       staticCSP: true,
       transformStaticCSP: () =>

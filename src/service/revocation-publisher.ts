@@ -1,8 +1,13 @@
-import { Redis } from "ioredis";
+import { createRequire } from "node:module";
 import { epochSeconds } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import { encodeRevocationMessage, REVOCATION_CHANNEL } from "../core/revocation.js";
 import type { SessionRevocations } from "./session-revocations.js";
+
+// ioredis is loaded only where a Redis URL is configured: a server without Redis does not carry
+// its ~15 MB. Synchronously (it is CommonJS), so opening stays synchronous.
+const requireModule = createRequire(import.meta.url);
+const loadRedis = (): typeof import("ioredis") => requireModule("ioredis") as typeof import("ioredis");
 
 /** Options of {@link publishRevocations}. */
 export interface RevocationPublisherOptions {
@@ -27,7 +32,7 @@ export function publishRevocations(
   options: RevocationPublisherOptions,
 ): () => Promise<void> {
   const { logger, queueWhileConnecting = false } = options;
-  const redis = new Redis(options.redisUrl, {
+  const redis = new (loadRedis().Redis)(options.redisUrl, {
     lazyConnect: true,
     connectTimeout: 2000,
     enableOfflineQueue: queueWhileConnecting,

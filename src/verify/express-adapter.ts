@@ -36,18 +36,25 @@ function send(response: Response, answer: AuthAnswer): void {
  * Throws `TypeError` at creation for bad options.
  */
 export function tesseraAuth(options: AuthMiddlewareOptions): RequestHandler {
-  const { verifier, realm, requirements } = resolveAuthMiddlewareOptions(options);
+  const { authenticate, realm, requirements } = resolveAuthMiddlewareOptions(options);
+  const admit = (request: Request, response: Response, claims: AccessTokenClaims, next: NextFunction) => {
+    request.auth = claims;
+    realms.set(request, realm);
+    if (!meetsRequirements(claims, requirements)) return send(response, insufficientScopeAnswer(realm, requirements));
+    next();
+  };
   return (request: Request, response: Response, next: NextFunction) => {
-    verifier
-      .authenticate(request.headers.authorization)
+    let claims: AccessTokenClaims | Promise<AccessTokenClaims>;
+    try {
+      claims = authenticate(request.headers.authorization);
+    } catch (error) {
+      return send(response, answerForError(error, realm));
+    }
+    // With the keys loaded the token is checked synchronously: no promise, no microtask turn.
+    if (!(claims instanceof Promise)) return admit(request, response, claims, next);
+    claims
       .then(
-        (claims) => {
-          request.auth = claims;
-          realms.set(request, realm);
-          if (!meetsRequirements(claims, requirements))
-            return send(response, insufficientScopeAnswer(realm, requirements));
-          next();
-        },
+        (loaded) => admit(request, response, loaded, next),
         (error: unknown) => send(response, answerForError(error, realm)),
       )
       .catch(next);

@@ -41,18 +41,31 @@ export const tesseraAuth: FastifyPluginCallback<AuthMiddlewareOptions> = (app, o
   } catch (error) {
     return done(error as TypeError);
   }
-  const { verifier, realm, requirements } = resolved;
+  const { authenticate, realm, requirements } = resolved;
   if (!app.hasRequestDecorator("auth")) app.decorateRequest("auth", null);
-  app.addHook("onRequest", async (request, reply) => {
-    let claims: AccessTokenClaims;
-    try {
-      claims = await verifier.authenticate(request.headers.authorization);
-    } catch (error) {
-      return send(reply, answerForError(error, realm));
-    }
+  const admit = (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims, next: () => void) => {
     request.auth = claims;
     realms.set(request, realm);
-    if (!meetsRequirements(claims, requirements)) return send(reply, insufficientScopeAnswer(realm, requirements));
+    // Answering ends the hook chain: `next` is called only to let the request through.
+    if (!meetsRequirements(claims, requirements)) send(reply, insufficientScopeAnswer(realm, requirements));
+    else next();
+  };
+  const refuse = (reply: FastifyReply, error: unknown) => void send(reply, answerForError(error, realm));
+  // A callback hook, not an async one: with the keys loaded the token is checked synchronously and
+  // the request goes on without a promise or a microtask turn.
+  app.addHook("onRequest", (request, reply, next) => {
+    let claims: AccessTokenClaims | Promise<AccessTokenClaims>;
+    try {
+      claims = authenticate(request.headers.authorization);
+    } catch (error) {
+      return refuse(reply, error);
+    }
+    if (claims instanceof Promise)
+      claims.then(
+        (loaded) => admit(request, reply, loaded, next),
+        (error: unknown) => refuse(reply, error),
+      );
+    else admit(request, reply, claims, next);
   });
   done();
 };

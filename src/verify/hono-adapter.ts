@@ -29,11 +29,13 @@ function send(c: Context, answer: AuthAnswer): Response {
  * Throws `TypeError` at creation for bad options.
  */
 export function tesseraAuth(options: AuthMiddlewareOptions): MiddlewareHandler<TesseraAuthEnv> {
-  const { verifier, realm, requirements } = resolveAuthMiddlewareOptions(options);
+  const { authenticate, realm, requirements } = resolveAuthMiddlewareOptions(options);
   return async (c, next) => {
     let claims: AccessTokenClaims;
     try {
-      claims = await verifier.authenticate(c.req.header("authorization"));
+      const result = authenticate(c.req.header("authorization"));
+      // Awaited only when keys must be fetched: otherwise no extra microtask turn.
+      claims = result instanceof Promise ? await result : result;
     } catch (error) {
       return send(c, answerForError(error, realm));
     }

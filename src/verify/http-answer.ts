@@ -48,9 +48,15 @@ function names(value: readonly string[] | undefined, name: string): readonly str
   return Object.freeze([...list]);
 }
 
+/** How an adapter authenticates a request: the claims at once when no fetch is pending, else a promise of them. */
+export type Authenticate = (
+  authorization: string | readonly string[] | undefined,
+) => AccessTokenClaims | Promise<AccessTokenClaims>;
+
 /** Checks the options of an adapter once, at creation; throws `TypeError` naming the option. */
 export function resolveAuthMiddlewareOptions(options: AuthMiddlewareOptions): {
   verifier: Verifier;
+  authenticate: Authenticate;
   realm: string;
   requirements: Requirements;
 } {
@@ -61,7 +67,12 @@ export function resolveAuthMiddlewareOptions(options: AuthMiddlewareOptions): {
     throw new TypeError("verifier is required: the result of createVerifier()");
   if (typeof realm !== "string" || !REALM_CHARACTERS.test(realm))
     throw new TypeError('realm must be 1 to 128 printable characters without " or \\');
-  return { verifier, realm, requirements: resolveRequirements(options.roles, options.scopes) };
+  // A verifier of an older release (or a stand-in) may lack authenticateNow: its promise path serves.
+  const authenticate: Authenticate =
+    typeof verifier.authenticateNow === "function"
+      ? verifier.authenticateNow.bind(verifier)
+      : verifier.authenticate.bind(verifier);
+  return { verifier, authenticate, realm, requirements: resolveRequirements(options.roles, options.scopes) };
 }
 
 /** Checks guard arguments once; throws `TypeError` for a bad role or scope name. */
@@ -74,6 +85,7 @@ export function resolveRequirements(
 
 /** True when `claims` carry every required role and scope. */
 export function meetsRequirements(claims: AccessTokenClaims, requirements: Requirements): boolean {
+  if (requirements.scopes.length === 0) return requirements.roles.every((role) => claims.roles.includes(role));
   const scopes = new Set((claims.scope ?? "").split(" ").filter(Boolean));
   return (
     requirements.roles.every((role) => claims.roles.includes(role)) &&

@@ -49,10 +49,13 @@ export class RevocationFeed {
   #closed = false;
   /** Settles after the first poll, successful or not. */
   readonly ready: Promise<void>;
+  #settled = false;
 
   constructor(options: RevocationFeedOptions) {
     this.#options = options;
-    this.ready = this.poll();
+    this.ready = this.poll().then(() => {
+      this.#settled = true;
+    });
     this.#timer = setInterval(() => void this.poll(), options.intervalSeconds * 1000);
     this.#timer.unref();
     if (options.redisUrl !== null) {
@@ -63,6 +66,11 @@ export class RevocationFeed {
         );
       });
     }
+  }
+
+  /** True once {@link ready} has settled: a caller may check tokens without awaiting it. */
+  get settled(): boolean {
+    return this.#settled;
   }
 
   /** Fetches the feed once (joining a poll already running). Never throws. */

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { AccessTokenClaims } from "../core/access-token.js";
 import type { VerificationKey } from "../core/signing-key.js";
 
@@ -34,8 +34,14 @@ export class TokenCache {
     return this.#entries.size;
   }
 
+  /** False when `maxEntries` is 0: nothing is kept, so there is nothing to look up. */
+  get enabled(): boolean {
+    return this.#maxEntries > 0;
+  }
+
   /** `token` as it was verified, if it has not expired at `nowSeconds`. */
   get(token: string, nowSeconds: number): VerifiedToken | undefined {
+    if (this.#maxEntries === 0) return undefined;
     const key = keyOf(token);
     const entry = this.#entries.get(key);
     if (!entry) return undefined;
@@ -65,5 +71,6 @@ export class TokenCache {
 }
 
 function keyOf(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("base64url");
+  // One-shot: no Hash object per lookup.
+  return hash("sha256", token, "base64url");
 }

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { createHmac, createSign, generateKeyPairSync, sign as cryptoSign } from "node:crypto";
 import { describe, it } from "node:test";
-import { createAccessTokenSigner, createAccessTokenVerifier } from "../../src/core/access-token.js";
+import {
+  createAccessTokenSigner,
+  createAccessTokenVerifier,
+  createProtectedHeaderDecoder,
+} from "../../src/core/access-token.js";
 import { epochSeconds } from "../../src/core/clock.js";
 import { TesseraError } from "../../src/core/errors.js";
 import {
@@ -273,5 +277,57 @@ describe("createAccessTokenVerifier()", () => {
       clock,
     });
     expectCode(() => verify(`${input}.${signature}`), "access_token_invalid");
+  });
+
+  it("refuses keys that do not fit their algorithm: wrong curve or type, short RSA, a public key as HS256 secret", () => {
+    const clock = new FrozenClock();
+    const { sign } = setup("ES256");
+    const token = sign(subject).token;
+    const verifierWith = (key: VerificationKey, alg: SigningAlgorithm) =>
+      createAccessTokenVerifier({ issuer: ISSUER, audience: AUDIENCE, algorithms: [alg], findKey: () => key, clock });
+    const pem = (type: "ec" | "rsa" | "ed25519", options: object) =>
+      generateKeyPairSync(type as "ec", options as { namedCurve: string }).publicKey.export({
+        type: "spki",
+        format: "pem",
+      }) as string;
+    for (const key of [pem("ec", { namedCurve: "P-384" }), pem("ed25519", {}), pem("rsa", { modulusLength: 1024 })]) {
+      expectCode(() => verifierWith({ kid: "k", alg: "ES256", key }, "ES256")(token), "access_token_invalid");
+    }
+    const weakRsa = pem("rsa", { modulusLength: 1024 });
+    expectCode(() => verifierWith({ kid: "k", alg: "RS256", key: weakRsa }, "RS256")(token), "access_token_invalid");
+    // A public key's PEM is public: as an HMAC secret it would let anyone sign.
+    const publicPem = pem("ec", { namedCurve: "P-256" });
+    const input = `${b64({ alg: "HS256", typ: "at+jwt", kid: "k" })}.${b64(claimsAt(clock))}`;
+    const forged = `${input}.${createHmac("sha256", publicPem).update(input).digest("base64url")}`;
+    expectCode(() => verifierWith({ kid: "k", alg: "HS256", key: publicPem }, "HS256")(forged), "access_token_invalid");
+  });
+});
+
+describe("createProtectedHeaderDecoder()", () => {
+  it("checks the whole token every time, also when its header was seen before", () => {
+    const { sign } = setup();
+    const decode = createProtectedHeaderDecoder(["ES256"]);
+    const token = sign(subject).token;
+    assert.equal(decode(token).alg, "ES256");
+    const [header, payload, signature] = token.split(".");
+    for (const bad of [
+      `${header}.${payload}`,
+      `${header}.${payload}.${signature}.x`,
+      `${header}.${payload}!.${signature}`,
+    ]) {
+      expectCode(() => decode(bad), "access_token_malformed");
+    }
+    assert.equal(decode(token), decode(token), "the same frozen header");
+  });
+
+  it("remembers only accepted headers, a bounded number of them", () => {
+    const decode = createProtectedHeaderDecoder(["ES256"]);
+    const refused = `${b64({ alg: "HS256", typ: "at+jwt" })}.${b64({})}.`;
+    expectCode(() => decode(refused), "access_token_invalid");
+    expectCode(() => decode(refused), "access_token_invalid");
+    for (let i = 0; i < 100; i += 1) {
+      const header = decode(`${b64({ alg: "ES256", typ: "at+jwt", kid: `k${i}` })}.${b64({})}.AAAA`);
+      assert.equal(header.kid, `k${i}`);
+    }
   });
 });

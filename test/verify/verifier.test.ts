@@ -277,3 +277,63 @@ void describe("createVerifier() against a real Tessera server", () => {
     }
   });
 });
+
+void describe("verifier.authenticateNow()", () => {
+  const issuer = "https://issuer.test";
+  const signer = es256Key();
+  const token = signJws(headerFor(signer.key), claimsFor(issuer, "tessera", 900), signer.key);
+
+  void it("returns the claims without a promise when the keys are at hand", async () => {
+    const verifier = createVerifier({ issuer, audience: "tessera", algorithms: ["ES256"], jwks: signer.jwks });
+    const claims = verifier.authenticateNow(`Bearer ${token}`);
+    assert.ok(!(claims instanceof Promise));
+    assert.equal(claims.iss, issuer);
+    assert.ok(Object.isFrozen(claims) && Object.isFrozen(claims.roles));
+    await verifier.close();
+  });
+
+  void it("throws synchronously the codes authenticate() rejects with", async () => {
+    const verifier = createVerifier({
+      issuer,
+      audience: "tessera",
+      algorithms: ["ES256"],
+      jwks: signer.jwks,
+      cache: false,
+    });
+    const codeOf = (header: string | undefined) => {
+      try {
+        return verifier.authenticateNow(header) instanceof Promise ? "a promise" : "accepted";
+      } catch (error) {
+        return (error as { code?: string }).code;
+      }
+    };
+    assert.equal(codeOf(undefined), "access_token_missing");
+    assert.equal(codeOf("Bearer a.b.c"), "access_token_malformed");
+    const [header, payload, signature] = token.split(".");
+    const altered = `${header}.${payload}.${signature!.slice(0, 10)}${signature![10] === "A" ? "B" : "A"}${signature!.slice(11)}`;
+    assert.equal(codeOf(`Bearer ${altered}`), "access_token_invalid");
+    assert.equal(await rejectionCode(verifier.authenticate(`Bearer ${altered}`)), "access_token_invalid");
+    await verifier.close();
+  });
+
+  void it("answers with a promise while the JWK Set must be fetched, then without", async () => {
+    const stub = await startStubServer();
+    try {
+      stub.respond(200, signer.jwks);
+      const verifier = createVerifier({
+        issuer,
+        audience: "tessera",
+        algorithms: ["ES256"],
+        jwksUri: `${stub.url}/jwks`,
+        logger: silent,
+      });
+      const first = verifier.authenticateNow(`Bearer ${token}`);
+      assert.ok(first instanceof Promise);
+      assert.equal((await first).iss, issuer);
+      assert.ok(!(verifier.authenticateNow(`Bearer ${token}`) instanceof Promise));
+      await verifier.close();
+    } finally {
+      await stub.close();
+    }
+  });
+});
