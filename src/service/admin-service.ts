@@ -231,6 +231,8 @@ export class AdminService {
     // Disabled first, so that no login opens a session while the others are revoked.
     await this.#store.disableUser(user.id, this.#clock.now());
     await this.#revokeAll(user.id, actor);
+    // This instance's buffered events of the user are written first, so that the scrub reaches them.
+    await this.#audit.flush();
     if (!(await this.#store.deleteUser(user.id, this.#clock.now()))) fail("user_not_found", "no such user");
     // After the deletion: this event keeps the operator's address, not the user's.
     await this.#audit.record("user_deleted", actor.context, { userId: user.id }, { by: actor.by });

@@ -86,6 +86,7 @@ describe("tessera audit list", () => {
     const everything = await run(["audit", "list", "--json"]);
     const all = JSON.parse(everything.stdout) as JsonPage;
     assert.deepEqual(all.events.map((event) => event.type).sort(), [
+      "key_created",
       "login_failed",
       "login_failed",
       "login_succeeded",

@@ -90,8 +90,10 @@ for (const { kind, skip } of await storesUnderTest()) {
         kid: String(row.kid),
         slot: typeof row.slot === "string" ? row.slot : null,
       }));
-    const keyEventCount = async (type: string) =>
-      Number((await queryRows(database, `select count(*) as n from audit_events where type = '${type}'`))[0]?.n);
+    const keyEventCount = async (type: string) => {
+      await Promise.all(instances.map((services) => services.audit.flush()));
+      return Number((await queryRows(database, `select count(*) as n from audit_events where type = '${type}'`))[0]?.n);
+    };
 
     it("publish one next key and promote it once, however often they tick at the same instant", async () => {
       const [first] = await keyRows();

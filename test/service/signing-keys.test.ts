@@ -229,7 +229,9 @@ describe("the signing-key schedule", () => {
         [states.get(first!), states.get(pending.kid), states.get(urgent.kid), states.size],
         ["retired", "retired", "current", 3],
       );
-      const events = (await keyEvents(fixture)).map(({ type, kid }) => `${type} ${String(kid)}`);
+      const events = (await keyEvents(fixture, [fixture.services, other])).map(
+        ({ type, kid }) => `${type} ${String(kid)}`,
+      );
       assert.deepEqual(
         events.sort(),
         [

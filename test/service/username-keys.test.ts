@@ -40,10 +40,14 @@ async function previousUser(username: string, password: string, createdAt: strin
 async function backToFirstMigration(database: TestDatabase): Promise<void> {
   await queryRows(database, "delete from kysely_migration where name <> '0001_initial'");
   // Later migrations are undone too, so that the next migrate() runs them all again in order.
-  await queryRows(
-    database,
-    database.kind === "mysql" ? "drop index signing_keys_slot_idx on signing_keys" : "drop index signing_keys_slot_idx",
-  );
+  const dropIndex = (name: string, table: string) =>
+    queryRows(database, database.kind === "mysql" ? `drop index ${name} on ${table}` : `drop index ${name}`);
+  await queryRows(database, "alter table signing_keys drop column activates_at");
+  for (const name of ["audit_events_user_time_idx", "audit_events_session_time_idx", "audit_events_time_idx"])
+    await dropIndex(name, "audit_events");
+  await queryRows(database, "create index audit_events_user_id_idx on audit_events (user_id)");
+  await queryRows(database, "create index audit_events_created_at_idx on audit_events (created_at)");
+  await dropIndex("signing_keys_slot_idx", "signing_keys");
   await queryRows(database, "alter table signing_keys drop column slot");
   await queryRows(database, "drop table deleted_sessions");
   await queryRows(database, "alter table users drop column disabled_at");
