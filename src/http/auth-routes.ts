@@ -5,7 +5,7 @@ import type { AuthService, Principal } from "../service/auth-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
 import { type RefreshCookie, refreshTokenOf } from "./cookie-mode.js";
 import type { RateLimits } from "./rate-limits.js";
-import { contextOf, onlyMediaType, requirePrincipal, sendTokens } from "./request-context.js";
+import { arrivalContextOf, contextOf, onlyMediaType, requirePrincipal, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, authCookieSchemas, authSchemas } from "./schemas.js";
 
 interface Credentials {
@@ -69,7 +69,7 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, limits, cookie 
       // goes back the same way.
       const answerBy = cookie !== null && cookie.read(request) !== null ? cookie : null;
       try {
-        return sendTokens(reply, await auth.refresh(token, contextOf(request, reply)), answerBy);
+        return sendTokens(reply, await auth.refresh(token, arrivalContextOf(request)), answerBy);
       } catch (error) {
         // A refused refresh token will never work again: drop the browser's copy with the refusal.
         if (answerBy !== null && isTesseraError(error) && HTTP_ERRORS[error.code].error === "invalid_grant")

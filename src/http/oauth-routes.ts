@@ -4,7 +4,7 @@ import { JWKS_CACHE_SECONDS } from "../core/signing-key.js";
 import type { TesseraServices } from "../service/tessera-services.js";
 import { introspectionAuthMethods } from "./introspection-routes.js";
 import type { RateLimits } from "./rate-limits.js";
-import { contextOf, onlyMediaType, sendTokens } from "./request-context.js";
+import { arrivalContextOf, contextOf, onlyMediaType, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, oauthSchemas } from "./schemas.js";
 
 interface TokenRequest {
@@ -47,7 +47,7 @@ export function registerOAuthRoutes(app: FastifyInstance, { services, limits, ba
       // Tessera grants no scopes, so any requested scope exceeds the original grant (RFC 6749 §6).
       if (scope !== undefined && scope.trim() !== "")
         throw new TesseraError("invalid_scope", "scope exceeds the grant");
-      return sendTokens(reply, await services.auth.refresh(refreshToken, contextOf(request, reply)));
+      return sendTokens(reply, await services.auth.refresh(refreshToken, arrivalContextOf(request)));
     },
   );
 

@@ -12,17 +12,20 @@ declare module "fastify" {
   }
 }
 
-/**
- * The client address and user agent of a request; with its `reply`, also when it arrived
- * (Fastify's clock of the reply starts as the request is routed).
- */
-export function contextOf(request: FastifyRequest, reply?: FastifyReply): RequestContext {
+/** The client address and user agent of a request. */
+export function contextOf(request: FastifyRequest): RequestContext {
   const userAgent = request.headers["user-agent"];
-  return {
-    ip: request.ip || null,
-    userAgent: typeof userAgent === "string" ? userAgent : null,
-    ...(reply ? { receivedAt: performance.now() - reply.elapsedTime } : {}),
-  };
+  return { ip: request.ip || null, userAgent: typeof userAgent === "string" ? userAgent : null };
+}
+
+/**
+ * {@link contextOf} with the request's arrival time, for the refresh routes' grace judgement:
+ * taken as the handler starts, once the whole body has been received and parsed. Not earlier
+ * (Fastify's reply clock starts at routing, before the body): a client holding a request open
+ * must not be able to date it before a token's first use.
+ */
+export function arrivalContextOf(request: FastifyRequest): RequestContext {
+  return { ...contextOf(request), receivedAt: performance.now() };
 }
 
 /**

@@ -127,14 +127,17 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 const DATE_TIME = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
 const CURSOR = /^(\d{1,15}):([A-Za-z0-9-]{1,64})$/;
+/** Pauses before each retry of a batch the store refused; then it is counted as lost. */
+const AUDIT_RETRY_PAUSES_MS = [200, 1_000] as const;
 /** Failed writes are logged at most this often, with the count lost meanwhile. */
 const LOSS_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Records audit events without slowing the requests that cause them: {@link record} queues an
  * event in memory and returns at once; batches are written by multi-row inserts every
- * `flushIntervalMs` or as soon as `batchSize` events wait. A failed write never fails a request:
- * it is logged (without the events' content) and counted through {@link onEventsLost}. Events
+ * `flushIntervalMs` or as soon as `batchSize` events wait. A refused batch is tried twice more
+ * (after 200 ms and 1 s). A failed write never fails a request: it is logged (without the
+ * events' content) and counted through {@link onEventsLost}. Events
  * still in memory when the process dies (`kill -9`) are lost; {@link close} writes them.
  */
 export class AuditTrail {
@@ -269,7 +272,7 @@ export class AuditTrail {
         const batch = this.#queue.splice(0, this.#buffer.batchSize);
         this.#inFlight = batch.length;
         try {
-          await this.#store.insertAuditEvents(batch);
+          await this.#writeWithRetries(batch);
         } catch (error) {
           this.#lost(batch.length, "store_error", error);
         } finally {
@@ -278,6 +281,24 @@ export class AuditTrail {
       }
     } finally {
       this.#writing = null;
+    }
+  }
+
+  /**
+   * One batch, tried again after a pause when the store refuses it (a deadline, a restart, a full
+   * pool), so that a brief outage loses nothing; the batch counts as lost only after the last try.
+   * A multi-row insert is one statement: it is written whole or not at all.
+   */
+  async #writeWithRetries(batch: readonly AuditEventRecord[]): Promise<void> {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await this.#store.insertAuditEvents(batch);
+        return;
+      } catch (error) {
+        const pause = AUDIT_RETRY_PAUSES_MS[attempt];
+        if (pause === undefined) throw error;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
     }
   }
 

@@ -87,6 +87,24 @@ describe("Admin API /admin/users", () => {
     assert.ok((await fixture.service.refresh(logins[0]!.refreshToken, context)).accessToken);
   });
 
+  it("takes the admin API away the moment the admin role is, however long the token still lives", async () => {
+    await fixture.services.admin.createUser("demoted-admin", PASSWORD, ["admin"]);
+    const token = (await fixture.service.login("demoted-admin", PASSWORD, context)).accessToken;
+    const self = (await fixture.services.admin.showUser("demoted-admin")).id;
+    assert.equal((await call("GET", "/admin/users?limit=1", undefined, token)).statusCode, 200);
+    await fixture.services.admin.setUserRoles("demoted-admin", ["user"]);
+    for (const [method, url, body] of [
+      ["GET", "/admin/users?limit=1"],
+      ["PUT", `/admin/users/${self}/roles`, { roles: ["admin"] }],
+      ["GET", "/admin/audit"],
+    ] as const) {
+      const refused = await call(method, url, body, token);
+      assert.equal(refused.statusCode, 403, `${method} ${url}`);
+      assert.equal(refused.json<{ error: string }>().error, "insufficient_scope");
+    }
+    assert.deepEqual((await fixture.services.admin.showUser("demoted-admin")).roles, ["user"]);
+  });
+
   it("adds a user (registration closed) and never answers a password hash", async () => {
     const created = await call("POST", "/admin/users", { username: "Added", password: PASSWORD, roles: ["auditor"] });
     assert.equal(created.statusCode, 201, created.body);
