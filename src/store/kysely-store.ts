@@ -82,21 +82,51 @@ export function toRefreshToken(row: Selectable<RefreshTokensTable>): RefreshToke
   };
 }
 
+/** A lookup row: its columns aliased `t_*`, `s_*` and `u_*` by table, and `read_at`. */
+type Prefixed<P extends string, T> = { readonly [K in keyof T & string as `${P}${K}`]: T[K] };
+type LookupRow = Prefixed<"t_", Selectable<RefreshTokensTable>> &
+  Prefixed<"s_", Selectable<SessionsTable>> &
+  Prefixed<"u_", Selectable<UsersTable>> & { readonly read_at: Date | string };
+
 /**
  * A lookup row, its columns aliased `t_*`, `s_*` and `u_*` by table, with the database's clock as
  * `read_at`, as a {@link RefreshTokenLookup}.
  */
 export function lookupOf(row: Record<string, unknown>): RefreshTokenLookup {
-  const columns = (prefix: string) => {
-    const picked: Record<string, unknown> = {};
-    for (const key in row) if (key.startsWith(prefix)) picked[key.slice(prefix.length)] = row[key];
-    return picked;
-  };
+  // Read by name, not by scanning the row's keys per table: this runs on every refresh.
+  const r = row as unknown as LookupRow;
   return {
-    token: toRefreshToken(columns("t_") as unknown as Selectable<RefreshTokensTable>),
-    session: toSession(columns("s_") as unknown as Selectable<SessionsTable>),
-    user: toUser(columns("u_") as unknown as Selectable<UsersTable>),
-    readAt: toDate(row.read_at as Date | string),
+    token: {
+      id: r.t_id,
+      sessionId: r.t_session_id,
+      tokenHash: r.t_token_hash,
+      parentId: r.t_parent_id,
+      createdAt: toDate(r.t_created_at),
+      expiresAt: toDate(r.t_expires_at),
+      usedAt: toNullableDate(r.t_used_at),
+    },
+    session: {
+      id: r.s_id,
+      userId: r.s_user_id,
+      createdAt: toDate(r.s_created_at),
+      lastUsedAt: toDate(r.s_last_used_at),
+      expiresAt: toDate(r.s_expires_at),
+      idleExpiresAt: toDate(r.s_idle_expires_at),
+      revokedAt: toNullableDate(r.s_revoked_at),
+      revokedReason: r.s_revoked_reason,
+      userAgent: r.s_user_agent,
+      ip: r.s_ip,
+    },
+    user: {
+      id: r.u_id,
+      username: r.u_username,
+      usernameKey: r.u_username_key,
+      passwordHash: r.u_password_hash,
+      roles: JSON.parse(r.u_roles) as string[],
+      createdAt: toDate(r.u_created_at),
+      disabledAt: toNullableDate(r.u_disabled_at),
+    },
+    readAt: toDate(r.read_at),
   };
 }
 
