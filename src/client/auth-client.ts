@@ -310,6 +310,11 @@ export class AuthClient {
         status: response.status,
       });
     }
+    return this.#refreshed(response);
+  }
+
+  /** Reads a successful refresh's tokens, keeps them, tells the other tabs and the listeners. */
+  async #refreshed(response: Response): Promise<TokenSet> {
     const next = await this.#readTokens(response);
     await this.#save(next);
     this.#coordinator.post({ type: "tokens", reason: "refresh", tokens: next });
@@ -354,15 +359,7 @@ export class AuthClient {
         status: response.status,
       });
     }
-    const next = await this.#readTokens(response);
-    await this.#save(next);
-    this.#coordinator.post({ type: "tokens", reason: "refresh", tokens: next });
-    this.#emit("tokens_refreshed", {
-      type: "tokens_refreshed",
-      origin: "local",
-      accessTokenExpiresAt: new Date(next.accessTokenExpiresAt),
-    });
-    return next;
+    return this.#refreshed(response);
   }
 
   /** The session's tokens: the stored ones, unless this client holds newer ones it could not store. */

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AdminActor, AdminService } from "../service/admin-service.js";
 import type { AuthService } from "../service/auth-service.js";
-import type { AccountDetailsView, AccountView, SessionView } from "../service/views.js";
+import type { AccountDetailsView, AccountView } from "../service/views.js";
 import { adminSchemas } from "./admin-schemas.js";
-import { contextOf, onlyMediaType } from "./request-context.js";
+import { contextOf, onlyMediaType, sessionJson } from "./request-context.js";
 import { requireRole } from "./role-guard.js";
 import { AUTH_BODY_LIMIT } from "./schemas.js";
 
@@ -40,17 +40,6 @@ function accountJson(user: AccountView) {
 
 function accountDetailsJson(user: AccountDetailsView) {
   return { ...accountJson(user), open_sessions: user.openSessions };
-}
-
-function sessionJson(session: SessionView) {
-  return {
-    id: session.id,
-    created_at: session.createdAt.toISOString(),
-    last_used_at: session.lastUsedAt.toISOString(),
-    expires_at: session.expiresAt.toISOString(),
-    user_agent: session.userAgent,
-    ip: session.ip,
-  };
 }
 
 /**

@@ -5,7 +5,14 @@ import type { AuthService, Principal } from "../service/auth-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
 import { type RefreshCookie, refreshTokenOf } from "./cookie-mode.js";
 import type { RateLimits } from "./rate-limits.js";
-import { arrivalContextOf, contextOf, onlyMediaType, requirePrincipal, sendTokens } from "./request-context.js";
+import {
+  arrivalContextOf,
+  contextOf,
+  onlyMediaType,
+  requirePrincipal,
+  sendTokens,
+  sessionJson,
+} from "./request-context.js";
 import { AUTH_BODY_LIMIT, authCookieSchemas, authSchemas } from "./schemas.js";
 
 interface Credentials {
@@ -115,15 +122,7 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, limits, cookie 
   app.get("/auth/sessions", { schema: schemas.sessions, ...bearer }, async (request) => {
     const sessions = await auth.listSessions(principalOf(request));
     return {
-      sessions: sessions.map((session) => ({
-        id: session.id,
-        created_at: session.createdAt.toISOString(),
-        last_used_at: session.lastUsedAt.toISOString(),
-        expires_at: session.expiresAt.toISOString(),
-        user_agent: session.userAgent,
-        ip: session.ip,
-        current: session.current,
-      })),
+      sessions: sessions.map((session) => ({ ...sessionJson(session), current: session.current })),
     };
   });
 

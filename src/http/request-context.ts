@@ -3,6 +3,7 @@ import { readBearerToken } from "../core/bearer.js";
 import { type ErrorCode, TesseraError } from "../core/errors.js";
 import type { AuthService, IssuedTokens, Principal } from "../service/auth-service.js";
 import type { RequestContext } from "../service/request-context.js";
+import type { SessionView } from "../service/views.js";
 import type { RefreshCookie } from "./cookie-mode.js";
 
 declare module "fastify" {
@@ -92,5 +93,17 @@ export function onlyMediaType(mediaType: string) {
     if (actual !== mediaType)
       return done(Object.assign(new Error(`the body must be ${mediaType}`), { statusCode: 415 }));
     done(null, payload);
+  };
+}
+
+/** A session's wire form, as `/auth/sessions` (which adds `current`) and the admin API answer it. */
+export function sessionJson(session: SessionView) {
+  return {
+    id: session.id,
+    created_at: session.createdAt.toISOString(),
+    last_used_at: session.lastUsedAt.toISOString(),
+    expires_at: session.expiresAt.toISOString(),
+    user_agent: session.userAgent,
+    ip: session.ip,
   };
 }
