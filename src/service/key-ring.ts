@@ -325,25 +325,35 @@ export async function loadKeyRing(options: KeyRingOptions, load: KeyRingLoad): P
   for (const record of superseded) await store.retireSigningKey(record.kid, now);
   if (superseded.length > 0) records = await store.listSigningKeys();
 
+  const verifyUntil = addSeconds(now, -options.retiredKeyGraceSeconds);
+  const published = records
+    .filter((record) => record.retiredAt === null || record.retiredAt > verifyUntil)
+    .map(verificationKeyOf);
   const current = currentOf(records);
   let signingKey: SigningKey | null;
   if (current && suits(current)) {
     signingKey = signingKeyFromPem(algorithm, open(sealingKey, current.privateKeySealed, current.kid));
   } else {
-    signingKey = load.elect ? null : load.inUse;
+    // Until restarted with the others' settings, this instance signs with its retired key, but
+    // only while that key is still published: once it has left the JWK Set its tokens would be
+    // refused everywhere, so signing stops (`signing_key_unavailable`, 503) instead.
+    const inUse = load.elect ? null : load.inUse;
+    signingKey = inUse !== null && published.some(({ key }) => key.kid === inUse.kid) ? inUse : null;
     if (signingKey) {
       logger.warn(
         { kid: current?.kid ?? null, alg: current?.alg ?? null },
         "the current signing key suits another algorithm or secret: this instance signs with its retired key " +
           "until restarted with the settings of the others",
       );
+    } else if (inUse !== null) {
+      logger.error(
+        { kid: current?.kid ?? null, alg: current?.alg ?? null },
+        "this instance's retired signing key is no longer published and no current key suits its settings: " +
+          "it signs nothing until restarted with the settings of the others",
+      );
     }
   }
 
-  const verifyUntil = addSeconds(now, -options.retiredKeyGraceSeconds);
-  const published = records
-    .filter((record) => record.retiredAt === null || record.retiredAt > verifyUntil)
-    .map(verificationKeyOf);
   const byKid = new Map(published.map(({ key }) => [key.kid, key]));
   return Object.freeze<KeyRing>({
     signingKey,

@@ -48,6 +48,9 @@ describe("SigningKeys after a change of signing algorithm", () => {
         switched.jwks.keys.map((key) => key.kid),
         [newKid],
       );
+      // The instance on the old setting stops signing then: nobody would accept its tokens.
+      await fixture.services.keys.reload();
+      await assert.rejects(fixture.service.login("switcher", PASSWORD, context), { code: "signing_key_unavailable" });
     } finally {
       await fixture.close();
     }
