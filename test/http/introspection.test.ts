@@ -169,6 +169,18 @@ describe("POST /oauth/introspect", () => {
     assert.match(String(response.headers["www-authenticate"]), /error="insufficient_scope"/);
   });
 
+  it("answers 403 as soon as the caller's introspect role is taken away, whatever its token says", async () => {
+    await fixture.service.register("former-resource-server", PASSWORD, context);
+    await fixture.services.admin.setUserRoles("former-resource-server", ["introspect"]);
+    const token = (await fixture.service.login("former-resource-server", PASSWORD, context)).accessToken;
+    const { tokens } = await loggedIn();
+    assert.equal((await introspect(tokens.accessToken, `Bearer ${token}`)).statusCode, 200);
+    await fixture.services.admin.setUserRoles("former-resource-server", ["user"]);
+    const refused = await introspect(tokens.accessToken, `Bearer ${token}`);
+    assert.equal(refused.statusCode, 403, refused.body);
+    assert.equal(refused.json().error, "insufficient_scope");
+  });
+
   it("requires the token parameter and form encoding", async () => {
     const missing = await app.inject({
       method: "POST",
