@@ -322,3 +322,32 @@ export const healthSchemas = {
     response: { 200: statusResponse, 503: statusResponse },
   },
 } as const;
+
+const changePasswordBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["current_password", "new_password"],
+  properties: {
+    current_password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+    new_password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+  },
+} as const;
+
+/** Route schemas of the end user's own account (`/auth/password`). */
+export const accountSchemas = {
+  changePassword: {
+    tags: ["account"],
+    summary: "Change the password",
+    description:
+      "Checks the current password (a wrong one fails as a login does, `invalid_grant`, and counts against the " +
+      "login limits), sets the new one and revokes every other session of the user; this one stays open.",
+    security: bearerSecurity,
+    body: changePasswordBody,
+    response: { 204: noContent, "4xx": errorResponse },
+  },
+} as const;
+
+/** The account routes of cookie mode: the same, with the CSRF header documented. */
+export const accountCookieSchemas = {
+  changePassword: { ...accountSchemas.changePassword, headers: csrfHeaders },
+} as const;

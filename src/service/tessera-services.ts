@@ -3,6 +3,7 @@ import type { Logger } from "../core/logger.js";
 import type { PublicJwk } from "../core/signing-key.js";
 import { openStore } from "../store/open-store.js";
 import type { Store, StoreKind } from "../store/store.js";
+import { AccountService } from "./account-service.js";
 import { AdminService } from "./admin-service.js";
 import { AuditTrail } from "./audit-trail.js";
 import { AuthService } from "./auth-service.js";
@@ -18,6 +19,8 @@ export interface TesseraServices {
   readonly config: Readonly<ServiceConfig>;
   /** The end user's flows. */
   readonly auth: AuthService;
+  /** The end user's own account: password change. */
+  readonly account: AccountService;
   /** The operator's commands. */
   readonly admin: AdminService;
   /** RFC 7662: whether a token is active, for resource servers. */
@@ -68,11 +71,13 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
   const keys = await SigningKeys.load(config, { store, clock, logger, audit }, deps.electSigningKey ?? true);
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
   const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger });
+  const account = new AccountService({ store, hasher, revocations, audit });
   const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit });
   const introspection = new TokenIntrospection({ store, config, clock, auth });
   return Object.freeze({
     config,
     auth,
+    account,
     admin,
     introspection,
     keys,

@@ -475,13 +475,15 @@ export class KyselyStore implements Store {
     });
   }
 
-  revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]> {
-    const revoke = (db: Kysely<Database> | Transaction<Database>) =>
-      db
+  revokeUserSessions(userId: string, now: Date, reason: RevocationReason, exceptSessionId?: string): Promise<string[]> {
+    const revoke = (db: Kysely<Database> | Transaction<Database>) => {
+      const open = db
         .updateTable("sessions")
         .set({ revoked_at: this.#ts(now), revoked_reason: reason })
         .where("user_id", "=", userId)
         .where("revoked_at", "is", null);
+      return exceptSessionId === undefined ? open : open.where("id", "<>", exceptSessionId);
+    };
     if (this.kind !== "mysql") {
       // One statement: the ids returned are exactly the sessions this call revoked.
       return this.#run(async () => (await revoke(this.#db).returning("id").execute()).map((row) => row.id));
@@ -494,6 +496,7 @@ export class KyselyStore implements Store {
           .select("id")
           .where("user_id", "=", userId)
           .where("revoked_at", "is", null)
+          .$if(exceptSessionId !== undefined, (query) => query.where("id", "<>", exceptSessionId!))
           .forUpdate()
           .execute();
         if (open.length === 0) return [];

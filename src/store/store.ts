@@ -203,8 +203,8 @@ export interface Store {
   listActiveSessions(userId: string, now: Date): Promise<SessionRecord[]>;
   /** Marks a session revoked; `false` if it did not exist or was already revoked. */
   revokeSession(id: string, now: Date, reason: RevocationReason): Promise<boolean>;
-  /** Revokes every unrevoked session of a user; returns their ids. */
-  revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]>;
+  /** Revokes every unrevoked session of a user but `exceptSessionId` (if given); returns their ids. */
+  revokeUserSessions(userId: string, now: Date, reason: RevocationReason, exceptSessionId?: string): Promise<string[]>;
   /** Sessions revoked at or after `since` (deleted users' sessions too), oldest revocation first. */
   listRevokedSessions(since: Date): Promise<RevokedSession[]>;
 

@@ -699,6 +699,21 @@ export function testStoreContract(
       });
     });
 
+    describe("revokeUserSessions() with a session to keep", () => {
+      it("revokes every other open session of the user and leaves the kept one open", async () => {
+        const { user, session: kept } = await seedSession(store);
+        const other = aSession(user.id);
+        await store.createSession(other, aToken(other.id));
+        const { session: stranger } = await seedSession(store);
+
+        assert.deepEqual(await store.revokeUserSessions(user.id, at(HOUR), "password_changed", kept.id), [other.id]);
+        assert.equal((await store.findSession(kept.id))?.revokedAt, null);
+        assert.equal((await store.findSession(other.id))?.revokedReason, "password_changed");
+        assert.equal((await store.findSession(stranger.id))?.revokedAt, null);
+        assert.deepEqual(await store.revokeUserSessions(user.id, at(HOUR), "password_changed", kept.id), []);
+      });
+    });
+
     describe("revokeUserSessions() under concurrency", () => {
       it("reports each revoked session to exactly one of two racing calls", async () => {
         const { user, session } = await seedSession(store);

@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { FastifyInstance, LightMyRequestResponse } from "fastify";
+import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
+import { createServer, type ServerOptions } from "../../src/http/server.js";
+import { temporaryDirectory } from "../support/server.js";
+
+const PASSWORD = "correct horse battery staple";
+const NEW_PASSWORD = "a brand new passphrase";
+const ORIGIN = "http://127.0.0.1:3000";
+
+interface Harness {
+  readonly app: FastifyInstance;
+  post(url: string, body: unknown, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
+  /** Registers a fresh user and logs in twice; returns the username and both logins' tokens. */
+  twoSessions(): Promise<{ username: string; first: Tokens; second: Tokens }>;
+  close(): Promise<void>;
+}
+
+interface Tokens {
+  access_token: string;
+  refresh_token?: string;
+}
+
+let counter = 0;
+
+async function harness(options: ServerOptions = {}): Promise<Harness> {
+  const dir = temporaryDirectory();
+  const app = await createServer({
+    databaseUrl: `sqlite:${dir.path}/t.db`,
+    secret: "account-test-secret-0123456789-abcdefghij",
+    issuer: ORIGIN,
+    rateLimitPerMinute: 0,
+    logger: false,
+    ...options,
+  });
+  const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+    app.inject({
+      method: "POST",
+      url,
+      headers: { "content-type": "application/json", ...headers },
+      payload: JSON.stringify(body),
+    });
+  return {
+    app,
+    post,
+    async twoSessions() {
+      counter += 1;
+      const username = `account${counter}`;
+      assert.equal((await post("/auth/register", { username, password: PASSWORD })).statusCode, 201);
+      const login = async () => {
+        const response = await post("/auth/login", { username, password: PASSWORD });
+        assert.equal(response.statusCode, 200, response.body);
+        return response.json<Tokens>();
+      };
+      return { username, first: await login(), second: await login() };
+    },
+    async close() {
+      await app.close();
+      dir.remove();
+    },
+  };
+}
+
+function assertError(response: LightMyRequestResponse, status: number, error: string): void {
+  assert.equal(response.statusCode, status, response.body);
+  const body = response.json();
+  assert.equal(body.error, error);
+  assert.equal(typeof body.error_description, "string");
+  assert.ok(!response.body.includes(PASSWORD) && !response.body.includes(NEW_PASSWORD), "no password echoed");
+}
+
+const bearer = (tokens: Tokens) => ({ authorization: `Bearer ${tokens.access_token}` });
+
+describe("POST /auth/password", () => {
+  let h: Harness;
+  before(async () => {
+    h = await harness();
+  });
+  after(() => h.close());
+
+  it("answers 204, keeps this session and revokes the other ones", async () => {
+    const { username, first, second } = await h.twoSessions();
+    const changed = await h.post(
+      "/auth/password",
+      { current_password: PASSWORD, new_password: NEW_PASSWORD },
+      bearer(first),
+    );
+    assert.equal(changed.statusCode, 204, changed.body);
+    assert.equal(changed.body, "");
+    assertError(await h.post("/auth/refresh", { refresh_token: second.refresh_token }), 401, "invalid_grant");
+    const sessions = await h.app.inject({ method: "GET", url: "/auth/sessions", headers: bearer(first) });
+    assert.equal(sessions.statusCode, 200);
+    assert.equal(sessions.json().sessions.length, 1);
+    assert.equal((await h.post("/auth/refresh", { refresh_token: first.refresh_token })).statusCode, 200);
+    assertError(await h.post("/auth/login", { username, password: PASSWORD }), 401, "invalid_grant");
+    assert.equal((await h.post("/auth/login", { username, password: NEW_PASSWORD })).statusCode, 200);
+  });
+
+  it("answers a wrong current password as login answers bad credentials, and changes nothing", async () => {
+    const { username, first, second } = await h.twoSessions();
+    const wrong = await h.post(
+      "/auth/password",
+      { current_password: "not the password at all", new_password: NEW_PASSWORD },
+      bearer(first),
+    );
+    const login = await h.post("/auth/login", { username, password: "not the password at all" });
+    assertError(wrong, 401, "invalid_grant");
+    assert.deepEqual(
+      [wrong.json().error, wrong.headers["www-authenticate"]],
+      [login.json().error, login.headers["www-authenticate"]],
+    );
+    assert.equal((await h.post("/auth/refresh", { refresh_token: second.refresh_token })).statusCode, 200);
+  });
+
+  it("answers 401 invalid_token without a valid access token, before looking at the body", async () => {
+    assertError(
+      await h.post("/auth/password", { current_password: PASSWORD, new_password: NEW_PASSWORD }),
+      401,
+      "invalid_token",
+    );
+    assertError(
+      await h.post("/auth/password", { nonsense: true }, { authorization: "Bearer abc.def.ghi" }),
+      401,
+      "invalid_token",
+    );
+  });
+
+  it("answers 400 invalid_request for every malformed body and a new password outside the policy", async () => {
+    const { first } = await h.twoSessions();
+    const bodies: unknown[] = [
+      {},
+      { current_password: PASSWORD },
+      { new_password: NEW_PASSWORD },
+      { current_password: PASSWORD, new_password: NEW_PASSWORD, extra: 1 },
+      { current_password: 1, new_password: NEW_PASSWORD },
+      { current_password: PASSWORD, new_password: "short" },
+      { current_password: PASSWORD, new_password: "x".repeat(1025) },
+      { current_password: "", new_password: NEW_PASSWORD },
+      [],
+    ];
+    for (const body of bodies) assertError(await h.post("/auth/password", body, bearer(first)), 400, "invalid_request");
+    const text = await h.app.inject({
+      method: "POST",
+      url: "/auth/password",
+      headers: { "content-type": "text/plain", ...bearer(first) },
+      payload: "hi",
+    });
+    assertError(text, 415, "invalid_request");
+  });
+
+  it("is listed in the OpenAPI document with its answers", async () => {
+    const spec = (await h.app.inject({ method: "GET", url: "/openapi.json" })).json();
+    const operation = spec.paths["/auth/password"]?.post;
+    assert.ok(operation, "documented");
+    assert.deepEqual(Object.keys(operation.responses).sort(), ["204", "4XX"]);
+    assert.deepEqual(operation.security, [{ bearerAuth: [] }]);
+  });
+});
+
+describe("POST /auth/password with the login limits", () => {
+  let h: Harness;
+  before(async () => {
+    h = await harness({ rateLimitPerMinute: 3 });
+  });
+  after(() => h.close());
+
+  it("counts wrong current passwords against the account as failed logins do", async () => {
+    const { username, first } = await h.twoSessions();
+    const answers: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const response = await h.post(
+        "/auth/password",
+        { current_password: `wrong password ${i}`, new_password: NEW_PASSWORD },
+        bearer(first),
+      );
+      answers.push(response.statusCode);
+    }
+    assert.ok(answers.includes(429), `throttled: ${answers.join(",")}`);
+    assert.equal((await h.post("/auth/login", { username, password: PASSWORD })).statusCode, 429);
+  });
+});
+
+describe("POST /auth/password in cookie mode", () => {
+  let h: Harness;
+  before(async () => {
+    h = await harness({ cookieMode: true });
+  });
+  after(() => h.close());
+
+  it("works for a browser with the CSRF header and is refused without it", async () => {
+    const { first } = await h.twoSessions();
+    const body = { current_password: PASSWORD, new_password: NEW_PASSWORD };
+    assertError(await h.post("/auth/password", body, { ...bearer(first), origin: ORIGIN }), 403, "csrf_check_failed");
+    const changed = await h.post("/auth/password", body, { ...bearer(first), origin: ORIGIN, [CSRF_HEADER]: "1" });
+    assert.equal(changed.statusCode, 204, changed.body);
+  });
+});

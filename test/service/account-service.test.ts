@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { TesseraError } from "../../src/core/errors.js";
+import type { RequestContext } from "../../src/service/request-context.js";
+import { type ServiceFixture, serviceFixture } from "../support/service.js";
+
+const context: RequestContext = { ip: "203.0.113.9", userAgent: "test-agent/1.0" };
+const PASSWORD = "correct horse battery staple";
+const NEW_PASSWORD = "a brand new passphrase";
+
+async function rejectsWith(promise: Promise<unknown>, code: string) {
+  await assert.rejects(promise, (error: unknown) => error instanceof TesseraError && error.code === code);
+}
+
+describe("AccountService", () => {
+  let fixture: ServiceFixture;
+  let counter = 0;
+
+  before(async () => {
+    fixture = await serviceFixture();
+  });
+  after(() => fixture.close());
+
+  async function loggedIn() {
+    counter += 1;
+    const name = `account${counter}`;
+    const user = await fixture.service.register(name, PASSWORD, context);
+    const tokens = await fixture.service.login(name, PASSWORD, context);
+    const principal = await fixture.service.authenticate(tokens.accessToken);
+    return { name, user, tokens, principal };
+  }
+
+  describe("changePassword()", () => {
+    it("sets the new password, keeps this session and revokes and announces the others", async () => {
+      const { name, tokens, principal } = await loggedIn();
+      const other = await fixture.service.login(name, PASSWORD, context);
+      const announced: string[] = [];
+      const stop = fixture.services.revocations.onSessionsRevoked((event) => announced.push(...event.sessionIds));
+      assert.equal(await fixture.services.account.changePassword(principal, PASSWORD, NEW_PASSWORD, context), 1);
+      stop();
+      assert.deepEqual(announced, [other.sessionId]);
+      await rejectsWith(fixture.service.refresh(other.refreshToken, context), "session_revoked");
+      assert.equal((await fixture.store.findSession(other.sessionId))?.revokedReason, "password_changed");
+      await fixture.service.refresh(tokens.refreshToken, context);
+      await fixture.service.authenticate(tokens.accessToken);
+      await rejectsWith(fixture.service.login(name, PASSWORD, context), "invalid_credentials");
+      await fixture.service.login(name, NEW_PASSWORD, context);
+    });
+
+    it("writes a password_changed event with the count of sessions it revoked, never a password", async () => {
+      const { name, user, principal } = await loggedIn();
+      await fixture.service.login(name, PASSWORD, context);
+      await fixture.service.login(name, PASSWORD, context);
+      await fixture.services.account.changePassword(principal, PASSWORD, NEW_PASSWORD, context);
+      const page = await fixture.services.audit.list({ user: user.id, type: "password_changed" });
+      assert.equal(page.events.length, 1);
+      const [event] = page.events;
+      assert.equal(event?.sessionId, principal.sessionId);
+      assert.deepEqual(event?.details, { by: user.id, sessionsRevoked: 2 });
+      assert.ok(!JSON.stringify(page).includes(NEW_PASSWORD) && !JSON.stringify(page).includes(PASSWORD));
+    });
+
+    it("refuses a wrong current password as login does, changing nothing and revoking nothing", async () => {
+      const { name, principal } = await loggedIn();
+      const other = await fixture.service.login(name, PASSWORD, context);
+      await rejectsWith(
+        fixture.services.account.changePassword(principal, "not the password", NEW_PASSWORD, context),
+        "invalid_credentials",
+      );
+      await fixture.service.refresh(other.refreshToken, context);
+      await fixture.service.login(name, PASSWORD, context);
+    });
+
+    it("puts the new password through the password policy before checking anything", async () => {
+      const { name, principal } = await loggedIn();
+      for (const bad of ["short", "x".repeat(1025), "valid length \ud800 lone"]) {
+        await rejectsWith(
+          fixture.services.account.changePassword(principal, PASSWORD, bad, context),
+          "invalid_request",
+        );
+      }
+      await rejectsWith(
+        fixture.services.account.changePassword(principal, "lone \udc00 surrogate", NEW_PASSWORD, context),
+        "invalid_request",
+      );
+      await fixture.service.login(name, PASSWORD, context);
+    });
+
+    it("refuses a disabled user as a wrong password", async () => {
+      const { user, principal } = await loggedIn();
+      await fixture.store.disableUser(user.id, fixture.clock.now());
+      await rejectsWith(
+        fixture.services.account.changePassword(principal, PASSWORD, NEW_PASSWORD, context),
+        "invalid_credentials",
+      );
+    });
+  });
+});
