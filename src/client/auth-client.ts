@@ -188,6 +188,38 @@ export class AuthClient {
   }
 
   /**
+   * Changes the password (`POST /auth/password`) with the current one. The server revokes every
+   * other session of the user; this one stays. Throws `invalid_credentials` for a wrong current
+   * password, `not_authenticated` without a session, `session_expired`, or `unexpected_response`
+   * (with `status`: 400 for a new password outside the password rules, 429 when throttled).
+   */
+  async changePassword(currentPassword: string, newPassword: string): Promise<void> {
+    const tokens = await this.#usableTokens();
+    if (tokens === null) throw new AuthClientError("not_authenticated", "there is no session; log in first");
+    const body = JSON.stringify({ current_password: currentPassword, new_password: newPassword });
+    const request = () =>
+      new Request(this.#options.endpoint("/auth/password"), {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body,
+        cache: "no-store",
+        credentials: this.#options.cookieMode ? "include" : "omit",
+      });
+    let response = await this.#send(request(), tokens.accessToken);
+    if (await isCurableUnauthorized(response)) {
+      await response.body?.cancel();
+      response = await this.#send(request(), (await this.#refresh(tokens.accessToken)).accessToken);
+    }
+    await response.body?.cancel();
+    if (response.status === 204) return;
+    if (response.status === 401)
+      throw new AuthClientError("invalid_credentials", "the current password is wrong", { status: 401 });
+    throw new AuthClientError("unexpected_response", `the password change answered ${response.status}`, {
+      status: response.status,
+    });
+  }
+
+  /**
    * `fetch` with `Authorization: Bearer <access token>`, refreshed first when it is due. A 401
    * whose challenge says `error="invalid_token"` (RFC 6750 §3.1) triggers one refresh and one
    * retry; the retry's answer is returned whatever it is. Requests to origins outside

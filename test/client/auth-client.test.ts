@@ -102,6 +102,33 @@ describe("createAuthClient()", () => {
       assert.equal(network.requests.length, 0);
     });
 
+    it("changePassword() changes the password, keeps this session and ends the other ones", async () => {
+      const { client, network } = await loggedInClient(server, "pat");
+      const elsewhere = await registerAndLogin(server.url, "pat");
+      await client.changePassword(PASSWORD, "a brand new passphrase");
+      const request = network.requests.find((item) => item.path === "/auth/password");
+      assert.equal(request?.method, "POST");
+      assert.ok(request?.authorization?.startsWith("Bearer "));
+      assert.equal((await client.fetch(`${server.url}/auth/me`)).status, 200);
+      const other = await fetch(`${server.url}/auth/refresh`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ refresh_token: elsewhere.refresh_token }),
+      });
+      assert.equal(other.status, 401);
+      await assert.rejects(client.changePassword(PASSWORD, "yet another passphrase"), (error) =>
+        isAuthClientError(error, "invalid_credentials"),
+      );
+      await assert.rejects(
+        client.changePassword("a brand new passphrase", "short"),
+        (error) => isAuthClientError(error, "unexpected_response") && error.status === 400,
+      );
+      const fresh = createAuthClient({ baseUrl: server.url, storage: memoryStorage() });
+      await assert.rejects(fresh.changePassword(PASSWORD, "a brand new passphrase"), (error) =>
+        isAuthClientError(error, "not_authenticated"),
+      );
+    });
+
     it("does not refresh while the access token is outside the refresh margin", async () => {
       const { client, network, clock } = await loggedInClient(server, "dave");
       clock.advance(53_000); // 7 s left; the default margin for a 60 s token is 6 s
