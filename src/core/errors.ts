@@ -35,6 +35,9 @@ export const ERROR_CODES = [
   "revocation_feed_unavailable",
   "store_unavailable",
   "server_busy",
+  "email_taken",
+  "email_token_invalid",
+  "mail_unavailable",
 ] as const;
 
 /** One of {@link ERROR_CODES}. */

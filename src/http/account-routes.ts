@@ -6,6 +6,14 @@ import type { RateLimits } from "./rate-limits.js";
 import { contextOf, onlyMediaType, requirePrincipal } from "./request-context.js";
 import { accountCookieSchemas, accountSchemas, AUTH_BODY_LIMIT } from "./schemas.js";
 
+interface EmailBody {
+  email: string;
+}
+
+interface TokenBody {
+  token: string;
+}
+
 interface ChangePasswordBody {
   current_password: string;
   new_password: string;
@@ -20,7 +28,7 @@ export interface AccountRoutesOptions {
   readonly cookieMode?: boolean;
 }
 
-/** Registers the end user's own account routes: `POST /auth/password`. */
+/** Registers the end user's own account routes: `POST /auth/password`, `PUT /auth/email`, `POST /auth/email/verify`. */
 export function registerAccountRoutes(
   app: FastifyInstance,
   { auth, account, limits, cookieMode = false }: AccountRoutesOptions,
@@ -49,6 +57,29 @@ export function registerAccountRoutes(
       await limits.login(request.ip, normalizeUsername(username), () =>
         account.changePassword(principal, request.body.current_password, request.body.new_password, contextOf(request)),
       );
+      return reply.code(204).send();
+    },
+  );
+
+  app.put<{ Body: EmailBody }>(
+    "/auth/email",
+    { schema: schemas.setEmail, bodyLimit: AUTH_BODY_LIMIT, preParsing: onlyMediaType("application/json"), ...bearer },
+    async (request, reply) => {
+      await account.setEmail(principals.get(request)!, request.body.email, contextOf(request));
+      return reply.code(202).send();
+    },
+  );
+
+  app.post<{ Body: TokenBody }>(
+    "/auth/email/verify",
+    {
+      schema: schemas.verifyEmail,
+      bodyLimit: AUTH_BODY_LIMIT,
+      preParsing: onlyMediaType("application/json"),
+      ...(limits.perClient ? { onRequest: limits.perClient } : {}),
+    },
+    async (request, reply) => {
+      await account.verifyEmail(request.body.token, contextOf(request));
       return reply.code(204).send();
     },
   );

@@ -1,3 +1,4 @@
+import { EMAIL_LENGTH } from "../service/account-service.js";
 import { PASSWORD_LENGTH, USERNAME_LENGTH } from "../service/credential-policy.js";
 
 /** Longest token accepted in any request field, in characters. */
@@ -49,6 +50,13 @@ const userResponse = {
     id: { type: "string" },
     username: { type: "string" },
     roles: { type: "array", items: { type: "string" } },
+    email: { type: ["string", "null"], description: "The user's email address, if any." },
+    email_verified: { type: "boolean" },
+    capabilities: {
+      type: "object",
+      description: "What this server offers: `email` is false without an SMTP server (email features answer 501).",
+      properties: { email: { type: "boolean" } },
+    },
   },
 } as const;
 
@@ -333,8 +341,42 @@ const changePasswordBody = {
   },
 } as const;
 
-/** Route schemas of the end user's own account (`/auth/password`). */
+const emailBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["email"],
+  properties: { email: { type: "string", minLength: 3, maxLength: EMAIL_LENGTH.max } },
+} as const;
+
+const mailTokenBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["token"],
+  properties: { token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD } },
+} as const;
+
+/** Route schemas of the end user's own account (`/auth/password`, `/auth/email`). */
 export const accountSchemas = {
+  setEmail: {
+    tags: ["account"],
+    summary: "Set the email address and mail a verification link",
+    description:
+      "The address is stored unverified and a single-use link (24 h) is mailed to it. 501 `mail_unavailable` " +
+      "without an SMTP server; 409 `email_taken` when another account has the address (case-insensitive).",
+    security: bearerSecurity,
+    body: emailBody,
+    response: {
+      202: { type: "null", description: "Accepted; the mail is on its way." },
+      "4xx": errorResponse,
+      "5xx": errorResponse,
+    },
+  },
+  verifyEmail: {
+    tags: ["account"],
+    summary: "Verify the email address with the mailed token",
+    body: mailTokenBody,
+    response: { 204: noContent, "4xx": errorResponse },
+  },
   changePassword: {
     tags: ["account"],
     summary: "Change the password",
@@ -350,4 +392,6 @@ export const accountSchemas = {
 /** The account routes of cookie mode: the same, with the CSRF header documented. */
 export const accountCookieSchemas = {
   changePassword: { ...accountSchemas.changePassword, headers: csrfHeaders },
+  setEmail: { ...accountSchemas.setEmail, headers: csrfHeaders },
+  verifyEmail: { ...accountSchemas.verifyEmail, headers: csrfHeaders },
 } as const;

@@ -153,7 +153,7 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
   const cookieMode = resolveCookieModeConfig({ cookieMode: options.cookieMode, cookieOrigins: options.cookieOrigins });
   const cookie = cookieMode.cookieMode ? await registerCookieMode(app, { config: cookieMode, baseUrl }) : null;
-  registerAuthRoutes(app, { auth: services.auth, limits, cookie });
+  registerAuthRoutes(app, { auth: services.auth, limits, cookie, account: services.account });
   registerAccountRoutes(app, { auth: services.auth, account: services.account, limits, cookieMode: cookie !== null });
   registerOAuthRoutes(app, { services, limits, baseUrl });
   registerIntrospectionRoutes(app, { auth: services.auth, introspection: services.introspection });

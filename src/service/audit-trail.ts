@@ -26,6 +26,8 @@ export const AUDIT_EVENT_TYPES = [
   "key_created",
   "key_rotated",
   "key_retired",
+  "email_changed",
+  "email_verified",
 ] as const;
 
 /** One of {@link AUDIT_EVENT_TYPES}. */

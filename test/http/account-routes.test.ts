@@ -4,6 +4,7 @@ import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { createServer, type ServerOptions } from "../../src/http/server.js";
 import { temporaryDirectory } from "../support/server.js";
+import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 
 const PASSWORD = "correct horse battery staple";
 const NEW_PASSWORD = "a brand new passphrase";
@@ -194,5 +195,130 @@ describe("POST /auth/password in cookie mode", () => {
     assertError(await h.post("/auth/password", body, { ...bearer(first), origin: ORIGIN }), 403, "csrf_check_failed");
     const changed = await h.post("/auth/password", body, { ...bearer(first), origin: ORIGIN, [CSRF_HEADER]: "1" });
     assert.equal(changed.statusCode, 204, changed.body);
+  });
+});
+
+describe("email: PUT /auth/email and POST /auth/email/verify", () => {
+  let h: Harness;
+  let smtp: TestSmtpServer;
+  before(async () => {
+    smtp = await startSmtpServer();
+    h = await harness({ smtpUrl: smtp.url, mailFrom: "Tessera <no-reply@example.test>" });
+  });
+  after(async () => {
+    await h.close();
+    await smtp.close();
+  });
+
+  const put = (body: unknown, tokens: Tokens) =>
+    h.app.inject({
+      method: "PUT",
+      url: "/auth/email",
+      headers: { "content-type": "application/json", ...bearer(tokens) },
+      payload: JSON.stringify(body),
+    });
+  const me = async (tokens: Tokens) =>
+    (await h.app.inject({ method: "GET", url: "/auth/me", headers: bearer(tokens) })).json<{
+      email: string | null;
+      email_verified: boolean;
+      capabilities: { email: boolean };
+    }>();
+  const mailedToken = async (to: string) => {
+    const mail = await smtp.next();
+    assert.deepEqual(
+      mail.to.map((address) => address.toLowerCase()),
+      [to.toLowerCase()],
+    );
+    // The body is quoted-printable, as a mail client would decode it.
+    const body = mail.raw
+      .replace(/=\r?\n/g, "")
+      .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+    const token = /#verify=(tse_[A-Za-z0-9_-]{43})/.exec(body)?.[1];
+    assert.ok(token, `the mail carries a verification link: ${mail.raw}`);
+    assert.ok(body.includes(`${ORIGIN}/account#verify=`), "the link points to the account page");
+    return token;
+  };
+
+  it("mails a single-use link that marks the address verified", async () => {
+    const { first } = await h.twoSessions();
+    assert.deepEqual(await me(first), {
+      ...(await me(first)),
+      email: null,
+      email_verified: false,
+      capabilities: { email: true },
+    });
+    const answer = await put({ email: "Pat.Doe@Example.test" }, first);
+    assert.equal(answer.statusCode, 202, answer.body);
+    const token = await mailedToken("Pat.Doe@Example.test");
+    assert.deepEqual([(await me(first)).email, (await me(first)).email_verified], ["Pat.Doe@Example.test", false]);
+    assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
+    assert.equal((await me(first)).email_verified, true);
+    assertError(await h.post("/auth/email/verify", { token }), 400, "invalid_grant");
+  });
+
+  it("refuses an address another account has, whatever its case, with 409 email_taken", async () => {
+    const { first } = await h.twoSessions();
+    const { first: rival } = await h.twoSessions();
+    assert.equal((await put({ email: "taken@example.test" }, first)).statusCode, 202);
+    await smtp.next();
+    assertError(await put({ email: "TAKEN@example.test" }, rival), 409, "email_taken");
+  });
+
+  it("voids the link of an address changed since", async () => {
+    const { first } = await h.twoSessions();
+    assert.equal((await put({ email: "old@example.test" }, first)).statusCode, 202);
+    const old = await mailedToken("old@example.test");
+    assert.equal((await put({ email: "new@example.test" }, first)).statusCode, 202);
+    await mailedToken("new@example.test");
+    assertError(await h.post("/auth/email/verify", { token: old }), 400, "invalid_grant");
+    assert.equal((await me(first)).email_verified, false);
+  });
+
+  it("answers 400 for malformed addresses and tokens, 401 without an access token", async () => {
+    const { first } = await h.twoSessions();
+    for (const email of [
+      "",
+      "no-at-sign",
+      "two@@example.test",
+      "a b@example.test",
+      "x@localhost",
+      `${"a".repeat(250)}@e.st`,
+    ])
+      assertError(await put({ email }, first), 400, "invalid_request");
+    assertError(await put({ email: "ok@example.test", extra: 1 }, first), 400, "invalid_request");
+    for (const body of [{}, { token: "" }, { token: 5 }, { token: "tse_short" }, { token: "x", extra: 1 }])
+      assertError(
+        await h.post("/auth/email/verify", body),
+        400,
+        body.token === "tse_short" ? "invalid_grant" : "invalid_request",
+      );
+    const anonymous = await h.app.inject({
+      method: "PUT",
+      url: "/auth/email",
+      headers: { "content-type": "application/json" },
+      payload: JSON.stringify({ email: "ok@example.test" }),
+    });
+    assertError(anonymous, 401, "invalid_token");
+  });
+});
+
+describe("email without an SMTP server", () => {
+  let h: Harness;
+  before(async () => {
+    h = await harness();
+  });
+  after(() => h.close());
+
+  it("answers 501 mail_unavailable and says so in /auth/me", async () => {
+    const { first } = await h.twoSessions();
+    const answer = await h.app.inject({
+      method: "PUT",
+      url: "/auth/email",
+      headers: { "content-type": "application/json", ...bearer(first) },
+      payload: JSON.stringify({ email: "pat@example.test" }),
+    });
+    assertError(answer, 501, "mail_unavailable");
+    const me = (await h.app.inject({ method: "GET", url: "/auth/me", headers: bearer(first) })).json();
+    assert.deepEqual(me.capabilities, { email: false });
   });
 });

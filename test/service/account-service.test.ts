@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { TesseraError } from "../../src/core/errors.js";
 import type { RequestContext } from "../../src/service/request-context.js";
 import { type ServiceFixture, serviceFixture } from "../support/service.js";
+import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 
 const context: RequestContext = { ip: "203.0.113.9", userAgent: "test-agent/1.0" };
 const PASSWORD = "correct horse battery staple";
@@ -94,5 +95,61 @@ describe("AccountService", () => {
         "invalid_credentials",
       );
     });
+  });
+});
+
+describe("AccountService email", () => {
+  let fixture: ServiceFixture;
+  let smtp: TestSmtpServer;
+  let counter = 0;
+
+  before(async () => {
+    smtp = await startSmtpServer();
+    fixture = await serviceFixture({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test" });
+  });
+  after(async () => {
+    await fixture.close();
+    await smtp.close();
+  });
+
+  async function mailedToken(): Promise<string> {
+    const mail = await smtp.next();
+    const body = mail.raw
+      .replace(/=\r?\n/g, "")
+      .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+    const token = /#verify=(tse_[A-Za-z0-9_-]{43})/.exec(body)?.[1];
+    assert.ok(token);
+    return token;
+  }
+
+  async function signedIn() {
+    counter += 1;
+    const name = `mail${counter}`;
+    const user = await fixture.service.register(name, PASSWORD, context);
+    const tokens = await fixture.service.login(name, PASSWORD, context);
+    return { user, principal: await fixture.service.authenticate(tokens.accessToken) };
+  }
+
+  it("lets a verification link work for 24 hours, not longer", async () => {
+    const { principal } = await signedIn();
+    await fixture.services.account.setEmail(principal, "late@example.test", context);
+    const token = await mailedToken();
+    fixture.clock.advance(24 * 3600);
+    await rejectsWith(fixture.services.account.verifyEmail(token, context), "email_token_invalid");
+    await fixture.services.account.setEmail(principal, "late@example.test", context);
+    const fresh = await mailedToken();
+    fixture.clock.advance(24 * 3600 - 1);
+    await fixture.services.account.verifyEmail(fresh, context);
+    assert.equal((await fixture.services.account.emailStatus(principal)).emailVerified, true);
+  });
+
+  it("keeps only the token's SHA-256 and records the change without the address", async () => {
+    const { user, principal } = await signedIn();
+    await fixture.services.account.setEmail(principal, "hashed@example.test", context);
+    const token = await mailedToken();
+    assert.equal(await fixture.store.consumeOneTimeToken(token, "email_verification", fixture.clock.now()), null);
+    const page = await fixture.services.audit.list({ user: user.id, type: "email_changed" });
+    assert.equal(page.events.length, 1);
+    assert.ok(!JSON.stringify(page).includes("hashed@example.test"));
   });
 });
