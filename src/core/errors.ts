@@ -38,6 +38,7 @@ export const ERROR_CODES = [
   "email_taken",
   "email_token_invalid",
   "mail_unavailable",
+  "reset_token_invalid",
 ] as const;
 
 /** One of {@link ERROR_CODES}. */

@@ -111,6 +111,11 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
     error: "invalid_grant",
     description: "The verification link is unknown, used, expired, or for an address since changed.",
   },
+  reset_token_invalid: {
+    status: 400,
+    error: "invalid_grant",
+    description: "The reset link is unknown, used, expired, or the password has changed since it was sent.",
+  },
   mail_unavailable: {
     status: 501,
     error: "mail_unavailable",

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { AccountService } from "../service/account-service.js";
+import { type AccountService, checkEmail } from "../service/account-service.js";
 import type { AuthService, Principal } from "../service/auth-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
 import type { RateLimits } from "./rate-limits.js";
@@ -12,6 +12,11 @@ interface EmailBody {
 
 interface TokenBody {
   token: string;
+}
+
+interface ResetBody {
+  token: string;
+  password: string;
 }
 
 interface ChangePasswordBody {
@@ -57,6 +62,32 @@ export function registerAccountRoutes(
       await limits.login(request.ip, normalizeUsername(username), () =>
         account.changePassword(principal, request.body.current_password, request.body.new_password, contextOf(request)),
       );
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Body: EmailBody }>(
+    "/auth/password/forgot",
+    { schema: schemas.forgotPassword, bodyLimit: AUTH_BODY_LIMIT, preParsing: onlyMediaType("application/json") },
+    async (request, reply) => {
+      const { email } = request.body;
+      // Counted by the address's key, known or not, before any lookup.
+      await limits.passwordReset(request.ip, checkEmail(email).key);
+      await account.forgotPassword(email, contextOf(request));
+      return reply.code(202).send();
+    },
+  );
+
+  app.post<{ Body: ResetBody }>(
+    "/auth/password/reset",
+    {
+      schema: schemas.resetPassword,
+      bodyLimit: AUTH_BODY_LIMIT,
+      preParsing: onlyMediaType("application/json"),
+      ...(limits.perClient ? { onRequest: limits.perClient } : {}),
+    },
+    async (request, reply) => {
+      await account.resetPassword(request.body.token, request.body.password, contextOf(request));
       return reply.code(204).send();
     },
   );

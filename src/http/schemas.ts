@@ -355,8 +355,38 @@ const mailTokenBody = {
   properties: { token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD } },
 } as const;
 
+const resetBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["token", "password"],
+  properties: {
+    token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD },
+    password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+  },
+} as const;
+
 /** Route schemas of the end user's own account (`/auth/password`, `/auth/email`). */
 export const accountSchemas = {
+  forgotPassword: {
+    tags: ["account"],
+    summary: "Mail a password reset link",
+    description:
+      "Always 202 with no body, after the same work, whether an account has the address or not; the link " +
+      "(single use, 30 min) goes only to a known address. Throttled per address and per IP. 501 without SMTP.",
+    body: emailBody,
+    response: {
+      202: { type: "null", description: "Accepted; a mail goes out if an account has the address." },
+      "4xx": errorResponse,
+      "5xx": errorResponse,
+    },
+  },
+  resetPassword: {
+    tags: ["account"],
+    summary: "Set a new password with a mailed reset token",
+    description: "Every session of the user is revoked.",
+    body: resetBody,
+    response: { 204: noContent, "4xx": errorResponse },
+  },
   setEmail: {
     tags: ["account"],
     summary: "Set the email address and mail a verification link",
@@ -394,4 +424,6 @@ export const accountCookieSchemas = {
   changePassword: { ...accountSchemas.changePassword, headers: csrfHeaders },
   setEmail: { ...accountSchemas.setEmail, headers: csrfHeaders },
   verifyEmail: { ...accountSchemas.verifyEmail, headers: csrfHeaders },
+  forgotPassword: { ...accountSchemas.forgotPassword, headers: csrfHeaders },
+  resetPassword: { ...accountSchemas.resetPassword, headers: csrfHeaders },
 } as const;

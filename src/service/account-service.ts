@@ -14,6 +14,9 @@ import type { SessionRevocations } from "./session-revocations.js";
 /** How long an email verification link works: 24 h, in seconds. */
 export const EMAIL_VERIFICATION_TTL_SECONDS = 24 * 3600;
 
+/** How long a password reset link works: 30 min, in seconds. */
+export const PASSWORD_RESET_TTL_SECONDS = 30 * 60;
+
 /** Prefix of the single-use tokens sent by mail; 32 random bytes in base64url follow. */
 const MAIL_TOKEN = /^tse_[A-Za-z0-9_-]{43}$/;
 
@@ -170,6 +173,86 @@ export class AccountService {
           "verification mail not sent",
         ),
       );
+  }
+
+  /**
+   * Mails a single-use password reset link (30 min) to the account with this address, if there is
+   * one. Known and unknown addresses get the same answer after the same work: one lookup and a new
+   * token; storing the token and sending the mail happen after this returns. Throws
+   * `mail_unavailable` without SMTP, `invalid_request` for a malformed address.
+   */
+  async forgotPassword(email: string, context: RequestContext): Promise<void> {
+    const mailer = this.#mailer;
+    if (mailer === null) fail("mail_unavailable", "this server sends no mail");
+    const checked = checkEmail(email);
+    const user = await this.#store.findUserByEmailKey(checked.key);
+    const token = `tse_${randomBytes(32).toString("base64url")}`;
+    const tokenHash = digestOf(token);
+    // The same hashing work for unknown addresses, against nothing.
+    const boundTo = digestOf(user?.passwordHash ?? token);
+    if (!user || user.disabledAt || !user.email) return;
+    const now = this.#clock.now();
+    const to = user.email;
+    const link = `${this.#accountPage}#reset=${token}`;
+    // Not awaited, and started only after this request's answer is on its way: the answer must
+    // not wait for the insert or the SMTP server, which unknown addresses would not.
+    setImmediate(() => this.#sendReset(user.id, to, link, { tokenHash, boundTo, now }, context));
+  }
+
+  #sendReset(
+    userId: string,
+    to: string,
+    link: string,
+    token: { tokenHash: string; boundTo: string; now: Date },
+    context: RequestContext,
+  ): void {
+    const { tokenHash, boundTo, now } = token;
+    const mailer = this.#mailer;
+    if (mailer === null) return;
+    void this.#store
+      .createOneTimeToken({
+        id: randomUUID(),
+        userId,
+        purpose: "password_reset",
+        tokenHash,
+        boundTo,
+        createdAt: now,
+        expiresAt: addSeconds(now, PASSWORD_RESET_TTL_SECONDS),
+        usedAt: null,
+      })
+      .then(() =>
+        mailer.send({
+          to,
+          subject: "Reset your password",
+          text: `Open this link within 30 minutes to choose a new password:\n\n${link}\n\nIf you did not ask for this, ignore this mail: your password stays as it is.\n`,
+        }),
+      )
+      .catch((error: unknown) =>
+        this.#logger.warn(
+          { userId, ip: context.ip, err: error instanceof Error ? error.message : "unknown" },
+          "password reset mail not sent",
+        ),
+      );
+  }
+
+  /**
+   * Sets a new password with a mailed reset token, which is used up, and revokes (and announces)
+   * every session of the user. Records `password_reset`. Throws `invalid_request` for a password
+   * outside the policy, `reset_token_invalid` for a token that is malformed, unknown, used,
+   * expired, or sent before the password last changed.
+   */
+  async resetPassword(token: string, password: string, context: RequestContext): Promise<void> {
+    checkNewPassword(password);
+    const invalid = () => fail("reset_token_invalid", "the reset link is not valid");
+    if (!MAIL_TOKEN.test(token)) invalid();
+    const used = await this.#store.consumeOneTimeToken(digestOf(token), "password_reset", this.#clock.now());
+    if (!used) return invalid();
+    const user = await this.#store.findUserById(used.userId);
+    // Bound to the password hash it was sent for: any later change, by any route, voids it.
+    if (!user || user.disabledAt || digestOf(user.passwordHash) !== used.boundTo) return invalid();
+    if (!(await this.#store.setPasswordHash(user.id, await this.#hasher.hash(password)))) invalid();
+    const revoked = await this.#revocations.revokeUserSessions(user.id, "password_changed");
+    await this.#audit.record("password_reset", context, { userId: user.id }, { sessionsRevoked: revoked.length });
   }
 
   /**

@@ -28,6 +28,7 @@ export const AUDIT_EVENT_TYPES = [
   "key_retired",
   "email_changed",
   "email_verified",
+  "password_reset",
 ] as const;
 
 /** One of {@link AUDIT_EVENT_TYPES}. */

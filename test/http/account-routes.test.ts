@@ -322,3 +322,134 @@ describe("email without an SMTP server", () => {
     assert.deepEqual(me.capabilities, { email: false });
   });
 });
+
+describe("password reset: POST /auth/password/forgot and /auth/password/reset", () => {
+  let h: Harness;
+  let smtp: TestSmtpServer;
+  before(async () => {
+    smtp = await startSmtpServer();
+    h = await harness({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test" });
+  });
+  after(async () => {
+    await h.close();
+    await smtp.close();
+  });
+
+  const resetToken = async () => {
+    const mail = await smtp.next();
+    const body = mail.raw
+      .replace(/=\r?\n/g, "")
+      .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+    const token = /#reset=(tse_[A-Za-z0-9_-]{43})/.exec(body)?.[1];
+    assert.ok(token, "the mail carries a reset link");
+    return { token, to: mail.to };
+  };
+
+  /** A user with a verified-or-not address on file, and two sessions. */
+  const withAddress = async (email: string) => {
+    const session = await h.twoSessions();
+    const answer = await h.app.inject({
+      method: "PUT",
+      url: "/auth/email",
+      headers: { "content-type": "application/json", ...bearer(session.first) },
+      payload: JSON.stringify({ email }),
+    });
+    assert.equal(answer.statusCode, 202);
+    await smtp.next();
+    return session;
+  };
+
+  it("mails a single-use token; the reset sets the password and revokes every session", async () => {
+    const { username, first, second } = await withAddress("reset.me@example.test");
+    const asked = await h.post("/auth/password/forgot", { email: "RESET.me@example.test" });
+    assert.equal(asked.statusCode, 202);
+    const { token, to } = await resetToken();
+    assert.deepEqual(to, ["reset.me@example.test"]);
+    assert.equal((await h.post("/auth/password/reset", { token, password: NEW_PASSWORD })).statusCode, 204);
+    for (const session of [first, second])
+      assertError(await h.post("/auth/refresh", { refresh_token: session.refresh_token }), 401, "invalid_grant");
+    assert.equal((await h.post("/auth/login", { username, password: NEW_PASSWORD })).statusCode, 200);
+    assertError(await h.post("/auth/password/reset", { token, password: "another passphrase" }), 400, "invalid_grant");
+    assert.equal((await h.post("/auth/login", { username, password: NEW_PASSWORD })).statusCode, 200);
+  });
+
+  it("voids a reset token once the password changes by another route", async () => {
+    const { first } = await withAddress("changed@example.test");
+    assert.equal((await h.post("/auth/password/forgot", { email: "changed@example.test" })).statusCode, 202);
+    const { token } = await resetToken();
+    const changed = await h.post(
+      "/auth/password",
+      { current_password: PASSWORD, new_password: NEW_PASSWORD },
+      bearer(first),
+    );
+    assert.equal(changed.statusCode, 204);
+    assertError(await h.post("/auth/password/reset", { token, password: "yet another one" }), 400, "invalid_grant");
+  });
+
+  it("answers a known and an unknown address alike: status, headers, body and time", async () => {
+    await withAddress("known@example.test");
+    const strip = (response: LightMyRequestResponse) => {
+      const { date: _date, "x-request-id": _id, ...headers } = response.headers;
+      return { status: response.statusCode, headers, body: response.body };
+    };
+    const known = await h.post("/auth/password/forgot", { email: "known@example.test" });
+    const unknown = await h.post("/auth/password/forgot", { email: "nobody@example.test" });
+    assert.deepEqual(strip(unknown), strip(known));
+    await resetToken();
+    // Alternating pairs; fresh addresses keep clear of the per-address limit (off here anyway).
+    const times: { known: number[]; unknown: number[] } = { known: [], unknown: [] };
+    for (let i = 0; i < 40; i += 1) {
+      for (const kind of i % 2 === 0 ? (["known", "unknown"] as const) : (["unknown", "known"] as const)) {
+        const email = kind === "known" ? "known@example.test" : `nobody${i}@example.test`;
+        const started = performance.now();
+        const answer = await h.post("/auth/password/forgot", { email });
+        times[kind].push(performance.now() - started);
+        assert.equal(answer.statusCode, 202);
+      }
+    }
+    for (let i = 0; i < 40; i += 1) await resetToken();
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const [k, u] = [median(times.known), median(times.unknown)];
+    console.log(`forgot timing: known median ${k.toFixed(2)} ms, unknown median ${u.toFixed(2)} ms`);
+    assert.ok(Math.abs(k - u) < Math.max(1, 0.25 * Math.max(k, u)), `known ${k} ms vs unknown ${u} ms`);
+  });
+
+  it("answers 400 for malformed bodies and tokens, and refuses a short new password", async () => {
+    for (const body of [{}, { email: "" }, { email: "not an address" }, { email: "a@example.test", extra: 1 }])
+      assertError(await h.post("/auth/password/forgot", body), 400, "invalid_request");
+    for (const body of [{}, { token: "tse_x" }, { password: NEW_PASSWORD }, { token: 1, password: NEW_PASSWORD }])
+      assertError(await h.post("/auth/password/reset", body), 400, "invalid_request");
+    assertError(await h.post("/auth/password/reset", { token: "tse_x", password: "short" }), 400, "invalid_request");
+    assertError(
+      await h.post("/auth/password/reset", { token: `tse_${"A".repeat(43)}`, password: NEW_PASSWORD }),
+      400,
+      "invalid_grant",
+    );
+  });
+});
+
+describe("password reset throttling", () => {
+  let h: Harness;
+  let smtp: TestSmtpServer;
+  before(async () => {
+    smtp = await startSmtpServer();
+    h = await harness({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test", rateLimitPerMinute: 6 });
+  });
+  after(async () => {
+    await h.close();
+    await smtp.close();
+  });
+
+  it("limits requests per address, known or not, with 429", async () => {
+    assert.equal((await h.post("/auth/password/forgot", { email: "someone@example.test" })).statusCode, 202);
+    assertError(await h.post("/auth/password/forgot", { email: "SOMEONE@example.test" }), 429, "too_many_requests");
+    assert.equal((await h.post("/auth/password/forgot", { email: "other@example.test" })).statusCode, 202);
+  });
+
+  it("limits requests per IP", async () => {
+    const answers: number[] = [];
+    for (let i = 0; i < 8; i += 1)
+      answers.push((await h.post("/auth/password/forgot", { email: `ip${i}@example.test` })).statusCode);
+    assert.ok(answers.includes(429), answers.join(","));
+  });
+});

@@ -143,6 +143,36 @@ describe("AccountService email", () => {
     assert.equal((await fixture.services.account.emailStatus(principal)).emailVerified, true);
   });
 
+  it("lets a reset link work once within 30 minutes, and revokes every session", async () => {
+    const { user, principal } = await signedIn();
+    await fixture.services.account.setEmail(principal, `reset-${user.id}@example.test`, context);
+    await smtp.next();
+    const resetToken = async () => {
+      await fixture.services.account.forgotPassword(`reset-${user.id}@example.test`, context);
+      const mail = await smtp.next();
+      const body = mail.raw
+        .replace(/=\r?\n/g, "")
+        .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+      const token = /#reset=(tse_[A-Za-z0-9_-]{43})/.exec(body)?.[1];
+      assert.ok(token);
+      return token;
+    };
+    const late = await resetToken();
+    fixture.clock.advance(30 * 60);
+    await rejectsWith(fixture.services.account.resetPassword(late, NEW_PASSWORD, context), "reset_token_invalid");
+    const token = await resetToken();
+    fixture.clock.advance(30 * 60 - 1);
+    await fixture.services.account.resetPassword(token, NEW_PASSWORD, context);
+    await rejectsWith(
+      fixture.services.account.resetPassword(token, "another passphrase", context),
+      "reset_token_invalid",
+    );
+    await fixture.service.login(user.username, NEW_PASSWORD, context);
+    assert.equal((await fixture.store.findSession(principal.sessionId))?.revokedReason, "password_changed");
+    const page = await fixture.services.audit.list({ user: user.id, type: "password_reset" });
+    assert.deepEqual(page.events[0]?.details, { sessionsRevoked: 1 });
+  });
+
   it("keeps only the token's SHA-256 and records the change without the address", async () => {
     const { user, principal } = await signedIn();
     await fixture.services.account.setEmail(principal, "hashed@example.test", context);
