@@ -20,7 +20,7 @@ export interface TesseraServices {
   readonly config: Readonly<ServiceConfig>;
   /** The end user's flows. */
   readonly auth: AuthService;
-  /** The end user's own account: password change, email address. */
+  /** The end user's own account: password change and reset, email address. */
   readonly account: AccountService;
   /** The operator's commands. */
   readonly admin: AdminService;
