@@ -37,7 +37,7 @@ export interface ConfigReport {
 export const MASK = "********";
 
 const SECRET_FIELDS = ["secret", "hs256Secret", "introspectionSecret"] as const;
-const URL_FIELDS = ["databaseUrl", "redisUrl"] as const;
+const URL_FIELDS = ["databaseUrl", "redisUrl", "smtpUrl"] as const;
 
 /**
  * Reads every setting from `env` and `flags` (flag names without `--`; flags win) and checks them

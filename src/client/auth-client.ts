@@ -188,6 +188,86 @@ export class AuthClient {
   }
 
   /**
+   * Changes the password (`POST /auth/password`) with the current one. The server revokes every
+   * other session of the user; this one stays. Throws `invalid_credentials` for a wrong current
+   * password, `not_authenticated` without a session, `session_expired`, or `unexpected_response`
+   * (with `status`: 400 for a new password outside the password rules, 429 when throttled).
+   */
+  async changePassword(currentPassword: string, newPassword: string): Promise<void> {
+    const response = await this.#authorized("POST", "/auth/password", {
+      current_password: currentPassword,
+      new_password: newPassword,
+    });
+    if (response.status === 204) return;
+    if (response.status === 401)
+      throw new AuthClientError("invalid_credentials", "the current password is wrong", { status: 401 });
+    throw unexpected("the password change", response.status);
+  }
+
+  /**
+   * Sets the user's email address (`PUT /auth/email`); the server mails a verification link.
+   * Throws `not_authenticated`, `session_expired`, or `unexpected_response` with `status` (400: not
+   * an address; 409: another account has it; 501: the server sends no mail).
+   */
+  async setEmail(email: string): Promise<void> {
+    const response = await this.#authorized("PUT", "/auth/email", { email });
+    if (response.status !== 202) throw unexpected("setting the email address", response.status);
+  }
+
+  /**
+   * Verifies the email address with the token of the mailed link (`POST /auth/email/verify`); needs
+   * no session. Throws `unexpected_response` with `status` (400: the link is not valid).
+   */
+  async verifyEmail(token: string): Promise<void> {
+    const response = await this.#post("/auth/email/verify", { token });
+    await response.body?.cancel();
+    if (response.status !== 204) throw unexpected("the email verification", response.status);
+  }
+
+  /**
+   * Asks for a password reset mail (`POST /auth/password/forgot`); needs no session. Resolves alike
+   * whether an account has the address or not. Throws `unexpected_response` with `status` (400: not
+   * an address; 429: throttled; 501: the server sends no mail).
+   */
+  async forgotPassword(email: string): Promise<void> {
+    const response = await this.#post("/auth/password/forgot", { email });
+    await response.body?.cancel();
+    if (response.status !== 202) throw unexpected("the password reset request", response.status);
+  }
+
+  /**
+   * Sets a new password with the token of the mailed reset link (`POST /auth/password/reset`); the
+   * server revokes every session of the user, so log in afterwards. Throws `unexpected_response`
+   * with `status` (400: the link is not valid or the password breaks the password rules).
+   */
+  async resetPassword(token: string, password: string): Promise<void> {
+    const response = await this.#post("/auth/password/reset", { token, password });
+    await response.body?.cancel();
+    if (response.status !== 204) throw unexpected("the password reset", response.status);
+  }
+
+  /** Sends a JSON request to one of the server's bearer routes, with one refresh and retry on `invalid_token`. */
+  async #authorized(method: "POST" | "PUT", path: string, body: Record<string, string>): Promise<Response> {
+    const tokens = await this.#usableTokens();
+    if (tokens === null) throw new AuthClientError("not_authenticated", "there is no session; log in first");
+    const request = () =>
+      new Request(this.#options.endpoint(path), {
+        method,
+        headers: { "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify(body),
+        cache: "no-store",
+        credentials: this.#options.cookieMode ? "include" : "omit",
+      });
+    let response = await this.#send(request(), tokens.accessToken);
+    if (await isCurableUnauthorized(response)) {
+      await response.body?.cancel();
+      response = await this.#send(request(), (await this.#refresh(tokens.accessToken)).accessToken);
+    }
+    await response.body?.cancel();
+    return response;
+  }
+
+  /**
    * `fetch` with `Authorization: Bearer <access token>`, refreshed first when it is due. A 401
    * whose challenge says `error="invalid_token"` (RFC 6750 §3.1) triggers one refresh and one
    * retry; the retry's answer is returned whatever it is. Requests to origins outside
@@ -641,6 +721,11 @@ async function readJson(response: Response): Promise<Record<string, unknown> | n
   } catch {
     return null;
   }
+}
+
+/** The error for an answer the client cannot use. */
+function unexpected(what: string, status: number): AuthClientError {
+  return new AuthClientError("unexpected_response", `${what} answered ${status}`, { status });
 }
 
 /** Lets messages already queued (another tab's announced refresh) be delivered before going on. */

@@ -35,6 +35,10 @@ export const ERROR_CODES = [
   "revocation_feed_unavailable",
   "store_unavailable",
   "server_busy",
+  "email_taken",
+  "email_token_invalid",
+  "mail_unavailable",
+  "reset_token_invalid",
 ] as const;
 
 /** One of {@link ERROR_CODES}. */

@@ -105,6 +105,22 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
     description: "Too many password checks at once; retry shortly.",
     retryAfterSeconds: 1,
   },
+  email_taken: { status: 409, error: "email_taken", description: "That email address belongs to another account." },
+  email_token_invalid: {
+    status: 400,
+    error: "invalid_grant",
+    description: "The verification link is unknown, used, expired, or for an address since changed.",
+  },
+  reset_token_invalid: {
+    status: 400,
+    error: "invalid_grant",
+    description: "The reset link is unknown, used, expired, or the password has changed since it was sent.",
+  },
+  mail_unavailable: {
+    status: 501,
+    error: "mail_unavailable",
+    description: "This server sends no mail (no SMTP server configured): email features are off.",
+  },
 });
 
 /** 403 for a valid token that lacks a required role or scope (RFC 6750 §3.1); a guard's verdict, not an error code. */

@@ -14,6 +14,7 @@ export const REVOCATION_REASONS = [
   "revocation",
   "admin",
   "refresh_token_reused",
+  "password_changed",
 ] as const;
 
 /** One of {@link REVOCATION_REASONS}. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isTesseraError, TesseraError } from "../core/errors.js";
 import { HTTP_ERRORS } from "../core/http-errors.js";
+import type { AccountService } from "../service/account-service.js";
 import type { AuthService, Principal } from "../service/auth-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
 import { type RefreshCookie, refreshTokenOf } from "./cookie-mode.js";
@@ -31,10 +32,15 @@ export interface AuthRoutesOptions {
   readonly limits: RateLimits;
   /** Cookie mode's refresh-token cookie; `null` (default) when cookie mode is off. */
   readonly cookie?: RefreshCookie | null;
+  /** The user's own account, for `/auth/me`'s email and capabilities; default none. */
+  readonly account?: AccountService | null;
 }
 
 /** Registers the `/auth/*` routes of DESIGN.md's HTTP contract. */
-export function registerAuthRoutes(app: FastifyInstance, { auth, limits, cookie = null }: AuthRoutesOptions): void {
+export function registerAuthRoutes(
+  app: FastifyInstance,
+  { auth, limits, cookie = null, account = null }: AuthRoutesOptions,
+): void {
   const perClient = limits.perClient ? { onRequest: limits.perClient } : {};
   const jsonOnly = onlyMediaType("application/json");
   const schemas = cookie === null ? authSchemas : authCookieSchemas;
@@ -117,7 +123,18 @@ export function registerAuthRoutes(app: FastifyInstance, { auth, limits, cookie 
     },
   );
 
-  app.get("/auth/me", { schema: schemas.me, ...bearer }, async (request) => auth.me(principalOf(request)));
+  app.get("/auth/me", { schema: schemas.me, ...bearer }, async (request) => {
+    const principal = principalOf(request);
+    const user = await auth.me(principal);
+    if (account === null) return user;
+    const status = await account.emailStatus(principal);
+    return {
+      ...user,
+      email: status.email,
+      email_verified: status.emailVerified,
+      capabilities: { email: status.mailEnabled },
+    };
+  });
 
   app.get("/auth/sessions", { schema: schemas.sessions, ...bearer }, async (request) => {
     const sessions = await auth.listSessions(principalOf(request));

@@ -94,6 +94,10 @@ export class RateLimits {
   readonly #accountFailures: RateLimiterAbstract | null;
   /** One attempt per delay window on a slowed-down account. */
   readonly #accountGate: RateLimiterAbstract | null;
+  /** Password-reset mails asked for per email address per hour. */
+  readonly #resetAddress: RateLimiterAbstract | null;
+  /** Password-reset requests per client IP per hour. */
+  readonly #resetIp: RateLimiterAbstract | null;
 
   private constructor(config: Readonly<RateLimitConfig>, redis: Redis | null) {
     this.#config = config;
@@ -121,6 +125,8 @@ export class RateLimits {
     // Only counted, never refused by itself: the gate below does the refusing.
     this.#accountFailures = slowed ? limiter("account-failures", 1_000_000, ACCOUNT_FAILURE_MEMORY_SECONDS) : null;
     this.#accountGate = slowed ? limiter("account-gate", 1, config.accountMaxDelaySeconds) : null;
+    this.#resetAddress = limiter("reset-address", Math.max(1, Math.ceil(perMinute / 6)), 3600);
+    this.#resetIp = limiter("reset-ip", perMinute, 3600);
   }
 
   /** The limits of `config`; connects to Redis only when a limit is on and `redisUrl` is set. */
@@ -167,6 +173,16 @@ export class RateLimits {
     }
     await Promise.all([this.#refund(ip), this.#accountFailures?.delete(account), this.#accountGate?.delete(account)]);
     return result;
+  }
+
+  /**
+   * Counts a password-reset request for the address key `emailKey` from `ip`: at most
+   * `TESSERA_RATE_LIMIT` ÷ 6 (at least 1) per address and `TESSERA_RATE_LIMIT` per IP an hour.
+   * Throws `rate_limited` beyond either. Unknown and known addresses are counted alike.
+   */
+  async passwordReset(ip: string, emailKey: string): Promise<void> {
+    if (this.#resetIp) await take(this.#resetIp, ip);
+    if (this.#resetAddress) await take(this.#resetAddress, accountKey(`email:${emailKey}`));
   }
 
   /** Closes the Redis connection, if any. */

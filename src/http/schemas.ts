@@ -1,3 +1,4 @@
+import { EMAIL_LENGTH } from "../service/account-service.js";
 import { PASSWORD_LENGTH, USERNAME_LENGTH } from "../service/credential-policy.js";
 
 /** Longest token accepted in any request field, in characters. */
@@ -49,6 +50,13 @@ const userResponse = {
     id: { type: "string" },
     username: { type: "string" },
     roles: { type: "array", items: { type: "string" } },
+    email: { type: ["string", "null"], description: "The user's email address, if any." },
+    email_verified: { type: "boolean" },
+    capabilities: {
+      type: "object",
+      description: "What this server offers: `email` is false without an SMTP server (email features answer 501).",
+      properties: { email: { type: "boolean" } },
+    },
   },
 } as const;
 
@@ -321,4 +329,101 @@ export const healthSchemas = {
     summary: "Readiness: the database answers; 503 when it does not",
     response: { 200: statusResponse, 503: statusResponse },
   },
+} as const;
+
+const changePasswordBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["current_password", "new_password"],
+  properties: {
+    current_password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+    new_password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+  },
+} as const;
+
+const emailBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["email"],
+  properties: { email: { type: "string", minLength: 3, maxLength: EMAIL_LENGTH.max } },
+} as const;
+
+const mailTokenBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["token"],
+  properties: { token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD } },
+} as const;
+
+const resetBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["token", "password"],
+  properties: {
+    token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD },
+    password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+  },
+} as const;
+
+/** Route schemas of the end user's own account (`/auth/password`, `/auth/email`). */
+export const accountSchemas = {
+  forgotPassword: {
+    tags: ["account"],
+    summary: "Mail a password reset link",
+    description:
+      "Always 202 with no body, after the same work, whether an account has the address or not; the link " +
+      "(single use, 30 min) goes only to a known address. Throttled per address and per IP. 501 without SMTP.",
+    body: emailBody,
+    response: {
+      202: { type: "null", description: "Accepted; a mail goes out if an account has the address." },
+      "4xx": errorResponse,
+      "5xx": errorResponse,
+    },
+  },
+  resetPassword: {
+    tags: ["account"],
+    summary: "Set a new password with a mailed reset token",
+    description: "Every session of the user is revoked.",
+    body: resetBody,
+    response: { 204: noContent, "4xx": errorResponse },
+  },
+  setEmail: {
+    tags: ["account"],
+    summary: "Set the email address and mail a verification link",
+    description:
+      "The address is stored unverified and a single-use link (24 h) is mailed to it. 501 `mail_unavailable` " +
+      "without an SMTP server; 409 `email_taken` when another account has the address (case-insensitive).",
+    security: bearerSecurity,
+    body: emailBody,
+    response: {
+      202: { type: "null", description: "Accepted; the mail is on its way." },
+      "4xx": errorResponse,
+      "5xx": errorResponse,
+    },
+  },
+  verifyEmail: {
+    tags: ["account"],
+    summary: "Verify the email address with the mailed token",
+    body: mailTokenBody,
+    response: { 204: noContent, "4xx": errorResponse },
+  },
+  changePassword: {
+    tags: ["account"],
+    summary: "Change the password",
+    description:
+      "Checks the current password (a wrong one fails as a login does, `invalid_grant`, and counts against the " +
+      "login limits), sets the new one and revokes every other session of the user; this one stays open.",
+    security: bearerSecurity,
+    body: changePasswordBody,
+    response: { 204: noContent, "4xx": errorResponse },
+  },
+} as const;
+
+/** The account routes of cookie mode: the same, with the CSRF header documented. */
+export const accountCookieSchemas = {
+  changePassword: { ...accountSchemas.changePassword, headers: csrfHeaders },
+  setEmail: { ...accountSchemas.setEmail, headers: csrfHeaders },
+  verifyEmail: { ...accountSchemas.verifyEmail, headers: csrfHeaders },
+  forgotPassword: { ...accountSchemas.forgotPassword, headers: csrfHeaders },
+  resetPassword: { ...accountSchemas.resetPassword, headers: csrfHeaders },
 } as const;

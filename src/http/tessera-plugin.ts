@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyPluginAsync } from "fastify";
 import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from "../service/config.js";
 import { KEY_RELOAD_INTERVAL } from "../service/signing-keys.js";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
+import { registerAccountRoutes } from "./account-routes.js";
 import { registerAuditRoutes } from "./audit-routes.js";
 import { registerAdminRoutes } from "./admin-routes.js";
 import { registerAuthRoutes } from "./auth-routes.js";
@@ -152,7 +153,8 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
   const cookieMode = resolveCookieModeConfig({ cookieMode: options.cookieMode, cookieOrigins: options.cookieOrigins });
   const cookie = cookieMode.cookieMode ? await registerCookieMode(app, { config: cookieMode, baseUrl }) : null;
-  registerAuthRoutes(app, { auth: services.auth, limits, cookie });
+  registerAuthRoutes(app, { auth: services.auth, limits, cookie, account: services.account });
+  registerAccountRoutes(app, { auth: services.auth, account: services.account, limits, cookieMode: cookie !== null });
   registerOAuthRoutes(app, { services, limits, baseUrl });
   registerIntrospectionRoutes(app, { auth: services.auth, introspection: services.introspection });
   registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });

@@ -26,6 +26,9 @@ export const AUDIT_EVENT_TYPES = [
   "key_created",
   "key_rotated",
   "key_retired",
+  "email_changed",
+  "email_verified",
+  "password_reset",
 ] as const;
 
 /** One of {@link AUDIT_EVENT_TYPES}. */

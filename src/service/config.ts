@@ -96,6 +96,14 @@ export interface ServiceOptions {
    * development mode (no `secret`) and with `HS256`, whose key is the configured secret.
    */
   readonly keyRotation?: string | number;
+  /**
+   * SMTP server that account mail (email verification, password reset) goes through:
+   * `smtp://user:password@host:587` (STARTTLS when offered) or `smtps://…:465`. Default none: the
+   * email features answer 501 `mail_unavailable`.
+   */
+  readonly smtpUrl?: string;
+  /** The `From` of account mail, e.g. `Example <no-reply@example.com>`; required with `smtpUrl`. */
+  readonly mailFrom?: string;
 }
 
 /** Shortest and longest {@link ServiceOptions.keyRotation}, in seconds. */
@@ -133,6 +141,8 @@ export const SERVICE_SETTINGS = {
   passwordHashQueue: { variable: "TESSERA_PASSWORD_HASH_QUEUE", type: "integer", default: "16" },
   auditRetention: { variable: "TESSERA_AUDIT_RETENTION", type: "string", default: "90d" },
   keyRotation: { variable: "TESSERA_KEY_ROTATION", type: "string", default: "30d (off in development mode)" },
+  smtpUrl: { variable: "TESSERA_SMTP_URL", type: "string", default: "none (email features off)" },
+  mailFrom: { variable: "TESSERA_MAIL_FROM", type: "string", default: "none" },
 } as const satisfies Partial<Record<keyof ServiceOptions, SettingSpec>>;
 
 /** The option names of {@link ServiceOptions}, including those without a variable. */
@@ -167,6 +177,10 @@ export interface ServiceConfig {
   readonly auditRetentionSeconds: number;
   /** Seconds between scheduled signing-key rotations, or `null` when they are off. */
   readonly keyRotationSeconds: number | null;
+  /** The SMTP server of account mail, or `null` when email features are off. */
+  readonly smtpUrl: string | null;
+  /** The `From` of account mail; set whenever {@link smtpUrl} is. */
+  readonly mailFrom: string | null;
 }
 
 const DAY = 86400;
@@ -258,6 +272,21 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
   if (!REGISTRATION_MODES.includes(registration)) {
     throw new TypeError(`registration must be ${REGISTRATION_MODES.join(" or ")}`);
   }
+  const smtpUrl = options.smtpUrl ? options.smtpUrl : null;
+  const mailFrom = options.mailFrom ? options.mailFrom : null;
+  if (smtpUrl !== null) {
+    let protocol: string | null = null;
+    try {
+      protocol = new URL(smtpUrl).protocol;
+    } catch {
+      protocol = null;
+    }
+    if (protocol !== "smtp:" && protocol !== "smtps:")
+      throw new TypeError("smtpUrl must be an smtp:// or smtps:// URL");
+    if (mailFrom === null) throw new TypeError("mailFrom is required with smtpUrl");
+  }
+  if (mailFrom !== null && (mailFrom.length > 320 || /[\r\n]/.test(mailFrom)))
+    throw new TypeError("mailFrom must be one line of at most 320 characters");
   const auditRetentionSeconds = bounded(options.auditRetention ?? "90d", "auditRetention", 3650 * DAY);
   if (auditRetentionSeconds < DAY) throw new TypeError("auditRetention must be at least 1 d");
   return Object.freeze({
@@ -282,5 +311,7 @@ export function resolveServiceConfig(options: ServiceOptions, defaultIssuer: str
     passwordHashQueue: integerIn(options.passwordHashQueue ?? 16, 0, 10_000, "passwordHashQueue"),
     auditRetentionSeconds,
     keyRotationSeconds: keyRotationOf(options.keyRotation, secret === null, signingAlgorithm),
+    smtpUrl,
+    mailFrom,
   });
 }

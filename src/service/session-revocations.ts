@@ -57,10 +57,13 @@ export class SessionRevocations {
     return revoked;
   }
 
-  /** Revokes every open session of a user and announces them; returns their ids. */
-  async revokeUserSessions(userId: string, reason: RevocationReason): Promise<string[]> {
+  /**
+   * Revokes every open session of a user but `exceptSessionId` (if given) and announces them;
+   * returns their ids.
+   */
+  async revokeUserSessions(userId: string, reason: RevocationReason, exceptSessionId?: string): Promise<string[]> {
     const now = this.#clock.now();
-    const sessionIds = await this.#store.revokeUserSessions(userId, now, reason);
+    const sessionIds = await this.#store.revokeUserSessions(userId, now, reason, exceptSessionId);
     this.#announce(sessionIds, now);
     return sessionIds;
   }

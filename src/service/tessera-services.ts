@@ -3,9 +3,11 @@ import type { Logger } from "../core/logger.js";
 import type { PublicJwk } from "../core/signing-key.js";
 import { openStore } from "../store/open-store.js";
 import type { Store, StoreKind } from "../store/store.js";
+import { AccountService } from "./account-service.js";
 import { AdminService } from "./admin-service.js";
 import { AuditTrail } from "./audit-trail.js";
 import { AuthService } from "./auth-service.js";
+import { createSmtpMailer } from "./mailer.js";
 import type { ServiceConfig } from "./config.js";
 import { createArgon2Hasher, limitConcurrentHashing, type PasswordHasher } from "./password-hasher.js";
 import { TokenIntrospection } from "./introspection.js";
@@ -18,6 +20,8 @@ export interface TesseraServices {
   readonly config: Readonly<ServiceConfig>;
   /** The end user's flows. */
   readonly auth: AuthService;
+  /** The end user's own account: password change and reset, email address. */
+  readonly account: AccountService;
   /** The operator's commands. */
   readonly admin: AdminService;
   /** RFC 7662: whether a token is active, for resource servers. */
@@ -65,14 +69,27 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
   });
   await upgradeUsernameKeys(store, logger);
   const audit = new AuditTrail(store, clock, logger);
+  const mailer =
+    config.smtpUrl !== null && config.mailFrom !== null ? createSmtpMailer(config.smtpUrl, config.mailFrom) : null;
   const keys = await SigningKeys.load(config, { store, clock, logger, audit }, deps.electSigningKey ?? true);
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
   const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger });
+  const account = new AccountService({
+    store,
+    clock,
+    hasher,
+    revocations,
+    audit,
+    logger,
+    mailer,
+    issuer: config.issuer,
+  });
   const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit });
   const introspection = new TokenIntrospection({ store, config, clock, auth });
   return Object.freeze({
     config,
     auth,
+    account,
     admin,
     introspection,
     keys,
@@ -83,6 +100,7 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
     },
     checkReady: () => store.ping(),
     close: async () => {
+      mailer?.close();
       await audit.close();
       await store.close();
     },

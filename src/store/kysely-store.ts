@@ -22,6 +22,7 @@ import type {
   RotationWrite,
   SessionRecord,
   NewSigningKey,
+  OneTimeTokenRecord,
   SigningKeyRecord,
   Store,
   StoreKind,
@@ -50,6 +51,9 @@ export function toUser(row: Selectable<UsersTable>): UserRecord {
     roles: JSON.parse(row.roles) as string[],
     createdAt: toDate(row.created_at),
     disabledAt: toNullableDate(row.disabled_at),
+    email: row.email ?? null,
+    emailKey: row.email_key ?? null,
+    emailVerifiedAt: toNullableDate(row.email_verified_at ?? null),
   };
 }
 
@@ -383,6 +387,7 @@ export class KyselyStore implements Store {
           await trx.deleteFrom("sessions").where("id", "in", ids).execute();
         }
         await trx.updateTable("audit_events").set({ ip: null, user_agent: null }).where("user_id", "=", id).execute();
+        await trx.deleteFrom("one_time_tokens").where("user_id", "=", id).execute();
         await trx.deleteFrom("users").where("id", "=", id).execute();
         return true;
       }),
@@ -475,13 +480,15 @@ export class KyselyStore implements Store {
     });
   }
 
-  revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]> {
-    const revoke = (db: Kysely<Database> | Transaction<Database>) =>
-      db
+  revokeUserSessions(userId: string, now: Date, reason: RevocationReason, exceptSessionId?: string): Promise<string[]> {
+    const revoke = (db: Kysely<Database> | Transaction<Database>) => {
+      const open = db
         .updateTable("sessions")
         .set({ revoked_at: this.#ts(now), revoked_reason: reason })
         .where("user_id", "=", userId)
         .where("revoked_at", "is", null);
+      return exceptSessionId === undefined ? open : open.where("id", "<>", exceptSessionId);
+    };
     if (this.kind !== "mysql") {
       // One statement: the ids returned are exactly the sessions this call revoked.
       return this.#run(async () => (await revoke(this.#db).returning("id").execute()).map((row) => row.id));
@@ -494,6 +501,7 @@ export class KyselyStore implements Store {
           .select("id")
           .where("user_id", "=", userId)
           .where("revoked_at", "is", null)
+          .$if(exceptSessionId !== undefined, (query) => query.where("id", "<>", exceptSessionId!))
           .forUpdate()
           .execute();
         if (open.length === 0) return [];
@@ -834,6 +842,88 @@ export class KyselyStore implements Store {
         sessions += Number(deleted.numDeletedRows);
       }
       return { refreshTokens, sessions };
+    });
+  }
+
+  async setUserEmail(id: string, email: string | null, emailKey: string | null): Promise<boolean> {
+    try {
+      const result = await this.#db
+        .updateTable("users")
+        .set({ email, email_key: emailKey, email_verified_at: null })
+        .where("id", "=", id)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    } catch (error) {
+      if (isUniqueViolation(error)) return false;
+      translateStoreError(error);
+    }
+  }
+
+  findUserByEmailKey(emailKey: string): Promise<UserRecord | null> {
+    return this.#run(async () => {
+      const row = await this.#db.selectFrom("users").selectAll().where("email_key", "=", emailKey).executeTakeFirst();
+      return row ? toUser(row) : null;
+    });
+  }
+
+  markEmailVerified(id: string, emailKey: string, now: Date): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("users")
+        .set({ email_verified_at: this.#ts(now) })
+        .where("id", "=", id)
+        .where("email_key", "=", emailKey)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  createOneTimeToken(token: OneTimeTokenRecord): Promise<void> {
+    return this.#run(async () => {
+      await this.#db
+        .insertInto("one_time_tokens")
+        .values({
+          id: token.id,
+          user_id: token.userId,
+          purpose: token.purpose,
+          token_hash: token.tokenHash,
+          bound_to: token.boundTo,
+          created_at: this.#ts(token.createdAt),
+          expires_at: this.#ts(token.expiresAt),
+          used_at: token.usedAt ? this.#ts(token.usedAt) : null,
+        })
+        .execute();
+    });
+  }
+
+  consumeOneTimeToken(tokenHash: string, purpose: string, now: Date): Promise<OneTimeTokenRecord | null> {
+    return this.#run(async () => {
+      // The single check-and-act: only the call whose update lands owns the token; token_hash is unique.
+      const used = await this.#db
+        .updateTable("one_time_tokens")
+        .set({ used_at: this.#ts(now) })
+        .where("token_hash", "=", tokenHash)
+        .where("purpose", "=", purpose)
+        .where("used_at", "is", null)
+        .where("expires_at", ">", this.#ts(now))
+        .executeTakeFirst();
+      if (used.numUpdatedRows === 0n) return null;
+      const row = await this.#db
+        .selectFrom("one_time_tokens")
+        .selectAll()
+        .where("token_hash", "=", tokenHash)
+        .executeTakeFirst();
+      if (!row) return null;
+      return {
+        id: row.id,
+        userId: row.user_id,
+        purpose: row.purpose,
+        tokenHash: row.token_hash,
+        boundTo: row.bound_to,
+        createdAt: toDate(row.created_at),
+        expiresAt: toDate(row.expires_at),
+        usedAt: toNullableDate(row.used_at),
+      };
     });
   }
 }

@@ -186,6 +186,40 @@ function keySchedule(kind: StoreKind): Migration {
   };
 }
 
+// The user's own account: an optional email address (unique by its casefolded key, so NULLs
+// never collide) and when it was verified, and single-use tokens sent by mail, stored as their
+// SHA-256 only. `bound_to` names the state a token was issued for (a fingerprint of the password
+// hash, the address): once that changes the token is void.
+function accounts(kind: StoreKind): Migration {
+  const ts = timestampType(kind);
+  const id = "varchar(36)";
+  return {
+    async up(db: AnyDb) {
+      await db.schema.alterTable("users").addColumn("email", `varchar(${LIMITS.email})`).execute();
+      await db.schema.alterTable("users").addColumn("email_key", `varchar(${LIMITS.email})`).execute();
+      await db.schema.alterTable("users").addColumn("email_verified_at", ts).execute();
+      await db.schema.createIndex("users_email_key_idx").unique().on("users").column("email_key").execute();
+      await db.schema
+        .createTable("one_time_tokens")
+        .addColumn("id", id, (c) => c.primaryKey())
+        .addColumn("user_id", id, (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("purpose", `varchar(${LIMITS.reason})`, (c) => c.notNull())
+        .addColumn("token_hash", "varchar(64)", (c) => c.notNull().unique())
+        .addColumn("bound_to", "varchar(64)", (c) => c.notNull())
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("expires_at", ts, (c) => c.notNull())
+        .addColumn("used_at", ts)
+        .execute();
+      await db.schema.createIndex("one_time_tokens_user_id_idx").on("one_time_tokens").column("user_id").execute();
+      await db.schema
+        .createIndex("one_time_tokens_expires_at_idx")
+        .on("one_time_tokens")
+        .column("expires_at")
+        .execute();
+    },
+  };
+}
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
@@ -197,6 +231,7 @@ export function migrationProvider(kind: StoreKind): MigrationProvider {
         "0004_user_lifecycle": userLifecycle(kind),
         "0005_audit_queries": auditQueries(kind),
         "0006_key_schedule": keySchedule(kind),
+        "0007_accounts": accounts(kind),
       }),
   };
 }

@@ -14,6 +14,22 @@ export interface UsersTable {
   created_at: TimestampColumn;
   /** When an operator disabled the account; null while it is enabled. */
   disabled_at: TimestampColumn | null;
+  email: string | null;
+  /** Unique; null when the user has no address. */
+  email_key: string | null;
+  email_verified_at: TimestampColumn | null;
+}
+
+/** Row of `one_time_tokens`: a single-use token sent by mail, by its SHA-256. */
+export interface OneTimeTokensTable {
+  id: string;
+  user_id: string;
+  purpose: string;
+  token_hash: string;
+  bound_to: string;
+  created_at: TimestampColumn;
+  expires_at: TimestampColumn;
+  used_at: TimestampColumn | null;
 }
 
 /** Row of `sessions`: one login. */
@@ -96,4 +112,5 @@ export interface Database {
   settings: SettingsTable;
   audit_events: AuditEventsTable;
   deleted_sessions: DeletedSessionsTable;
+  one_time_tokens: OneTimeTokensTable;
 }

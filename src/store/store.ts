@@ -13,6 +13,26 @@ export interface UserRecord {
   readonly createdAt: Date;
   /** When an operator disabled the account; `null` (as the store reads it) or absent while it is enabled. */
   readonly disabledAt?: Date | null;
+  /** The user's email address as given; `null` or absent when there is none. */
+  readonly email?: string | null;
+  /** The unique lookup form of {@link email} (the service's casefold), compared byte for byte. */
+  readonly emailKey?: string | null;
+  /** When the current address was verified; `null` or absent while it is not. */
+  readonly emailVerifiedAt?: Date | null;
+}
+
+/** A single-use token sent by mail, as stored: only its SHA-256. */
+export interface OneTimeTokenRecord {
+  readonly id: string;
+  readonly userId: string;
+  /** What it is for, e.g. `email_verification`, `password_reset`. */
+  readonly purpose: string;
+  readonly tokenHash: string;
+  /** A fingerprint of the state it was issued for; the service voids the token when that changed. */
+  readonly boundTo: string;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly usedAt: Date | null;
 }
 
 /** Which users {@link Store.findUsers} lists, and which page of them. */
@@ -203,8 +223,8 @@ export interface Store {
   listActiveSessions(userId: string, now: Date): Promise<SessionRecord[]>;
   /** Marks a session revoked; `false` if it did not exist or was already revoked. */
   revokeSession(id: string, now: Date, reason: RevocationReason): Promise<boolean>;
-  /** Revokes every unrevoked session of a user; returns their ids. */
-  revokeUserSessions(userId: string, now: Date, reason: RevocationReason): Promise<string[]>;
+  /** Revokes every unrevoked session of a user but `exceptSessionId` (if given); returns their ids. */
+  revokeUserSessions(userId: string, now: Date, reason: RevocationReason, exceptSessionId?: string): Promise<string[]>;
   /** Sessions revoked at or after `since` (deleted users' sessions too), oldest revocation first. */
   listRevokedSessions(since: Date): Promise<RevokedSession[]>;
 
@@ -277,6 +297,27 @@ export interface Store {
    * commits on its own: call repeatedly until both counts are 0; small batches keep locks short.
    */
   deleteExpired(before: Date, batchSize: number): Promise<PurgeResult>;
+
+  /**
+   * Sets a user's email address and its unique key, unverified, or clears all three with `null`s;
+   * `false` when there is no such user or another user has that key.
+   */
+  setUserEmail(id: string, email: string | null, emailKey: string | null): Promise<boolean>;
+  /** The user whose email key is exactly `emailKey`, or `null`. */
+  findUserByEmailKey(emailKey: string): Promise<UserRecord | null>;
+  /**
+   * Marks the user's address verified at `now` if it still has the key `emailKey`; `false` when the
+   * user is gone or changed the address meanwhile.
+   */
+  markEmailVerified(id: string, emailKey: string, now: Date): Promise<boolean>;
+  /** Stores a single-use token (its hash only). */
+  createOneTimeToken(token: OneTimeTokenRecord): Promise<void>;
+  /**
+   * Uses the unused, unexpired token of `purpose` with this hash, as one conditional update, and
+   * returns it; `null` when there is none (unknown, other purpose, expired, or already used, also
+   * by a racing call: exactly one caller wins).
+   */
+  consumeOneTimeToken(tokenHash: string, purpose: string, now: Date): Promise<OneTimeTokenRecord | null>;
 }
 
 /** The databases Tessera stores into. */
@@ -295,4 +336,4 @@ export function storeKindOf(url: string): StoreKind {
 }
 
 /** Length limits shared by the schema and the HTTP validation. */
-export const LIMITS = Object.freeze({ username: 64, userAgent: 512, ip: 64, reason: 64 });
+export const LIMITS = Object.freeze({ username: 64, userAgent: 512, ip: 64, reason: 64, email: 254 });

@@ -32,6 +32,8 @@ describe("tessera config check", () => {
       TESSERA_INTROSPECTION_SECRET: "introspection-0123456789-abcdefghijklmn",
       TESSERA_DATABASE_URL: "postgres://tessera:db-pass-word@db.internal:5432/tessera",
       TESSERA_REDIS_URL: "redis://:redis-pass-word@cache.internal:6379",
+      TESSERA_SMTP_URL: "smtp://mailer:smtp-pass-word@mail.internal:587",
+      TESSERA_MAIL_FROM: "Tessera <no-reply@example.test>",
       TESSERA_PORT: "8080",
     });
     assert.equal(status, 0, stdout);
@@ -41,8 +43,16 @@ describe("tessera config check", () => {
     assert.equal(config.accessTokenTtlSeconds, 900);
     assert.equal(config.databaseUrl, "postgres://tessera:********@db.internal:5432/tessera");
     assert.equal(config.redisUrl, "redis://:********@cache.internal:6379");
+    assert.equal(config.smtpUrl, "smtp://mailer:********@mail.internal:587");
     for (const field of ["secret", "hs256Secret", "introspectionSecret"]) assert.equal(config[field], "********");
-    for (const secret of [SECRET, "hs256-secret", "introspection-0123", "db-pass-word", "redis-pass-word"]) {
+    for (const secret of [
+      SECRET,
+      "hs256-secret",
+      "introspection-0123",
+      "db-pass-word",
+      "redis-pass-word",
+      "smtp-pass-word",
+    ]) {
       assert.ok(!stdout.includes(secret), `${secret} is masked`);
     }
   });

@@ -12,6 +12,7 @@ import {
   type TokenStorage,
 } from "../../src/client/index.js";
 import { registerAndLogin, startServer, type RunningServer } from "../support/server.js";
+import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 import { recordingFetch, shiftedClock, sleep, type Intercept } from "./recording-fetch.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -100,6 +101,33 @@ describe("createAuthClient()", () => {
       );
       assert.equal(await client.getAccessToken(), null);
       assert.equal(network.requests.length, 0);
+    });
+
+    it("changePassword() changes the password, keeps this session and ends the other ones", async () => {
+      const { client, network } = await loggedInClient(server, "pat");
+      const elsewhere = await registerAndLogin(server.url, "pat");
+      await client.changePassword(PASSWORD, "a brand new passphrase");
+      const request = network.requests.find((item) => item.path === "/auth/password");
+      assert.equal(request?.method, "POST");
+      assert.ok(request?.authorization?.startsWith("Bearer "));
+      assert.equal((await client.fetch(`${server.url}/auth/me`)).status, 200);
+      const other = await fetch(`${server.url}/auth/refresh`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ refresh_token: elsewhere.refresh_token }),
+      });
+      assert.equal(other.status, 401);
+      await assert.rejects(client.changePassword(PASSWORD, "yet another passphrase"), (error) =>
+        isAuthClientError(error, "invalid_credentials"),
+      );
+      await assert.rejects(
+        client.changePassword("a brand new passphrase", "short"),
+        (error) => isAuthClientError(error, "unexpected_response") && error.status === 400,
+      );
+      const fresh = createAuthClient({ baseUrl: server.url, storage: memoryStorage() });
+      await assert.rejects(fresh.changePassword(PASSWORD, "a brand new passphrase"), (error) =>
+        isAuthClientError(error, "not_authenticated"),
+      );
     });
 
     it("does not refresh while the access token is outside the refresh margin", async () => {
@@ -569,6 +597,56 @@ describe("createAuthClient() allowedOrigins", () => {
     assert.throws(
       () => createAuthClient({ baseUrl: "https://a.test", storage, allowedOrigin: ["https://b.test"] } as never),
       { name: "TypeError", message: /unknown option allowedOrigin\b/ },
+    );
+  });
+});
+
+describe("createAuthClient() account mail", () => {
+  let server: RunningServer;
+  let smtp: TestSmtpServer;
+  before(async () => {
+    smtp = await startSmtpServer();
+    server = await startServer({ accessTokenTtl: "60s", smtpUrl: smtp.url, mailFrom: "no-reply@example.test" });
+  });
+  after(async () => {
+    await server.close();
+    await smtp.close();
+  });
+
+  const linkToken = async (kind: "verify" | "reset") => {
+    const mail = await smtp.next();
+    const body = mail.raw
+      .replace(/=\r?\n/g, "")
+      .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+    const token = new RegExp(`#${kind}=(tse_[A-Za-z0-9_-]{43})`).exec(body)?.[1];
+    assert.ok(token, `a ${kind} link`);
+    return token;
+  };
+
+  it("setEmail() and verifyEmail(), forgotPassword() and resetPassword() go through the server", async () => {
+    const { client } = await loggedInClient(server, "mailer-user");
+    await client.setEmail("mailer-user@example.test");
+    const verify = await linkToken("verify");
+    await client.verifyEmail(verify);
+    await assert.rejects(
+      client.verifyEmail(verify),
+      (error) => isAuthClientError(error, "unexpected_response") && error.status === 400,
+    );
+    const me = await (await client.fetch(`${server.url}/auth/me`)).json();
+    assert.deepEqual([me.email, me.email_verified], ["mailer-user@example.test", true]);
+
+    const anonymous = createAuthClient({ baseUrl: server.url, storage: memoryStorage() });
+    await anonymous.forgotPassword("nobody@example.test");
+    await anonymous.forgotPassword("mailer-user@example.test");
+    await anonymous.resetPassword(await linkToken("reset"), "a brand new passphrase");
+    await anonymous.login("mailer-user", "a brand new passphrase");
+    await assert.rejects(
+      anonymous.resetPassword(`tse_${"A".repeat(43)}`, "a brand new passphrase"),
+      (error) => isAuthClientError(error, "unexpected_response") && error.status === 400,
+    );
+    await assert.rejects(
+      client.setEmail("again@example.test"),
+      (error) => isAuthClientError(error, "session_expired") || isAuthClientError(error, "not_authenticated"),
     );
   });
 });

@@ -259,7 +259,14 @@ describe("bearer routes", () => {
     for (const scheme of ["Bearer", "bearer", "BEARER"]) {
       const response = await json("GET", "/auth/me", undefined, { authorization: `${scheme} ${tokens.access_token}` });
       assert.equal(response.statusCode, 200);
-      assert.deepEqual(Object.keys(response.json()).sort(), ["id", "roles", "username"]);
+      assert.deepEqual(Object.keys(response.json()).sort(), [
+        "capabilities",
+        "email",
+        "email_verified",
+        "id",
+        "roles",
+        "username",
+      ]);
       assert.equal(response.json().username, username);
     }
   });

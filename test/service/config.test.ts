@@ -31,6 +31,12 @@ describe("resolveConfig()", () => {
     assert.ok(Object.isFrozen(config));
   });
 
+  it("turns email features on only with an SMTP URL and a sender", () => {
+    assert.deepEqual([resolveConfig({}).smtpUrl, resolveConfig({}).mailFrom], [null, null]);
+    const config = resolveConfig({ smtpUrl: "smtps://u:p@mail.example.test:465", mailFrom: "Ex <a@example.test>" });
+    assert.deepEqual([config.smtpUrl, config.mailFrom], ["smtps://u:p@mail.example.test:465", "Ex <a@example.test>"]);
+  });
+
   it("never mutates the caller's options", () => {
     const options = { port: 4000, defaultRoles: ["user"] };
     resolveConfig(options);
@@ -76,6 +82,10 @@ describe("resolveConfig()", () => {
       [{ metricsAddress: "127.0.0.1:99999" }, /^metricsAddress/],
       [{ docs: "off" }, /^docs/],
       [{ defaultRoles: ["bad role"] }, /^defaultRoles/],
+      [{ smtpUrl: "http://mail.example.test", mailFrom: "a@example.test" }, /^smtpUrl/],
+      [{ smtpUrl: "not a url", mailFrom: "a@example.test" }, /^smtpUrl/],
+      [{ smtpUrl: "smtp://mail.example.test" }, /^mailFrom/],
+      [{ mailFrom: "a@example.test\r\nBcc: b@example.test" }, /^mailFrom/],
     ];
     for (const [options, message] of cases) {
       assert.throws(

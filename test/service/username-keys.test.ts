@@ -42,6 +42,10 @@ async function backToFirstMigration(database: TestDatabase): Promise<void> {
   // Later migrations are undone too, so that the next migrate() runs them all again in order.
   const dropIndex = (name: string, table: string) =>
     queryRows(database, database.kind === "mysql" ? `drop index ${name} on ${table}` : `drop index ${name}`);
+  await queryRows(database, "drop table one_time_tokens");
+  await dropIndex("users_email_key_idx", "users");
+  for (const column of ["email_verified_at", "email_key", "email"])
+    await queryRows(database, `alter table users drop column ${column}`);
   await queryRows(database, "alter table signing_keys drop column activates_at");
   for (const name of ["audit_events_user_time_idx", "audit_events_session_time_idx", "audit_events_time_idx"])
     await dropIndex(name, "audit_events");

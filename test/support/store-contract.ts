@@ -7,6 +7,7 @@ import {
   AUDIT_INSERT_ROWS,
   type AuditEventCursor,
   type AuditEventRecord,
+  type OneTimeTokenRecord,
   type RefreshTokenRecord,
   type SessionRecord,
   type SigningKeyRecord,
@@ -30,6 +31,9 @@ function aUser(overrides: Partial<UserRecord> = {}): UserRecord {
     roles: ["user"],
     createdAt: T0,
     disabledAt: null,
+    email: null,
+    emailKey: null,
+    emailVerifiedAt: null,
     ...overrides,
   };
 }
@@ -163,6 +167,10 @@ export function testStoreContract(
           ["audit_events", "session_id", false],
           ["audit_events", "created_at", false],
           ["deleted_sessions", "revoked_at", false],
+          ["users", "email_key", true],
+          ["one_time_tokens", "token_hash", true],
+          ["one_time_tokens", "user_id", false],
+          ["one_time_tokens", "expires_at", false],
         ] as const) {
           const found = indexed.find(
             (index) => index.table === table && index.column === column && (!unique || index.unique),
@@ -447,7 +455,9 @@ export function testStoreContract(
         const { user, session, token } = await seedSession(store);
         assert.deepEqual(await store.findSession(session.id), session);
         const { readAt, ...found } = (await store.findRefreshToken(token.tokenHash))!;
-        assert.deepEqual(found, { token, session, user });
+        // The refresh lookup reads the columns a token needs, not the user's email address.
+        const { email: _email, emailKey: _emailKey, emailVerifiedAt: _verified, ...tokenUser } = user;
+        assert.deepEqual(found, { token, session, user: tokenUser });
         assert.ok(Math.abs(readAt.getTime() - Date.now()) < 60_000, "readAt is the database's clock");
       });
 
@@ -696,6 +706,21 @@ export function testStoreContract(
           "oldest revocation first",
         );
         assert.ok((await store.listRevokedSessions(at(5 * HOUR + 1))).every((row) => !ours.has(row.id)));
+      });
+    });
+
+    describe("revokeUserSessions() with a session to keep", () => {
+      it("revokes every other open session of the user and leaves the kept one open", async () => {
+        const { user, session: kept } = await seedSession(store);
+        const other = aSession(user.id);
+        await store.createSession(other, aToken(other.id));
+        const { session: stranger } = await seedSession(store);
+
+        assert.deepEqual(await store.revokeUserSessions(user.id, at(HOUR), "password_changed", kept.id), [other.id]);
+        assert.equal((await store.findSession(kept.id))?.revokedAt, null);
+        assert.equal((await store.findSession(other.id))?.revokedReason, "password_changed");
+        assert.equal((await store.findSession(stranger.id))?.revokedAt, null);
+        assert.deepEqual(await store.revokeUserSessions(user.id, at(HOUR), "password_changed", kept.id), []);
       });
     });
 
@@ -1044,6 +1069,83 @@ export function testStoreContract(
           await purged.close();
           await fresh.drop();
         }
+      });
+    });
+
+    describe("email addresses and one-time tokens", () => {
+      const aOneTimeToken = (userId: string, overrides: Partial<OneTimeTokenRecord> = {}): OneTimeTokenRecord => ({
+        id: randomUUID(),
+        userId,
+        purpose: "password_reset",
+        tokenHash: randomBytes(32).toString("hex"),
+        boundTo: "fingerprint",
+        createdAt: at(0),
+        expiresAt: at(HOUR / 2),
+        usedAt: null,
+        ...overrides,
+      });
+
+      it("sets, finds by key, verifies and clears an address; a key belongs to one user", async () => {
+        const user = aUser();
+        const rival = aUser();
+        await store.createUser(user);
+        await store.createUser(rival);
+        const key = `${user.id}@example.test`;
+        assert.equal(await store.setUserEmail(user.id, `Mixed.${key}`, key), true);
+        assert.equal(await store.setUserEmail(rival.id, key, key), false, "the key is taken");
+        assert.equal(await store.setUserEmail(randomUUID(), "x@example.test", "x@example.test"), false);
+        const found = await store.findUserByEmailKey(key);
+        assert.deepEqual([found?.id, found?.email, found?.emailVerifiedAt], [user.id, `Mixed.${key}`, null]);
+        assert.equal(await store.markEmailVerified(user.id, "other@example.test", at(HOUR)), false, "another key");
+        assert.equal(await store.markEmailVerified(user.id, key, at(HOUR)), true);
+        assert.equal((await store.findUserById(user.id))?.emailVerifiedAt?.getTime(), at(HOUR).getTime());
+        assert.equal(await store.setUserEmail(user.id, `new.${key}`, `new.${key}`), true);
+        assert.equal((await store.findUserById(user.id))?.emailVerifiedAt, null, "a new address is unverified");
+        assert.equal(await store.setUserEmail(user.id, null, null), true);
+        assert.equal(await store.setUserEmail(rival.id, null, null), true, "many users without an address");
+        assert.equal(await store.findUserByEmailKey(key), null);
+      });
+
+      it("consumes a token once, for its purpose, before it expires", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        const token = aOneTimeToken(user.id);
+        await store.createOneTimeToken(token);
+        assert.equal(await store.consumeOneTimeToken(token.tokenHash, "email_verification", at(1000)), null);
+        assert.equal(
+          await store.consumeOneTimeToken(randomBytes(32).toString("hex"), "password_reset", at(1000)),
+          null,
+        );
+        assert.deepEqual(await store.consumeOneTimeToken(token.tokenHash, "password_reset", at(1000)), {
+          ...token,
+          usedAt: at(1000),
+        });
+        assert.equal(await store.consumeOneTimeToken(token.tokenHash, "password_reset", at(2000)), null, "used");
+        const late = aOneTimeToken(user.id);
+        await store.createOneTimeToken(late);
+        assert.equal(await store.consumeOneTimeToken(late.tokenHash, "password_reset", at(HOUR / 2)), null, "expired");
+      });
+
+      it("lets exactly one of two racing calls consume a token", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        const token = aOneTimeToken(user.id);
+        await store.createOneTimeToken(token);
+        const results = await Promise.all([
+          store.consumeOneTimeToken(token.tokenHash, "password_reset", at(1000)),
+          other.consumeOneTimeToken(token.tokenHash, "password_reset", at(1000)),
+        ]);
+        assert.equal(results.filter((result) => result !== null).length, 1);
+      });
+
+      it("deletes a deleted user's tokens with the user", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        const token = aOneTimeToken(user.id);
+        await store.createOneTimeToken(token);
+        assert.equal(await store.deleteUser(user.id, at(HOUR)), true);
+        const rows = await queryRows(database, `select id from one_time_tokens where user_id = '${user.id}'`);
+        assert.equal(rows.length, 0);
       });
     });
   });
