@@ -205,12 +205,12 @@ export class AuthClient {
   }
 
   /**
-   * Sets the user's email address (`PUT /auth/email`); the server mails a verification link.
+   * Sets the user's email address (`POST /auth/email`); the server mails a verification link.
    * Throws `not_authenticated`, `session_expired`, or `unexpected_response` with `status` (400: not
    * an address; 409: another account has it; 501: the server sends no mail).
    */
   async setEmail(email: string): Promise<void> {
-    const response = await this.#authorized("PUT", "/auth/email", { email });
+    const response = await this.#authorized("POST", "/auth/email", { email });
     if (response.status !== 202) throw unexpected("setting the email address", response.status);
   }
 
@@ -247,7 +247,7 @@ export class AuthClient {
   }
 
   /** Sends a JSON request to one of the server's bearer routes, with one refresh and retry on `invalid_token`. */
-  async #authorized(method: "POST" | "PUT", path: string, body: Record<string, string>): Promise<Response> {
+  async #authorized(method: "POST", path: string, body: Record<string, string>): Promise<Response> {
     const tokens = await this.#usableTokens();
     if (tokens === null) throw new AuthClientError("not_authenticated", "there is no session; log in first");
     const request = () =>

@@ -33,7 +33,7 @@ export interface AccountRoutesOptions {
   readonly cookieMode?: boolean;
 }
 
-/** Registers the end user's own account routes: `POST /auth/password`, `PUT /auth/email`, `POST /auth/email/verify`. */
+/** Registers the end user's own account routes: `POST /auth/password`, `POST /auth/email`, `POST /auth/email/verify`. */
 export function registerAccountRoutes(
   app: FastifyInstance,
   { auth, account, limits, cookieMode = false }: AccountRoutesOptions,
@@ -92,7 +92,7 @@ export function registerAccountRoutes(
     },
   );
 
-  app.put<{ Body: EmailBody }>(
+  app.post<{ Body: EmailBody }>(
     "/auth/email",
     { schema: schemas.setEmail, bodyLimit: AUTH_BODY_LIMIT, preParsing: onlyMediaType("application/json"), ...bearer },
     async (request, reply) => {

@@ -200,7 +200,7 @@ describe("POST /auth/password in cookie mode", () => {
 });
 
 for (const { kind, skip } of await storesUnderTest()) {
-  describe(`email: PUT /auth/email and POST /auth/email/verify on ${kind}`, { skip }, () => {
+  describe(`email: POST /auth/email and POST /auth/email/verify on ${kind}`, { skip }, () => {
     let database: TestDatabase;
     let h: Harness;
     let smtp: TestSmtpServer;
@@ -217,7 +217,7 @@ for (const { kind, skip } of await storesUnderTest()) {
 
     const put = (body: unknown, tokens: Tokens) =>
       h.app.inject({
-        method: "PUT",
+        method: "POST",
         url: "/auth/email",
         headers: { "content-type": "application/json", ...bearer(tokens) },
         payload: JSON.stringify(body),
@@ -298,7 +298,7 @@ for (const { kind, skip } of await storesUnderTest()) {
           body.token === "tse_short" ? "invalid_grant" : "invalid_request",
         );
       const anonymous = await h.app.inject({
-        method: "PUT",
+        method: "POST",
         url: "/auth/email",
         headers: { "content-type": "application/json" },
         payload: JSON.stringify({ email: "ok@example.test" }),
@@ -318,7 +318,7 @@ describe("email without an SMTP server", () => {
   it("answers 501 mail_unavailable and says so in /auth/me", async () => {
     const { first } = await h.twoSessions();
     const answer = await h.app.inject({
-      method: "PUT",
+      method: "POST",
       url: "/auth/email",
       headers: { "content-type": "application/json", ...bearer(first) },
       payload: JSON.stringify({ email: "pat@example.test" }),
@@ -359,7 +359,7 @@ for (const { kind, skip } of await storesUnderTest()) {
     const withAddress = async (email: string) => {
       const session = await h.twoSessions();
       const answer = await h.app.inject({
-        method: "PUT",
+        method: "POST",
         url: "/auth/email",
         headers: { "content-type": "application/json", ...bearer(session.first) },
         payload: JSON.stringify({ email }),
