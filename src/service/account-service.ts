@@ -109,8 +109,9 @@ export class AccountService {
     const valid = await this.#hasher.verify(user.passwordHash, currentPassword);
     // A disabled account answers as a wrong password does; its sessions are revoked anyway.
     if (!valid || user.disabledAt) fail("invalid_credentials", "the current password is wrong");
-    if (!(await this.#store.setPasswordHash(user.id, await this.#hasher.hash(newPassword))))
-      fail("access_token_revoked", "the user of the access token no longer exists");
+    // Only over the hash the current password was checked against: a change made meanwhile wins.
+    if (!(await this.#store.setPasswordHash(user.id, await this.#hasher.hash(newPassword), user.passwordHash)))
+      fail("invalid_credentials", "the current password is wrong");
     const revoked = await this.#revocations.revokeUserSessions(user.id, "password_changed", principal.sessionId);
     await this.#audit.record(
       "password_changed",
@@ -250,7 +251,8 @@ export class AccountService {
     const user = await this.#store.findUserById(used.userId);
     // Bound to the password hash it was sent for: any later change, by any route, voids it.
     if (!user || user.disabledAt || digestOf(user.passwordHash) !== used.boundTo) return invalid();
-    if (!(await this.#store.setPasswordHash(user.id, await this.#hasher.hash(password)))) invalid();
+    // Over the hash the token is bound to only: a password change racing the reset voids it.
+    if (!(await this.#store.setPasswordHash(user.id, await this.#hasher.hash(password), user.passwordHash))) invalid();
     const revoked = await this.#revocations.revokeUserSessions(user.id, "password_changed");
     await this.#audit.record("password_reset", context, { userId: user.id }, { sessionsRevoked: revoked.length });
   }

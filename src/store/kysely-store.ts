@@ -351,13 +351,11 @@ export class KyselyStore implements Store {
     });
   }
 
-  setPasswordHash(id: string, passwordHash: string): Promise<boolean> {
+  setPasswordHash(id: string, passwordHash: string, expectedHash?: string): Promise<boolean> {
     return this.#run(async () => {
-      const result = await this.#db
-        .updateTable("users")
-        .set({ password_hash: passwordHash })
-        .where("id", "=", id)
-        .executeTakeFirst();
+      let update = this.#db.updateTable("users").set({ password_hash: passwordHash }).where("id", "=", id);
+      if (expectedHash !== undefined) update = update.where("password_hash", "=", expectedHash);
+      const result = await update.executeTakeFirst();
       return result.numUpdatedRows > 0n;
     });
   }

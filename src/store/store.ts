@@ -200,8 +200,12 @@ export interface Store {
   disableUser(id: string, now: Date): Promise<boolean>;
   /** Clears a user's disabled mark; `false` when there is no such user or it is not disabled. */
   enableUser(id: string): Promise<boolean>;
-  /** Replaces a user's password hash; `false` when there is no such user. */
-  setPasswordHash(id: string, passwordHash: string): Promise<boolean>;
+  /**
+   * Replaces a user's password hash; `false` when there is no such user, or, given `expectedHash`,
+   * when the stored hash is no longer that one (one conditional update: of two racing changes
+   * made from the same hash, one wins).
+   */
+  setPasswordHash(id: string, passwordHash: string, expectedHash?: string): Promise<boolean>;
   /**
    * Deletes a user with their sessions and refresh tokens and clears `ip` and `user_agent` of
    * their audit events (the events stay), in one transaction. Each deleted session stays listed

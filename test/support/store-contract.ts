@@ -356,6 +356,21 @@ export function testStoreContract(
         assert.equal((await store.findUserById(user.id))?.passwordHash, hash);
         assert.equal(await store.setPasswordHash(randomUUID(), hash), false);
       });
+
+      it("given the expected hash, replaces only that one: of two changes from one hash, one wins", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        const [first, second] = ["Zmlyc3Q", "c2Vjb25k"].map((salt) => `$argon2id$v=19$m=19456,t=2,p=1$${salt}$aGFzaA`);
+        const outcomes = await Promise.all([
+          store.setPasswordHash(user.id, first!, user.passwordHash),
+          store.setPasswordHash(user.id, second!, user.passwordHash),
+        ]);
+        assert.deepEqual(outcomes.filter(Boolean).length, 1);
+        const stored = (await store.findUserById(user.id))?.passwordHash;
+        assert.equal(stored, outcomes[0] ? first : second);
+        assert.equal(await store.setPasswordHash(user.id, user.passwordHash, user.passwordHash), false);
+        assert.equal((await store.findUserById(user.id))?.passwordHash, stored);
+      });
     });
 
     describe("deleteUser()", () => {
