@@ -1,16 +1,15 @@
 import { USER_LIST_LIMIT } from "../service/admin-service.js";
-import { PASSWORD_LENGTH, ROLE_NAME, USERNAME_LENGTH } from "../service/credential-policy.js";
-import { bearerSecurity, errorResponse, noContent } from "./schemas.js";
+import { ROLE_NAME, USERNAME_LENGTH } from "../service/credential-policy.js";
+import { bearerSecurity, errorResponse, idField, noContent, passwordField } from "./schemas.js";
 
 /** Most roles one user may hold. */
 export const MAX_ROLES = 32;
 
-// Ids are UUIDs; anything up to 64 characters is looked up (and not found), longer is malformed.
 const userParams = {
   type: "object",
   additionalProperties: false,
   required: ["id"],
-  properties: { id: { type: "string", minLength: 1, maxLength: 64 } },
+  properties: { id: idField },
 } as const;
 
 const sessionParams = {
@@ -18,8 +17,8 @@ const sessionParams = {
   additionalProperties: false,
   required: ["id", "sessionId"],
   properties: {
-    id: { type: "string", minLength: 1, maxLength: 64 },
-    sessionId: { type: "string", minLength: 1, maxLength: 64 },
+    id: idField,
+    sessionId: idField,
   },
 } as const;
 
@@ -28,8 +27,6 @@ const roles = {
   maxItems: MAX_ROLES,
   items: { type: "string", pattern: ROLE_NAME.source },
 } as const;
-
-const password = { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max } as const;
 
 const account = {
   type: "object",
@@ -103,7 +100,7 @@ export const adminSchemas = {
       required: ["username", "password"],
       properties: {
         username: { type: "string", minLength: 1, maxLength: USERNAME_LENGTH.max },
-        password,
+        password: passwordField,
         roles,
       },
     },
@@ -138,7 +135,12 @@ export const adminSchemas = {
     ...common,
     summary: "Set a user's password and revoke every session",
     params: userParams,
-    body: { type: "object", additionalProperties: false, required: ["password"], properties: { password } },
+    body: {
+      type: "object",
+      additionalProperties: false,
+      required: ["password"],
+      properties: { password: passwordField },
+    },
     response: { 204: noContent, ...refusals },
   },
   deleteUser: {

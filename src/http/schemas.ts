@@ -7,6 +7,12 @@ export const MAX_TOKEN_FIELD = 8192;
 export const AUTH_BODY_LIMIT = 8 * 1024;
 
 /** The `{error, error_description}` body of every refusal. */
+/** A password as bodies carry it; what makes a good one is the service's rule (credential-policy.ts). */
+export const passwordField = { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max } as const;
+
+/** A user or session id in a path: UUIDs, but anything up to 64 characters is looked up (and not found). */
+export const idField = { type: "string", minLength: 1, maxLength: 64 } as const;
+
 export const errorResponse = {
   type: "object",
   properties: { error: { type: "string" }, error_description: { type: "string" } },
@@ -19,7 +25,7 @@ const credentials = {
   required: ["username", "password"],
   properties: {
     username: { type: "string", minLength: 1, maxLength: USERNAME_LENGTH.max },
-    password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+    password: passwordField,
   },
 } as const;
 
@@ -148,7 +154,7 @@ export const authSchemas = {
       type: "object",
       additionalProperties: false,
       required: ["id"],
-      properties: { id: { type: "string", minLength: 1, maxLength: 64 } },
+      properties: { id: idField },
     },
     response: { 204: noContent, "4xx": errorResponse },
   },
@@ -336,8 +342,8 @@ const changePasswordBody = {
   additionalProperties: false,
   required: ["current_password", "new_password"],
   properties: {
-    current_password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
-    new_password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+    current_password: passwordField,
+    new_password: passwordField,
   },
 } as const;
 
@@ -361,7 +367,7 @@ const resetBody = {
   required: ["token", "password"],
   properties: {
     token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD },
-    password: { type: "string", minLength: 1, maxLength: PASSWORD_LENGTH.max },
+    password: passwordField,
   },
 } as const;
 
