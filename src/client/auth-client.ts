@@ -375,7 +375,7 @@ export class AuthClient {
   }
 
   async #resumeHoldingLock(): Promise<TokenSet | null> {
-    await settle();
+    await this.#coordinator.caughtUp();
     const current = await this.#load();
     if (current !== null) return current; // another tab answered meanwhile
     if (this.#noCookieSession) return null;
@@ -415,7 +415,7 @@ export class AuthClient {
     const { now } = this.#options;
     // In cookie mode each tab keeps its tokens in memory: let a refresh another tab just
     // announced arrive before deciding this one is needed.
-    if (this.#options.cookieMode) await settle();
+    if (this.#options.cookieMode) await this.#coordinator.caughtUp();
     // Re-read: another tab (or this client's previous flight) may have refreshed while we waited.
     const current = await this.#load();
     if (current === null)
@@ -493,8 +493,8 @@ export class AuthClient {
   }
 
   /** Applies what another tab did. With shared storage the write is already there; with separate storages this copies it. */
-  #receive(message: TabMessage): void {
-    void this.#adopt(message).catch(() => undefined);
+  #receive(message: TabMessage): Promise<void> {
+    return this.#adopt(message).catch(() => undefined);
   }
 
   async #adopt(message: TabMessage): Promise<void> {
@@ -726,9 +726,4 @@ async function readJson(response: Response): Promise<Record<string, unknown> | n
 /** The error for an answer the client cannot use. */
 function unexpected(what: string, status: number): AuthClientError {
   return new AuthClientError("unexpected_response", `${what} answered ${status}`, { status });
-}
-
-/** Lets messages already queued (another tab's announced refresh) be delivered before going on. */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
