@@ -116,6 +116,22 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
     error: "invalid_grant",
     description: "The reset link is unknown, used, expired, or the password has changed since it was sent.",
   },
+  // The body also carries `mfa_token` and `expires_in` (the route adds them): the password was right.
+  mfa_required: {
+    status: 403,
+    error: "mfa_required",
+    description: "A second factor is required: send a code with the mfa_token to /auth/login/mfa.",
+  },
+  mfa_login_invalid: {
+    ...INVALID_GRANT,
+    description: "The code or recovery code is wrong, or the mfa_token is unknown, used or expired.",
+  },
+  invalid_mfa_code: { status: 400, error: "invalid_mfa_code", description: "The authenticator code is wrong." },
+  mfa_already_enabled: {
+    status: 409,
+    error: "mfa_already_enabled",
+    description: "TOTP is already on; turn it off before enrolling again.",
+  },
   mail_unavailable: {
     status: 501,
     error: "mail_unavailable",
