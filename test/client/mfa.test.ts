@@ -1,20 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type TOTP, URI } from "otpauth";
 import { createAuthClient, isAuthClientError, memoryStorage } from "../../src/client/index.js";
 import { registerAndLogin, type RunningServer, startServer } from "../support/server.js";
+import { claimsOf, totpCodeOf } from "../support/totp.js";
 
 const PASSWORD = "correct horse battery staple";
-
-/** The code of `uri`'s secret `stepsAhead` time steps from now. */
-function codeOf(uri: string, stepsAhead = 0): string {
-  const totp = URI.parse(uri) as TOTP;
-  return totp.generate({ timestamp: Date.now() + stepsAhead * 30_000 });
-}
-
-function decodedClaims(token: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as Record<string, unknown>;
-}
 
 describe("AuthClient and TOTP", () => {
   let server: RunningServer;
@@ -32,10 +22,10 @@ describe("AuthClient and TOTP", () => {
     const enrolment = await owner.enrollTotp();
     assert.match(enrolment.uri, /^otpauth:\/\/totp\//);
     assert.match(enrolment.qrSvg, /^<svg/);
-    await assert.rejects(owner.confirmTotp(codeOf(enrolment.uri, 5)), (error) =>
+    await assert.rejects(owner.confirmTotp(totpCodeOf(enrolment.uri, 5)), (error) =>
       isAuthClientError(error, "invalid_mfa_code"),
     );
-    const { recoveryCodes } = await owner.confirmTotp(codeOf(enrolment.uri));
+    const { recoveryCodes } = await owner.confirmTotp(totpCodeOf(enrolment.uri));
     assert.equal(recoveryCodes.length, 10);
 
     const browser = clientFor();
@@ -48,13 +38,13 @@ describe("AuthClient and TOTP", () => {
     assert.equal(refusal.expiresIn, 300);
     assert.equal(await browser.getAccessToken(), null, "no tokens before the second factor");
     // The confirming code's step is used: the next step's code completes the login.
-    await assert.rejects(browser.completeMfa(refusal.mfaToken!, { code: codeOf(enrolment.uri) }), (error) =>
+    await assert.rejects(browser.completeMfa(refusal.mfaToken!, { code: totpCodeOf(enrolment.uri) }), (error) =>
       isAuthClientError(error, "invalid_credentials"),
     );
-    await browser.completeMfa(refusal.mfaToken!, { code: codeOf(enrolment.uri, 1) });
+    await browser.completeMfa(refusal.mfaToken!, { code: totpCodeOf(enrolment.uri, 1) });
     const accessToken = await browser.getAccessToken();
     assert.ok(accessToken);
-    assert.deepEqual(decodedClaims(accessToken).amr, ["pwd", "otp"]);
+    assert.deepEqual(claimsOf(accessToken).amr, ["pwd", "otp"]);
     const me = (await (await browser.fetch(`${server.url}/auth/me`)).json()) as { mfa: { totp: boolean } };
     assert.deepEqual(me.mfa, { totp: true });
 
@@ -70,6 +60,6 @@ describe("AuthClient and TOTP", () => {
     await browser.disableTotp({ password: PASSWORD });
     const plain = clientFor();
     await plain.login("two-factor", PASSWORD);
-    assert.deepEqual(decodedClaims((await plain.getAccessToken())!).amr, ["pwd"]);
+    assert.deepEqual(claimsOf((await plain.getAccessToken())!).amr, ["pwd"]);
   });
 });
