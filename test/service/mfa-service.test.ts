@@ -149,6 +149,17 @@ describe("MfaService", () => {
       );
     });
 
+    it("lets exactly one of two logins racing with the same code through", async () => {
+      const { name, uri } = await enrolled();
+      const [first, second] = [await challenge(name), await challenge(name)];
+      const same = code(uri);
+      const results = await Promise.allSettled([
+        fixture.service.completeMfaLogin(first, { code: same }, context),
+        fixture.service.completeMfaLogin(second, { code: same }, context),
+      ]);
+      assert.deepEqual(results.map((result) => result.status).sort(), ["fulfilled", "rejected"]);
+    });
+
     it("uses a recovery code once, in any case and without dashes, and records it", async () => {
       const { name, recoveryCodes, user } = await enrolled();
       const recovery = recoveryCodes[0]!;
