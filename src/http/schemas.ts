@@ -338,6 +338,11 @@ export const oauthSchemas = {
           jti: { type: "string" },
           sid: { type: "string" },
           scope: { type: "string" },
+          amr: {
+            type: "array",
+            items: { type: "string" },
+            description: "RFC 8176 methods of the login (`pwd`, `otp`): the access token's, or the session's.",
+          },
         },
       },
       "4xx": errorResponse,

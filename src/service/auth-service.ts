@@ -41,7 +41,7 @@ export type SignInResult =
   | { readonly kind: "mfa_required"; readonly challenge: MfaChallenge };
 
 /** RFC 8176 methods of a password login. */
-const PASSWORD_AMR = Object.freeze(["pwd"]);
+export const PASSWORD_AMR: readonly string[] = Object.freeze(["pwd"]);
 /** RFC 8176 methods of a password login completed with a second factor. */
 const MFA_AMR = Object.freeze(["pwd", "otp"]);
 

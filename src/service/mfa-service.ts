@@ -5,7 +5,7 @@ import { addSeconds, type Clock } from "../core/clock.js";
 import { fail } from "../core/errors.js";
 import { deriveKey, open, seal } from "../core/secret-box.js";
 import type { RecoveryCodeRecord, Store, TotpRecord } from "../store/store.js";
-import type { AuditTrail, MfaFailureReason } from "./audit-trail.js";
+import type { AuditDetails, AuditSubject, AuditTrail, MfaFailureReason } from "./audit-trail.js";
 import type { Principal } from "./auth-service.js";
 import { checkPasswordText } from "./credential-policy.js";
 import { developmentSecret } from "./key-ring.js";
@@ -199,8 +199,22 @@ export class MfaService {
       if (step === null || !(await this.#store.acceptTotpStep(user.id, step)))
         fail("invalid_mfa_code", "the code is wrong");
     }
-    if ((await this.#store.deleteTotp(user.id)) && credential.confirmedAt !== null)
-      await this.#audit.record("mfa_disabled", context, { userId: user.id, sessionId: principal.sessionId });
+    await this.#remove(credential, context, { userId: user.id, sessionId: principal.sessionId });
+  }
+
+  /**
+   * Turns a user's TOTP off for an operator (the user lost the authenticator and the recovery
+   * codes): removes the credential, also a pending one, and the recovery codes. Records
+   * `mfa_disabled` with `by` when TOTP was on; returns whether it was.
+   */
+  async resetTotp(userId: string, by: string, context: RequestContext): Promise<boolean> {
+    const credential = await this.#store.findTotp(userId);
+    return credential !== null && this.#remove(credential, context, { userId }, { by });
+  }
+
+  /** Of `userIds`, those with TOTP on. */
+  async enabledAmong(userIds: readonly string[]): Promise<ReadonlySet<string>> {
+    return new Set(userIds.length === 0 ? [] : await this.#store.findTotpUserIds(userIds));
   }
 
   /** Issues the token of a login's second step for a user whose password was right. */
@@ -264,6 +278,18 @@ export class MfaService {
     if (!(await this.#store.consumeOneTimeToken(tokenHash, MFA_PURPOSE, now)))
       return refuse("unknown_mfa_token", userId);
     return userId;
+  }
+
+  /** Deletes the credential and recovery codes; records `mfa_disabled` and returns true when TOTP was on. */
+  async #remove(
+    credential: TotpRecord,
+    context: RequestContext,
+    subject: AuditSubject,
+    details: AuditDetails | null = null,
+  ): Promise<boolean> {
+    const wasOn = (await this.#store.deleteTotp(credential.userId)) && credential.confirmedAt !== null;
+    if (wasOn) await this.#audit.record("mfa_disabled", context, subject, details);
+    return wasOn;
   }
 
   /** The time step of `code` under the credential's secret within the window, or `null`. */

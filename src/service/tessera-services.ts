@@ -88,7 +88,7 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
     mailer,
     issuer: config.issuer,
   });
-  const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit });
+  const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit, mfa });
   const introspection = new TokenIntrospection({ store, config, clock, auth });
   return Object.freeze({
     config,

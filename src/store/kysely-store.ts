@@ -1072,6 +1072,19 @@ export class KyselyStore implements Store {
     });
   }
 
+  findTotpUserIds(userIds: readonly string[]): Promise<string[]> {
+    return this.#run(async () => {
+      if (userIds.length === 0) return [];
+      const rows = await this.#db
+        .selectFrom("totp_credentials")
+        .select("user_id")
+        .where("user_id", "in", [...userIds])
+        .where("confirmed_at", "is not", null)
+        .execute();
+      return rows.map((row) => row.user_id);
+    });
+  }
+
   deleteTotp(userId: string): Promise<boolean> {
     return this.#run(() =>
       this.#transaction(async (trx) => {

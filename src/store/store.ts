@@ -378,6 +378,8 @@ export interface Store {
    * (of racing calls with one step, exactly one wins).
    */
   acceptTotpStep(userId: string, step: number): Promise<boolean>;
+  /** Of `userIds`, those whose TOTP credential is confirmed (TOTP on), in no particular order. */
+  findTotpUserIds(userIds: readonly string[]): Promise<string[]>;
   /** Deletes the user's TOTP credential and recovery codes; `false` when there was no credential. */
   deleteTotp(userId: string): Promise<boolean>;
   /**

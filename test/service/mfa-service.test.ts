@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TesseraError } from "../../src/core/errors.js";
 import { MFA_TOKEN_TTL_SECONDS, RECOVERY_CODE_COUNT } from "../../src/service/mfa-service.js";
+import type { AdminActor } from "../../src/service/admin-service.js";
 import type { RequestContext } from "../../src/service/request-context.js";
-import { type ServiceFixture, serviceFixture } from "../support/service.js";
+import { countingHasher, type ServiceFixture, serviceFixture } from "../support/service.js";
 import { claimsOf, totpCodeOf } from "../support/totp.js";
 
 const context: RequestContext = { ip: "203.0.113.9", userAgent: "test-agent/1.0" };
@@ -16,9 +17,10 @@ async function rejectsWith(promise: Promise<unknown>, code: string) {
 describe("MfaService", () => {
   let fixture: ServiceFixture;
   let counter = 0;
+  const hasher = countingHasher();
 
   before(async () => {
-    fixture = await serviceFixture();
+    fixture = await serviceFixture({}, hasher);
   });
   after(() => fixture.close());
 
@@ -107,6 +109,33 @@ describe("MfaService", () => {
       fixture.clock.advance(60);
       const refreshed = await fixture.service.refresh(tokens.refreshToken, context);
       assert.deepEqual(claimsOf(refreshed.accessToken).amr, ["pwd", "otp"], "refresh keeps the session's amr");
+    });
+
+    it("checks the password first, with one argon2 verification whether TOTP is on, off or the password wrong", async () => {
+      const { name: withTotp } = await enrolled();
+      const { name: without } = await loggedIn();
+      const verificationsOf = async (work: () => Promise<unknown>) => {
+        const before = hasher.verifications;
+        const outcome = await work().then(
+          (result) => (result as { kind: string }).kind,
+          (error: unknown) => (error instanceof TesseraError ? error.code : "thrown"),
+        );
+        return { outcome, verifications: hasher.verifications - before };
+      };
+      const sign = (name: string, password: string) => () => fixture.service.signIn(name, password, context);
+      assert.deepEqual(await verificationsOf(sign(withTotp, PASSWORD)), { outcome: "mfa_required", verifications: 1 });
+      assert.deepEqual(await verificationsOf(sign(without, PASSWORD)), { outcome: "tokens", verifications: 1 });
+      // A wrong password never reaches the second factor: no mfa_token tells that TOTP is on.
+      for (const name of [withTotp, without, "nobody-at-all"])
+        assert.deepEqual(await verificationsOf(sign(name, "a wrong password")), {
+          outcome: "invalid_credentials",
+          verifications: 1,
+        });
+      await fixture.services.admin.disableUser(withTotp);
+      assert.deepEqual(await verificationsOf(sign(withTotp, PASSWORD)), {
+        outcome: "invalid_credentials",
+        verifications: 1,
+      });
     });
 
     it("gives a password login amr pwd", async () => {
@@ -248,6 +277,70 @@ describe("MfaService", () => {
       const used = code(uri);
       await fixture.service.completeMfaLogin(await challenge(name), { code: used }, context);
       await rejectsWith(fixture.services.mfa.disableTotp(principal, { code: used }, context), "invalid_mfa_code");
+    });
+  });
+
+  describe("AdminService.resetMfa()", () => {
+    const admin: AdminActor = { by: "00000000-0000-4000-8000-00000000000a", context };
+
+    it("removes TOTP and the recovery codes, revokes every session and lets the password alone log in", async () => {
+      const { name, user, tokens, recoveryCodes } = await enrolled();
+      const pending = await challenge(name);
+      const other = await fixture.service.completeMfaLogin(
+        await challenge(name),
+        { recoveryCode: recoveryCodes[0]! },
+        context,
+      );
+      const announced: string[] = [];
+      const stop = fixture.services.revocations.onSessionsRevoked((event) => announced.push(...event.sessionIds));
+      try {
+        const reset = await fixture.services.admin.resetMfa({ id: user.id }, admin);
+        assert.equal(reset.totpRemoved, true);
+        assert.deepEqual([...reset.revoked].sort(), [tokens.sessionId, other.sessionId].sort());
+        assert.deepEqual([...announced].sort(), [...reset.revoked].sort(), "resource servers hear of it");
+      } finally {
+        stop();
+      }
+      assert.equal(await fixture.store.findTotp(user.id), null);
+      assert.equal(await fixture.store.countUnusedRecoveryCodes(user.id), 0);
+      await rejectsWith(fixture.service.refresh(other.refreshToken, context), "session_revoked");
+      await rejectsWith(fixture.service.authenticate(tokens.accessToken), "access_token_revoked");
+      await rejectsWith(
+        fixture.service.completeMfaLogin(pending, { recoveryCode: recoveryCodes[1]! }, context),
+        "mfa_login_invalid",
+      );
+      assert.equal((await fixture.service.signIn(name, PASSWORD, context)).kind, "tokens");
+      await fixture.services.audit.flush();
+      const events = await fixture.services.audit.list({ user: user.id, type: "mfa_disabled" });
+      assert.deepEqual(
+        events.events.map((event) => event.details),
+        [{ by: admin.by }],
+      );
+    });
+
+    it("answers the same when TOTP was off, recording no mfa_disabled, and still revokes the sessions", async () => {
+      const { user, tokens } = await loggedIn();
+      await fixture.services.mfa.enrollTotp(await fixture.service.authenticate(tokens.accessToken));
+      const reset = await fixture.services.admin.resetMfa(user.username);
+      assert.deepEqual(reset, { totpRemoved: false, revoked: [tokens.sessionId] });
+      assert.equal(await fixture.store.findTotp(user.id), null, "a pending enrolment goes too");
+      assert.deepEqual(await fixture.services.admin.resetMfa(user.username), { totpRemoved: false, revoked: [] });
+      await fixture.services.audit.flush();
+      assert.equal((await fixture.services.audit.list({ user: user.id, type: "mfa_disabled" })).events.length, 0);
+      await rejectsWith(fixture.services.admin.resetMfa("nobody-at-all"), "user_not_found");
+    });
+
+    it("shows whether TOTP is on in the operator's views of a user and of a list", async () => {
+      const { name, user } = await enrolled();
+      const { user: plain } = await loggedIn();
+      assert.deepEqual((await fixture.services.admin.showUser({ id: user.id })).mfa, { totp: true });
+      assert.deepEqual((await fixture.services.admin.showUser({ id: plain.id })).mfa, { totp: false });
+      const page = await fixture.services.admin.listUsers({ search: "mfa" });
+      const listed = new Map(page.users.map((account) => [account.id, account.mfa.totp]));
+      assert.equal(listed.get(user.id), true);
+      assert.equal(listed.get(plain.id), false);
+      await fixture.services.admin.resetMfa(name);
+      assert.deepEqual((await fixture.services.admin.showUser({ id: user.id })).mfa, { totp: false });
     });
   });
 });

@@ -1257,6 +1257,17 @@ export function testStoreContract(
         assert.equal(await store.countUnusedRecoveryCodes(user.id), 0);
       });
 
+      it("tells which of a list of users have TOTP on, not those with a pending enrolment", async () => {
+        const [on, pending, none] = [aUser(), aUser(), aUser()];
+        for (const user of [on, pending, none]) await store.createUser(user);
+        await store.savePendingTotp(on.id, "sealed", at(0));
+        await store.confirmTotp(on.id, "sealed", 1, at(0), []);
+        await store.savePendingTotp(pending.id, "sealed", at(0));
+        assert.deepEqual(await store.findTotpUserIds([on.id, pending.id, none.id, randomUUID()]), [on.id]);
+        assert.deepEqual(await store.findTotpUserIds([none.id]), []);
+        assert.deepEqual(await store.findTotpUserIds([]), []);
+      });
+
       it("deletes the credential with its codes, and with the user", async () => {
         const user = aUser();
         await store.createUser(user);
