@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AuthService, Principal } from "../service/auth-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
 import type { MfaProof, MfaService } from "../service/mfa-service.js";
@@ -39,6 +39,14 @@ function mfaLimitKey(userId: string | null): string {
   return `mfa:${userId ?? "unknown"}`;
 }
 
+/**
+ * Marks an answer holding a TOTP secret or recovery codes as never to be stored, whatever a host
+ * app's own hooks set (RFC 9111 §5.2.2.5).
+ */
+function noStore(reply: FastifyReply): FastifyReply {
+  return reply.header("cache-control", "no-store").header("pragma", "no-cache");
+}
+
 /** Registers `POST /auth/login/mfa`, `POST /auth/mfa/totp`, `POST /auth/mfa/totp/confirm` and `DELETE /auth/mfa/totp`. */
 export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, cookie = null }: MfaRoutesOptions): void {
   const schemas = cookie === null ? mfaSchemas : mfaCookieSchemas;
@@ -68,21 +76,21 @@ export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, coo
   app.post(
     "/auth/mfa/totp",
     { schema: schemas.enrollTotp, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly, ...bearer },
-    async (request) => {
+    async (request, reply) => {
       const enrolment = await mfa.enrollTotp(principals.get(request)!);
-      return { secret: enrolment.secret, uri: enrolment.uri, qr_svg: enrolment.qrSvg };
+      return noStore(reply).send({ secret: enrolment.secret, uri: enrolment.uri, qr_svg: enrolment.qrSvg });
     },
   );
 
   app.post<{ Body: CodeBody }>(
     "/auth/mfa/totp/confirm",
     { schema: schemas.confirmTotp, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly, ...bearer },
-    async (request) => {
+    async (request, reply) => {
       const principal = principals.get(request)!;
       const recoveryCodes = await limits.login(request.ip, mfaLimitKey(principal.userId), () =>
         mfa.confirmTotp(principal, request.body.code, contextOf(request)),
       );
-      return { recovery_codes: recoveryCodes };
+      return noStore(reply).send({ recovery_codes: recoveryCodes });
     },
   );
 

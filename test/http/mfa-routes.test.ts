@@ -101,6 +101,7 @@ describe("TOTP routes", () => {
       bearer,
     );
     assert.equal(confirm.statusCode, 200);
+    assert.equal(confirm.headers["cache-control"], "no-store");
     assert.equal(confirm.json().recovery_codes.length, 10);
     assert.deepEqual((await h.request("GET", "/auth/me", undefined, bearer)).json().mfa, { totp: true });
     assertError(await h.request("POST", "/auth/mfa/totp", {}, bearer), 409, "mfa_already_enabled");
