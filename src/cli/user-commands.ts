@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline/promises";
 import type { TesseraServices } from "../service/tessera-services.js";
-import type { AccountDetailsView, AccountView, SessionView } from "../service/views.js";
+import type { AccountDetailsView, AccountView, ListedAccountView, SessionView } from "../service/views.js";
 
 /** Flags the `user` and `sessions` commands read. */
 export interface UserCommandFlags {
@@ -26,11 +26,15 @@ const USAGE: ReadonlyArray<readonly [string, string]> = [
     "user list [--search text] [--role r] [--disabled true|false] [--limit N] [--cursor c]",
     "List users, a page at a time",
   ],
-  ["user show <username>", "Show a user and how many sessions are open"],
+  ["user show <username>", "Show a user, whether TOTP is on, and how many sessions are open"],
   ["user disable <username>", "Disable a user and revoke every session"],
   ["user enable <username>", "Enable a disabled user"],
   ["user set-roles <username> <r1,r2>", "Replace a user's roles (`user set-roles alice admin` makes the first admin)"],
   ["user set-password <username>", "Set a password (prompted for, or from standard input); revokes every session"],
+  [
+    "user reset-mfa <username> [--yes]",
+    "Turn TOTP off (recovery codes too), revoke every session; asks on a terminal, else needs --yes",
+  ],
   ["user delete <username> [--yes]", "Delete a user and their sessions; asks on a terminal, else needs --yes"],
   ["sessions list <username>", "List a user's open sessions"],
   ["sessions revoke <session-id>", "Revoke one session"],
@@ -119,17 +123,18 @@ async function readNewPassword(): Promise<string> {
   return text.replace(/\r?\n$/, "");
 }
 
-/** Asks on a terminal to type `username` back; without a terminal, `--yes` must have been given. */
-async function confirmDeletion(username: string, yes: boolean): Promise<void> {
+/**
+ * Asks on a terminal to type `username` back after `question`; without a terminal, `--yes` must
+ * have been given to `tessera user <action>`.
+ */
+async function confirmWithUsername(action: string, question: string, username: string, yes: boolean): Promise<void> {
   if (yes) return;
   if (!process.stdin.isTTY)
-    throw new TypeError("tessera user delete needs --yes when standard input is not a terminal");
+    throw new TypeError(`tessera user ${action} needs --yes when standard input is not a terminal`);
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await rl.question(
-      `Delete ${username}, their sessions and the addresses in their audit events? Type the username to confirm: `,
-    );
-    if (answer.trim() !== username) throw new TypeError("not confirmed; nothing deleted");
+    const answer = await rl.question(`${question} Type the username to confirm: `);
+    if (answer.trim() !== username) throw new TypeError("not confirmed; nothing changed");
   } finally {
     rl.close();
   }
@@ -143,8 +148,13 @@ function accountText(user: AccountView | AccountDetailsView): string {
     ["created", user.createdAt.toISOString()],
     ["disabled", user.disabledAt?.toISOString() ?? "no"],
   ];
+  if ("mfa" in user) rows.push(["totp", totpText(user)]);
   if ("openSessions" in user) rows.push(["sessions", `${user.openSessions} open`]);
   return rows.map(([name, value]) => `${name.padEnd(9)} ${value}`).join("\n");
+}
+
+function totpText(user: ListedAccountView): string {
+  return user.mfa.totp ? "on" : "off";
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -217,10 +227,11 @@ export async function userCommand(args: readonly string[], flags: UserCommandFla
           user.roles.join(",") || "-",
           user.createdAt.toISOString(),
           user.disabledAt?.toISOString() ?? "-",
+          totpText(user),
           user.id,
         ]);
         const listed =
-          users.length === 0 ? "no users" : table(["USERNAME", "ROLES", "CREATED", "DISABLED", "ID"], rows);
+          users.length === 0 ? "no users" : table(["USERNAME", "ROLES", "CREATED", "DISABLED", "TOTP", "ID"], rows);
         return nextCursor === null ? listed : `${listed}\nmore: --cursor ${nextCursor}`;
       });
     }
@@ -247,12 +258,35 @@ export async function userCommand(args: readonly string[], flags: UserCommandFla
       const revoked = await withServices(({ admin }) => admin.setPassword({ username }, password));
       return print({ revoked }, json, () => `password of ${username} set; ${revokedText(revoked)}`);
     }
+    case "reset-mfa": {
+      const username = required(first, "tessera user reset-mfa <username> [--yes]");
+      const { user, reset } = await withServices(async ({ admin }) => {
+        // Looked up first: no confirmation is asked for a name that does not exist.
+        const found = await admin.showUser({ username });
+        await confirmWithUsername(
+          "reset-mfa",
+          `Turn off the second factor of ${found.username} and revoke their ${found.openSessions} open sessions?`,
+          found.username,
+          flags.yes === true,
+        );
+        return { user: found, reset: await admin.resetMfa({ id: found.id }) };
+      });
+      return print(reset, json, ({ totpRemoved, revoked }) => {
+        const done = totpRemoved ? `TOTP of ${user.username} turned off` : `${user.username} had no TOTP on`;
+        return `${done}; ${revokedText(revoked)}`;
+      });
+    }
     case "delete": {
       const username = required(first, "tessera user delete <username> [--yes]");
       const user = await withServices(async ({ admin }) => {
         // Looked up first: no confirmation is asked for a name that does not exist.
         const found = await admin.showUser({ username });
-        await confirmDeletion(found.username, flags.yes === true);
+        await confirmWithUsername(
+          "delete",
+          `Delete ${found.username}, their sessions and the addresses in their audit events?`,
+          found.username,
+          flags.yes === true,
+        );
         await admin.deleteUser({ id: found.id });
         return found;
       });

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { AdminActor, AdminService } from "../service/admin-service.js";
 import type { AuthService } from "../service/auth-service.js";
-import type { AccountDetailsView, AccountView } from "../service/views.js";
+import type { AccountDetailsView, AccountView, ListedAccountView } from "../service/views.js";
 import { adminSchemas } from "./admin-schemas.js";
 import { contextOf, onlyMediaType, sessionJson } from "./request-context.js";
 import { requireRole } from "./role-guard.js";
@@ -38,8 +38,12 @@ function accountJson(user: AccountView) {
   };
 }
 
+function listedAccountJson(user: ListedAccountView) {
+  return { ...accountJson(user), mfa: { totp: user.mfa.totp } };
+}
+
 function accountDetailsJson(user: AccountDetailsView) {
-  return { ...accountJson(user), open_sessions: user.openSessions };
+  return { ...listedAccountJson(user), open_sessions: user.openSessions };
 }
 
 /**
@@ -67,7 +71,7 @@ export function registerAdminRoutes(app: FastifyInstance, { auth, admin }: Admin
         ...(limit === undefined ? {} : { limit: Number(limit) }),
         ...(cursor === undefined ? {} : { cursor }),
       });
-      return { users: page.users.map(accountJson), next_cursor: page.nextCursor };
+      return { users: page.users.map(listedAccountJson), next_cursor: page.nextCursor };
     },
   );
 
@@ -109,6 +113,16 @@ export function registerAdminRoutes(app: FastifyInstance, { auth, admin }: Admin
     { schema: adminSchemas.setPassword, ...json },
     async (request, reply) => {
       await admin.setPassword({ id: request.params.id }, request.body.password, actorOf(request));
+      return reply.code(204).send();
+    },
+  );
+
+  // 204 also when TOTP was off: the user ends up without a second factor and without sessions either way.
+  app.delete<{ Params: UserParams }>(
+    "/admin/users/:id/mfa",
+    { schema: adminSchemas.resetMfa, ...guarded },
+    async (request, reply) => {
+      await admin.resetMfa({ id: request.params.id }, actorOf(request));
       return reply.code(204).send();
     },
   );

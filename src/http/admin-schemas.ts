@@ -40,10 +40,23 @@ const account = {
   },
 } as const;
 
-const accountDetails = {
+const listedAccount = {
   ...account,
-  required: [...account.required, "open_sessions"],
-  properties: { ...account.properties, open_sessions: { type: "integer" } },
+  required: [...account.required, "mfa"],
+  properties: {
+    ...account.properties,
+    mfa: {
+      type: "object",
+      required: ["totp"],
+      properties: { totp: { type: "boolean", description: "TOTP is on (a pending enrolment is not)." } },
+    },
+  },
+} as const;
+
+const accountDetails = {
+  ...listedAccount,
+  required: [...listedAccount.required, "open_sessions"],
+  properties: { ...listedAccount.properties, open_sessions: { type: "integer" } },
 } as const;
 
 const adminSession = {
@@ -86,7 +99,7 @@ export const adminSchemas = {
       200: {
         type: "object",
         required: ["users", "next_cursor"],
-        properties: { users: { type: "array", items: account }, next_cursor: { type: ["string", "null"] } },
+        properties: { users: { type: "array", items: listedAccount }, next_cursor: { type: ["string", "null"] } },
       },
       ...refusals,
     },
@@ -108,7 +121,7 @@ export const adminSchemas = {
   },
   showUser: {
     ...common,
-    summary: "A user, with the number of open sessions",
+    summary: "A user, with their second factor and the number of open sessions",
     params: userParams,
     response: { 200: accountDetails, ...refusals },
   },
@@ -141,6 +154,15 @@ export const adminSchemas = {
       required: ["password"],
       properties: { password: passwordField },
     },
+    response: { 204: noContent, ...refusals },
+  },
+  resetMfa: {
+    ...common,
+    summary: "Turn a user's second factor off (TOTP and recovery codes) and revoke every session",
+    description:
+      "For a user who lost the authenticator and the recovery codes. 204 also when TOTP was off; " +
+      "every open session is revoked either way.",
+    params: userParams,
     response: { 204: noContent, ...refusals },
   },
   deleteUser: {

@@ -115,33 +115,47 @@ function errorSerializer(error: unknown): { type: string; message: string; stack
 }
 
 // Bodies and headers are never logged (see the serializers); these paths catch a credential
-// passed to a log call by mistake, at the top level or one object down.
+// passed to a log call by mistake, at the top level or one object down. A request body is
+// dropped whole, and an MFA login's `code` is removed at the top level only: one object down,
+// `err.code` is the error code logs keep.
 const SECRET_FIELDS = [
   "authorization",
   "cookie",
   '"set-cookie"',
+  "body",
   "password",
+  "current_password",
+  "new_password",
   "token",
   "access_token",
   "refresh_token",
   "accessToken",
   "refreshToken",
+  "mfa_token",
+  "mfaToken",
+  "recovery_code",
+  "recoveryCode",
+  "recovery_codes",
+  "recoveryCodes",
   "client_secret",
   "secret",
 ];
-const REDACTED_PATHS = [
+
+/** Log paths the server's default logger removes: credentials, secrets and request bodies. */
+export const REDACTED_LOG_PATHS: readonly string[] = Object.freeze([
   "req.headers.authorization",
   "req.headers.cookie",
   'res.headers["set-cookie"]',
+  "code",
   ...SECRET_FIELDS.map((field) => (field.startsWith('"') ? `[${field}]` : field)),
   ...SECRET_FIELDS.map((field) => (field.startsWith('"') ? `*[${field}]` : `*.${field}`)),
-];
+]);
 
 /** The server's pino options: JSON lines, or `pino-pretty` when standard output is a terminal. */
 async function defaultLogger(logLevel: string): Promise<NonNullable<FastifyServerOptions["logger"]>> {
   const options = {
     level: logLevel,
-    redact: { paths: REDACTED_PATHS, remove: true },
+    redact: { paths: [...REDACTED_LOG_PATHS], remove: true },
     serializers: { req: requestSerializer, err: errorSerializer },
   };
   if (!process.stdout.isTTY) return options;

@@ -5,12 +5,20 @@ import type { PurgeResult, Store, UserRecord } from "../store/store.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
 import { checkNewPassword, checkRoleNames, normalizeUsername, USERNAME_LENGTH } from "./credential-policy.js";
+import type { MfaService } from "./mfa-service.js";
 import type { PasswordHasher } from "./password-hasher.js";
 import { OPERATOR_CONTEXT, type RequestContext } from "./request-context.js";
 import type { SessionRevocations } from "./session-revocations.js";
 import type { SigningKeys, StartedRotation } from "./signing-keys.js";
 import { createUser } from "./user-creation.js";
-import { type AccountDetailsView, type AccountView, accountViewOf, type SessionView, sessionViewsOf } from "./views.js";
+import {
+  type AccountDetailsView,
+  type AccountView,
+  accountViewOf,
+  type ListedAccountView,
+  type SessionView,
+  sessionViewsOf,
+} from "./views.js";
 import { findUserByName } from "./username-keys.js";
 
 /** A signing key as an operator sees it; never the private part. */
@@ -59,7 +67,7 @@ export interface UserListQuery {
 
 /** One page of users. */
 export interface UserPage {
-  readonly users: readonly AccountView[];
+  readonly users: readonly ListedAccountView[];
   /** Pass as `cursor` for the next page; `null` on the last page. */
   readonly nextCursor: string | null;
 }
@@ -86,11 +94,21 @@ export interface AdminServiceDependencies {
   readonly keys: SigningKeys;
   readonly revocations: SessionRevocations;
   readonly audit: AuditTrail;
+  /** The second factor: its status in user views, and its reset. */
+  readonly mfa: MfaService;
+}
+
+/** What {@link AdminService.resetMfa} did. */
+export interface MfaReset {
+  /** Whether TOTP was on (a pending enrolment is removed too, but was not on). */
+  readonly totpRemoved: boolean;
+  /** The sessions revoked. */
+  readonly revoked: string[];
 }
 
 /**
  * The operator's use cases, from the CLI and the admin API: accounts (add, list, show, disable,
- * enable, roles, password, delete), a user's sessions, revocations, purge and signing keys.
+ * enable, roles, password, second-factor reset, delete), a user's sessions, revocations, purge and signing keys.
  */
 export class AdminService {
   readonly #store: Store;
@@ -100,6 +118,7 @@ export class AdminService {
   readonly #keys: SigningKeys;
   readonly #revocations: SessionRevocations;
   readonly #audit: AuditTrail;
+  readonly #mfa: MfaService;
 
   constructor(deps: AdminServiceDependencies) {
     this.#store = deps.store;
@@ -109,6 +128,7 @@ export class AdminService {
     this.#keys = deps.keys;
     this.#revocations = deps.revocations;
     this.#audit = deps.audit;
+    this.#mfa = deps.mfa;
   }
 
   /**
@@ -149,17 +169,32 @@ export class AdminService {
     });
     const page = records.slice(0, limit);
     const last = page.at(-1);
+    const withTotp = await this.#mfa.enabledAmong(page.map((user) => user.id));
     return {
-      users: page.map(accountViewOf),
+      users: page.map((user) => ({ ...accountViewOf(user), mfa: { totp: withTotp.has(user.id) } })),
       nextCursor: records.length > limit && last ? cursorOfKey(last.usernameKey) : null,
     };
   }
 
-  /** A user with the number of their open sessions. Throws `user_not_found`. */
+  /** A user with their second factor and the number of their open sessions. Throws `user_not_found`. */
   async showUser(reference: UserReference): Promise<AccountDetailsView> {
     const user = await this.#findUser(reference);
     const open = await this.#store.listActiveSessions(user.id, this.#clock.now());
-    return { ...accountViewOf(user), openSessions: open.length };
+    const totp = await this.#mfa.isEnabled(user.id);
+    return { ...accountViewOf(user), mfa: { totp }, openSessions: open.length };
+  }
+
+  /**
+   * Resets a user's second factor, for one who lost the authenticator and the recovery codes:
+   * removes the TOTP credential (also a pending one) and the recovery codes, then revokes and
+   * announces every session, since a lost authenticator may be a stolen one. Doing it again
+   * still revokes any open session. Records `mfa_disabled` (when TOTP was on) and
+   * `session_revoked` for each session. Throws `user_not_found`.
+   */
+  async resetMfa(reference: UserReference, actor: AdminActor = OPERATOR): Promise<MfaReset> {
+    const user = await this.#findUser(reference);
+    const totpRemoved = await this.#mfa.resetTotp(user.id, actor.by, actor.context);
+    return { totpRemoved, revoked: await this.#revokeAll(user.id, actor) };
   }
 
   /**

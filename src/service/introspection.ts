@@ -5,7 +5,7 @@ import { isTesseraError } from "../core/errors.js";
 import { hashRefreshToken, isWellFormedRefreshToken } from "../core/refresh-token.js";
 import { decideRotation } from "../core/rotation.js";
 import type { Store } from "../store/store.js";
-import type { AuthService } from "./auth-service.js";
+import { type AuthService, PASSWORD_AMR } from "./auth-service.js";
 import type { ServiceConfig } from "./config.js";
 
 /** The role an access token needs to call the introspection endpoint. */
@@ -30,6 +30,8 @@ export type IntrospectionResult =
       readonly sid: string;
       readonly scope?: string;
       readonly username?: string;
+      /** RFC 8176 methods of the login: the access token's `amr` claim, or the refresh token's session's. */
+      readonly amr: readonly string[];
     };
 
 const INACTIVE: IntrospectionResult = Object.freeze({ active: false });
@@ -104,6 +106,7 @@ export class TokenIntrospection {
       sid: claims.sid,
       ...(claims.scope === undefined ? {} : { scope: claims.scope }),
       username: user.username,
+      amr: claims.amr,
     };
   }
 
@@ -128,6 +131,7 @@ export class TokenIntrospection {
       iat: epochSeconds(found.token.createdAt),
       sid: found.session.id,
       username: found.user.username,
+      amr: found.session.amr ?? PASSWORD_AMR,
     };
   }
 }

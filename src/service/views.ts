@@ -14,8 +14,19 @@ export interface AccountView extends UserView {
   readonly disabledAt: Date | null;
 }
 
+/** Which second factors a user has on. */
+export interface MfaStatusView {
+  /** TOTP is confirmed (a pending enrolment does not count). */
+  readonly totp: boolean;
+}
+
+/** A user as an operator's list shows it: the account and its second factor. */
+export interface ListedAccountView extends AccountView {
+  readonly mfa: MfaStatusView;
+}
+
 /** One user in detail, for an operator. */
-export interface AccountDetailsView extends AccountView {
+export interface AccountDetailsView extends ListedAccountView {
   /** Sessions neither revoked nor expired. */
   readonly openSessions: number;
 }

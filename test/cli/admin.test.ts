@@ -10,6 +10,7 @@ import { openServices, type TesseraServices } from "../../src/service/tessera-se
 import { redisSkipReason, TEST_REDIS_URL } from "../support/redis.js";
 import { temporaryDirectory } from "../support/server.js";
 import { silentLogger } from "../support/service.js";
+import { totpCodeOf } from "../support/totp.js";
 
 const CLI = resolve("dist/cli/main.js");
 const SECRET = "cli-admin-test-secret-0123456789-abcdefgh";
@@ -150,7 +151,7 @@ describe("tessera user and sessions commands", () => {
     );
     assert.equal(listed.nextCursor, null);
     const page = await run(["user", "list", "--search", "frank", "--limit", "1"]);
-    assert.match(page.stdout, /^USERNAME +ROLES +CREATED +DISABLED +ID$/m);
+    assert.match(page.stdout, /^USERNAME +ROLES +CREATED +DISABLED +TOTP +ID$/m);
     const cursor = /^more: --cursor (\S+)$/m.exec(page.stdout)?.[1];
     assert.ok(cursor, page.stdout);
     const next = await run(["user", "list", "--search", "frank", "--limit", "1", "--cursor", cursor]);
@@ -191,6 +192,51 @@ describe("tessera user and sessions commands", () => {
     const missing = await run(["user", "show", "frank"]);
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /no such user/);
+  });
+
+  it("resets a user's second factor after confirmation, revoking every session, and shows TOTP in user views", async () => {
+    const [login, other] = await userWithSessions("Heidi", 2);
+    const principal = await services.auth.authenticate(login!.accessToken);
+    const { uri } = await services.mfa.enrollTotp(principal);
+    await services.mfa.confirmTotp(principal, totpCodeOf(uri), context);
+    assert.match((await run(["user", "show", "heidi"])).stdout, /^totp {6}on$/m);
+    const listed = JSON.parse((await run(["user", "list", "--search", "heidi", "--json"])).stdout) as {
+      users: Array<{ username: string; mfa: { totp: boolean } }>;
+    };
+    assert.deepEqual(
+      listed.users.map((user) => [user.username, user.mfa]),
+      [["Heidi", { totp: true }]],
+    );
+    assert.match(
+      (await run(["user", "list", "--search", "heidi"])).stdout,
+      /^USERNAME +ROLES +CREATED +DISABLED +TOTP +ID\nHeidi +.* on +\S+$/m,
+    );
+
+    const unconfirmed = await run(["user", "reset-mfa", "heidi"]);
+    assert.equal(unconfirmed.status, 2);
+    assert.match(unconfirmed.stderr, /tessera user reset-mfa needs --yes/);
+    assert.equal(await services.mfa.isEnabled(login!.userId), true, "nothing changed without --yes");
+
+    const reset = await run(["user", "reset-mfa", "HEIDI", "--yes", "--json"]);
+    assert.equal(reset.status, 0, reset.stderr);
+    const result = JSON.parse(reset.stdout) as { totpRemoved: boolean; revoked: string[] };
+    assert.equal(result.totpRemoved, true);
+    assert.deepEqual(result.revoked.sort(), [login!.sessionId, other!.sessionId].sort());
+    await assert.rejects(services.auth.refresh(other!.refreshToken, context), { code: "session_revoked" });
+    assert.equal((await services.auth.signIn("heidi", PASSWORD, context)).kind, "tokens");
+    const shown = JSON.parse((await run(["user", "show", "heidi", "--json"])).stdout) as { mfa: { totp: boolean } };
+    assert.deepEqual(shown.mfa, { totp: false });
+    await services.audit.flush();
+    const events = await services.audit.list({ user: login!.userId, type: "mfa_disabled" });
+    assert.deepEqual(
+      events.events.map((event) => event.details),
+      [{ by: "operator" }],
+    );
+
+    const again = await run(["user", "reset-mfa", "heidi", "--yes"]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /^Heidi had no TOTP on; revoked 1 session: \S+$/m);
+    assert.match((await run(["user", "reset-mfa", "nobody", "--yes"])).stderr, /no such user/);
   });
 
   describe("with TESSERA_REDIS_URL", async () => {

@@ -4,6 +4,7 @@ import type { FastifyInstance, InjectOptions } from "fastify";
 import { createServer } from "../../src/http/server.js";
 import { USER_LIST_LIMIT } from "../../src/service/admin-service.js";
 import { type ServiceFixture, serviceFixture } from "../support/service.js";
+import { totpCodeOf } from "../support/totp.js";
 
 const PASSWORD = "correct horse battery staple";
 const NEW_PASSWORD = "a brand new passphrase";
@@ -16,6 +17,7 @@ interface Account {
   roles: string[];
   created_at: string;
   disabled_at: string | null;
+  mfa?: { totp: boolean };
 }
 
 /** Every admin route, with a path naming `id` (and `sessionId`) and a valid body. */
@@ -28,6 +30,7 @@ function adminRoutes(id: string, sessionId: string): Array<[InjectOptions["metho
     ["POST", `/admin/users/${id}/enable`],
     ["PUT", `/admin/users/${id}/roles`, { roles: ["admin"] }],
     ["PUT", `/admin/users/${id}/password`, { password: NEW_PASSWORD }],
+    ["DELETE", `/admin/users/${id}/mfa`],
     ["DELETE", `/admin/users/${id}`],
     ["GET", `/admin/users/${id}/sessions`],
     ["DELETE", `/admin/users/${id}/sessions/${sessionId}`],
@@ -118,7 +121,7 @@ describe("Admin API /admin/users", () => {
     assert.equal(taken.json<{ error: string }>().error, "username_taken");
     const shown = await call("GET", `/admin/users/${account.id}`);
     assert.equal(shown.statusCode, 200);
-    assert.deepEqual(shown.json(), { ...account, open_sessions: 1 });
+    assert.deepEqual(shown.json(), { ...account, mfa: { totp: false }, open_sessions: 1 });
   });
 
   it("lists users filtered by search, role and disabled state, page by page", async () => {
@@ -270,6 +273,43 @@ describe("Admin API /admin/users", () => {
     assert.equal((await call("GET", `/admin/users/${id}`)).statusCode, 404);
     assert.equal((await call("DELETE", `/admin/users/${id}`)).statusCode, 404);
     assert.equal((await call("POST", "/auth/login", { username, password: NEW_PASSWORD }, null)).statusCode, 401);
+  });
+
+  it("resets a user's second factor: TOTP off, recovery codes gone, every session revoked; 204 again when off", async () => {
+    const { username, id, logins } = await member(2);
+    const principal = await fixture.service.authenticate(logins[0]!.accessToken);
+    const { uri } = await fixture.services.mfa.enrollTotp(principal);
+    await fixture.services.mfa.confirmTotp(principal, totpCodeOf(uri, 0, fixture.clock.now()), context);
+    const shown = await call("GET", `/admin/users/${id}`);
+    assert.deepEqual(shown.json<Account>().mfa, { totp: true });
+    const listed = await call("GET", `/admin/users?search=${username}`);
+    assert.deepEqual(
+      listed.json<{ users: Account[] }>().users.map((user) => [user.username, user.mfa]),
+      [[username, { totp: true }]],
+    );
+    const challenged = await call("POST", "/auth/login", { username, password: PASSWORD }, null);
+    assert.equal(challenged.json<{ error: string }>().error, "mfa_required");
+
+    const reset = await call("DELETE", `/admin/users/${id}/mfa`);
+    assert.equal(reset.statusCode, 204, reset.body);
+    assert.equal(reset.body, "");
+    assert.deepEqual((await call("GET", `/admin/users/${id}`)).json<Account>().mfa, { totp: false });
+    assert.equal(await fixture.store.countUnusedRecoveryCodes(id), 0);
+    for (const login of logins)
+      assert.equal((await call("GET", "/auth/me", undefined, login.accessToken)).statusCode, 401);
+    const events = await fixture.services.audit.list({ user: id, type: "mfa_disabled" });
+    const adminId = (await fixture.services.admin.showUser("root-admin")).id;
+    assert.deepEqual(
+      events.events.map((event) => event.details),
+      [{ by: adminId }],
+    );
+    const login = await call("POST", "/auth/login", { username, password: PASSWORD }, null);
+    assert.equal(login.statusCode, 200, "the password alone logs in");
+
+    assert.equal((await call("DELETE", `/admin/users/${id}/mfa`)).statusCode, 204, "TOTP already off");
+    const unknown = await call("DELETE", `/admin/users/${UNKNOWN_ID}/mfa`);
+    assert.equal(unknown.statusCode, 404);
+    assert.deepEqual(unknown.json(), { error: "not_found", error_description: "No such user." });
   });
 
   it("describes every admin route, its success and its refusals in /openapi.json", async () => {

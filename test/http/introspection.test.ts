@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { createServer } from "../../src/http/server.js";
 import { type ServiceFixture, serviceFixture } from "../support/service.js";
+import { totpCodeOf } from "../support/totp.js";
 
 const PASSWORD = "correct horse battery staple";
 const INTROSPECTION_SECRET = "introspection-secret-0123456789-abcdefgh";
@@ -85,6 +86,24 @@ describe("POST /oauth/introspect", () => {
     assert.equal(body.client_id, "tessera");
     assert.equal(body.exp - body.iat, tokens.refreshTokenExpiresIn);
     assert.ok(!response.body.includes(tokens.refreshToken), "the token is not echoed");
+  });
+
+  it("gives the methods of the login as amr: pwd for a password login, pwd and otp after a second factor", async () => {
+    const { username, tokens } = await loggedIn();
+    for (const token of [tokens.accessToken, tokens.refreshToken])
+      assert.deepEqual((await introspect(token)).json().amr, ["pwd"]);
+
+    const principal = await fixture.service.authenticate(tokens.accessToken);
+    const { uri } = await fixture.services.mfa.enrollTotp(principal);
+    await fixture.services.mfa.confirmTotp(principal, totpCodeOf(uri, 0, fixture.clock.now()), context);
+    const signedIn = await fixture.service.signIn(username, PASSWORD, context);
+    assert.equal(signedIn.kind, "mfa_required");
+    if (signedIn.kind !== "mfa_required") return;
+    const code = totpCodeOf(uri, 1, fixture.clock.now());
+    const second = await fixture.service.completeMfaLogin(signedIn.challenge.mfaToken, { code }, context);
+    const rotated = await fixture.service.refresh(second.refreshToken, context);
+    for (const token of [second.accessToken, rotated.accessToken, rotated.refreshToken])
+      assert.deepEqual((await introspect(token)).json().amr, ["pwd", "otp"]);
   });
 
   it("answers active: false for both tokens of a revoked session", async () => {
