@@ -29,6 +29,16 @@ const credentials = {
   },
 } as const;
 
+/** The email field of a body: its shape only; what makes a plain address is the service's rule. */
+const emailField = { type: "string", minLength: 3, maxLength: EMAIL_LENGTH.max } as const;
+
+const registration = {
+  type: "object",
+  additionalProperties: false,
+  required: ["username", "password"],
+  properties: { ...credentials.properties, email: emailField },
+} as const;
+
 const refreshTokenBody = {
   type: "object",
   additionalProperties: false,
@@ -93,7 +103,11 @@ export const authSchemas = {
   register: {
     tags: ["auth"],
     summary: "Create a user",
-    body: credentials,
+    description:
+      "With `email`, the address is stored unverified with the user and a verification link (single use, 24 h) " +
+      "is mailed to it after the answer; a failed mail does not fail the registration. 409 `email_taken` when " +
+      "another account has the address (case-insensitive); 501 `mail_unavailable` for an address without an SMTP server.",
+    body: registration,
     response: {
       201: {
         type: "object",
@@ -101,6 +115,7 @@ export const authSchemas = {
         properties: { id: { type: "string" }, username: { type: "string" } },
       },
       "4xx": errorResponse,
+      "5xx": errorResponse,
     },
   },
   login: {
@@ -351,7 +366,7 @@ const emailBody = {
   type: "object",
   additionalProperties: false,
   required: ["email"],
-  properties: { email: { type: "string", minLength: 3, maxLength: EMAIL_LENGTH.max } },
+  properties: { email: emailField },
 } as const;
 
 const mailTokenBody = {

@@ -11,6 +11,8 @@ import {
 } from "../core/refresh-token.js";
 import { decideRotation } from "../core/rotation.js";
 import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
+import type { AccountMail } from "./account-mail.js";
+import { type CheckedEmail, checkEmail } from "./account-service.js";
 import type { AuditSubject, AuditTrail } from "./audit-trail.js";
 import type { ServiceConfig } from "./config.js";
 import { checkPasswordText } from "./credential-policy.js";
@@ -52,6 +54,8 @@ export interface AuthServiceDependencies {
   readonly revocations: SessionRevocations;
   readonly audit: AuditTrail;
   readonly logger: Logger;
+  /** Mails the verification link of an address given at registration; default none (no mail). */
+  readonly mail?: AccountMail | null;
 }
 
 /** The end user's flows: register, login, refresh, logout, sessions, and access-token checks. */
@@ -64,6 +68,7 @@ export class AuthService {
   readonly #revocations: SessionRevocations;
   readonly #audit: AuditTrail;
   readonly #logger: Logger;
+  readonly #mail: AccountMail | null;
   readonly #dummyHash: string;
 
   private constructor(deps: AuthServiceDependencies, dummyHash: string) {
@@ -75,6 +80,7 @@ export class AuthService {
     this.#revocations = deps.revocations;
     this.#audit = deps.audit;
     this.#logger = deps.logger;
+    this.#mail = deps.mail ?? null;
     this.#dummyHash = dummyHash;
   }
 
@@ -86,13 +92,38 @@ export class AuthService {
   }
 
   /**
-   * Creates a user with the default roles. Throws `registration_closed` when registration is
-   * closed, `invalid_request` for a bad username or password, `username_taken`.
+   * Creates a user with the default roles and, when `email` is given, that address, unverified,
+   * stored with the user; its verification link is mailed after this returns, and a failed mail
+   * is only logged. Throws `registration_closed` when registration is closed, `mail_unavailable`
+   * for an address when the server sends no mail, `invalid_request` for a bad username, password
+   * or address, `username_taken`, `email_taken`.
    */
-  async register(username: string, password: string, context: RequestContext): Promise<UserView> {
+  async register(
+    username: string,
+    password: string,
+    context: RequestContext,
+    options: { readonly email?: string } = {},
+  ): Promise<UserView> {
     if (this.#config.registration === "closed") fail("registration_closed", "registration is closed");
+    const mail = this.#mail;
+    let email: CheckedEmail | null = null;
+    if (options.email !== undefined) {
+      if (mail === null) fail("mail_unavailable", "this server sends no mail");
+      mail.requireEnabled();
+      email = checkEmail(options.email);
+    }
     const deps = { store: this.#store, clock: this.#clock, hasher: this.#hasher, audit: this.#audit };
-    return createUser(deps, { username, password, roles: this.#config.defaultRoles }, context);
+    const user = await createUser(deps, { username, password, roles: this.#config.defaultRoles, email }, context);
+    if (email !== null && mail !== null)
+      mail
+        .sendVerification(user.id, email.email, email.key)
+        .catch((error: unknown) =>
+          this.#logger.warn(
+            { userId: user.id, err: error instanceof Error ? error.message : "unknown" },
+            "verification mail not sent",
+          ),
+        );
+    return user;
   }
 
   /**

@@ -252,6 +252,7 @@ export class KyselyStore implements Store {
           roles: JSON.stringify(user.roles),
           created_at: this.#ts(user.createdAt),
           ...(user.disabledAt ? { disabled_at: this.#ts(user.disabledAt) } : {}),
+          ...(user.email && user.emailKey ? { email: user.email, email_key: user.emailKey } : {}),
         })
         .execute();
       return true;
@@ -891,6 +892,42 @@ export class KyselyStore implements Store {
           used_at: token.usedAt ? this.#ts(token.usedAt) : null,
         })
         .execute();
+    });
+  }
+
+  voidOneTimeTokens(userId: string, purpose: string, now: Date): Promise<number> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("one_time_tokens")
+        .set({ used_at: this.#ts(now) })
+        .where("user_id", "=", userId)
+        .where("purpose", "=", purpose)
+        .where("used_at", "is", null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  deleteSpentOneTimeTokens(before: Date, batchSize: number): Promise<number> {
+    return this.#run(async () => {
+      const cutoff = this.#ts(before);
+      // Select a batch of ids, then delete by id: portable (no DELETE ... LIMIT) and short locks.
+      const rows = await this.#db
+        .selectFrom("one_time_tokens as t")
+        .select("t.id")
+        .where((eb) =>
+          eb.or([
+            eb("t.expires_at", "<", cutoff),
+            eb("t.used_at", "<", cutoff),
+            eb.not(eb.exists(eb.selectFrom("users as u").select("u.id").whereRef("u.id", "=", "t.user_id"))),
+          ]),
+        )
+        .limit(batchSize)
+        .execute();
+      if (rows.length === 0) return 0;
+      const ids = rows.map((row) => row.id);
+      const deleted = await this.#db.deleteFrom("one_time_tokens").where("id", "in", ids).executeTakeFirst();
+      return Number(deleted.numDeletedRows);
     });
   }
 

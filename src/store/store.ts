@@ -184,7 +184,10 @@ export interface Store {
   /** Closes the connections; the store is unusable afterwards. */
   close(): Promise<void>;
 
-  /** Inserts a user; `false` when the username is taken. */
+  /**
+   * Inserts a user, with its email address (unverified) when `email` and `emailKey` are given, in
+   * one statement; `false`, inserting nothing, when the username key or the email key is taken.
+   */
   createUser(user: UserRecord): Promise<boolean>;
   /** The user whose `usernameKey` this is, or `null`. */
   findUserByUsername(usernameKey: string): Promise<UserRecord | null>;
@@ -316,6 +319,13 @@ export interface Store {
   markEmailVerified(id: string, emailKey: string, now: Date): Promise<boolean>;
   /** Stores a single-use token (its hash only). */
   createOneTimeToken(token: OneTimeTokenRecord): Promise<void>;
+  /** Marks every unused token of `purpose` of the user used at `now`; returns how many. */
+  voidOneTimeTokens(userId: string, purpose: string, now: Date): Promise<number>;
+  /**
+   * Deletes up to `batchSize` one-time tokens that expired or were used before `before`, or whose
+   * user is gone; returns how many. Call repeatedly until it returns 0; small batches keep locks short.
+   */
+  deleteSpentOneTimeTokens(before: Date, batchSize: number): Promise<number>;
   /**
    * Uses the unused, unexpired token of `purpose` with this hash, as one conditional update, and
    * returns it; `null` when there is none (unknown, other purpose, expired, or already used, also

@@ -1153,6 +1153,89 @@ export function testStoreContract(
         assert.equal(results.filter((result) => result !== null).length, 1);
       });
 
+      it("stores a user with its address, unverified, in one insert; a taken username or address inserts nothing", async () => {
+        const key = `${randomUUID()}@example.test`;
+        const user = aUser({ email: `Pat.${key}`, emailKey: `pat.${key}` });
+        assert.equal(await store.createUser(user), true);
+        const found = await store.findUserByEmailKey(`pat.${key}`);
+        assert.deepEqual([found?.id, found?.email, found?.emailVerifiedAt], [user.id, `Pat.${key}`, null]);
+        const sameAddress = aUser({ email: `pat.${key}`, emailKey: `pat.${key}` });
+        assert.equal(await store.createUser(sameAddress), false);
+        assert.equal(await store.findUserById(sameAddress.id), null, "no user without its address");
+        const sameName = aUser({ username: user.username, usernameKey: user.usernameKey, email: key, emailKey: key });
+        assert.equal(await store.createUser(sameName), false);
+        assert.equal(await store.findUserByEmailKey(key), null, "no address without its user");
+      });
+
+      it("voids every unused token of one purpose of one user, and only those", async () => {
+        const user = aUser();
+        const rival = aUser();
+        await store.createUser(user);
+        await store.createUser(rival);
+        const tokens = [
+          aOneTimeToken(user.id, { purpose: "email_verification" }),
+          aOneTimeToken(user.id, { purpose: "email_verification" }),
+          aOneTimeToken(user.id, { purpose: "password_reset" }),
+          aOneTimeToken(rival.id, { purpose: "email_verification" }),
+        ];
+        for (const token of tokens) await store.createOneTimeToken(token);
+        assert.equal(await store.voidOneTimeTokens(user.id, "email_verification", at(1000)), 2);
+        assert.equal(await store.voidOneTimeTokens(user.id, "email_verification", at(2000)), 0, "already void");
+        const consume = (index: number) =>
+          store.consumeOneTimeToken(tokens[index]!.tokenHash, tokens[index]!.purpose, at(3000));
+        assert.equal(await consume(0), null);
+        assert.equal(await consume(1), null);
+        assert.ok(await consume(2), "another purpose keeps working");
+        assert.ok(await consume(3), "another user's token keeps working");
+      });
+
+      it("deletes spent tokens in batches: used or expired before the cutoff, or of a user that is gone", async () => {
+        const fresh = await createDatabase();
+        const purged = openStore({ url: fresh.url });
+        try {
+          await purged.migrate();
+          const user = aUser();
+          await purged.createUser(user);
+          const live = aOneTimeToken(user.id, { expiresAt: at(2 * HOUR) });
+          const usedLater = aOneTimeToken(user.id, { expiresAt: at(2 * HOUR) });
+          const spent = [
+            aOneTimeToken(user.id, { expiresAt: at(HOUR / 2) }),
+            aOneTimeToken(user.id, { expiresAt: at(HOUR / 2) }),
+            aOneTimeToken(user.id, { expiresAt: at(2 * HOUR) }),
+          ];
+          for (const token of [live, usedLater, ...spent]) await purged.createOneTimeToken(token);
+          assert.ok(await purged.consumeOneTimeToken(spent[2]!.tokenHash, "password_reset", at(1000)));
+          assert.ok(await purged.consumeOneTimeToken(usedLater.tokenHash, "password_reset", at(HOUR + 1000)));
+          // A token whose user row is gone without deleteUser() (a database that never cascaded).
+          const orphanOwner = aUser();
+          await purged.createUser(orphanOwner);
+          const orphan = aOneTimeToken(orphanOwner.id, { expiresAt: at(2 * HOUR) });
+          await purged.createOneTimeToken(orphan);
+          // Another client's connection: SQLite enforces the foreign key only where it is switched on.
+          await queryRows(fresh, `delete from users where id = '${orphanOwner.id}'`);
+          const orphaned = (await queryRows(fresh, `select id from one_time_tokens where id = '${orphan.id}'`)).length;
+
+          const counts: number[] = [];
+          for (let i = 0; i < 5; i += 1) {
+            const deleted = await purged.deleteSpentOneTimeTokens(at(HOUR), 2);
+            counts.push(deleted);
+            assert.ok(deleted <= 2, `batch of ${deleted}`);
+            if (deleted === 0) break;
+          }
+          assert.equal(counts.at(-1), 0);
+          assert.equal(
+            counts.reduce((sum, n) => sum + n, 0),
+            3 + orphaned,
+          );
+          const left = await queryRows(fresh, "select id from one_time_tokens");
+          assert.deepEqual(left.map((row) => String(row.id)).sort(), [live.id, usedLater.id].sort());
+          assert.ok(await purged.consumeOneTimeToken(live.tokenHash, "password_reset", at(HOUR)), "a live link works");
+        } finally {
+          await purged.close();
+          await fresh.drop();
+        }
+      });
+
       it("deletes a deleted user's tokens with the user", async () => {
         const user = aUser();
         await store.createUser(user);
