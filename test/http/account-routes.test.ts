@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { Writable } from "node:stream";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { createServer, type ServerOptions } from "../../src/http/server.js";
@@ -74,91 +75,99 @@ function assertError(response: LightMyRequestResponse, status: number, error: st
 
 const bearer = (tokens: Tokens) => ({ authorization: `Bearer ${tokens.access_token}` });
 
-describe("POST /auth/password", () => {
-  let h: Harness;
-  before(async () => {
-    h = await harness();
-  });
-  after(() => h.close());
-
-  it("answers 204, keeps this session and revokes the other ones", async () => {
-    const { username, first, second } = await h.twoSessions();
-    const changed = await h.post(
-      "/auth/password",
-      { current_password: PASSWORD, new_password: NEW_PASSWORD },
-      bearer(first),
-    );
-    assert.equal(changed.statusCode, 204, changed.body);
-    assert.equal(changed.body, "");
-    assertError(await h.post("/auth/refresh", { refresh_token: second.refresh_token }), 401, "invalid_grant");
-    const sessions = await h.app.inject({ method: "GET", url: "/auth/sessions", headers: bearer(first) });
-    assert.equal(sessions.statusCode, 200);
-    assert.equal(sessions.json().sessions.length, 1);
-    assert.equal((await h.post("/auth/refresh", { refresh_token: first.refresh_token })).statusCode, 200);
-    assertError(await h.post("/auth/login", { username, password: PASSWORD }), 401, "invalid_grant");
-    assert.equal((await h.post("/auth/login", { username, password: NEW_PASSWORD })).statusCode, 200);
-  });
-
-  it("answers a wrong current password as login answers bad credentials, and changes nothing", async () => {
-    const { username, first, second } = await h.twoSessions();
-    const wrong = await h.post(
-      "/auth/password",
-      { current_password: "not the password at all", new_password: NEW_PASSWORD },
-      bearer(first),
-    );
-    const login = await h.post("/auth/login", { username, password: "not the password at all" });
-    assertError(wrong, 401, "invalid_grant");
-    assert.deepEqual(
-      [wrong.json().error, wrong.headers["www-authenticate"]],
-      [login.json().error, login.headers["www-authenticate"]],
-    );
-    assert.equal((await h.post("/auth/refresh", { refresh_token: second.refresh_token })).statusCode, 200);
-  });
-
-  it("answers 401 invalid_token without a valid access token, before looking at the body", async () => {
-    assertError(
-      await h.post("/auth/password", { current_password: PASSWORD, new_password: NEW_PASSWORD }),
-      401,
-      "invalid_token",
-    );
-    assertError(
-      await h.post("/auth/password", { nonsense: true }, { authorization: "Bearer abc.def.ghi" }),
-      401,
-      "invalid_token",
-    );
-  });
-
-  it("answers 400 invalid_request for every malformed body and a new password outside the policy", async () => {
-    const { first } = await h.twoSessions();
-    const bodies: unknown[] = [
-      {},
-      { current_password: PASSWORD },
-      { new_password: NEW_PASSWORD },
-      { current_password: PASSWORD, new_password: NEW_PASSWORD, extra: 1 },
-      { current_password: 1, new_password: NEW_PASSWORD },
-      { current_password: PASSWORD, new_password: "short" },
-      { current_password: PASSWORD, new_password: "x".repeat(1025) },
-      { current_password: "", new_password: NEW_PASSWORD },
-      [],
-    ];
-    for (const body of bodies) assertError(await h.post("/auth/password", body, bearer(first)), 400, "invalid_request");
-    const text = await h.app.inject({
-      method: "POST",
-      url: "/auth/password",
-      headers: { "content-type": "text/plain", ...bearer(first) },
-      payload: "hi",
+for (const { kind, skip } of await storesUnderTest()) {
+  describe(`POST /auth/password on ${kind}`, { skip }, () => {
+    let database: TestDatabase;
+    let h: Harness;
+    before(async () => {
+      database = await createTestDatabase(kind);
+      h = await harness({ databaseUrl: database.url });
     });
-    assertError(text, 415, "invalid_request");
-  });
+    after(async () => {
+      await h?.close();
+      await database?.drop();
+    });
 
-  it("is listed in the OpenAPI document with its answers", async () => {
-    const spec = (await h.app.inject({ method: "GET", url: "/openapi.json" })).json();
-    const operation = spec.paths["/auth/password"]?.post;
-    assert.ok(operation, "documented");
-    assert.deepEqual(Object.keys(operation.responses).sort(), ["204", "4XX"]);
-    assert.deepEqual(operation.security, [{ bearerAuth: [] }]);
+    it("answers 204, keeps this session and revokes the other ones", async () => {
+      const { username, first, second } = await h.twoSessions();
+      const changed = await h.post(
+        "/auth/password",
+        { current_password: PASSWORD, new_password: NEW_PASSWORD },
+        bearer(first),
+      );
+      assert.equal(changed.statusCode, 204, changed.body);
+      assert.equal(changed.body, "");
+      assertError(await h.post("/auth/refresh", { refresh_token: second.refresh_token }), 401, "invalid_grant");
+      const sessions = await h.app.inject({ method: "GET", url: "/auth/sessions", headers: bearer(first) });
+      assert.equal(sessions.statusCode, 200);
+      assert.equal(sessions.json().sessions.length, 1);
+      assert.equal((await h.post("/auth/refresh", { refresh_token: first.refresh_token })).statusCode, 200);
+      assertError(await h.post("/auth/login", { username, password: PASSWORD }), 401, "invalid_grant");
+      assert.equal((await h.post("/auth/login", { username, password: NEW_PASSWORD })).statusCode, 200);
+    });
+
+    it("answers a wrong current password as login answers bad credentials, and changes nothing", async () => {
+      const { username, first, second } = await h.twoSessions();
+      const wrong = await h.post(
+        "/auth/password",
+        { current_password: "not the password at all", new_password: NEW_PASSWORD },
+        bearer(first),
+      );
+      const login = await h.post("/auth/login", { username, password: "not the password at all" });
+      assertError(wrong, 401, "invalid_grant");
+      assert.deepEqual(
+        [wrong.json().error, wrong.headers["www-authenticate"]],
+        [login.json().error, login.headers["www-authenticate"]],
+      );
+      assert.equal((await h.post("/auth/refresh", { refresh_token: second.refresh_token })).statusCode, 200);
+    });
+
+    it("answers 401 invalid_token without a valid access token, before looking at the body", async () => {
+      assertError(
+        await h.post("/auth/password", { current_password: PASSWORD, new_password: NEW_PASSWORD }),
+        401,
+        "invalid_token",
+      );
+      assertError(
+        await h.post("/auth/password", { nonsense: true }, { authorization: "Bearer abc.def.ghi" }),
+        401,
+        "invalid_token",
+      );
+    });
+
+    it("answers 400 invalid_request for every malformed body and a new password outside the policy", async () => {
+      const { first } = await h.twoSessions();
+      const bodies: unknown[] = [
+        {},
+        { current_password: PASSWORD },
+        { new_password: NEW_PASSWORD },
+        { current_password: PASSWORD, new_password: NEW_PASSWORD, extra: 1 },
+        { current_password: 1, new_password: NEW_PASSWORD },
+        { current_password: PASSWORD, new_password: "short" },
+        { current_password: PASSWORD, new_password: "x".repeat(1025) },
+        { current_password: "", new_password: NEW_PASSWORD },
+        [],
+      ];
+      for (const body of bodies)
+        assertError(await h.post("/auth/password", body, bearer(first)), 400, "invalid_request");
+      const text = await h.app.inject({
+        method: "POST",
+        url: "/auth/password",
+        headers: { "content-type": "text/plain", ...bearer(first) },
+        payload: "hi",
+      });
+      assertError(text, 415, "invalid_request");
+    });
+
+    it("is listed in the OpenAPI document with its answers", async () => {
+      const spec = (await h.app.inject({ method: "GET", url: "/openapi.json" })).json();
+      const operation = spec.paths["/auth/password"]?.post;
+      assert.ok(operation, "documented");
+      assert.deepEqual(Object.keys(operation.responses).sort(), ["204", "4XX"]);
+      assert.deepEqual(operation.security, [{ bearerAuth: [] }]);
+    });
   });
-});
+}
 
 describe("POST /auth/password with the login limits", () => {
   let h: Harness;
@@ -279,6 +288,42 @@ for (const { kind, skip } of await storesUnderTest()) {
       assert.equal((await me(first)).email_verified, false);
     });
 
+    it("registers with an address: 201 {id, username}, the address unverified and a link that verifies it", async () => {
+      counter += 1;
+      const username = `withmail${counter}`;
+      const email = `With.Mail${counter}@example.test`;
+      const answer = await h.post("/auth/register", { username, password: PASSWORD, email });
+      assert.equal(answer.statusCode, 201, answer.body);
+      const created = answer.json<{ id: string; username: string }>();
+      assert.deepEqual(Object.keys(created).sort(), ["id", "username"]);
+      const token = await mailedToken(email);
+      const login = (await h.post("/auth/login", { username, password: PASSWORD })).json<Tokens>();
+      assert.deepEqual([(await me(login)).email, (await me(login)).email_verified], [email, false]);
+      assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
+      assert.equal((await me(login)).email_verified, true);
+    });
+
+    it("refuses to register with an address another account has (any case) with 409, creating no user", async () => {
+      counter += 1;
+      const { first } = await h.twoSessions();
+      assert.equal((await put({ email: `held${counter}@example.test` }, first)).statusCode, 202);
+      await smtp.next();
+      const username = `latecomer${counter}`;
+      assertError(
+        await h.post("/auth/register", { username, password: PASSWORD, email: `HELD${counter}@example.test` }),
+        409,
+        "email_taken",
+      );
+      assertError(await h.post("/auth/login", { username, password: PASSWORD }), 401, "invalid_grant");
+      assert.equal((await h.post("/auth/register", { username, password: PASSWORD })).statusCode, 201);
+      for (const email of ["", "no-at-sign", "a b@example.test", 5])
+        assertError(
+          await h.post("/auth/register", { username: `bad${counter}`, password: PASSWORD, email }),
+          400,
+          "invalid_request",
+        );
+    });
+
     it("answers 400 for malformed addresses and tokens, 401 without an access token", async () => {
       const { first } = await h.twoSessions();
       for (const email of [
@@ -326,6 +371,19 @@ describe("email without an SMTP server", () => {
     assertError(answer, 501, "mail_unavailable");
     const me = (await h.app.inject({ method: "GET", url: "/auth/me", headers: bearer(first) })).json();
     assert.deepEqual(me.capabilities, { email: false });
+  });
+
+  it("refuses to register with an address with 501 mail_unavailable, creating no user", async () => {
+    const body = { username: "no-smtp", password: PASSWORD, email: "pat@example.test" };
+    assertError(await h.post("/auth/register", body), 501, "mail_unavailable");
+    assert.equal((await h.post("/auth/register", { username: "no-smtp", password: PASSWORD })).statusCode, 201);
+  });
+
+  it("documents the optional address of POST /auth/register in the OpenAPI document", async () => {
+    const spec = (await h.app.inject({ method: "GET", url: "/openapi.json" })).json();
+    const schema = spec.paths["/auth/register"]?.post?.requestBody?.content?.["application/json"]?.schema;
+    assert.deepEqual(schema?.required, ["username", "password"]);
+    assert.equal(schema?.properties?.email?.type, "string");
   });
 });
 
@@ -467,5 +525,79 @@ describe("password reset throttling", () => {
     for (let i = 0; i < 8; i += 1)
       answers.push((await h.post("/auth/password/forgot", { email: `ip${i}@example.test` })).statusCode);
     assert.ok(answers.includes(429), answers.join(","));
+  });
+});
+
+describe("mail links in the server log", () => {
+  let smtp: TestSmtpServer;
+  before(async () => {
+    smtp = await startSmtpServer();
+  });
+  after(() => smtp.close());
+
+  /** A server writing its log into `lines`, in development mode when `secret` is empty. */
+  async function logged(secret: string) {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const h = await harness({
+      secret,
+      smtpUrl: smtp.url,
+      mailFrom: "no-reply@example.test",
+      logger: { level: "info", stream },
+    });
+    return { h, lines };
+  }
+
+  it("logs the verification and reset links at info level in development mode", async () => {
+    const { h, lines } = await logged("");
+    try {
+      const email = "dev.links@example.test";
+      assert.equal(
+        (await h.post("/auth/register", { username: "devlinks", password: PASSWORD, email })).statusCode,
+        201,
+      );
+      await smtp.next();
+      assert.equal((await h.post("/auth/password/forgot", { email })).statusCode, 202);
+      await smtp.next();
+      const links = lines
+        .map((line) => JSON.parse(line) as { level: number; link?: unknown })
+        .flatMap((entry) => (typeof entry.link === "string" ? [{ level: entry.level, link: entry.link }] : []));
+      assert.deepEqual(
+        links.map((entry) => [entry.level, /#(verify|reset)=tse_/.exec(entry.link)?.[1]]),
+        [
+          [30, "verify"],
+          [30, "reset"],
+        ],
+      );
+      // The logged link is the mailed one, and it works.
+      const link = links[0]?.link ?? "";
+      const token = link.slice(link.indexOf("#verify=") + "#verify=".length);
+      assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("never logs a link with a secret set", async () => {
+    const { h, lines } = await logged("account-test-secret-0123456789-abcdefghij");
+    try {
+      const email = "prod.links@example.test";
+      assert.equal(
+        (await h.post("/auth/register", { username: "prodlinks", password: PASSWORD, email })).statusCode,
+        201,
+      );
+      await smtp.next();
+      assert.equal((await h.post("/auth/password/forgot", { email })).statusCode, 202);
+      await smtp.next();
+      assert.ok(lines.length > 0, "the server logged");
+      assert.ok(!lines.some((line) => line.includes("tse_")), "no token in the log");
+    } finally {
+      await h.close();
+    }
   });
 });
