@@ -412,12 +412,14 @@ export const accountSchemas = {
     tags: ["account"],
     summary: "Set the email address and mail a verification link",
     description:
-      "The address is stored unverified and a single-use link (24 h) is mailed to it. 501 `mail_unavailable` " +
-      "without an SMTP server; 409 `email_taken` when another account has the address (case-insensitive).",
+      "The address is stored unverified and a single-use link (24 h) is mailed to it; links sent to an earlier " +
+      "address stop working. The address the account already has, verified, changes nothing and mails nothing. " +
+      "501 `mail_unavailable` without an SMTP server; 409 `email_taken` when another account has the address " +
+      "(case-insensitive).",
     security: bearerSecurity,
     body: emailBody,
     response: {
-      202: { type: "null", description: "Accepted; the mail is on its way." },
+      202: { type: "null", description: "Accepted; the mail is on its way (none for the verified address it has)." },
       "4xx": errorResponse,
       "5xx": errorResponse,
     },

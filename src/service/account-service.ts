@@ -117,9 +117,9 @@ export class AccountService {
 
   /**
    * Sets the principal's email address, unverified, and mails a single-use verification link
-   * (24 h) to it; the mail goes out after this returns. A new address voids the links sent to
-   * earlier ones; the address the account already has, verified, changes nothing and mails
-   * nothing. Records `email_changed`. Throws `mail_unavailable` without SMTP, `invalid_request`
+   * (24 h) to it; the mail goes out after this returns. A new address voids the verification and
+   * reset links sent to earlier ones; the address the account already has, verified, changes
+   * nothing and mails nothing. Records `email_changed`. Throws `mail_unavailable` without SMTP, `invalid_request`
    * for a malformed address, `email_taken` when another account has it, `access_token_revoked`
    * when the user is gone.
    */
@@ -133,8 +133,12 @@ export class AccountService {
     if (!(await this.#store.setUserEmail(user.id, checked.email, checked.key)))
       fail("email_taken", "that address belongs to another account");
     const now = this.#clock.now();
-    // Links sent to another address stop working, even if the account comes back to it later.
-    if (user.emailKey !== checked.key) await this.#store.voidOneTimeTokens(user.id, "email_verification", now);
+    // Links sent to another address stop working, even if the account comes back to it later: a
+    // mailbox the user is leaving (a former employer's) must not keep a way into the account.
+    if (user.emailKey !== checked.key) {
+      await this.#store.voidOneTimeTokens(user.id, "email_verification", now);
+      await this.#store.voidOneTimeTokens(user.id, "password_reset", now);
+    }
     await this.#mail.sendVerification(user.id, checked.email, checked.key);
     await this.#audit.record("email_changed", context, { userId: user.id, sessionId: principal.sessionId });
   }

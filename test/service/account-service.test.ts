@@ -308,6 +308,22 @@ for (const { kind, skip } of await storesUnderTest()) {
         assert.equal((await fixture.services.account.emailStatus(principal)).emailVerified, true);
       });
 
+      it("voids a reset link mailed to an address the account has since left", async () => {
+        const { user, principal } = await signedIn();
+        const [old, replacement] = [`left-${user.id}@example.test`, `new-${user.id}@example.test`];
+        await fixture.services.account.setEmail(principal, old, context);
+        await smtp.next();
+        await fixture.services.account.forgotPassword(old, context);
+        const sentToOld = linkToken((await smtp.next()).raw, "reset");
+        await fixture.services.account.setEmail(principal, replacement, context);
+        await smtp.next();
+        await rejectsWith(
+          fixture.services.account.resetPassword(sentToOld, NEW_PASSWORD, context),
+          "reset_token_invalid",
+        );
+        await fixture.service.login(user.username, PASSWORD, context);
+      });
+
       it("voids a reset link once the password changes, and refuses a reset for a disabled user", async () => {
         const { user, principal } = await signedIn();
         const address = `guarded-${user.id}@example.test`;
