@@ -108,8 +108,7 @@ export class AuthService {
     const mail = this.#mail;
     let email: CheckedEmail | null = null;
     if (options.email !== undefined) {
-      if (mail === null) fail("mail_unavailable", "this server sends no mail");
-      mail.requireEnabled();
+      if (mail === null || !mail.enabled) fail("mail_unavailable", "this server sends no mail");
       email = checkEmail(options.email);
     }
     const deps = { store: this.#store, clock: this.#clock, hasher: this.#hasher, audit: this.#audit };
