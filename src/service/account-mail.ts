@@ -8,6 +8,14 @@ import type { Mailer, MailMessage } from "./mailer.js";
 /** How long an email verification link works: 24 h, in seconds. */
 export const EMAIL_VERIFICATION_TTL_SECONDS = 24 * 3600;
 
+/**
+ * Before this moment an unverified address no longer holds: its verification window has passed,
+ * so another account may take it.
+ */
+export function unverifiedClaimsGiveWayBefore(now: Date): Date {
+  return addSeconds(now, -EMAIL_VERIFICATION_TTL_SECONDS);
+}
+
 /** How long a password reset link works: 30 min, in seconds. */
 export const PASSWORD_RESET_TTL_SECONDS = 30 * 60;
 

@@ -3,7 +3,14 @@ import { addSeconds, type Clock } from "../core/clock.js";
 import { fail } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { LIMITS, type Store } from "../store/store.js";
-import { type AccountMail, digestOf, MAIL_TOKEN, newMailToken, PASSWORD_RESET_TTL_SECONDS } from "./account-mail.js";
+import {
+  type AccountMail,
+  digestOf,
+  MAIL_TOKEN,
+  newMailToken,
+  PASSWORD_RESET_TTL_SECONDS,
+  unverifiedClaimsGiveWayBefore,
+} from "./account-mail.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { Principal } from "./auth-service.js";
 import { checkNewPassword, checkPasswordText } from "./credential-policy.js";
@@ -119,9 +126,11 @@ export class AccountService {
    * Sets the principal's email address, unverified, and mails a single-use verification link
    * (24 h) to it; the mail goes out after this returns. A new address voids the verification and
    * reset links sent to earlier ones; the address the account already has, verified, changes
-   * nothing and mails nothing. Records `email_changed`. Throws `mail_unavailable` without SMTP, `invalid_request`
-   * for a malformed address, `email_taken` when another account has it, `access_token_revoked`
-   * when the user is gone.
+   * nothing and mails nothing. Another account's claim on the address gives way when it is
+   * unverified and older than the verification window: that account loses the address and its
+   * links. Records `email_changed`. Throws `mail_unavailable` without SMTP, `invalid_request` for
+   * a malformed address, `email_taken` when another account holds it (verified, or set within the
+   * window), `access_token_revoked` when the user is gone.
    */
   async setEmail(principal: Principal, email: string, context: RequestContext): Promise<void> {
     this.#mail.requireEnabled();
@@ -130,9 +139,11 @@ export class AccountService {
     if (!user) fail("access_token_revoked", "the user of the access token no longer exists");
     // Setting it again must not take the verification away from an address already proven.
     if (user.emailKey === checked.key && user.emailVerifiedAt) return;
-    if (!(await this.#store.setUserEmail(user.id, checked.email, checked.key)))
-      fail("email_taken", "that address belongs to another account");
     const now = this.#clock.now();
+    const releaseUnverifiedBefore = unverifiedClaimsGiveWayBefore(now);
+    const claim = { email: checked.email, emailKey: checked.key, setAt: now, releaseUnverifiedBefore };
+    if (!(await this.#store.setUserEmail(user.id, claim)))
+      fail("email_taken", "that address belongs to another account");
     // Links sent to another address stop working, even if the account comes back to it later: a
     // mailbox the user is leaving (a former employer's) must not keep a way into the account.
     if (user.emailKey !== checked.key) {
@@ -145,9 +156,10 @@ export class AccountService {
 
   /**
    * Mails a single-use password reset link (30 min) to the account with this address, if there is
-   * one. Known and unknown addresses get the same answer after the same work: one lookup and a new
-   * token; storing the token and sending the mail happen after this returns. Throws
-   * `mail_unavailable` without SMTP, `invalid_request` for a malformed address.
+   * one, it is enabled, and the address is verified: an unverified address may be a typo or
+   * someone else's. Known and unknown addresses get the same answer after the same work: one
+   * lookup and a new token; storing the token and sending the mail happen after this returns.
+   * Throws `mail_unavailable` without SMTP, `invalid_request` for a malformed address.
    */
   async forgotPassword(email: string, context: RequestContext): Promise<void> {
     this.#mail.requireEnabled();
@@ -156,7 +168,7 @@ export class AccountService {
     const { token, tokenHash } = newMailToken();
     // The same hashing work for unknown addresses, against nothing.
     const boundTo = digestOf(user?.passwordHash ?? token);
-    if (!user || user.disabledAt || !user.email) return;
+    if (!user || user.disabledAt || !user.email || !user.emailVerifiedAt) return;
     const now = this.#clock.now();
     const to = user.email;
     // Not awaited, and started only after this request's answer is on its way: the answer must
@@ -228,13 +240,16 @@ export class AccountService {
   /**
    * Marks the address of a verification token verified; the token is used up. Records
    * `email_verified`. Throws `email_token_invalid` for a token that is malformed, unknown, used,
-   * expired, or for an address the account has changed since.
+   * expired, of a disabled account (the token then stays unused), or for an address the account
+   * has changed since.
    */
   async verifyEmail(token: string, context: RequestContext): Promise<void> {
     const invalid = () => fail("email_token_invalid", "the verification link is not valid");
     if (!MAIL_TOKEN.test(token)) invalid();
     const now = this.#clock.now();
-    const used = await this.#store.consumeOneTimeToken(digestOf(token), "email_verification", now);
+    const used = await this.#store.consumeOneTimeToken(digestOf(token), "email_verification", now, {
+      enabledUsersOnly: true,
+    });
     if (!used) return invalid();
     const user = await this.#store.findUserById(used.userId);
     if (!user?.emailKey || digestOf(user.emailKey) !== used.boundTo) return invalid();

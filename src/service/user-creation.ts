@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../core/clock.js";
 import { fail } from "../core/errors.js";
 import type { Store, UserRecord } from "../store/store.js";
+import { unverifiedClaimsGiveWayBefore } from "./account-mail.js";
 import type { CheckedEmail } from "./account-service.js";
 import type { AuditDetails, AuditTrail } from "./audit-trail.js";
 import { checkNewPassword, checkNewUsername } from "./credential-policy.js";
@@ -19,7 +20,7 @@ export interface UserCreationDependencies {
 
 /**
  * Creates an account with `roles` and, when given, its email address (unverified, stored with the
- * user in one statement), whether a user registers or an operator adds one, and records
+ * user in one transaction that first releases another account's stale unverified claim on it), whether a user registers or an operator adds one, and records
  * `user_registered` with `details` (who added it, when not the user). Throws `invalid_request`
  * for a bad username or password, `username_taken`, `email_taken`.
  */
@@ -47,7 +48,9 @@ export async function createUser(
     disabledAt: null,
     ...(email ? { email: email.email, emailKey: email.key } : {}),
   };
-  if (!(await deps.store.createUser(user))) {
+  // An unverified address past its verification window gives way, as it does to POST /auth/email.
+  const giveWay = email ? unverifiedClaimsGiveWayBefore(user.createdAt) : undefined;
+  if (!(await deps.store.createUser(user, giveWay))) {
     // One insert, two unique keys: the username answers first, as it does without an address.
     if (email === null || (await deps.store.findUserByUsername(key)))
       fail("username_taken", "that username is already registered");
