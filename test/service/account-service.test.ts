@@ -3,7 +3,8 @@ import { after, before, describe, it } from "node:test";
 import { TesseraError } from "../../src/core/errors.js";
 import type { RequestContext } from "../../src/service/request-context.js";
 import type { Logger } from "../../src/core/logger.js";
-import { createTestDatabase, storesUnderTest, type TestDatabase } from "../support/databases.js";
+import type { Principal } from "../../src/service/auth-service.js";
+import { createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
 import { type ServiceFixture, serviceFixture } from "../support/service.js";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 
@@ -165,6 +166,19 @@ for (const { kind, skip } of await storesUnderTest()) {
       return { user, principal: await fixture.service.authenticate(tokens.accessToken) };
     }
 
+    /** Sets the principal's address and follows the mailed link: the address is verified. */
+    async function verifiedAddress(principal: Principal, address: string): Promise<void> {
+      await fixture.services.account.setEmail(principal, address, context);
+      await fixture.services.account.verifyEmail(await mailedToken(), context);
+    }
+
+    /** Mails a marker through another account: the next mail to arrive is this one's, if none came before. */
+    async function nextMailIsMarker(label: string): Promise<void> {
+      const marker = `marker-${label}@example.test`;
+      await fixture.services.account.setEmail((await signedIn()).principal, marker, context);
+      assert.deepEqual((await smtp.next()).to, [marker], "no mail before the marker");
+    }
+
     it("lets a verification link work for 24 hours, not longer", async () => {
       const { principal } = await signedIn();
       await fixture.services.account.setEmail(principal, "late@example.test", context);
@@ -180,8 +194,7 @@ for (const { kind, skip } of await storesUnderTest()) {
 
     it("lets a reset link work once within 30 minutes, and revokes every session", async () => {
       const { user, principal } = await signedIn();
-      await fixture.services.account.setEmail(principal, `reset-${user.id}@example.test`, context);
-      await smtp.next();
+      await verifiedAddress(principal, `reset-${user.id}@example.test`);
       const resetToken = async () => {
         await fixture.services.account.forgotPassword(`reset-${user.id}@example.test`, context);
         return linkToken((await smtp.next()).raw, "reset");
@@ -311,8 +324,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       it("voids a reset link mailed to an address the account has since left", async () => {
         const { user, principal } = await signedIn();
         const [old, replacement] = [`left-${user.id}@example.test`, `new-${user.id}@example.test`];
-        await fixture.services.account.setEmail(principal, old, context);
-        await smtp.next();
+        await verifiedAddress(principal, old);
         await fixture.services.account.forgotPassword(old, context);
         const sentToOld = linkToken((await smtp.next()).raw, "reset");
         await fixture.services.account.setEmail(principal, replacement, context);
@@ -327,8 +339,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       it("voids a reset link once the password changes, and refuses a reset for a disabled user", async () => {
         const { user, principal } = await signedIn();
         const address = `guarded-${user.id}@example.test`;
-        await fixture.services.account.setEmail(principal, address, context);
-        await smtp.next();
+        await verifiedAddress(principal, address);
         await fixture.services.account.forgotPassword(address, context);
         const beforeChange = linkToken((await smtp.next()).raw, "reset");
         await fixture.services.account.changePassword(principal, PASSWORD, NEW_PASSWORD, context);
@@ -345,14 +356,105 @@ for (const { kind, skip } of await storesUnderTest()) {
         );
         await fixture.services.account.forgotPassword(address, context);
         // No mail for a disabled account: the next one to arrive is the marker's.
-        await fixture.services.account.setEmail(
-          (await signedIn()).principal,
-          `marker-${user.id}@example.test`,
-          context,
-        );
-        assert.deepEqual((await smtp.next()).to, [`marker-${user.id}@example.test`]);
+        await nextMailIsMarker(user.id);
         await fixture.store.enableUser(user.id);
         await fixture.service.login(user.username, NEW_PASSWORD, context);
+      });
+    });
+
+    describe("rules of the account's address", () => {
+      it("mails no reset link to an unverified address, as for an unknown one, until it is verified", async () => {
+        const { user, principal } = await signedIn();
+        const address = `unproven-${user.id}@example.test`;
+        await fixture.services.account.setEmail(principal, address, context);
+        const link = await mailedToken();
+        assert.equal(await fixture.services.account.forgotPassword(address, context), undefined);
+        assert.equal(
+          await fixture.services.account.forgotPassword(`nobody-${user.id}@example.test`, context),
+          undefined,
+        );
+        await nextMailIsMarker(`unproven-${user.id}`);
+        const stored = await queryRows(
+          database,
+          `select id from one_time_tokens where user_id = '${user.id}' and purpose = 'password_reset'`,
+        );
+        assert.deepEqual(stored, [], "no reset token stored");
+        await fixture.services.account.verifyEmail(link, context);
+        await fixture.services.account.forgotPassword(address, context);
+        const reset = await smtp.next();
+        assert.deepEqual(reset.to, [address]);
+        await fixture.services.account.resetPassword(linkToken(reset.raw, "reset"), NEW_PASSWORD, context);
+        await fixture.service.login(user.username, NEW_PASSWORD, context);
+      });
+
+      it("lets an unverified address set 24 hours ago or more go to another account, voiding the first one's links", async () => {
+        const squatter = await signedIn();
+        const owner = await signedIn();
+        const address = `claimed-${squatter.user.id}@example.test`;
+        await fixture.services.account.setEmail(squatter.principal, address, context);
+        const squattersLink = await mailedToken();
+        // Within the window (on PostgreSQL and MySQL the clock also runs on while the test does).
+        fixture.clock.advance(24 * 3600 - 60);
+        await rejectsWith(fixture.services.account.setEmail(owner.principal, address, context), "email_taken");
+        await rejectsWith(
+          fixture.service.register(`early${counter}`, PASSWORD, context, { email: address }),
+          "email_taken",
+        );
+        fixture.clock.advance(61);
+        await fixture.services.account.setEmail(owner.principal, address.toUpperCase(), context);
+        const ownersLink = await mailedToken();
+        assert.deepEqual(await fixture.services.account.emailStatus(squatter.principal), {
+          email: null,
+          emailVerified: false,
+          mailEnabled: true,
+        });
+        await rejectsWith(fixture.services.account.verifyEmail(squattersLink, context), "email_token_invalid");
+        await fixture.services.account.verifyEmail(ownersLink, context);
+        assert.deepEqual(await fixture.services.account.emailStatus(owner.principal), {
+          email: address.toUpperCase(),
+          emailVerified: true,
+          mailEnabled: true,
+        });
+        // Now verified, it holds for good.
+        fixture.clock.advance(48 * 3600);
+        await rejectsWith(fixture.services.account.setEmail(squatter.principal, address, context), "email_taken");
+      });
+
+      it("lets a registration take an unverified address past its window; a verified one always holds", async () => {
+        const squatter = await signedIn();
+        const holder = await signedIn();
+        const [stale, proven] = [`stale-${squatter.user.id}@example.test`, `proven-${holder.user.id}@example.test`];
+        await fixture.services.account.setEmail(squatter.principal, stale, context);
+        const squattersLink = await mailedToken();
+        await verifiedAddress(holder.principal, proven);
+        fixture.clock.advance(24 * 3600 + 1);
+        counter += 1;
+        await rejectsWith(
+          fixture.service.register(`newcomer${counter}`, PASSWORD, context, { email: proven }),
+          "email_taken",
+        );
+        const newcomer = await fixture.service.register(`newcomer${counter}`, PASSWORD, context, { email: stale });
+        assert.equal((await fixture.store.findUserByEmailKey(stale))?.id, newcomer.id);
+        assert.equal((await fixture.services.account.emailStatus(squatter.principal)).email, null);
+        assert.equal((await fixture.services.account.emailStatus(holder.principal)).emailVerified, true);
+        await rejectsWith(fixture.services.account.verifyEmail(squattersLink, context), "email_token_invalid");
+        const newcomersLink = await mailedToken();
+        await fixture.services.account.verifyEmail(newcomersLink, context);
+        assert.ok((await fixture.store.findUserById(newcomer.id))?.emailVerifiedAt);
+      });
+
+      it("keeps a link of a disabled account unused: it answers as an invalid link and works once enabled", async () => {
+        const { user, principal } = await signedIn();
+        await fixture.services.account.setEmail(principal, `disabled-${user.id}@example.test`, context);
+        const link = await mailedToken();
+        await fixture.store.disableUser(user.id, fixture.clock.now());
+        await rejectsWith(fixture.services.account.verifyEmail(link, context), "email_token_invalid");
+        assert.equal((await fixture.store.findUserById(user.id))?.emailVerifiedAt, null);
+        const page = await fixture.services.audit.list({ user: user.id, type: "email_verified" });
+        assert.equal(page.events.length, 0);
+        await fixture.store.enableUser(user.id);
+        await fixture.services.account.verifyEmail(link, context);
+        assert.ok((await fixture.store.findUserById(user.id))?.emailVerifiedAt, "the link was still unused");
       });
     });
   });
@@ -426,6 +528,8 @@ describe("account mail links in the log", () => {
       const user = await fixture.service.register("produser", PASSWORD, context, { email: "prod@example.test" });
       assert.ok(await fixture.store.findUserById(user.id));
       await eventually(() => logger.lines.some((line) => line.level === "warn"), "the failed send");
+      // Resets go to verified addresses only; this one's link was never seen, so the store verifies it.
+      assert.ok(await fixture.store.markEmailVerified(user.id, "prod@example.test", fixture.clock.now()));
       await fixture.services.account.forgotPassword("prod@example.test", context);
       await eventually(() => logger.lines.filter((line) => line.level === "warn").length === 2, "the failed reset");
       assert.deepEqual(linkLines(logger), []);
