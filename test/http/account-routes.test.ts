@@ -6,6 +6,7 @@ import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { createServer, type ServerOptions } from "../../src/http/server.js";
 import { temporaryDirectory } from "../support/server.js";
 import { createTestDatabase, storesUnderTest, type TestDatabase } from "../support/databases.js";
+import { type ServiceFixture, serviceFixture } from "../support/service.js";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -74,6 +75,16 @@ function assertError(response: LightMyRequestResponse, status: number, error: st
 }
 
 const bearer = (tokens: Tokens) => ({ authorization: `Bearer ${tokens.access_token}` });
+
+/** The token of the `#verify=` or `#reset=` link in a raw mail, its quoted-printable body decoded as a mail client would. */
+function linkOf(raw: string, kind: "verify" | "reset"): string {
+  const body = raw
+    .replace(/=\r?\n/g, "")
+    .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  const token = new RegExp(`#${kind}=(tse_[A-Za-z0-9_-]{43})`).exec(body)?.[1];
+  assert.ok(token, `the mail carries a ${kind} link`);
+  return token;
+}
 
 for (const { kind, skip } of await storesUnderTest()) {
   describe(`POST /auth/password on ${kind}`, { skip }, () => {
@@ -353,6 +364,114 @@ for (const { kind, skip } of await storesUnderTest()) {
   });
 }
 
+for (const { kind, skip } of await storesUnderTest()) {
+  describe(`stale and disabled claims on an address, over HTTP, on ${kind}`, { skip }, () => {
+    let database: TestDatabase;
+    let smtp: TestSmtpServer;
+    let fixture: ServiceFixture;
+    let app: FastifyInstance;
+    before(async () => {
+      smtp = await startSmtpServer();
+      database = await createTestDatabase(kind);
+      fixture = await serviceFixture({
+        smtpUrl: smtp.url,
+        mailFrom: "no-reply@example.test",
+        databaseUrl: database.url,
+      });
+      app = await createServer({ services: fixture.services, rateLimitPerMinute: 0, logger: false });
+    });
+    after(async () => {
+      await app?.close();
+      await fixture?.close();
+      await smtp?.close();
+      await database?.drop();
+    });
+
+    const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+      app.inject({
+        method: "POST",
+        url,
+        headers: { "content-type": "application/json", ...headers },
+        payload: JSON.stringify(body),
+      });
+    /** Registers `username` (with `email` when given) and logs in; the access token follows the frozen clock. */
+    const account = async (username: string, email?: string) => {
+      const registered = await post("/auth/register", { username, password: PASSWORD, ...(email ? { email } : {}) });
+      assert.equal(registered.statusCode, 201, registered.body);
+      return { id: registered.json<{ id: string }>().id, login: () => signIn(username) };
+    };
+    const signIn = async (username: string) => {
+      const answer = await post("/auth/login", { username, password: PASSWORD });
+      assert.equal(answer.statusCode, 200, answer.body);
+      return answer.json<Tokens>();
+    };
+    const me = async (tokens: Tokens) =>
+      (await app.inject({ method: "GET", url: "/auth/me", headers: bearer(tokens) })).json<{
+        email: string | null;
+        email_verified: boolean;
+      }>();
+
+    it("gives an address left unverified for more than 24 hours to the account that asks for it", async () => {
+      const squatter = await account("squatter", "claimed@example.test");
+      const squattersLink = linkOf((await smtp.next()).raw, "verify");
+      const owner = await account("owner");
+      fixture.clock.advance(24 * 3600 - 60);
+      assertError(
+        await post("/auth/email", { email: "claimed@example.test" }, bearer(await owner.login())),
+        409,
+        "email_taken",
+      );
+      fixture.clock.advance(61);
+      const tokens = await owner.login();
+      assert.equal((await post("/auth/email", { email: "Claimed@example.test" }, bearer(tokens))).statusCode, 202);
+      const ownersLink = linkOf((await smtp.next()).raw, "verify");
+      assert.deepEqual(await me(await squatter.login()), {
+        ...(await me(await squatter.login())),
+        email: null,
+        email_verified: false,
+      });
+      assertError(await post("/auth/email/verify", { token: squattersLink }), 400, "invalid_grant");
+      assert.equal((await post("/auth/email/verify", { token: ownersLink })).statusCode, 204);
+      assert.equal((await me(tokens)).email_verified, true);
+      fixture.clock.advance(48 * 3600);
+      const late = await post("/auth/register", {
+        username: "latecomer",
+        password: PASSWORD,
+        email: "claimed@example.test",
+      });
+      assertError(late, 409, "email_taken");
+    });
+
+    it("lets a registration take an unverified address past its window, not before", async () => {
+      await account("first-claim", "wanted@example.test");
+      await smtp.next();
+      fixture.clock.advance(3600);
+      const early = await post("/auth/register", {
+        username: "second-claim",
+        password: PASSWORD,
+        email: "wanted@example.test",
+      });
+      assertError(early, 409, "email_taken");
+      fixture.clock.advance(23 * 3600 + 1);
+      const taken = await account("second-claim", "wanted@example.test");
+      assert.equal((await smtp.next()).to[0]?.toLowerCase(), "wanted@example.test");
+      assert.equal((await me(await taken.login())).email, "wanted@example.test");
+      assert.equal((await me(await signIn("first-claim"))).email, null);
+    });
+
+    it("answers a disabled account's verification link as invalid, and leaves it unused", async () => {
+      const user = await account("disabled-claim", "disabled@example.test");
+      const token = linkOf((await smtp.next()).raw, "verify");
+      await fixture.store.disableUser(user.id, fixture.clock.now());
+      assertError(await post("/auth/email/verify", { token }), 400, "invalid_grant");
+      await fixture.store.enableUser(user.id);
+      assert.equal((await me(await user.login())).email_verified, false);
+      assert.equal((await post("/auth/email/verify", { token })).statusCode, 204);
+      assert.equal((await me(await user.login())).email_verified, true);
+    });
+  });
+}
+
 describe("email without an SMTP server", () => {
   let h: Harness;
   before(async () => {
@@ -413,8 +532,8 @@ for (const { kind, skip } of await storesUnderTest()) {
       return { token, to: mail.to };
     };
 
-    /** A user with a verified-or-not address on file, and two sessions. */
-    const withAddress = async (email: string) => {
+    /** A user with an address on file, verified through the mailed link unless `verified` is false, and two sessions. */
+    const withAddress = async (email: string, verified = true) => {
       const session = await h.twoSessions();
       const answer = await h.app.inject({
         method: "POST",
@@ -423,9 +542,30 @@ for (const { kind, skip } of await storesUnderTest()) {
         payload: JSON.stringify({ email }),
       });
       assert.equal(answer.statusCode, 202);
-      await smtp.next();
+      const token = linkOf((await smtp.next()).raw, "verify");
+      if (verified) assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
       return session;
     };
+
+    it("answers an unverified address as an unknown one, and mails nothing to it", async () => {
+      await withAddress("unproven@example.test", false);
+      await withAddress("proven@example.test");
+      const strip = (response: LightMyRequestResponse) => {
+        const { date: _date, "x-request-id": _id, ...headers } = response.headers;
+        return { status: response.statusCode, headers, body: response.body };
+      };
+      const unverified = await h.post("/auth/password/forgot", { email: "unproven@example.test" });
+      const unknown = await h.post("/auth/password/forgot", { email: "nobody.at.all@example.test" });
+      assert.deepEqual(strip(unverified), strip(unknown));
+      assert.equal(unverified.statusCode, 202);
+      // The next mail the SMTP server receives is the verified address's: none went to the other.
+      assert.equal((await h.post("/auth/password/forgot", { email: "proven@example.test" })).statusCode, 202);
+      assert.deepEqual((await resetToken()).to, ["proven@example.test"]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.ok(
+        !smtp.received.some((mail) => mail.to.includes("unproven@example.test") && mail.raw.includes("#reset=")),
+      );
+    });
 
     it("mails a single-use token; the reset sets the password and revokes every session", async () => {
       const { username, first, second } = await withAddress("reset.me@example.test");
@@ -561,7 +701,16 @@ describe("mail links in the server log", () => {
         (await h.post("/auth/register", { username: "devlinks", password: PASSWORD, email })).statusCode,
         201,
       );
-      await smtp.next();
+      const mailed = linkOf((await smtp.next()).raw, "verify");
+      const logged = () =>
+        lines
+          .map((line) => JSON.parse(line) as { link?: unknown })
+          .flatMap((entry) => (typeof entry.link === "string" ? [entry.link] : []));
+      // The logged link is the mailed one, and it works; resets go to verified addresses only.
+      const link = logged()[0] ?? "";
+      const token = link.slice(link.indexOf("#verify=") + "#verify=".length);
+      assert.equal(token, mailed);
+      assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
       assert.equal((await h.post("/auth/password/forgot", { email })).statusCode, 202);
       await smtp.next();
       const links = lines
@@ -574,10 +723,6 @@ describe("mail links in the server log", () => {
           [30, "reset"],
         ],
       );
-      // The logged link is the mailed one, and it works.
-      const link = links[0]?.link ?? "";
-      const token = link.slice(link.indexOf("#verify=") + "#verify=".length);
-      assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
     } finally {
       await h.close();
     }
@@ -591,7 +736,8 @@ describe("mail links in the server log", () => {
         (await h.post("/auth/register", { username: "prodlinks", password: PASSWORD, email })).statusCode,
         201,
       );
-      await smtp.next();
+      const token = linkOf((await smtp.next()).raw, "verify");
+      assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
       assert.equal((await h.post("/auth/password/forgot", { email })).statusCode, 202);
       await smtp.next();
       assert.ok(lines.length > 0, "the server logged");
