@@ -247,6 +247,7 @@ export class KyselyStore implements Store {
 
   async createUser(user: UserRecord, releaseUnverifiedEmailBefore?: Date): Promise<boolean> {
     const emailKey = user.email && user.emailKey ? user.emailKey : null;
+    const emailSetAt = user.emailSetAt ?? user.createdAt;
     const insert = (db: Kysely<Database>) =>
       db
         .insertInto("users")
@@ -258,16 +259,13 @@ export class KyselyStore implements Store {
           roles: JSON.stringify(user.roles),
           created_at: this.#ts(user.createdAt),
           ...(user.disabledAt ? { disabled_at: this.#ts(user.disabledAt) } : {}),
-          ...(emailKey
-            ? { email: user.email, email_key: emailKey, email_set_at: this.#ts(user.emailSetAt ?? user.createdAt) }
-            : {}),
+          ...(emailKey ? { email: user.email, email_key: emailKey, email_set_at: this.#ts(emailSetAt) } : {}),
         })
         .execute();
     try {
       if (emailKey && releaseUnverifiedEmailBefore) {
-        const setAt = user.emailSetAt ?? user.createdAt;
         await this.#transaction(async (trx) => {
-          await this.#releaseStaleEmail(trx, emailKey, user.id, releaseUnverifiedEmailBefore, setAt);
+          await this.#releaseStaleEmail(trx, emailKey, user.id, releaseUnverifiedEmailBefore, emailSetAt);
           await insert(trx);
         });
       } else await insert(this.#db);
