@@ -22,8 +22,9 @@ const COMMANDS = `Usage: tessera <command> [options]
 Commands:
   serve                            Run the HTTP server (migrates the database first)
   migrate                          Create or upgrade the database schema, then exit
-  purge [--batch-size N]           Delete expired refresh tokens, ended sessions and audit events
-                                   older than TESSERA_AUDIT_RETENTION, in batches
+  purge [--batch-size N]           Delete, in batches, expired refresh tokens, ended sessions, used
+                                   or expired one-time tokens (mailed links) and audit events older
+                                   than TESSERA_AUDIT_RETENTION
   keys list                        List signing keys: state (next, current, retired), created, activates, retired
   keys rotate [--immediately]      Publish a new key that signs one JWKS cache lifetime later (at once: --immediately)
   audit list [--user U] [--session S] [--type T,T] [--since D] [--until D] [--limit N] [--cursor C] [--json]
@@ -151,11 +152,11 @@ async function printJson(result: Promise<unknown>): Promise<void> {
 }
 
 async function purge(options: TesseraOptions, batchSize: number): Promise<void> {
-  const { refreshTokens, sessions, auditEvents } = (await withServices(options, (services) =>
+  const { refreshTokens, sessions, oneTimeTokens, auditEvents } = await servicesFor(options)((services) =>
     services.admin.purge(batchSize),
-  )) as { refreshTokens: number; sessions: number; auditEvents: number };
+  );
   process.stdout.write(
-    `purged ${refreshTokens} refresh tokens, ${sessions} sessions and ${auditEvents} audit events\n`,
+    `purged ${refreshTokens} refresh tokens, ${sessions} sessions, ${oneTimeTokens} one-time tokens and ${auditEvents} audit events\n`,
   );
 }
 

@@ -144,6 +144,31 @@ export class AuthClient {
   }
 
   /**
+   * Creates an account with `POST /auth/register` and returns its id and username; it does not log
+   * in. With `email`, the server stores the address unverified and mails a verification link.
+   * Throws `unexpected_response` with `status` (400: a bad username, password or address; 403:
+   * registration is closed; 409: the username or the address is taken; 501: an address, and the
+   * server sends no mail).
+   */
+  async register(
+    username: string,
+    password: string,
+    options: { readonly email?: string } = {},
+  ): Promise<{ readonly id: string; readonly username: string }> {
+    const body: Record<string, string> = { username, password };
+    if (options.email !== undefined) body.email = options.email;
+    const response = await this.#post("/auth/register", body);
+    if (response.status !== 201) {
+      await response.body?.cancel();
+      throw unexpected("the registration", response.status);
+    }
+    const created = await readJson(response);
+    if (typeof created?.id !== "string" || typeof created.username !== "string")
+      throw unexpected("the registration", response.status);
+    return { id: created.id, username: created.username };
+  }
+
+  /**
    * Logs in with `POST /auth/login` and stores the tokens. Throws `invalid_credentials` (401),
    * `mfa_required` (403, the user has TOTP on: pass the error's `mfaToken` to {@link completeMfa})
    * or `unexpected_response`.

@@ -22,6 +22,10 @@ interface Credentials {
   password: string;
 }
 
+interface Registration extends Credentials {
+  email?: string;
+}
+
 interface RefreshTokenBody {
   /** Required unless cookie mode is on and the cookie carries the token. */
   refresh_token?: string;
@@ -54,11 +58,13 @@ export function registerAuthRoutes(
       ? (request.body.refresh_token ?? null)
       : refreshTokenOf(cookie.read(request), request.body.refresh_token);
 
-  app.post<{ Body: Credentials }>(
+  app.post<{ Body: Registration }>(
     "/auth/register",
     { schema: schemas.register, bodyLimit: AUTH_BODY_LIMIT, ...perClient, preParsing: jsonOnly },
     async (request, reply) => {
-      const user = await auth.register(request.body.username, request.body.password, contextOf(request));
+      const { username, password, email } = request.body;
+      const options = email === undefined ? {} : { email };
+      const user = await auth.register(username, password, contextOf(request), options);
       return reply.code(201).send({ id: user.id, username: user.username });
     },
   );

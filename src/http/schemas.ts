@@ -30,6 +30,16 @@ const credentials = {
   },
 } as const;
 
+/** The email field of a body: its shape only; what makes a plain address is the service's rule. */
+const emailField = { type: "string", minLength: 3, maxLength: EMAIL_LENGTH.max } as const;
+
+const registration = {
+  type: "object",
+  additionalProperties: false,
+  required: ["username", "password"],
+  properties: { ...credentials.properties, email: emailField },
+} as const;
+
 const refreshTokenBody = {
   type: "object",
   additionalProperties: false,
@@ -118,7 +128,12 @@ export const authSchemas = {
   register: {
     tags: ["auth"],
     summary: "Create a user",
-    body: credentials,
+    description:
+      "With `email`, the address is stored unverified with the user and a verification link (single use, 24 h) " +
+      "is mailed to it after the answer; a failed mail does not fail the registration. 409 `email_taken` when " +
+      "another account holds the address (case-insensitive): verified, or set less than 24 h ago; an older unverified " +
+      "claim gives way. 501 `mail_unavailable` for an address without an SMTP server.",
+    body: registration,
     response: {
       201: {
         type: "object",
@@ -126,6 +141,7 @@ export const authSchemas = {
         properties: { id: { type: "string" }, username: { type: "string" } },
       },
       "4xx": errorResponse,
+      "5xx": errorResponse,
     },
   },
   login: {
@@ -384,7 +400,7 @@ const emailBody = {
   type: "object",
   additionalProperties: false,
   required: ["email"],
-  properties: { email: { type: "string", minLength: 3, maxLength: EMAIL_LENGTH.max } },
+  properties: { email: emailField },
 } as const;
 
 const mailTokenBody = {
@@ -411,10 +427,11 @@ export const accountSchemas = {
     summary: "Mail a password reset link",
     description:
       "Always 202 with no body, after the same work, whether an account has the address or not; the link " +
-      "(single use, 30 min) goes only to a known address. Throttled per address and per IP. 501 without SMTP.",
+      "(single use, 30 min) goes only to a verified address of an enabled account; an unverified address is " +
+      "answered as an unknown one. Throttled per address and per IP. 501 without SMTP.",
     body: emailBody,
     response: {
-      202: { type: "null", description: "Accepted; a mail goes out if an account has the address." },
+      202: { type: "null", description: "Accepted; a mail goes out if an account has the address, verified." },
       "4xx": errorResponse,
       "5xx": errorResponse,
     },
@@ -430,12 +447,15 @@ export const accountSchemas = {
     tags: ["account"],
     summary: "Set the email address and mail a verification link",
     description:
-      "The address is stored unverified and a single-use link (24 h) is mailed to it. 501 `mail_unavailable` " +
-      "without an SMTP server; 409 `email_taken` when another account has the address (case-insensitive).",
+      "The address is stored unverified and a single-use link (24 h) is mailed to it; links sent to an earlier " +
+      "address stop working. The address the account already has, verified, changes nothing and mails nothing. " +
+      "501 `mail_unavailable` without an SMTP server; 409 `email_taken` when another account holds the address " +
+      "(case-insensitive): verified, or set less than 24 h ago. An older unverified claim gives way: that account " +
+      "loses the address and its links.",
     security: bearerSecurity,
     body: emailBody,
     response: {
-      202: { type: "null", description: "Accepted; the mail is on its way." },
+      202: { type: "null", description: "Accepted; the mail is on its way (none for the verified address it has)." },
       "4xx": errorResponse,
       "5xx": errorResponse,
     },

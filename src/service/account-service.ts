@@ -1,24 +1,22 @@
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { addSeconds, type Clock } from "../core/clock.js";
 import { fail } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { LIMITS, type Store } from "../store/store.js";
+import {
+  type AccountMail,
+  digestOf,
+  MAIL_TOKEN,
+  newMailToken,
+  PASSWORD_RESET_TTL_SECONDS,
+  unverifiedClaimsGiveWayBefore,
+} from "./account-mail.js";
 import type { AuditTrail } from "./audit-trail.js";
 import type { Principal } from "./auth-service.js";
 import { checkNewPassword, checkPasswordText } from "./credential-policy.js";
-import type { Mailer } from "./mailer.js";
 import type { PasswordHasher } from "./password-hasher.js";
 import type { RequestContext } from "./request-context.js";
 import type { SessionRevocations } from "./session-revocations.js";
-
-/** How long an email verification link works: 24 h, in seconds. */
-export const EMAIL_VERIFICATION_TTL_SECONDS = 24 * 3600;
-
-/** How long a password reset link works: 30 min, in seconds. */
-export const PASSWORD_RESET_TTL_SECONDS = 30 * 60;
-
-/** Prefix of the single-use tokens sent by mail; 32 random bytes in base64url follow. */
-const MAIL_TOKEN = /^tse_[A-Za-z0-9_-]{43}$/;
 
 /** Longest email address accepted, in characters (RFC 5321's path limit less the brackets). */
 export const EMAIL_LENGTH = Object.freeze({ max: LIMITS.email });
@@ -40,11 +38,6 @@ export function checkEmail(email: string): CheckedEmail {
   return { email: normalized, key: normalized.toLowerCase() };
 }
 
-/** SHA-256 of a mailed token or of the state it is bound to, in hex: what the store keeps. */
-function digestOf(value: string): string {
-  return createHash("sha256").update(value).digest("hex");
-}
-
 /** The principal's email address and whether the server sends mail, for `/auth/me`. */
 export interface EmailStatus {
   readonly email: string | null;
@@ -61,10 +54,8 @@ export interface AccountServiceDependencies {
   readonly revocations: SessionRevocations;
   readonly audit: AuditTrail;
   readonly logger: Logger;
-  /** Sends account mail; `null` when no SMTP server is configured. */
-  readonly mailer: Mailer | null;
-  /** The issuer: links in mail point to `<issuer>/account`. */
-  readonly issuer: string;
+  /** The account's mail: verification and reset links. */
+  readonly mail: AccountMail;
 }
 
 /** The end user's own account: changing the password, the email address and its verification. */
@@ -75,8 +66,7 @@ export class AccountService {
   readonly #revocations: SessionRevocations;
   readonly #audit: AuditTrail;
   readonly #logger: Logger;
-  readonly #mailer: Mailer | null;
-  readonly #accountPage: string;
+  readonly #mail: AccountMail;
 
   constructor(deps: AccountServiceDependencies) {
     this.#store = deps.store;
@@ -85,8 +75,7 @@ export class AccountService {
     this.#revocations = deps.revocations;
     this.#audit = deps.audit;
     this.#logger = deps.logger;
-    this.#mailer = deps.mailer;
-    this.#accountPage = `${deps.issuer.replace(/\/+$/, "")}/account`;
+    this.#mail = deps.mail;
   }
 
   /**
@@ -129,87 +118,72 @@ export class AccountService {
     return {
       email: user.email ?? null,
       emailVerified: Boolean(user.email && user.emailVerifiedAt),
-      mailEnabled: this.#mailer !== null,
+      mailEnabled: this.#mail.enabled,
     };
   }
 
   /**
    * Sets the principal's email address, unverified, and mails a single-use verification link
-   * (24 h) to it; the mail goes out after this returns. Records `email_changed`. Throws
-   * `mail_unavailable` without SMTP, `invalid_request` for a malformed address, `email_taken`
-   * when another account has it, `access_token_revoked` when the user is gone.
+   * (24 h) to it; the mail goes out after this returns. A new address voids the verification and
+   * reset links sent to earlier ones; the address the account already has, verified, changes
+   * nothing and mails nothing. Another account's claim on the address gives way when it is
+   * unverified and older than the verification window: that account loses the address and its
+   * links. Records `email_changed`. Throws `mail_unavailable` without SMTP, `invalid_request` for
+   * a malformed address, `email_taken` when another account holds it (verified, or set within the
+   * window), `access_token_revoked` when the user is gone.
    */
   async setEmail(principal: Principal, email: string, context: RequestContext): Promise<void> {
-    const mailer = this.#mailer;
-    if (mailer === null) fail("mail_unavailable", "this server sends no mail");
+    this.#mail.requireEnabled();
     const checked = checkEmail(email);
-    if (!(await this.#store.findUserById(principal.userId)))
-      fail("access_token_revoked", "the user of the access token no longer exists");
-    if (!(await this.#store.setUserEmail(principal.userId, checked.email, checked.key)))
-      fail("email_taken", "that address belongs to another account");
-    const token = `tse_${randomBytes(32).toString("base64url")}`;
+    const user = await this.#store.findUserById(principal.userId);
+    if (!user) fail("access_token_revoked", "the user of the access token no longer exists");
+    // Setting it again must not take the verification away from an address already proven.
+    if (user.emailKey === checked.key && user.emailVerifiedAt) return;
     const now = this.#clock.now();
-    await this.#store.createOneTimeToken({
-      id: randomUUID(),
-      userId: principal.userId,
-      purpose: "email_verification",
-      tokenHash: digestOf(token),
-      boundTo: digestOf(checked.key),
-      createdAt: now,
-      expiresAt: addSeconds(now, EMAIL_VERIFICATION_TTL_SECONDS),
-      usedAt: null,
-    });
-    await this.#audit.record("email_changed", context, { userId: principal.userId, sessionId: principal.sessionId });
-    // The link carries the token in the fragment, which browsers never send to a server or a Referer.
-    const link = `${this.#accountPage}#verify=${token}`;
-    mailer
-      .send({
-        to: checked.email,
-        subject: "Verify your email address",
-        text: `Open this link within 24 hours to verify your email address:\n\n${link}\n\nIf you did not ask for this, ignore this mail.\n`,
-      })
-      .catch((error: unknown) =>
-        this.#logger.warn(
-          { userId: principal.userId, err: error instanceof Error ? error.message : "unknown" },
-          "verification mail not sent",
-        ),
-      );
+    const releaseUnverifiedBefore = unverifiedClaimsGiveWayBefore(now);
+    const claim = { email: checked.email, emailKey: checked.key, setAt: now, releaseUnverifiedBefore };
+    if (!(await this.#store.setUserEmail(user.id, claim)))
+      fail("email_taken", "that address belongs to another account");
+    // Links sent to another address stop working, even if the account comes back to it later: a
+    // mailbox the user is leaving (a former employer's) must not keep a way into the account.
+    if (user.emailKey !== checked.key) {
+      await this.#store.voidOneTimeTokens(user.id, "email_verification", now);
+      await this.#store.voidOneTimeTokens(user.id, "password_reset", now);
+    }
+    await this.#mail.sendVerification(user.id, checked.email, checked.key);
+    await this.#audit.record("email_changed", context, { userId: user.id, sessionId: principal.sessionId });
   }
 
   /**
    * Mails a single-use password reset link (30 min) to the account with this address, if there is
-   * one. Known and unknown addresses get the same answer after the same work: one lookup and a new
-   * token; storing the token and sending the mail happen after this returns. Throws
-   * `mail_unavailable` without SMTP, `invalid_request` for a malformed address.
+   * one, it is enabled, and the address is verified: an unverified address may be a typo or
+   * someone else's. Known and unknown addresses get the same answer after the same work: one
+   * lookup and a new token; storing the token and sending the mail happen after this returns.
+   * Throws `mail_unavailable` without SMTP, `invalid_request` for a malformed address.
    */
   async forgotPassword(email: string, context: RequestContext): Promise<void> {
-    const mailer = this.#mailer;
-    if (mailer === null) fail("mail_unavailable", "this server sends no mail");
+    this.#mail.requireEnabled();
     const checked = checkEmail(email);
     const user = await this.#store.findUserByEmailKey(checked.key);
-    const token = `tse_${randomBytes(32).toString("base64url")}`;
-    const tokenHash = digestOf(token);
+    const { token, tokenHash } = newMailToken();
     // The same hashing work for unknown addresses, against nothing.
     const boundTo = digestOf(user?.passwordHash ?? token);
-    if (!user || user.disabledAt || !user.email) return;
+    if (!user || user.disabledAt || !user.email || !user.emailVerifiedAt) return;
     const now = this.#clock.now();
     const to = user.email;
-    const link = `${this.#accountPage}#reset=${token}`;
     // Not awaited, and started only after this request's answer is on its way: the answer must
     // not wait for the insert or the SMTP server, which unknown addresses would not.
-    setImmediate(() => this.#sendReset(user.id, to, link, { tokenHash, boundTo, now }, context));
+    setImmediate(() => this.#sendReset(user.id, to, token, { tokenHash, boundTo, now }, context));
   }
 
   #sendReset(
     userId: string,
     to: string,
-    link: string,
-    token: { tokenHash: string; boundTo: string; now: Date },
+    token: string,
+    stored: { tokenHash: string; boundTo: string; now: Date },
     context: RequestContext,
   ): void {
-    const { tokenHash, boundTo, now } = token;
-    const mailer = this.#mailer;
-    if (mailer === null) return;
+    const { tokenHash, boundTo, now } = stored;
     void this.#store
       .createOneTimeToken({
         id: randomUUID(),
@@ -222,10 +196,16 @@ export class AccountService {
         usedAt: null,
       })
       .then(() =>
-        mailer.send({
+        this.#mail.send({
+          userId,
           to,
-          subject: "Reset your password",
-          text: `Open this link within 30 minutes to choose a new password:\n\n${link}\n\nIf you did not ask for this, ignore this mail: your password stays as it is.\n`,
+          kind: "reset",
+          token,
+          logContext: { ip: context.ip },
+          compose: (link) => ({
+            subject: "Reset your password",
+            text: `Open this link within 30 minutes to choose a new password:\n\n${link}\n\nIf you did not ask for this, ignore this mail: your password stays as it is.\n`,
+          }),
         }),
       )
       .catch((error: unknown) =>
@@ -260,13 +240,16 @@ export class AccountService {
   /**
    * Marks the address of a verification token verified; the token is used up. Records
    * `email_verified`. Throws `email_token_invalid` for a token that is malformed, unknown, used,
-   * expired, or for an address the account has changed since.
+   * expired, of a disabled account (the token then stays unused), or for an address the account
+   * has changed since.
    */
   async verifyEmail(token: string, context: RequestContext): Promise<void> {
     const invalid = () => fail("email_token_invalid", "the verification link is not valid");
     if (!MAIL_TOKEN.test(token)) invalid();
     const now = this.#clock.now();
-    const used = await this.#store.consumeOneTimeToken(digestOf(token), "email_verification", now);
+    const used = await this.#store.consumeOneTimeToken(digestOf(token), "email_verification", now, {
+      enabledUsersOnly: true,
+    });
     if (!used) return invalid();
     const user = await this.#store.findUserById(used.userId);
     if (!user?.emailKey || digestOf(user.emailKey) !== used.boundTo) return invalid();

@@ -85,6 +85,13 @@ function keyOfCursor(cursor: string): string {
   return key;
 }
 
+/** Rows deleted by {@link AdminService.purge}. */
+export interface PurgeSummary extends PurgeResult {
+  /** Mailed single-use tokens: used, expired, or of a user that is gone. */
+  readonly oneTimeTokens: number;
+  readonly auditEvents: number;
+}
+
 /** Dependencies of {@link AdminService}. */
 export interface AdminServiceDependencies {
   readonly store: Store;
@@ -339,11 +346,12 @@ export class AdminService {
   }
 
   /**
-   * Deletes expired refresh tokens and ended sessions, then audit events older than
-   * `auditRetention`, `batchSize` rows at a time so no lock is held long. Revoked sessions stay
-   * until their access tokens have expired, for the revocation feed.
+   * Deletes expired refresh tokens and ended sessions, one-time tokens (mailed links) that were
+   * used or expired or whose user is gone, then audit events older than `auditRetention`,
+   * `batchSize` rows at a time so no lock is held long. Revoked sessions stay until their access
+   * tokens have expired, for the revocation feed.
    */
-  async purge(batchSize: number): Promise<PurgeResult & { readonly auditEvents: number }> {
+  async purge(batchSize: number): Promise<PurgeSummary> {
     const now = this.#clock.now();
     const before = addSeconds(now, -this.#config.accessTokenTtlSeconds);
     let refreshTokens = 0;
@@ -354,12 +362,18 @@ export class AdminService {
       sessions += batch.sessions;
       if (batch.refreshTokens === 0 && batch.sessions === 0) break;
     }
+    let oneTimeTokens = 0;
+    for (;;) {
+      const deleted = await this.#store.deleteSpentOneTimeTokens(now, batchSize);
+      oneTimeTokens += deleted;
+      if (deleted === 0) break;
+    }
     const auditBefore = addSeconds(now, -this.#config.auditRetentionSeconds);
     let auditEvents = 0;
     for (;;) {
       const deleted = await this.#store.deleteAuditEvents(auditBefore, batchSize);
       auditEvents += deleted;
-      if (deleted === 0) return { refreshTokens, sessions, auditEvents };
+      if (deleted === 0) return { refreshTokens, sessions, oneTimeTokens, auditEvents };
     }
   }
 

@@ -11,6 +11,8 @@ import {
 } from "../core/refresh-token.js";
 import { decideRotation } from "../core/rotation.js";
 import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
+import type { AccountMail } from "./account-mail.js";
+import { type CheckedEmail, checkEmail } from "./account-service.js";
 import type { AuditSubject, AuditTrail } from "./audit-trail.js";
 import type { MfaChallenge, MfaProof, MfaService } from "./mfa-service.js";
 import type { ServiceConfig } from "./config.js";
@@ -65,6 +67,8 @@ export interface AuthServiceDependencies {
   readonly logger: Logger;
   /** The second factor: a user with TOTP on completes a login with a code. */
   readonly mfa: MfaService;
+  /** Mails the verification link of an address given at registration; default none (no mail). */
+  readonly mail?: AccountMail | null;
 }
 
 /** The end user's flows: register, login, refresh, logout, sessions, and access-token checks. */
@@ -78,6 +82,7 @@ export class AuthService {
   readonly #audit: AuditTrail;
   readonly #logger: Logger;
   readonly #mfa: MfaService;
+  readonly #mail: AccountMail | null;
   readonly #dummyHash: string;
 
   private constructor(deps: AuthServiceDependencies, dummyHash: string) {
@@ -90,6 +95,7 @@ export class AuthService {
     this.#audit = deps.audit;
     this.#logger = deps.logger;
     this.#mfa = deps.mfa;
+    this.#mail = deps.mail ?? null;
     this.#dummyHash = dummyHash;
   }
 
@@ -101,13 +107,37 @@ export class AuthService {
   }
 
   /**
-   * Creates a user with the default roles. Throws `registration_closed` when registration is
-   * closed, `invalid_request` for a bad username or password, `username_taken`.
+   * Creates a user with the default roles and, when `email` is given, that address, unverified,
+   * stored with the user; its verification link is mailed after this returns, and a failed mail
+   * is only logged. Throws `registration_closed` when registration is closed, `mail_unavailable`
+   * for an address when the server sends no mail, `invalid_request` for a bad username, password
+   * or address, `username_taken`, `email_taken`.
    */
-  async register(username: string, password: string, context: RequestContext): Promise<UserView> {
+  async register(
+    username: string,
+    password: string,
+    context: RequestContext,
+    options: { readonly email?: string } = {},
+  ): Promise<UserView> {
     if (this.#config.registration === "closed") fail("registration_closed", "registration is closed");
+    const mail = this.#mail;
+    let email: CheckedEmail | null = null;
+    if (options.email !== undefined) {
+      if (mail === null || !mail.enabled) fail("mail_unavailable", "this server sends no mail");
+      email = checkEmail(options.email);
+    }
     const deps = { store: this.#store, clock: this.#clock, hasher: this.#hasher, audit: this.#audit };
-    return createUser(deps, { username, password, roles: this.#config.defaultRoles }, context);
+    const user = await createUser(deps, { username, password, roles: this.#config.defaultRoles, email }, context);
+    if (email !== null && mail !== null)
+      mail
+        .sendVerification(user.id, email.email, email.key)
+        .catch((error: unknown) =>
+          this.#logger.warn(
+            { userId: user.id, err: error instanceof Error ? error.message : "unknown" },
+            "verification mail not sent",
+          ),
+        );
+    return user;
   }
 
   /**

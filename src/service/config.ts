@@ -34,7 +34,8 @@ export interface ServiceOptions {
   readonly databasePoolSize?: number;
   /**
    * Server secret (at least 32 characters): encrypts stored private keys and keys refresh-token
-   * rotation. Without it Tessera runs in development mode; required when `production` is true.
+   * rotation. Without it Tessera runs in development mode (which also logs the links of account
+   * mail at info level); required when `production` is true.
    */
   readonly secret?: string;
   /** Refuse to start without a secret. Default: `NODE_ENV === "production"` as the CLI reads it. */
@@ -99,7 +100,7 @@ export interface ServiceOptions {
   /**
    * SMTP server that account mail (email verification, password reset) goes through:
    * `smtp://user:password@host:587` (STARTTLS when offered) or `smtps://…:465`. Default none: the
-   * email features answer 501 `mail_unavailable`.
+   * email features, an address at registration included, answer 501 `mail_unavailable`.
    */
   readonly smtpUrl?: string;
   /** The `From` of account mail, e.g. `Example <no-reply@example.com>`; required with `smtpUrl`. */

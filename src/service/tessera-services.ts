@@ -3,6 +3,7 @@ import type { Logger } from "../core/logger.js";
 import type { PublicJwk } from "../core/signing-key.js";
 import { openStore } from "../store/open-store.js";
 import type { Store, StoreKind } from "../store/store.js";
+import { AccountMail } from "./account-mail.js";
 import { AccountService } from "./account-service.js";
 import { AdminService } from "./admin-service.js";
 import { AuditTrail } from "./audit-trail.js";
@@ -77,17 +78,16 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
   const keys = await SigningKeys.load(config, { store, clock, logger, audit }, deps.electSigningKey ?? true);
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
   const mfa = new MfaService({ store, clock, hasher, audit, secret: config.secret, issuer: config.issuer });
-  const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger, mfa });
-  const account = new AccountService({
+  const mail = new AccountMail({
     store,
     clock,
-    hasher,
-    revocations,
-    audit,
     logger,
     mailer,
     issuer: config.issuer,
+    logLinks: config.developmentMode,
   });
+  const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger, mfa, mail });
+  const account = new AccountService({ store, clock, hasher, revocations, audit, logger, mail });
   const admin = new AdminService({ store, config, clock, hasher, keys, revocations, audit, mfa });
   const introspection = new TokenIntrospection({ store, config, clock, auth });
   return Object.freeze({

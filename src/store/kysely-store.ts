@@ -15,6 +15,7 @@ import {
 import { isTransientConflict, isUniqueViolation, translateStoreError } from "./store-errors.js";
 import type {
   AuditEventRecord,
+  EmailClaim,
   KeyEncryption,
   PurgeResult,
   RefreshTokenLookup,
@@ -57,6 +58,7 @@ export function toUser(row: Selectable<UsersTable>): UserRecord {
     email: row.email ?? null,
     emailKey: row.email_key ?? null,
     emailVerifiedAt: toNullableDate(row.email_verified_at ?? null),
+    emailSetAt: toNullableDate(row.email_set_at ?? null),
   };
 }
 
@@ -158,6 +160,9 @@ export function lookupOf(row: Record<string, unknown>): RefreshTokenLookup {
     readAt: toDate(r.read_at),
   };
 }
+
+/** Rolls back a transaction whose user turned out not to exist. */
+class UnknownUser extends Error {}
 
 /** How often a transaction aborted by a deadlock or serialization failure is tried in all. */
 const TRANSACTION_ATTEMPTS = 4;
@@ -265,9 +270,11 @@ export class KyselyStore implements Store {
     await this.#release();
   }
 
-  async createUser(user: UserRecord): Promise<boolean> {
-    try {
-      await this.#db
+  async createUser(user: UserRecord, releaseUnverifiedEmailBefore?: Date): Promise<boolean> {
+    const emailKey = user.email && user.emailKey ? user.emailKey : null;
+    const emailSetAt = user.emailSetAt ?? user.createdAt;
+    const insert = (db: Kysely<Database>) =>
+      db
         .insertInto("users")
         .values({
           id: user.id,
@@ -277,13 +284,58 @@ export class KyselyStore implements Store {
           roles: JSON.stringify(user.roles),
           created_at: this.#ts(user.createdAt),
           ...(user.disabledAt ? { disabled_at: this.#ts(user.disabledAt) } : {}),
+          ...(emailKey ? { email: user.email, email_key: emailKey, email_set_at: this.#ts(emailSetAt) } : {}),
         })
         .execute();
+    try {
+      if (emailKey && releaseUnverifiedEmailBefore) {
+        await this.#transaction(async (trx) => {
+          await this.#releaseStaleEmail(trx, emailKey, user.id, releaseUnverifiedEmailBefore, emailSetAt);
+          await insert(trx);
+        });
+      } else await insert(this.#db);
       return true;
     } catch (error) {
       if (isUniqueViolation(error)) return false;
       translateStoreError(error);
     }
+  }
+
+  /**
+   * Releases another user's claim on `emailKey` when it is unverified and was set before `before`:
+   * one conditional update clears that user's address, then its unused one-time tokens (all of
+   * them mailed to that address) are used at `now`.
+   */
+  async #releaseStaleEmail(
+    trx: Transaction<Database>,
+    emailKey: string,
+    exceptId: string,
+    before: Date,
+    now: Date,
+  ): Promise<void> {
+    const holder = await trx
+      .selectFrom("users")
+      .select("id")
+      .where("email_key", "=", emailKey)
+      .where("id", "<>", exceptId)
+      .executeTakeFirst();
+    if (!holder) return;
+    // Re-checked by the update itself: a verification landing meanwhile keeps the address.
+    const cleared = await trx
+      .updateTable("users")
+      .set({ email: null, email_key: null, email_verified_at: null, email_set_at: null })
+      .where("id", "=", holder.id)
+      .where("email_key", "=", emailKey)
+      .where("email_verified_at", "is", null)
+      .where("email_set_at", "<", this.#ts(before))
+      .executeTakeFirst();
+    if (cleared.numUpdatedRows === 0n) return;
+    await trx
+      .updateTable("one_time_tokens")
+      .set({ used_at: this.#ts(now) })
+      .where("user_id", "=", holder.id)
+      .where("used_at", "is", null)
+      .execute();
   }
 
   findUserByUsername(usernameKey: string): Promise<UserRecord | null> {
@@ -871,16 +923,35 @@ export class KyselyStore implements Store {
     });
   }
 
-  async setUserEmail(id: string, email: string | null, emailKey: string | null): Promise<boolean> {
-    try {
-      const result = await this.#db
+  async setUserEmail(id: string, claim: EmailClaim | null): Promise<boolean> {
+    const update = async (db: Kysely<Database>) => {
+      const result = await db
         .updateTable("users")
-        .set({ email, email_key: emailKey, email_verified_at: null })
+        .set(
+          claim
+            ? {
+                email: claim.email,
+                email_key: claim.emailKey,
+                email_verified_at: null,
+                email_set_at: this.#ts(claim.setAt),
+              }
+            : { email: null, email_key: null, email_verified_at: null, email_set_at: null },
+        )
         .where("id", "=", id)
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
+    };
+    try {
+      const before = claim?.releaseUnverifiedBefore;
+      if (!claim || !before) return await update(this.#db);
+      return await this.#transaction(async (trx) => {
+        await this.#releaseStaleEmail(trx, claim.emailKey, id, before, claim.setAt);
+        // No such user: nothing was set, and nothing may be released for it either.
+        if (!(await update(trx))) throw new UnknownUser();
+        return true;
+      });
     } catch (error) {
-      if (isUniqueViolation(error)) return false;
+      if (isUniqueViolation(error) || error instanceof UnknownUser) return false;
       translateStoreError(error);
     }
   }
@@ -899,6 +970,7 @@ export class KyselyStore implements Store {
         .set({ email_verified_at: this.#ts(now) })
         .where("id", "=", id)
         .where("email_key", "=", emailKey)
+        .where("disabled_at", "is", null)
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     });
@@ -922,17 +994,70 @@ export class KyselyStore implements Store {
     });
   }
 
-  consumeOneTimeToken(tokenHash: string, purpose: string, now: Date): Promise<OneTimeTokenRecord | null> {
+  voidOneTimeTokens(userId: string, purpose: string, now: Date): Promise<number> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("one_time_tokens")
+        .set({ used_at: this.#ts(now) })
+        .where("user_id", "=", userId)
+        .where("purpose", "=", purpose)
+        .where("used_at", "is", null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    });
+  }
+
+  deleteSpentOneTimeTokens(before: Date, batchSize: number): Promise<number> {
+    return this.#run(async () => {
+      const cutoff = this.#ts(before);
+      // Select a batch of ids, then delete by id: portable (no DELETE ... LIMIT) and short locks.
+      const rows = await this.#db
+        .selectFrom("one_time_tokens as t")
+        .select("t.id")
+        .where((eb) =>
+          eb.or([
+            eb("t.expires_at", "<", cutoff),
+            eb("t.used_at", "<", cutoff),
+            eb.not(eb.exists(eb.selectFrom("users as u").select("u.id").whereRef("u.id", "=", "t.user_id"))),
+          ]),
+        )
+        .limit(batchSize)
+        .execute();
+      if (rows.length === 0) return 0;
+      const ids = rows.map((row) => row.id);
+      const deleted = await this.#db.deleteFrom("one_time_tokens").where("id", "in", ids).executeTakeFirst();
+      return Number(deleted.numDeletedRows);
+    });
+  }
+
+  consumeOneTimeToken(
+    tokenHash: string,
+    purpose: string,
+    now: Date,
+    options: { readonly enabledUsersOnly?: boolean } = {},
+  ): Promise<OneTimeTokenRecord | null> {
     return this.#run(async () => {
       // The single check-and-act: only the call whose update lands owns the token; token_hash is unique.
-      const used = await this.#db
+      let update = this.#db
         .updateTable("one_time_tokens")
         .set({ used_at: this.#ts(now) })
         .where("token_hash", "=", tokenHash)
         .where("purpose", "=", purpose)
         .where("used_at", "is", null)
-        .where("expires_at", ">", this.#ts(now))
-        .executeTakeFirst();
+        .where("expires_at", ">", this.#ts(now));
+      if (options.enabledUsersOnly)
+        update = update.where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom("users")
+                .select("users.id")
+                .whereRef("users.id", "=", "one_time_tokens.user_id")
+                .where("users.disabled_at", "is not", null),
+            ),
+          ),
+        );
+      const used = await update.executeTakeFirst();
       if (used.numUpdatedRows === 0n) return null;
       const row = await this.#db
         .selectFrom("one_time_tokens")

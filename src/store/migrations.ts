@@ -259,6 +259,22 @@ function totp(kind: StoreKind): Migration {
   };
 }
 
+// An unverified address gives way to a newcomer once its verification window has passed, which
+// needs the moment it was set. Addresses stored before are counted from now.
+function emailClaims(kind: StoreKind): Migration {
+  return {
+    async up(db: AnyDb) {
+      await db.schema.alterTable("users").addColumn("email_set_at", timestampType(kind)).execute();
+      const now = new Date();
+      await db
+        .updateTable("users")
+        .set({ email_set_at: kind === "sqlite" ? now.toISOString() : now })
+        .where("email_key", "is not", null)
+        .execute();
+    },
+  };
+}
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
@@ -272,6 +288,7 @@ export function migrationProvider(kind: StoreKind): MigrationProvider {
         "0006_key_schedule": keySchedule(kind),
         "0007_accounts": accounts(kind),
         "0008_totp": totp(kind),
+        "0009_email_claims": emailClaims(kind),
       }),
   };
 }

@@ -18,6 +18,8 @@ export interface UsersTable {
   /** Unique; null when the user has no address. */
   email_key: string | null;
   email_verified_at: TimestampColumn | null;
+  /** When the address was set (or set again); null when there is none. */
+  email_set_at: TimestampColumn | null;
 }
 
 /** Row of `one_time_tokens`: a single-use token sent by mail, by its SHA-256. */

@@ -19,6 +19,22 @@ export interface UserRecord {
   readonly emailKey?: string | null;
   /** When the current address was verified; `null` or absent while it is not. */
   readonly emailVerifiedAt?: Date | null;
+  /** When the current address was set (or set again); `null` or absent when there is none. */
+  readonly emailSetAt?: Date | null;
+}
+
+/** An address as {@link Store.setUserEmail} stores it on a user, unverified. */
+export interface EmailClaim {
+  readonly email: string;
+  /** The unique lookup form of {@link email}. */
+  readonly emailKey: string;
+  /** Now: the user's new `emailSetAt`. */
+  readonly setAt: Date;
+  /**
+   * Another user's claim on the key gives way when it is unverified and was set before this
+   * moment: see {@link Store.setUserEmail}. Absent: every claim blocks.
+   */
+  readonly releaseUnverifiedBefore?: Date;
 }
 
 /** A single-use token sent by mail, as stored: only its SHA-256. */
@@ -206,8 +222,14 @@ export interface Store {
   /** Closes the connections; the store is unusable afterwards. */
   close(): Promise<void>;
 
-  /** Inserts a user; `false` when the username is taken. */
-  createUser(user: UserRecord): Promise<boolean>;
+  /**
+   * Inserts a user, with its email address (unverified, set at `emailSetAt`, else `createdAt`)
+   * when `email` and `emailKey` are given; `false`, changing nothing, when the username key or the
+   * email key is taken. Given `releaseUnverifiedEmailBefore`, another user's claim on the email
+   * key that is unverified and was set before that moment is released first, in the same
+   * transaction, as {@link setUserEmail} does.
+   */
+  createUser(user: UserRecord, releaseUnverifiedEmailBefore?: Date): Promise<boolean>;
   /** The user whose `usernameKey` this is, or `null`. */
   findUserByUsername(usernameKey: string): Promise<UserRecord | null>;
   /** The user with this id, or `null`. */
@@ -325,25 +347,42 @@ export interface Store {
   deleteExpired(before: Date, batchSize: number): Promise<PurgeResult>;
 
   /**
-   * Sets a user's email address and its unique key, unverified, or clears all three with `null`s;
-   * `false` when there is no such user or another user has that key.
+   * Sets a user's email address and its unique key, unverified, set at `claim.setAt`, or clears
+   * them with `null`; `false`, changing nothing, when there is no such user or another user holds
+   * that key. Another user's claim gives way when it is unverified and was set before
+   * `claim.releaseUnverifiedBefore`: in one transaction, one conditional update clears that
+   * user's address and the unused one-time tokens of that user are used at `claim.setAt`, then
+   * the address is set. A verified claim, or a newer one, always holds.
    */
-  setUserEmail(id: string, email: string | null, emailKey: string | null): Promise<boolean>;
+  setUserEmail(id: string, claim: EmailClaim | null): Promise<boolean>;
   /** The user whose email key is exactly `emailKey`, or `null`. */
   findUserByEmailKey(emailKey: string): Promise<UserRecord | null>;
   /**
-   * Marks the user's address verified at `now` if it still has the key `emailKey`; `false` when the
-   * user is gone or changed the address meanwhile.
+   * Marks the user's address verified at `now` if it still has the key `emailKey` and is not
+   * disabled; `false` when the user is gone, disabled, or changed the address meanwhile.
    */
   markEmailVerified(id: string, emailKey: string, now: Date): Promise<boolean>;
   /** Stores a single-use token (its hash only). */
   createOneTimeToken(token: OneTimeTokenRecord): Promise<void>;
+  /** Marks every unused token of `purpose` of the user used at `now`; returns how many. */
+  voidOneTimeTokens(userId: string, purpose: string, now: Date): Promise<number>;
+  /**
+   * Deletes up to `batchSize` one-time tokens that expired or were used before `before`, or whose
+   * user is gone; returns how many. Call repeatedly until it returns 0; small batches keep locks short.
+   */
+  deleteSpentOneTimeTokens(before: Date, batchSize: number): Promise<number>;
   /**
    * Uses the unused, unexpired token of `purpose` with this hash, as one conditional update, and
    * returns it; `null` when there is none (unknown, other purpose, expired, or already used, also
-   * by a racing call: exactly one caller wins).
+   * by a racing call: exactly one caller wins). With `enabledUsersOnly`, a token of a disabled
+   * user is `null` too, and stays unused.
    */
-  consumeOneTimeToken(tokenHash: string, purpose: string, now: Date): Promise<OneTimeTokenRecord | null>;
+  consumeOneTimeToken(
+    tokenHash: string,
+    purpose: string,
+    now: Date,
+    options?: { readonly enabledUsersOnly?: boolean },
+  ): Promise<OneTimeTokenRecord | null>;
   /** The unused, unexpired token of `purpose` with this hash, or `null`; changes nothing. */
   findOneTimeToken(tokenHash: string, purpose: string, now: Date): Promise<OneTimeTokenRecord | null>;
   /**

@@ -76,7 +76,7 @@ describe("tessera CLI", () => {
   it("purges and reports what it deleted", () => {
     assert.match(
       run(["purge", "--database", database]).stdout,
-      /^purged \d+ refresh tokens, \d+ sessions and \d+ audit events$/m,
+      /^purged \d+ refresh tokens, \d+ sessions, \d+ one-time tokens and \d+ audit events$/m,
     );
   });
 

@@ -78,7 +78,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       await database?.drop();
     });
 
-    it("deletes expired tokens, ended sessions and old audit events in batches, prints the counts, and keeps live and recently revoked rows", async () => {
+    it("deletes expired tokens, ended sessions, spent mailed links and old audit events in batches, prints the counts, and keeps live and recently revoked rows", async () => {
       for (let i = 0; i < 3; i += 1) await seed(store, { sessionEnds: -DAY, tokenExpires: -DAY });
       const live = await seed(store, { sessionEnds: 10 * DAY, tokenExpires: -DAY });
       const successor = {
@@ -114,17 +114,44 @@ for (const { kind, skip } of await storesUnderTest()) {
       });
       await store.insertAuditEvents([auditEvent(91), auditEvent(89)]);
 
-      assert.equal(await purge(database.url), "purged 4 refresh tokens, 3 sessions and 1 audit events");
+      // Mailed links: one expired, one used, one live.
+      const owner = await seed(store, { sessionEnds: 10 * DAY, tokenExpires: DAY });
+      const link = (expiresInMs: number) => ({
+        id: randomUUID(),
+        userId: owner.session.userId,
+        purpose: "password_reset",
+        tokenHash: randomBytes(32).toString("hex"),
+        boundTo: "fingerprint",
+        createdAt: new Date(Date.now() - DAY),
+        expiresAt: new Date(Date.now() + expiresInMs),
+        usedAt: null,
+      });
+      const [expiredLink, usedLink, liveLink] = [link(-60_000), link(DAY), link(DAY)];
+      for (const token of [expiredLink, usedLink, liveLink]) await store.createOneTimeToken(token);
+      assert.ok(await store.consumeOneTimeToken(usedLink.tokenHash, "password_reset", new Date()));
+
+      assert.equal(
+        await purge(database.url),
+        "purged 4 refresh tokens, 3 sessions, 2 one-time tokens and 1 audit events",
+      );
+      const links = await queryRows(database, "select id from one_time_tokens");
+      assert.deepEqual(
+        links.map((row) => row.id),
+        [liveLink.id],
+      );
       const [audit] = await queryRows(database, "select count(*) as n from audit_events");
       assert.equal(Number(audit?.n), 1);
       const [rows] = await queryRows(
         database,
         "select (select count(*) from sessions) as sessions, (select count(*) from refresh_tokens) as tokens",
       );
-      assert.deepEqual({ sessions: Number(rows?.sessions), tokens: Number(rows?.tokens) }, { sessions: 3, tokens: 3 });
+      assert.deepEqual({ sessions: Number(rows?.sessions), tokens: Number(rows?.tokens) }, { sessions: 4, tokens: 4 });
       assert.ok(await store.findRefreshToken(successor.tokenHash));
 
-      assert.equal(await purge(database.url), "purged 0 refresh tokens, 0 sessions and 0 audit events");
+      assert.equal(
+        await purge(database.url),
+        "purged 0 refresh tokens, 0 sessions, 0 one-time tokens and 0 audit events",
+      );
     });
   });
 }

@@ -623,6 +623,28 @@ describe("createAuthClient() account mail", () => {
     return token;
   };
 
+  it("register() creates an account, with an address whose link it mails, without logging in", async () => {
+    const client = createAuthClient({ baseUrl: server.url, storage: memoryStorage() });
+    const created = await client.register("newcomer", PASSWORD, { email: "newcomer@example.test" });
+    assert.deepEqual(Object.keys(created).sort(), ["id", "username"]);
+    assert.equal(created.username, "newcomer");
+    assert.equal(await client.getAccessToken(), null, "not logged in");
+    await client.verifyEmail(await linkToken("verify"));
+    await client.login("newcomer", PASSWORD);
+    const me = await (await client.fetch(`${server.url}/auth/me`)).json();
+    assert.deepEqual([me.id, me.email, me.email_verified], [created.id, "newcomer@example.test", true]);
+    await assert.rejects(
+      client.register("newcomer", PASSWORD),
+      (error) => isAuthClientError(error, "unexpected_response") && error.status === 409,
+    );
+    await assert.rejects(
+      client.register("second-comer", PASSWORD, { email: "NEWCOMER@example.test" }),
+      (error) => isAuthClientError(error, "unexpected_response") && error.status === 409,
+    );
+    const plain = await client.register("no-address", PASSWORD);
+    assert.equal(plain.username, "no-address");
+  });
+
   it("setEmail() and verifyEmail(), forgotPassword() and resetPassword() go through the server", async () => {
     const { client } = await loggedInClient(server, "mailer-user");
     await client.setEmail("mailer-user@example.test");

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { Writable } from "node:stream";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { createServer, type ServerOptions } from "../../src/http/server.js";
 import { temporaryDirectory } from "../support/server.js";
 import { createTestDatabase, storesUnderTest, type TestDatabase } from "../support/databases.js";
+import { type ServiceFixture, serviceFixture } from "../support/service.js";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -74,91 +76,109 @@ function assertError(response: LightMyRequestResponse, status: number, error: st
 
 const bearer = (tokens: Tokens) => ({ authorization: `Bearer ${tokens.access_token}` });
 
-describe("POST /auth/password", () => {
-  let h: Harness;
-  before(async () => {
-    h = await harness();
-  });
-  after(() => h.close());
+/** The token of the `#verify=` or `#reset=` link in a raw mail, its quoted-printable body decoded as a mail client would. */
+function linkOf(raw: string, kind: "verify" | "reset"): string {
+  const body = raw
+    .replace(/=\r?\n/g, "")
+    .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  const token = new RegExp(`#${kind}=(tse_[A-Za-z0-9_-]{43})`).exec(body)?.[1];
+  assert.ok(token, `the mail carries a ${kind} link`);
+  return token;
+}
 
-  it("answers 204, keeps this session and revokes the other ones", async () => {
-    const { username, first, second } = await h.twoSessions();
-    const changed = await h.post(
-      "/auth/password",
-      { current_password: PASSWORD, new_password: NEW_PASSWORD },
-      bearer(first),
-    );
-    assert.equal(changed.statusCode, 204, changed.body);
-    assert.equal(changed.body, "");
-    assertError(await h.post("/auth/refresh", { refresh_token: second.refresh_token }), 401, "invalid_grant");
-    const sessions = await h.app.inject({ method: "GET", url: "/auth/sessions", headers: bearer(first) });
-    assert.equal(sessions.statusCode, 200);
-    assert.equal(sessions.json().sessions.length, 1);
-    assert.equal((await h.post("/auth/refresh", { refresh_token: first.refresh_token })).statusCode, 200);
-    assertError(await h.post("/auth/login", { username, password: PASSWORD }), 401, "invalid_grant");
-    assert.equal((await h.post("/auth/login", { username, password: NEW_PASSWORD })).statusCode, 200);
-  });
-
-  it("answers a wrong current password as login answers bad credentials, and changes nothing", async () => {
-    const { username, first, second } = await h.twoSessions();
-    const wrong = await h.post(
-      "/auth/password",
-      { current_password: "not the password at all", new_password: NEW_PASSWORD },
-      bearer(first),
-    );
-    const login = await h.post("/auth/login", { username, password: "not the password at all" });
-    assertError(wrong, 401, "invalid_grant");
-    assert.deepEqual(
-      [wrong.json().error, wrong.headers["www-authenticate"]],
-      [login.json().error, login.headers["www-authenticate"]],
-    );
-    assert.equal((await h.post("/auth/refresh", { refresh_token: second.refresh_token })).statusCode, 200);
-  });
-
-  it("answers 401 invalid_token without a valid access token, before looking at the body", async () => {
-    assertError(
-      await h.post("/auth/password", { current_password: PASSWORD, new_password: NEW_PASSWORD }),
-      401,
-      "invalid_token",
-    );
-    assertError(
-      await h.post("/auth/password", { nonsense: true }, { authorization: "Bearer abc.def.ghi" }),
-      401,
-      "invalid_token",
-    );
-  });
-
-  it("answers 400 invalid_request for every malformed body and a new password outside the policy", async () => {
-    const { first } = await h.twoSessions();
-    const bodies: unknown[] = [
-      {},
-      { current_password: PASSWORD },
-      { new_password: NEW_PASSWORD },
-      { current_password: PASSWORD, new_password: NEW_PASSWORD, extra: 1 },
-      { current_password: 1, new_password: NEW_PASSWORD },
-      { current_password: PASSWORD, new_password: "short" },
-      { current_password: PASSWORD, new_password: "x".repeat(1025) },
-      { current_password: "", new_password: NEW_PASSWORD },
-      [],
-    ];
-    for (const body of bodies) assertError(await h.post("/auth/password", body, bearer(first)), 400, "invalid_request");
-    const text = await h.app.inject({
-      method: "POST",
-      url: "/auth/password",
-      headers: { "content-type": "text/plain", ...bearer(first) },
-      payload: "hi",
+for (const { kind, skip } of await storesUnderTest()) {
+  describe(`POST /auth/password on ${kind}`, { skip }, () => {
+    let database: TestDatabase;
+    let h: Harness;
+    before(async () => {
+      database = await createTestDatabase(kind);
+      h = await harness({ databaseUrl: database.url });
     });
-    assertError(text, 415, "invalid_request");
-  });
+    after(async () => {
+      await h?.close();
+      await database?.drop();
+    });
 
-  it("is listed in the OpenAPI document with its answers", async () => {
-    const spec = (await h.app.inject({ method: "GET", url: "/openapi.json" })).json();
-    const operation = spec.paths["/auth/password"]?.post;
-    assert.ok(operation, "documented");
-    assert.deepEqual(Object.keys(operation.responses).sort(), ["204", "4XX"]);
-    assert.deepEqual(operation.security, [{ bearerAuth: [] }]);
+    it("answers 204, keeps this session and revokes the other ones", async () => {
+      const { username, first, second } = await h.twoSessions();
+      const changed = await h.post(
+        "/auth/password",
+        { current_password: PASSWORD, new_password: NEW_PASSWORD },
+        bearer(first),
+      );
+      assert.equal(changed.statusCode, 204, changed.body);
+      assert.equal(changed.body, "");
+      assertError(await h.post("/auth/refresh", { refresh_token: second.refresh_token }), 401, "invalid_grant");
+      const sessions = await h.app.inject({ method: "GET", url: "/auth/sessions", headers: bearer(first) });
+      assert.equal(sessions.statusCode, 200);
+      assert.equal(sessions.json().sessions.length, 1);
+      assert.equal((await h.post("/auth/refresh", { refresh_token: first.refresh_token })).statusCode, 200);
+      assertError(await h.post("/auth/login", { username, password: PASSWORD }), 401, "invalid_grant");
+      assert.equal((await h.post("/auth/login", { username, password: NEW_PASSWORD })).statusCode, 200);
+    });
+
+    it("answers a wrong current password as login answers bad credentials, and changes nothing", async () => {
+      const { username, first, second } = await h.twoSessions();
+      const wrong = await h.post(
+        "/auth/password",
+        { current_password: "not the password at all", new_password: NEW_PASSWORD },
+        bearer(first),
+      );
+      const login = await h.post("/auth/login", { username, password: "not the password at all" });
+      assertError(wrong, 401, "invalid_grant");
+      assert.deepEqual(
+        [wrong.json().error, wrong.headers["www-authenticate"]],
+        [login.json().error, login.headers["www-authenticate"]],
+      );
+      assert.equal((await h.post("/auth/refresh", { refresh_token: second.refresh_token })).statusCode, 200);
+    });
+
+    it("answers 401 invalid_token without a valid access token, before looking at the body", async () => {
+      assertError(
+        await h.post("/auth/password", { current_password: PASSWORD, new_password: NEW_PASSWORD }),
+        401,
+        "invalid_token",
+      );
+      assertError(
+        await h.post("/auth/password", { nonsense: true }, { authorization: "Bearer abc.def.ghi" }),
+        401,
+        "invalid_token",
+      );
+    });
+
+    it("answers 400 invalid_request for every malformed body and a new password outside the policy", async () => {
+      const { first } = await h.twoSessions();
+      const bodies: unknown[] = [
+        {},
+        { current_password: PASSWORD },
+        { new_password: NEW_PASSWORD },
+        { current_password: PASSWORD, new_password: NEW_PASSWORD, extra: 1 },
+        { current_password: 1, new_password: NEW_PASSWORD },
+        { current_password: PASSWORD, new_password: "short" },
+        { current_password: PASSWORD, new_password: "x".repeat(1025) },
+        { current_password: "", new_password: NEW_PASSWORD },
+        [],
+      ];
+      for (const body of bodies)
+        assertError(await h.post("/auth/password", body, bearer(first)), 400, "invalid_request");
+      const text = await h.app.inject({
+        method: "POST",
+        url: "/auth/password",
+        headers: { "content-type": "text/plain", ...bearer(first) },
+        payload: "hi",
+      });
+      assertError(text, 415, "invalid_request");
+    });
+
+    it("is listed in the OpenAPI document with its answers", async () => {
+      const spec = (await h.app.inject({ method: "GET", url: "/openapi.json" })).json();
+      const operation = spec.paths["/auth/password"]?.post;
+      assert.ok(operation, "documented");
+      assert.deepEqual(Object.keys(operation.responses).sort(), ["204", "4XX"]);
+      assert.deepEqual(operation.security, [{ bearerAuth: [] }]);
+    });
   });
-});
+}
 
 describe("POST /auth/password with the login limits", () => {
   let h: Harness;
@@ -279,6 +299,42 @@ for (const { kind, skip } of await storesUnderTest()) {
       assert.equal((await me(first)).email_verified, false);
     });
 
+    it("registers with an address: 201 {id, username}, the address unverified and a link that verifies it", async () => {
+      counter += 1;
+      const username = `withmail${counter}`;
+      const email = `With.Mail${counter}@example.test`;
+      const answer = await h.post("/auth/register", { username, password: PASSWORD, email });
+      assert.equal(answer.statusCode, 201, answer.body);
+      const created = answer.json<{ id: string; username: string }>();
+      assert.deepEqual(Object.keys(created).sort(), ["id", "username"]);
+      const token = await mailedToken(email);
+      const login = (await h.post("/auth/login", { username, password: PASSWORD })).json<Tokens>();
+      assert.deepEqual([(await me(login)).email, (await me(login)).email_verified], [email, false]);
+      assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
+      assert.equal((await me(login)).email_verified, true);
+    });
+
+    it("refuses to register with an address another account has (any case) with 409, creating no user", async () => {
+      counter += 1;
+      const { first } = await h.twoSessions();
+      assert.equal((await put({ email: `held${counter}@example.test` }, first)).statusCode, 202);
+      await smtp.next();
+      const username = `latecomer${counter}`;
+      assertError(
+        await h.post("/auth/register", { username, password: PASSWORD, email: `HELD${counter}@example.test` }),
+        409,
+        "email_taken",
+      );
+      assertError(await h.post("/auth/login", { username, password: PASSWORD }), 401, "invalid_grant");
+      assert.equal((await h.post("/auth/register", { username, password: PASSWORD })).statusCode, 201);
+      for (const email of ["", "no-at-sign", "a b@example.test", 5])
+        assertError(
+          await h.post("/auth/register", { username: `bad${counter}`, password: PASSWORD, email }),
+          400,
+          "invalid_request",
+        );
+    });
+
     it("answers 400 for malformed addresses and tokens, 401 without an access token", async () => {
       const { first } = await h.twoSessions();
       for (const email of [
@@ -308,6 +364,114 @@ for (const { kind, skip } of await storesUnderTest()) {
   });
 }
 
+for (const { kind, skip } of await storesUnderTest()) {
+  describe(`stale and disabled claims on an address, over HTTP, on ${kind}`, { skip }, () => {
+    let database: TestDatabase;
+    let smtp: TestSmtpServer;
+    let fixture: ServiceFixture;
+    let app: FastifyInstance;
+    before(async () => {
+      smtp = await startSmtpServer();
+      database = await createTestDatabase(kind);
+      fixture = await serviceFixture({
+        smtpUrl: smtp.url,
+        mailFrom: "no-reply@example.test",
+        databaseUrl: database.url,
+      });
+      app = await createServer({ services: fixture.services, rateLimitPerMinute: 0, logger: false });
+    });
+    after(async () => {
+      await app?.close();
+      await fixture?.close();
+      await smtp?.close();
+      await database?.drop();
+    });
+
+    const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+      app.inject({
+        method: "POST",
+        url,
+        headers: { "content-type": "application/json", ...headers },
+        payload: JSON.stringify(body),
+      });
+    /** Registers `username` (with `email` when given) and logs in; the access token follows the frozen clock. */
+    const account = async (username: string, email?: string) => {
+      const registered = await post("/auth/register", { username, password: PASSWORD, ...(email ? { email } : {}) });
+      assert.equal(registered.statusCode, 201, registered.body);
+      return { id: registered.json<{ id: string }>().id, login: () => signIn(username) };
+    };
+    const signIn = async (username: string) => {
+      const answer = await post("/auth/login", { username, password: PASSWORD });
+      assert.equal(answer.statusCode, 200, answer.body);
+      return answer.json<Tokens>();
+    };
+    const me = async (tokens: Tokens) =>
+      (await app.inject({ method: "GET", url: "/auth/me", headers: bearer(tokens) })).json<{
+        email: string | null;
+        email_verified: boolean;
+      }>();
+
+    it("gives an address left unverified for more than 24 hours to the account that asks for it", async () => {
+      const squatter = await account("squatter", "claimed@example.test");
+      const squattersLink = linkOf((await smtp.next()).raw, "verify");
+      const owner = await account("owner");
+      fixture.clock.advance(24 * 3600 - 60);
+      assertError(
+        await post("/auth/email", { email: "claimed@example.test" }, bearer(await owner.login())),
+        409,
+        "email_taken",
+      );
+      fixture.clock.advance(61);
+      const tokens = await owner.login();
+      assert.equal((await post("/auth/email", { email: "Claimed@example.test" }, bearer(tokens))).statusCode, 202);
+      const ownersLink = linkOf((await smtp.next()).raw, "verify");
+      assert.deepEqual(await me(await squatter.login()), {
+        ...(await me(await squatter.login())),
+        email: null,
+        email_verified: false,
+      });
+      assertError(await post("/auth/email/verify", { token: squattersLink }), 400, "invalid_grant");
+      assert.equal((await post("/auth/email/verify", { token: ownersLink })).statusCode, 204);
+      assert.equal((await me(tokens)).email_verified, true);
+      fixture.clock.advance(48 * 3600);
+      const late = await post("/auth/register", {
+        username: "latecomer",
+        password: PASSWORD,
+        email: "claimed@example.test",
+      });
+      assertError(late, 409, "email_taken");
+    });
+
+    it("lets a registration take an unverified address past its window, not before", async () => {
+      await account("first-claim", "wanted@example.test");
+      await smtp.next();
+      fixture.clock.advance(3600);
+      const early = await post("/auth/register", {
+        username: "second-claim",
+        password: PASSWORD,
+        email: "wanted@example.test",
+      });
+      assertError(early, 409, "email_taken");
+      fixture.clock.advance(23 * 3600 + 1);
+      const taken = await account("second-claim", "wanted@example.test");
+      assert.equal((await smtp.next()).to[0]?.toLowerCase(), "wanted@example.test");
+      assert.equal((await me(await taken.login())).email, "wanted@example.test");
+      assert.equal((await me(await signIn("first-claim"))).email, null);
+    });
+
+    it("answers a disabled account's verification link as invalid, and leaves it unused", async () => {
+      const user = await account("disabled-claim", "disabled@example.test");
+      const token = linkOf((await smtp.next()).raw, "verify");
+      await fixture.store.disableUser(user.id, fixture.clock.now());
+      assertError(await post("/auth/email/verify", { token }), 400, "invalid_grant");
+      await fixture.store.enableUser(user.id);
+      assert.equal((await me(await user.login())).email_verified, false);
+      assert.equal((await post("/auth/email/verify", { token })).statusCode, 204);
+      assert.equal((await me(await user.login())).email_verified, true);
+    });
+  });
+}
+
 describe("email without an SMTP server", () => {
   let h: Harness;
   before(async () => {
@@ -326,6 +490,19 @@ describe("email without an SMTP server", () => {
     assertError(answer, 501, "mail_unavailable");
     const me = (await h.app.inject({ method: "GET", url: "/auth/me", headers: bearer(first) })).json();
     assert.deepEqual(me.capabilities, { email: false });
+  });
+
+  it("refuses to register with an address with 501 mail_unavailable, creating no user", async () => {
+    const body = { username: "no-smtp", password: PASSWORD, email: "pat@example.test" };
+    assertError(await h.post("/auth/register", body), 501, "mail_unavailable");
+    assert.equal((await h.post("/auth/register", { username: "no-smtp", password: PASSWORD })).statusCode, 201);
+  });
+
+  it("documents the optional address of POST /auth/register in the OpenAPI document", async () => {
+    const spec = (await h.app.inject({ method: "GET", url: "/openapi.json" })).json();
+    const schema = spec.paths["/auth/register"]?.post?.requestBody?.content?.["application/json"]?.schema;
+    assert.deepEqual(schema?.required, ["username", "password"]);
+    assert.equal(schema?.properties?.email?.type, "string");
   });
 });
 
@@ -355,8 +532,8 @@ for (const { kind, skip } of await storesUnderTest()) {
       return { token, to: mail.to };
     };
 
-    /** A user with a verified-or-not address on file, and two sessions. */
-    const withAddress = async (email: string) => {
+    /** A user with an address on file, verified through the mailed link unless `verified` is false, and two sessions. */
+    const withAddress = async (email: string, verified = true) => {
       const session = await h.twoSessions();
       const answer = await h.app.inject({
         method: "POST",
@@ -365,9 +542,30 @@ for (const { kind, skip } of await storesUnderTest()) {
         payload: JSON.stringify({ email }),
       });
       assert.equal(answer.statusCode, 202);
-      await smtp.next();
+      const token = linkOf((await smtp.next()).raw, "verify");
+      if (verified) assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
       return session;
     };
+
+    it("answers an unverified address as an unknown one, and mails nothing to it", async () => {
+      await withAddress("unproven@example.test", false);
+      await withAddress("proven@example.test");
+      const strip = (response: LightMyRequestResponse) => {
+        const { date: _date, "x-request-id": _id, ...headers } = response.headers;
+        return { status: response.statusCode, headers, body: response.body };
+      };
+      const unverified = await h.post("/auth/password/forgot", { email: "unproven@example.test" });
+      const unknown = await h.post("/auth/password/forgot", { email: "nobody.at.all@example.test" });
+      assert.deepEqual(strip(unverified), strip(unknown));
+      assert.equal(unverified.statusCode, 202);
+      // The next mail the SMTP server receives is the verified address's: none went to the other.
+      assert.equal((await h.post("/auth/password/forgot", { email: "proven@example.test" })).statusCode, 202);
+      assert.deepEqual((await resetToken()).to, ["proven@example.test"]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.ok(
+        !smtp.received.some((mail) => mail.to.includes("unproven@example.test") && mail.raw.includes("#reset=")),
+      );
+    });
 
     it("mails a single-use token; the reset sets the password and revokes every session", async () => {
       const { username, first, second } = await withAddress("reset.me@example.test");
@@ -467,5 +665,85 @@ describe("password reset throttling", () => {
     for (let i = 0; i < 8; i += 1)
       answers.push((await h.post("/auth/password/forgot", { email: `ip${i}@example.test` })).statusCode);
     assert.ok(answers.includes(429), answers.join(","));
+  });
+});
+
+describe("mail links in the server log", () => {
+  let smtp: TestSmtpServer;
+  before(async () => {
+    smtp = await startSmtpServer();
+  });
+  after(() => smtp.close());
+
+  /** A server writing its log into `lines`, in development mode when `secret` is empty. */
+  async function logged(secret: string) {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const h = await harness({
+      secret,
+      smtpUrl: smtp.url,
+      mailFrom: "no-reply@example.test",
+      logger: { level: "info", stream },
+    });
+    return { h, lines };
+  }
+
+  it("logs the verification and reset links at info level in development mode", async () => {
+    const { h, lines } = await logged("");
+    try {
+      const email = "dev.links@example.test";
+      assert.equal(
+        (await h.post("/auth/register", { username: "devlinks", password: PASSWORD, email })).statusCode,
+        201,
+      );
+      const mailed = linkOf((await smtp.next()).raw, "verify");
+      const logged = () =>
+        lines
+          .map((line) => JSON.parse(line) as { link?: unknown })
+          .flatMap((entry) => (typeof entry.link === "string" ? [entry.link] : []));
+      // The logged link is the mailed one, and it works; resets go to verified addresses only.
+      const link = logged()[0] ?? "";
+      const token = link.slice(link.indexOf("#verify=") + "#verify=".length);
+      assert.equal(token, mailed);
+      assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
+      assert.equal((await h.post("/auth/password/forgot", { email })).statusCode, 202);
+      await smtp.next();
+      const links = lines
+        .map((line) => JSON.parse(line) as { level: number; link?: unknown })
+        .flatMap((entry) => (typeof entry.link === "string" ? [{ level: entry.level, link: entry.link }] : []));
+      assert.deepEqual(
+        links.map((entry) => [entry.level, /#(verify|reset)=tse_/.exec(entry.link)?.[1]]),
+        [
+          [30, "verify"],
+          [30, "reset"],
+        ],
+      );
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("never logs a link with a secret set", async () => {
+    const { h, lines } = await logged("account-test-secret-0123456789-abcdefghij");
+    try {
+      const email = "prod.links@example.test";
+      assert.equal(
+        (await h.post("/auth/register", { username: "prodlinks", password: PASSWORD, email })).statusCode,
+        201,
+      );
+      const token = linkOf((await smtp.next()).raw, "verify");
+      assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
+      assert.equal((await h.post("/auth/password/forgot", { email })).statusCode, 202);
+      await smtp.next();
+      assert.ok(lines.length > 0, "the server logged");
+      assert.ok(!lines.some((line) => line.includes("tse_")), "no token in the log");
+    } finally {
+      await h.close();
+    }
   });
 });

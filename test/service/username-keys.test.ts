@@ -47,7 +47,7 @@ async function backToFirstMigration(database: TestDatabase): Promise<void> {
   await queryRows(database, "alter table sessions drop column amr");
   await queryRows(database, "drop table one_time_tokens");
   await dropIndex("users_email_key_idx", "users");
-  for (const column of ["email_verified_at", "email_key", "email"])
+  for (const column of ["email_set_at", "email_verified_at", "email_key", "email"])
     await queryRows(database, `alter table users drop column ${column}`);
   await queryRows(database, "alter table signing_keys drop column activates_at");
   for (const name of ["audit_events_user_time_idx", "audit_events_session_time_idx", "audit_events_time_idx"])

@@ -37,16 +37,33 @@ export interface ServiceFixture {
   close(): Promise<void>;
 }
 
-/** Tessera's services over a real SQLite file in a temporary directory, with a frozen clock. */
-export async function serviceFixture(options: TesseraOptions = {}, hasher?: PasswordHasher): Promise<ServiceFixture> {
+/** What else {@link serviceFixture} may be given. */
+export interface ServiceFixtureExtras {
+  /** Where the services log; default silent. */
+  readonly logger?: Logger;
+}
+
+/**
+ * Tessera's services with a frozen clock, over a real SQLite file in a temporary directory or,
+ * given `options.databaseUrl`, over that database (which the caller drops). On SQLite the store's
+ * clock is the same frozen clock; PostgreSQL and MySQL stamp with their own, so the frozen clock
+ * then follows the system clock (shifted by `advance()`).
+ */
+export async function serviceFixture(
+  options: TesseraOptions = {},
+  hasher?: PasswordHasher,
+  extras: ServiceFixtureExtras = {},
+): Promise<ServiceFixture> {
   const dir = temporaryDirectory();
-  const databaseUrl = `sqlite:${join(dir.path, "tessera.db")}`;
-  const clock = new FrozenClock();
+  const databaseUrl = options.databaseUrl ?? `sqlite:${join(dir.path, "tessera.db")}`;
+  const onSqlite = databaseUrl.startsWith("sqlite:");
+  const clock = onSqlite ? new FrozenClock() : FrozenClock.onSystemTime();
+  const logger = extras.logger ?? silentLogger;
   const base: TesseraOptions = {
-    databaseUrl,
     secret: "service-test-secret-0123456789-abcdefgh",
     issuer: "https://issuer.test",
     ...options,
+    databaseUrl,
   };
   // The store's clock is SQLite's: the same frozen clock, so grace windows follow advance().
   const store = openStore({ url: databaseUrl, clock });
@@ -55,7 +72,7 @@ export async function serviceFixture(options: TesseraOptions = {}, hasher?: Pass
     store,
     config: resolveConfig(base),
     clock,
-    logger: silentLogger,
+    logger,
     ...(hasher ? { hasher } : {}),
   });
   const others: TesseraServices[] = [];
@@ -71,7 +88,7 @@ export async function serviceFixture(options: TesseraOptions = {}, hasher?: Pass
         store: otherStore,
         config: resolveConfig({ ...base, ...more }),
         clock,
-        logger: silentLogger,
+        logger,
       });
       others.push(other);
       return other;

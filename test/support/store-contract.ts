@@ -35,6 +35,7 @@ function aUser(overrides: Partial<UserRecord> = {}): UserRecord {
     email: null,
     emailKey: null,
     emailVerifiedAt: null,
+    emailSetAt: null,
     ...overrides,
   };
 }
@@ -476,7 +477,7 @@ export function testStoreContract(
         assert.deepEqual(await store.findSession(session.id), session);
         const { readAt, ...found } = (await store.findRefreshToken(token.tokenHash))!;
         // The refresh lookup reads the columns a token needs, not the user's email address.
-        const { email: _email, emailKey: _emailKey, emailVerifiedAt: _verified, ...tokenUser } = user;
+        const { email: _email, emailKey: _emailKey, emailVerifiedAt: _verified, emailSetAt: _set, ...tokenUser } = user;
         assert.deepEqual(found, { token, session, user: tokenUser });
         assert.ok(Math.abs(readAt.getTime() - Date.now()) < 60_000, "readAt is the database's clock");
       });
@@ -1111,19 +1112,162 @@ export function testStoreContract(
         await store.createUser(user);
         await store.createUser(rival);
         const key = `${user.id}@example.test`;
-        assert.equal(await store.setUserEmail(user.id, `Mixed.${key}`, key), true);
-        assert.equal(await store.setUserEmail(rival.id, key, key), false, "the key is taken");
-        assert.equal(await store.setUserEmail(randomUUID(), "x@example.test", "x@example.test"), false);
+        assert.equal(await store.setUserEmail(user.id, { email: `Mixed.${key}`, emailKey: key, setAt: at(0) }), true);
+        assert.equal(await store.setUserEmail(rival.id, { email: key, emailKey: key, setAt: at(0) }), false, "taken");
+        const nobody = { email: "x@example.test", emailKey: "x@example.test", setAt: at(0) };
+        assert.equal(await store.setUserEmail(randomUUID(), nobody), false);
+        assert.equal(await store.setUserEmail(randomUUID(), { ...nobody, releaseUnverifiedBefore: at(0) }), false);
         const found = await store.findUserByEmailKey(key);
-        assert.deepEqual([found?.id, found?.email, found?.emailVerifiedAt], [user.id, `Mixed.${key}`, null]);
+        assert.deepEqual(
+          [found?.id, found?.email, found?.emailVerifiedAt, found?.emailSetAt?.getTime()],
+          [user.id, `Mixed.${key}`, null, at(0).getTime()],
+        );
         assert.equal(await store.markEmailVerified(user.id, "other@example.test", at(HOUR)), false, "another key");
         assert.equal(await store.markEmailVerified(user.id, key, at(HOUR)), true);
         assert.equal((await store.findUserById(user.id))?.emailVerifiedAt?.getTime(), at(HOUR).getTime());
-        assert.equal(await store.setUserEmail(user.id, `new.${key}`, `new.${key}`), true);
-        assert.equal((await store.findUserById(user.id))?.emailVerifiedAt, null, "a new address is unverified");
-        assert.equal(await store.setUserEmail(user.id, null, null), true);
-        assert.equal(await store.setUserEmail(rival.id, null, null), true, "many users without an address");
+        assert.equal(
+          await store.setUserEmail(user.id, { email: `new.${key}`, emailKey: `new.${key}`, setAt: at(2 * HOUR) }),
+          true,
+        );
+        const moved = await store.findUserById(user.id);
+        assert.equal(moved?.emailVerifiedAt, null, "a new address is unverified");
+        assert.equal(moved?.emailSetAt?.getTime(), at(2 * HOUR).getTime());
+        assert.equal(await store.setUserEmail(user.id, null), true);
+        assert.deepEqual(
+          [(await store.findUserById(user.id))?.emailKey, (await store.findUserById(user.id))?.emailSetAt],
+          [null, null],
+        );
+        assert.equal(await store.setUserEmail(rival.id, null), true, "many users without an address");
         assert.equal(await store.findUserByEmailKey(key), null);
+      });
+
+      it("releases another user's unverified address set before the cutoff, voiding its tokens, in the same change", async () => {
+        const key = `${randomUUID()}@example.test`;
+        const stale = aUser();
+        const newcomer = aUser();
+        await store.createUser(stale);
+        await store.createUser(newcomer);
+        assert.equal(await store.setUserEmail(stale.id, { email: key, emailKey: key, setAt: at(0) }), true);
+        const staleTokens = [
+          aOneTimeToken(stale.id, { purpose: "email_verification", expiresAt: at(48 * HOUR) }),
+          aOneTimeToken(stale.id, { expiresAt: at(48 * HOUR) }),
+        ];
+        const newcomerToken = aOneTimeToken(newcomer.id, { purpose: "email_verification", expiresAt: at(48 * HOUR) });
+        for (const token of [...staleTokens, newcomerToken]) await store.createOneTimeToken(token);
+        const claim = { email: `New.${key}`, emailKey: key, setAt: at(24 * HOUR) };
+        // Set at the cutoff itself: not before it, so the address holds.
+        assert.equal(await store.setUserEmail(newcomer.id, { ...claim, releaseUnverifiedBefore: at(0) }), false);
+        assert.equal(await store.setUserEmail(newcomer.id, claim), false, "without a cutoff every claim holds");
+        assert.equal((await store.findUserById(stale.id))?.emailKey, key);
+        assert.equal(await store.setUserEmail(newcomer.id, { ...claim, releaseUnverifiedBefore: at(1) }), true);
+        const [left, taken] = [await store.findUserById(stale.id), await store.findUserById(newcomer.id)];
+        assert.deepEqual(
+          [left?.email, left?.emailKey, left?.emailVerifiedAt, left?.emailSetAt],
+          [null, null, null, null],
+        );
+        assert.deepEqual([taken?.email, taken?.emailKey], [`New.${key}`, key]);
+        for (const token of staleTokens)
+          assert.equal(await store.consumeOneTimeToken(token.tokenHash, token.purpose, at(25 * HOUR)), null, "voided");
+        assert.ok(
+          await store.consumeOneTimeToken(newcomerToken.tokenHash, "email_verification", at(25 * HOUR)),
+          "the newcomer's own links are untouched",
+        );
+      });
+
+      it("never releases a verified address, however old, nor an unverified one set after the cutoff", async () => {
+        const [verifiedKey, recentKey] = [`v-${randomUUID()}@example.test`, `r-${randomUUID()}@example.test`];
+        const [verified, recent, newcomer] = [aUser(), aUser(), aUser()];
+        for (const user of [verified, recent, newcomer]) await store.createUser(user);
+        await store.setUserEmail(verified.id, { email: verifiedKey, emailKey: verifiedKey, setAt: at(0) });
+        assert.equal(await store.markEmailVerified(verified.id, verifiedKey, at(1000)), true);
+        await store.setUserEmail(recent.id, { email: recentKey, emailKey: recentKey, setAt: at(10 * HOUR) });
+        const token = aOneTimeToken(recent.id, { purpose: "email_verification", expiresAt: at(48 * HOUR) });
+        await store.createOneTimeToken(token);
+        const cutoff = at(10 * HOUR);
+        for (const key of [verifiedKey, recentKey]) {
+          const claim = { email: key, emailKey: key, setAt: at(100 * HOUR), releaseUnverifiedBefore: cutoff };
+          assert.equal(await store.setUserEmail(newcomer.id, claim), false, key);
+          assert.equal(
+            await store.createUser(aUser({ email: key, emailKey: key, createdAt: at(100 * HOUR) }), cutoff),
+            false,
+          );
+        }
+        assert.equal((await store.findUserById(verified.id))?.emailKey, verifiedKey);
+        assert.equal((await store.findUserById(recent.id))?.emailKey, recentKey);
+        assert.ok(await store.consumeOneTimeToken(token.tokenHash, "email_verification", at(11 * HOUR)), "links kept");
+      });
+
+      it("releases a stale unverified address to a new user in the insert's transaction; a taken username changes nothing", async () => {
+        const key = `${randomUUID()}@example.test`;
+        const stale = aUser({ email: key, emailKey: key, createdAt: at(0) });
+        assert.equal(await store.createUser(stale), true);
+        assert.equal((await store.findUserById(stale.id))?.emailSetAt?.getTime(), at(0).getTime(), "set at creation");
+        const token = aOneTimeToken(stale.id, { purpose: "email_verification", expiresAt: at(48 * HOUR) });
+        await store.createOneTimeToken(token);
+        const cutoff = at(HOUR);
+        const sameName = aUser({ username: stale.username, usernameKey: stale.usernameKey, email: key, emailKey: key });
+        assert.equal(await store.createUser(sameName, cutoff), false);
+        assert.equal((await store.findUserById(stale.id))?.emailKey, key, "the rolled-back release kept the address");
+        const newcomer = aUser({ email: key, emailKey: key, createdAt: at(25 * HOUR) });
+        assert.equal(await store.createUser(newcomer, cutoff), true);
+        assert.equal((await store.findUserById(stale.id))?.emailKey, null);
+        const taken = await store.findUserByEmailKey(key);
+        assert.deepEqual([taken?.id, taken?.emailSetAt?.getTime()], [newcomer.id, at(25 * HOUR).getTime()]);
+        assert.equal(await store.consumeOneTimeToken(token.tokenHash, "email_verification", at(25 * HOUR)), null);
+      });
+
+      it("lets exactly one of two racing newcomers take a stale address", async () => {
+        const key = `${randomUUID()}@example.test`;
+        const stale = aUser({ email: key, emailKey: key, createdAt: at(0) });
+        const [first, second] = [aUser(), aUser()];
+        for (const user of [stale, first, second]) await store.createUser(user);
+        const claim = { email: key, emailKey: key, setAt: at(25 * HOUR), releaseUnverifiedBefore: at(HOUR) };
+        const results = await Promise.all([store.setUserEmail(first.id, claim), other.setUserEmail(second.id, claim)]);
+        assert.equal(results.filter(Boolean).length, 1);
+        assert.equal((await store.findUserByEmailKey(key))?.id, results[0] ? first.id : second.id);
+      });
+
+      it("leaves a disabled user's token unused and its address unverified when asked for enabled users only", async () => {
+        const key = `${randomUUID()}@example.test`;
+        const user = aUser({ email: key, emailKey: key });
+        await store.createUser(user);
+        const token = aOneTimeToken(user.id, { purpose: "email_verification" });
+        await store.createOneTimeToken(token);
+        await store.disableUser(user.id, at(1000));
+        const enabledOnly = { enabledUsersOnly: true };
+        assert.equal(
+          await store.consumeOneTimeToken(token.tokenHash, "email_verification", at(2000), enabledOnly),
+          null,
+        );
+        assert.equal(await store.markEmailVerified(user.id, key, at(2000)), false, "a disabled user verifies nothing");
+        await store.enableUser(user.id);
+        assert.ok(
+          await store.consumeOneTimeToken(token.tokenHash, "email_verification", at(3000), enabledOnly),
+          "still unused",
+        );
+        assert.equal(await store.markEmailVerified(user.id, key, at(3000)), true);
+      });
+
+      it("dates addresses stored before email_set_at existed from the migration", async () => {
+        const fresh = await createDatabase();
+        const upgraded = openStore({ url: fresh.url });
+        try {
+          await upgraded.migrate();
+          const key = `${randomUUID()}@example.test`;
+          const [withAddress, without] = [aUser({ email: key, emailKey: key }), aUser()];
+          await upgraded.createUser(withAddress);
+          await upgraded.createUser(without);
+          await queryRows(fresh, "delete from kysely_migration where name = '0009_email_claims'");
+          await queryRows(fresh, "alter table users drop column email_set_at");
+          const started = Date.now();
+          await upgraded.migrate();
+          const setAt = (await upgraded.findUserById(withAddress.id))?.emailSetAt?.getTime() ?? 0;
+          assert.ok(setAt >= started - 1000 && setAt <= Date.now() + 1000, "set at the migration");
+          assert.equal((await upgraded.findUserById(without.id))?.emailSetAt, null);
+        } finally {
+          await upgraded.close();
+          await fresh.drop();
+        }
       });
 
       it("consumes a token once, for its purpose, before it expires", async () => {
@@ -1156,6 +1300,89 @@ export function testStoreContract(
           other.consumeOneTimeToken(token.tokenHash, "password_reset", at(1000)),
         ]);
         assert.equal(results.filter((result) => result !== null).length, 1);
+      });
+
+      it("stores a user with its address, unverified, in one insert; a taken username or address inserts nothing", async () => {
+        const key = `${randomUUID()}@example.test`;
+        const user = aUser({ email: `Pat.${key}`, emailKey: `pat.${key}` });
+        assert.equal(await store.createUser(user), true);
+        const found = await store.findUserByEmailKey(`pat.${key}`);
+        assert.deepEqual([found?.id, found?.email, found?.emailVerifiedAt], [user.id, `Pat.${key}`, null]);
+        const sameAddress = aUser({ email: `pat.${key}`, emailKey: `pat.${key}` });
+        assert.equal(await store.createUser(sameAddress), false);
+        assert.equal(await store.findUserById(sameAddress.id), null, "no user without its address");
+        const sameName = aUser({ username: user.username, usernameKey: user.usernameKey, email: key, emailKey: key });
+        assert.equal(await store.createUser(sameName), false);
+        assert.equal(await store.findUserByEmailKey(key), null, "no address without its user");
+      });
+
+      it("voids every unused token of one purpose of one user, and only those", async () => {
+        const user = aUser();
+        const rival = aUser();
+        await store.createUser(user);
+        await store.createUser(rival);
+        const tokens = [
+          aOneTimeToken(user.id, { purpose: "email_verification" }),
+          aOneTimeToken(user.id, { purpose: "email_verification" }),
+          aOneTimeToken(user.id, { purpose: "password_reset" }),
+          aOneTimeToken(rival.id, { purpose: "email_verification" }),
+        ];
+        for (const token of tokens) await store.createOneTimeToken(token);
+        assert.equal(await store.voidOneTimeTokens(user.id, "email_verification", at(1000)), 2);
+        assert.equal(await store.voidOneTimeTokens(user.id, "email_verification", at(2000)), 0, "already void");
+        const consume = (index: number) =>
+          store.consumeOneTimeToken(tokens[index]!.tokenHash, tokens[index]!.purpose, at(3000));
+        assert.equal(await consume(0), null);
+        assert.equal(await consume(1), null);
+        assert.ok(await consume(2), "another purpose keeps working");
+        assert.ok(await consume(3), "another user's token keeps working");
+      });
+
+      it("deletes spent tokens in batches: used or expired before the cutoff, or of a user that is gone", async () => {
+        const fresh = await createDatabase();
+        const purged = openStore({ url: fresh.url });
+        try {
+          await purged.migrate();
+          const user = aUser();
+          await purged.createUser(user);
+          const live = aOneTimeToken(user.id, { expiresAt: at(2 * HOUR) });
+          const usedLater = aOneTimeToken(user.id, { expiresAt: at(2 * HOUR) });
+          const spent = [
+            aOneTimeToken(user.id, { expiresAt: at(HOUR / 2) }),
+            aOneTimeToken(user.id, { expiresAt: at(HOUR / 2) }),
+            aOneTimeToken(user.id, { expiresAt: at(2 * HOUR) }),
+          ];
+          for (const token of [live, usedLater, ...spent]) await purged.createOneTimeToken(token);
+          assert.ok(await purged.consumeOneTimeToken(spent[2]!.tokenHash, "password_reset", at(1000)));
+          assert.ok(await purged.consumeOneTimeToken(usedLater.tokenHash, "password_reset", at(HOUR + 1000)));
+          // A token whose user row is gone without deleteUser() (a database that never cascaded).
+          const orphanOwner = aUser();
+          await purged.createUser(orphanOwner);
+          const orphan = aOneTimeToken(orphanOwner.id, { expiresAt: at(2 * HOUR) });
+          await purged.createOneTimeToken(orphan);
+          // Another client's connection: SQLite enforces the foreign key only where it is switched on.
+          await queryRows(fresh, `delete from users where id = '${orphanOwner.id}'`);
+          const orphaned = (await queryRows(fresh, `select id from one_time_tokens where id = '${orphan.id}'`)).length;
+
+          const counts: number[] = [];
+          for (let i = 0; i < 5; i += 1) {
+            const deleted = await purged.deleteSpentOneTimeTokens(at(HOUR), 2);
+            counts.push(deleted);
+            assert.ok(deleted <= 2, `batch of ${deleted}`);
+            if (deleted === 0) break;
+          }
+          assert.equal(counts.at(-1), 0);
+          assert.equal(
+            counts.reduce((sum, n) => sum + n, 0),
+            3 + orphaned,
+          );
+          const left = await queryRows(fresh, "select id from one_time_tokens");
+          assert.deepEqual(left.map((row) => String(row.id)).sort(), [live.id, usedLater.id].sort());
+          assert.ok(await purged.consumeOneTimeToken(live.tokenHash, "password_reset", at(HOUR)), "a live link works");
+        } finally {
+          await purged.close();
+          await fresh.drop();
+        }
       });
 
       it("deletes a deleted user's tokens with the user", async () => {
