@@ -119,8 +119,10 @@ async function act(
     await task();
   } catch (error) {
     say(onError?.(error) ?? explain(error), "error");
-    if (isAuthClientError(error, "session_expired") || isAuthClientError(error, "not_authenticated"))
-      show("sign-in", false);
+    if (isAuthClientError(error, "session_expired") || isAuthClientError(error, "not_authenticated")) {
+      signedIn = false;
+      show("sign-in");
+    }
   } finally {
     for (const button of buttons) button.disabled = false;
   }
