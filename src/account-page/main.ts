@@ -259,6 +259,11 @@ element("mfa-switch").addEventListener("click", () => {
   element(useRecoveryCode ? "mfa-recovery" : "mfa-code").focus();
 });
 
+element("mfa-restart").addEventListener("click", () => {
+  mfaToken = null;
+  show("sign-in", false);
+});
+
 onSubmit(
   "form-mfa",
   async (form) => {
