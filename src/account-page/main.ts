@@ -18,14 +18,6 @@ type Screen = (typeof SCREENS)[number];
 /** Screens that need a session. */
 const SIGNED_IN_SCREENS: readonly Screen[] = ["account", "two-factor", "sessions"];
 
-/** The MFA part of the client (tessera/client's `completeMfa`, `enrollTotp`, `confirmTotp`, `disableTotp`). */
-interface MfaClient {
-  completeMfa(mfaToken: string, answer: { code: string } | { recoveryCode: string }): Promise<void>;
-  enrollTotp(): Promise<{ secret: string; uri: string; qrSvg: string }>;
-  confirmTotp(code: string): Promise<{ recoveryCodes: string[] }>;
-  disableTotp(answer: { code: string } | { password: string }): Promise<void>;
-}
-
 interface Me {
   username: string;
   roles: string[];
@@ -72,7 +64,6 @@ const client: AuthClient = createAuthClient({
   cookieMode: true,
   fetch: watchingFetch,
 });
-const mfaClient = client as unknown as MfaClient;
 
 function element<T extends HTMLElement = HTMLElement>(id: string): T {
   const found = document.getElementById(id);
@@ -228,10 +219,9 @@ onSubmit("form-sign-in", async (form) => {
   try {
     await client.login(field(form, "username"), field(form, "password"));
   } catch (error) {
-    const token = (error as { mfaToken?: unknown }).mfaToken;
-    if (isAuthClientError(error) && (error.code as string) === "mfa_required" && typeof token === "string") {
+    if (isAuthClientError(error, "mfa_required") && error.mfaToken !== undefined) {
       clearPasswords(form);
-      mfaToken = token;
+      mfaToken = error.mfaToken;
       setRecoveryMode(false);
       say("Enter the code from your authenticator app.");
       show("mfa");
@@ -271,7 +261,7 @@ onSubmit(
     const answer = useRecoveryCode
       ? { recoveryCode: field(form, "recovery_code").trim() }
       : { code: field(form, "code").trim() };
-    await mfaClient.completeMfa(mfaToken, answer);
+    await client.completeMfa(mfaToken, answer);
     mfaToken = null;
     form.reset();
     say("");
@@ -443,7 +433,7 @@ async function loadTwoFactor(): Promise<void> {
 }
 
 onClick("totp-start", async () => {
-  const { secret, qrSvg } = await mfaClient.enrollTotp();
+  const { secret, qrSvg } = await client.enrollTotp();
   element<HTMLImageElement>("totp-qr").src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(qrSvg)}`;
   element("totp-secret").textContent = secret.replace(/(.{4})/g, "$1 ").trim();
   showTotpPart("enrol");
@@ -453,7 +443,7 @@ onClick("totp-start", async () => {
 onSubmit(
   "form-totp-confirm",
   async (form) => {
-    const { recoveryCodes } = await mfaClient.confirmTotp(field(form, "code").trim());
+    const { recoveryCodes } = await client.confirmTotp(field(form, "code").trim());
     form.reset();
     element("totp-secret").textContent = "";
     element<HTMLImageElement>("totp-qr").removeAttribute("src");
@@ -476,7 +466,7 @@ onSubmit(
     say("Two-factor sign-in is on. Save your recovery codes now.", "ok");
   },
   (error) =>
-    isAuthClientError(error) && ((error.code as string) === "invalid_mfa_code" || error.status === 400)
+    isAuthClientError(error, "invalid_mfa_code") || (isAuthClientError(error) && error.status === 400)
       ? (serverSaid ?? "That code did not work; check the time on your device and try again.")
       : undefined,
 );
@@ -500,7 +490,7 @@ onSubmit(
       say("Enter either a code or your password.", "error");
       return;
     }
-    await mfaClient.disableTotp(code !== "" ? { code } : { password });
+    await client.disableTotp(code !== "" ? { code } : { password });
     form.reset();
     showTotpPart("off");
     say("Two-factor sign-in is off.", "ok");

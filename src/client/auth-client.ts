@@ -144,8 +144,9 @@ export class AuthClient {
   }
 
   /**
-   * Logs in with `POST /auth/login` and stores the tokens.
-   * Throws `invalid_credentials` (401) or `unexpected_response`.
+   * Logs in with `POST /auth/login` and stores the tokens. Throws `invalid_credentials` (401),
+   * `mfa_required` (403, the user has TOTP on: pass the error's `mfaToken` to {@link completeMfa})
+   * or `unexpected_response`.
    */
   async login(username: string, password: string): Promise<void> {
     const response = await this.#post("/auth/login", { username, password });
@@ -153,7 +154,94 @@ export class AuthClient {
       await response.body?.cancel();
       throw new AuthClientError("invalid_credentials", "the username or password is wrong", { status: 401 });
     }
-    const tokens = await this.#readTokens(response);
+    if (response.status === 403) {
+      const body = await readJson(response);
+      if (body?.error === "mfa_required" && typeof body.mfa_token === "string" && typeof body.expires_in === "number")
+        throw new AuthClientError("mfa_required", "a second factor is required", {
+          status: 403,
+          mfaToken: body.mfa_token,
+          expiresIn: body.expires_in,
+        });
+      throw unexpected("the login", 403);
+    }
+    await this.#loggedIn(await this.#readTokens(response));
+  }
+
+  /**
+   * Completes a login that threw `mfa_required` with a TOTP code or a recovery code
+   * (`POST /auth/login/mfa`), stores the tokens and tells other tabs, as `login()` does. Throws
+   * `invalid_credentials` (401: a wrong or used code, or an mfa token that is used, expired or void
+   * after 5 wrong codes: log in again), or `unexpected_response` (429 when throttled).
+   */
+  async completeMfa(
+    mfaToken: string,
+    proof: { readonly code: string } | { readonly recoveryCode: string },
+  ): Promise<void> {
+    const body: Record<string, string> =
+      "code" in proof
+        ? { mfa_token: mfaToken, code: proof.code }
+        : { mfa_token: mfaToken, recovery_code: proof.recoveryCode };
+    const response = await this.#post("/auth/login/mfa", body);
+    if (response.status === 401) {
+      await response.body?.cancel();
+      throw new AuthClientError("invalid_credentials", "the code is wrong or the login has expired", { status: 401 });
+    }
+    await this.#loggedIn(await this.#readTokens(response));
+  }
+
+  /**
+   * Starts (or restarts) a TOTP enrolment (`POST /auth/mfa/totp`): a new secret to show as text
+   * and as a QR code (an SVG image), pending until {@link confirmTotp}. Throws `not_authenticated`,
+   * `session_expired`, or `unexpected_response` with `status` (409: TOTP is already on).
+   */
+  async enrollTotp(): Promise<{ secret: string; uri: string; qrSvg: string }> {
+    const response = await this.#authorized("POST", "/auth/mfa/totp", {}, true);
+    const body = response.status === 200 ? await readJson(response) : null;
+    if (typeof body?.secret !== "string" || typeof body.uri !== "string" || typeof body.qr_svg !== "string") {
+      await response.body?.cancel().catch(() => undefined);
+      throw unexpected("the TOTP enrolment", response.status);
+    }
+    return { secret: body.secret, uri: body.uri, qrSvg: body.qr_svg };
+  }
+
+  /**
+   * Turns TOTP on with a code from the enrolled secret (`POST /auth/mfa/totp/confirm`); resolves to
+   * the recovery codes, which the server shows this once. Throws `invalid_mfa_code`,
+   * `not_authenticated`, `session_expired`, or `unexpected_response` with `status` (400: nothing
+   * pending; 429: throttled).
+   */
+  async confirmTotp(code: string): Promise<{ recoveryCodes: string[] }> {
+    const response = await this.#authorized("POST", "/auth/mfa/totp/confirm", { code }, true);
+    const body = await readJson(response);
+    if (response.status === 200 && Array.isArray(body?.recovery_codes)) {
+      const codes = body.recovery_codes as unknown[];
+      if (codes.every((item): item is string => typeof item === "string")) return { recoveryCodes: codes };
+    }
+    if (response.status === 400 && body?.error === "invalid_mfa_code")
+      throw new AuthClientError("invalid_mfa_code", "the code is wrong", { status: 400 });
+    throw unexpected("the TOTP confirmation", response.status);
+  }
+
+  /**
+   * Turns TOTP off (`DELETE /auth/mfa/totp`) with a current code or the password; other sessions
+   * stay open. Throws `invalid_mfa_code`, `invalid_credentials` (a wrong password),
+   * `not_authenticated`, `session_expired`, or `unexpected_response` with `status` (400: TOTP is
+   * not on; 429: throttled).
+   */
+  async disableTotp(proof: { readonly code: string } | { readonly password: string }): Promise<void> {
+    const body: Record<string, string> = "code" in proof ? { code: proof.code } : { password: proof.password };
+    const response = await this.#authorized("DELETE", "/auth/mfa/totp", body, true);
+    if (response.status === 204) return;
+    const answer = await readJson(response);
+    if (response.status === 400 && answer?.error === "invalid_mfa_code")
+      throw new AuthClientError("invalid_mfa_code", "the code is wrong", { status: 400 });
+    if (response.status === 401)
+      throw new AuthClientError("invalid_credentials", "the password is wrong", { status: 401 });
+    throw unexpected("turning TOTP off", response.status);
+  }
+
+  /** Stores the tokens of a login, tells other tabs and emits `logged_in`. */
+  async #loggedIn(tokens: TokenSet): Promise<void> {
     await this.#exclusive(() => this.#save(tokens));
     this.#noCookieSession = false;
     this.#coordinator.post({ type: "tokens", reason: "login", tokens });
@@ -246,8 +334,16 @@ export class AuthClient {
     if (response.status !== 204) throw unexpected("the password reset", response.status);
   }
 
-  /** Sends a JSON request to one of the server's bearer routes, with one refresh and retry on `invalid_token`. */
-  async #authorized(method: "POST", path: string, body: Record<string, string>): Promise<Response> {
+  /**
+   * Sends a JSON request to one of the server's bearer routes, with one refresh and retry on
+   * `invalid_token`. The answer's body is dropped unless `keepBody`.
+   */
+  async #authorized(
+    method: "POST" | "DELETE",
+    path: string,
+    body: Record<string, string>,
+    keepBody = false,
+  ): Promise<Response> {
     const tokens = await this.#usableTokens();
     if (tokens === null) throw new AuthClientError("not_authenticated", "there is no session; log in first");
     const request = () =>
@@ -263,7 +359,7 @@ export class AuthClient {
       await response.body?.cancel();
       response = await this.#send(request(), (await this.#refresh(tokens.accessToken)).accessToken);
     }
-    await response.body?.cancel();
+    if (!keepBody) await response.body?.cancel();
     return response;
   }
 

@@ -8,6 +8,10 @@ export const AUTH_CLIENT_ERROR_CODES = [
   "session_expired",
   /** The server answered with a status or body the client cannot use; see `status`. */
   "unexpected_response",
+  /** The password was right and the user has TOTP on: finish with `completeMfa(error.mfaToken, …)` (`403`). */
+  "mfa_required",
+  /** The authenticator code is wrong (`400 invalid_mfa_code`) when confirming or turning off TOTP. */
+  "invalid_mfa_code",
 ] as const;
 
 /** One of {@link AUTH_CLIENT_ERROR_CODES}. */
@@ -22,11 +26,21 @@ export class AuthClientError extends Error {
   readonly code: AuthClientErrorCode;
   /** The HTTP status that caused the error, when there was one. */
   readonly status: number | null;
+  /** With `mfa_required`: the token to pass to `completeMfa()`. Never shown in `message`. */
+  readonly mfaToken?: string;
+  /** With `mfa_required`: seconds the `mfaToken` stays valid. */
+  readonly expiresIn?: number;
 
-  constructor(code: AuthClientErrorCode, message: string, options?: { status?: number; cause?: unknown }) {
+  constructor(
+    code: AuthClientErrorCode,
+    message: string,
+    options?: { status?: number; cause?: unknown; mfaToken?: string; expiresIn?: number },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = options?.status ?? null;
+    if (options?.mfaToken !== undefined) this.mfaToken = options.mfaToken;
+    if (options?.expiresIn !== undefined) this.expiresIn = options.expiresIn;
   }
 }
 

@@ -42,6 +42,11 @@ export interface AccessTokenClaims {
   readonly sid: string;
   readonly roles: readonly string[];
   readonly scope?: string;
+  /**
+   * RFC 8176 authentication methods of the session: `["pwd"]` after a password login,
+   * `["pwd", "otp"]` after a second factor. Verification reads a token without one as `[]`.
+   */
+  readonly amr: readonly string[];
 }
 
 /** What an access token is issued for. */
@@ -50,6 +55,8 @@ export interface AccessTokenSubject {
   readonly sessionId: string;
   readonly roles: readonly string[];
   readonly scope?: string;
+  /** RFC 8176 methods the session was opened with; default `["pwd"]`. */
+  readonly amr?: readonly string[];
   /** The latest instant the token may be valid (its session's absolute end): `exp` never passes it. */
   readonly notAfter?: Date;
 }
@@ -131,6 +138,7 @@ export function createAccessTokenSigner(
       sid: subject.sessionId,
       roles: [...subject.roles],
       ...(subject.scope ? { scope: subject.scope } : {}),
+      amr: [...(subject.amr ?? ["pwd"])],
     };
     const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
     return { token: `${input}.${signature(input)}`, claims };
@@ -400,7 +408,7 @@ export function createAccessTokenVerifier(
     }
     if (!valid) fail("access_token_invalid", "the access token signature or algorithm is invalid");
     const payload = decodeJsonSegment(token, token.indexOf(".") + 1, payloadEnd, "payload");
-    const { iss, aud, exp, nbf, iat, sub, jti, sid, client_id: clientId, roles, scope } = payload;
+    const { iss, aud, exp, nbf, iat, sub, jti, sid, client_id: clientId, roles, scope, amr } = payload;
     // RFC 9068 §2.2: iss and aud are required; aud names this API (one of its audiences).
     if (iss !== issuer) fail("access_token_claim_invalid", "the access token issuer is not accepted");
     if (
@@ -426,8 +434,11 @@ export function createAccessTokenVerifier(
       fail("access_token_claim_invalid", "the roles claim is not a list of strings");
     if (scope !== undefined && typeof scope !== "string")
       fail("access_token_claim_invalid", "the scope claim is not a string");
+    if (amr !== undefined && !isStringArray(amr))
+      fail("access_token_claim_invalid", "the amr claim is not a list of strings");
     // The payload was parsed for this call alone: frozen in place rather than copied.
     payload.roles = Object.freeze(roles ?? []);
+    payload.amr = Object.freeze(amr ?? []);
     if (typeof aud !== "string") Object.freeze(aud);
     return Object.freeze(payload) as unknown as AccessTokenClaims;
   };

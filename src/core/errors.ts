@@ -39,6 +39,10 @@ export const ERROR_CODES = [
   "email_token_invalid",
   "mail_unavailable",
   "reset_token_invalid",
+  "mfa_required",
+  "mfa_login_invalid",
+  "invalid_mfa_code",
+  "mfa_already_enabled",
 ] as const;
 
 /** One of {@link ERROR_CODES}. */

@@ -9,9 +9,15 @@ export const RETRY_AFTER_SECONDS = 5;
 /**
  * The `WWW-Authenticate` challenge an answer carries: `bearer` without an error code (RFC 6750
  * §3.1: the request had no credentials), `invalid_token` and `insufficient_scope` with theirs,
+ * `insufficient_user_authentication` (RFC 9470 §3) with its own and a description,
  * `basic` for `invalid_client` (RFC 6749 §5.2).
  */
-export type ChallengeKind = "bearer" | "invalid_token" | "insufficient_scope" | "basic";
+export type ChallengeKind =
+  | "bearer"
+  | "invalid_token"
+  | "insufficient_scope"
+  | "insufficient_user_authentication"
+  | "basic";
 
 /** How one error appears over HTTP. */
 export interface HttpErrorShape {
@@ -116,6 +122,22 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
     error: "invalid_grant",
     description: "The reset link is unknown, used, expired, or the password has changed since it was sent.",
   },
+  // The body also carries `mfa_token` and `expires_in` (the route adds them): the password was right.
+  mfa_required: {
+    status: 403,
+    error: "mfa_required",
+    description: "A second factor is required: send a code with the mfa_token to /auth/login/mfa.",
+  },
+  mfa_login_invalid: {
+    ...INVALID_GRANT,
+    description: "The code or recovery code is wrong, or the mfa_token is unknown, used or expired.",
+  },
+  invalid_mfa_code: { status: 400, error: "invalid_mfa_code", description: "The authenticator code is wrong." },
+  mfa_already_enabled: {
+    status: 409,
+    error: "mfa_already_enabled",
+    description: "TOTP is already on; turn it off before enrolling again.",
+  },
   mail_unavailable: {
     status: 501,
     error: "mail_unavailable",
@@ -129,6 +151,17 @@ export const INSUFFICIENT_SCOPE: HttpErrorShape = Object.freeze({
   error: "insufficient_scope",
   description: "The access token lacks a required role or scope.",
   challenge: "insufficient_scope",
+});
+
+/**
+ * 401 per RFC 9470 §3 for a valid token whose session was opened without a second factor (no
+ * `otp` in its `amr`); a guard's verdict, not an error code.
+ */
+export const INSUFFICIENT_USER_AUTHENTICATION: HttpErrorShape = Object.freeze({
+  status: 401,
+  error: "insufficient_user_authentication",
+  description: "A second factor is required: log in again with a TOTP code.",
+  challenge: "insufficient_user_authentication",
 });
 
 /** The answer to anything that is not a `TesseraError`: a bug, told to no client in detail. */
@@ -160,9 +193,10 @@ export function challengeOf(shape: HttpErrorShape, options: ChallengeOptions = {
       return `Basic realm="${realm}"`;
     case "bearer":
       return `Bearer realm="${realm}"`;
-    case "invalid_token": {
+    case "invalid_token":
+    case "insufficient_user_authentication": {
       const description = shape.description.replace(NOT_IN_QUOTED_VALUE, "");
-      return `Bearer realm="${realm}", error="invalid_token", error_description="${description}"`;
+      return `Bearer realm="${realm}", error="${shape.challenge}", error_description="${description}"`;
     }
     case "insufficient_scope": {
       const scope = options.scopes?.length ? `, scope="${options.scopes.join(" ")}"` : "";

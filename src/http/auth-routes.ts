@@ -3,6 +3,7 @@ import { isTesseraError, TesseraError } from "../core/errors.js";
 import { HTTP_ERRORS } from "../core/http-errors.js";
 import type { AccountService } from "../service/account-service.js";
 import type { AuthService, Principal } from "../service/auth-service.js";
+import type { MfaService } from "../service/mfa-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
 import { type RefreshCookie, refreshTokenOf } from "./cookie-mode.js";
 import type { RateLimits } from "./rate-limits.js";
@@ -34,12 +35,14 @@ export interface AuthRoutesOptions {
   readonly cookie?: RefreshCookie | null;
   /** The user's own account, for `/auth/me`'s email and capabilities; default none. */
   readonly account?: AccountService | null;
+  /** The second factor, for `/auth/me`'s `mfa`; default none. */
+  readonly mfa?: MfaService | null;
 }
 
 /** Registers the `/auth/*` routes of DESIGN.md's HTTP contract. */
 export function registerAuthRoutes(
   app: FastifyInstance,
-  { auth, limits, cookie = null, account = null }: AuthRoutesOptions,
+  { auth, limits, cookie = null, account = null, mfa = null }: AuthRoutesOptions,
 ): void {
   const perClient = limits.perClient ? { onRequest: limits.perClient } : {};
   const jsonOnly = onlyMediaType("application/json");
@@ -65,10 +68,17 @@ export function registerAuthRoutes(
     { schema: schemas.login, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly },
     async (request, reply) => {
       const { username, password } = request.body;
-      const tokens = await limits.login(request.ip, normalizeUsername(username), () =>
-        auth.login(username, password, contextOf(request)),
+      const result = await limits.login(request.ip, normalizeUsername(username), () =>
+        auth.signIn(username, password, contextOf(request)),
       );
-      return sendTokens(reply, tokens, cookie);
+      if (result.kind === "tokens") return sendTokens(reply, result.tokens, cookie);
+      // The shape Auth0 uses: an error body carrying the second step's token, and no cookie.
+      return reply.code(HTTP_ERRORS.mfa_required.status).header("cache-control", "no-store").send({
+        error: HTTP_ERRORS.mfa_required.error,
+        error_description: HTTP_ERRORS.mfa_required.description,
+        mfa_token: result.challenge.mfaToken,
+        expires_in: result.challenge.expiresIn,
+      });
     },
   );
 
@@ -126,13 +136,15 @@ export function registerAuthRoutes(
   app.get("/auth/me", { schema: schemas.me, ...bearer }, async (request) => {
     const principal = principalOf(request);
     const user = await auth.me(principal);
-    if (account === null) return user;
+    const second = mfa === null ? {} : { mfa: { totp: await mfa.isEnabled(principal.userId) } };
+    if (account === null) return { ...user, ...second };
     const status = await account.emailStatus(principal);
     return {
       ...user,
       email: status.email,
       email_verified: status.emailVerified,
       capabilities: { email: status.mailEnabled },
+      ...second,
     };
   });
 

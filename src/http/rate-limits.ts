@@ -24,6 +24,17 @@ export function accountDelaySeconds(failures: number, threshold: number, maxSeco
   return Math.min(maxSeconds, 2 ** Math.min(failures - threshold, 30));
 }
 
+/** Refusals counted as failed attempts by {@link RateLimits.login}: wrong passwords and wrong second-factor codes. */
+export const LOGIN_FAILURE_CODES = Object.freeze([
+  "invalid_credentials",
+  "mfa_login_invalid",
+  "invalid_mfa_code",
+] as const);
+
+function isLoginFailure(error: unknown): boolean {
+  return LOGIN_FAILURE_CODES.some((code) => isTesseraError(error, code));
+}
+
 function rateLimited(msBeforeNext: number): TesseraError {
   return new TesseraError("rate_limited", "a rate limit was reached", {
     retryAfterSeconds: Math.max(1, Math.ceil(msBeforeNext / 1000)),
@@ -146,8 +157,8 @@ export class RateLimits {
   }
 
   /**
-   * Runs `attempt`, a password check for `usernameKey` from `ip`, within the login limits, or
-   * throws `rate_limited` without running it. A failure (`invalid_credentials`) counts against
+   * Runs `attempt`, a password or second-factor check for `usernameKey` from `ip`, within the login
+   * limits, or throws `rate_limited` without running it. A failure ({@link LOGIN_FAILURE_CODES}) counts against
    * the IP and the account; a success resets the account. Unknown and known usernames are
    * counted alike, so the limits tell nothing about which exist.
    */
@@ -167,7 +178,7 @@ export class RateLimits {
     try {
       result = await attempt();
     } catch (error) {
-      if (isTesseraError(error, "invalid_credentials")) await this.#accountFailures?.penalty(account);
+      if (isLoginFailure(error)) await this.#accountFailures?.penalty(account);
       else await this.#refund(ip);
       throw error;
     }

@@ -1,5 +1,6 @@
 import { EMAIL_LENGTH } from "../service/account-service.js";
 import { PASSWORD_LENGTH, USERNAME_LENGTH } from "../service/credential-policy.js";
+import { RECOVERY_CODE_COUNT, TOTP_CODE_PATTERN } from "../service/mfa-service.js";
 
 /** Longest token accepted in any request field, in characters. */
 export const MAX_TOKEN_FIELD = 8192;
@@ -63,6 +64,30 @@ const userResponse = {
       description: "What this server offers: `email` is false without an SMTP server (email features answer 501).",
       properties: { email: { type: "boolean" } },
     },
+    mfa: {
+      type: "object",
+      description: "The user's second factors: `totp` is true once TOTP is confirmed.",
+      required: ["totp"],
+      properties: { totp: { type: "boolean" } },
+    },
+  },
+} as const;
+
+/**
+ * 403 of a password login: for a user with TOTP on, `mfa_required` with the second step's token and
+ * no tokens yet (other 403s, such as cookie mode's `csrf_check_failed`, are plain errors).
+ */
+const mfaRequiredResponse = {
+  type: "object",
+  description:
+    "`mfa_required`: the password was right and the user has TOTP on; send a code with `mfa_token` to " +
+    "`/auth/login/mfa`. Other 403 errors carry `error` and `error_description` only.",
+  required: ["error"],
+  properties: {
+    error: { type: "string" },
+    error_description: { type: "string" },
+    mfa_token: { type: "string" },
+    expires_in: { type: "integer", description: "Seconds the mfa_token stays valid." },
   },
 } as const;
 
@@ -106,8 +131,9 @@ export const authSchemas = {
   login: {
     tags: ["auth"],
     summary: "Log in with a password",
+    description: "403 `mfa_required` with an `mfa_token` instead of tokens when the user has TOTP on.",
     body: credentials,
-    response: { 200: tokenResponse, "4xx": errorResponse },
+    response: { 200: tokenResponse, 403: mfaRequiredResponse, "4xx": errorResponse },
   },
   refresh: {
     tags: ["auth"],
@@ -215,9 +241,11 @@ export const authCookieSchemas = {
   revokeSession: { ...authSchemas.revokeSession, headers: csrfHeaders },
   login: {
     ...authSchemas.login,
-    description: "Sets the refresh-token cookie (HttpOnly, Secure, SameSite=Strict); the body has no refresh_token.",
+    description:
+      "Sets the refresh-token cookie (HttpOnly, Secure, SameSite=Strict); the body has no refresh_token. " +
+      "403 `mfa_required` with an `mfa_token` (and no cookie) when the user has TOTP on.",
     headers: csrfHeaders,
-    response: { 200: cookieTokenResponse, "4xx": errorResponse },
+    response: { 200: cookieTokenResponse, 403: mfaRequiredResponse, "4xx": errorResponse },
   },
   refresh: {
     ...authSchemas.refresh,
@@ -432,4 +460,125 @@ export const accountCookieSchemas = {
   verifyEmail: { ...accountSchemas.verifyEmail, headers: csrfHeaders },
   forgotPassword: { ...accountSchemas.forgotPassword, headers: csrfHeaders },
   resetPassword: { ...accountSchemas.resetPassword, headers: csrfHeaders },
+} as const;
+
+const totpCode = {
+  type: "string",
+  pattern: TOTP_CODE_PATTERN,
+  description: "The six-digit code the authenticator app shows now.",
+} as const;
+
+const recoveryCode = {
+  type: "string",
+  minLength: 1,
+  maxLength: 64,
+  description: "One of the recovery codes handed out when TOTP was confirmed; each works once.",
+} as const;
+
+const mfaLoginBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["mfa_token"],
+  properties: {
+    mfa_token: { type: "string", minLength: 1, maxLength: MAX_TOKEN_FIELD },
+    code: totpCode,
+    recovery_code: recoveryCode,
+  },
+  oneOf: [{ required: ["code"] }, { required: ["recovery_code"] }],
+} as const;
+
+const emptyBody = { type: "object", additionalProperties: false, maxProperties: 0 } as const;
+
+const totpConfirmBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["code"],
+  properties: { code: totpCode },
+} as const;
+
+const totpDisableBody = {
+  type: "object",
+  additionalProperties: false,
+  properties: { code: totpCode, password: passwordField },
+  oneOf: [{ required: ["code"] }, { required: ["password"] }],
+} as const;
+
+/** Route schemas of the second factor (`/auth/login/mfa`, `/auth/mfa/totp`). */
+export const mfaSchemas = {
+  loginMfa: {
+    tags: ["auth"],
+    summary: "Complete a login with a TOTP or recovery code",
+    description:
+      "The second step after `POST /auth/login` answered 403 `mfa_required`: exactly one of `code` and " +
+      "`recovery_code`. A wrong code, or an mfa_token that is unknown, used, expired (5 min) or void after 5 " +
+      "wrong codes, is 401 `invalid_grant`. Throttled like login.",
+    body: mfaLoginBody,
+    response: { 200: tokenResponse, "4xx": errorResponse },
+  },
+  enrollTotp: {
+    tags: ["account"],
+    summary: "Start (or restart) a TOTP enrolment",
+    description: "A new secret, pending until confirmed. 409 `mfa_already_enabled` while TOTP is on.",
+    security: bearerSecurity,
+    body: emptyBody,
+    response: {
+      200: {
+        type: "object",
+        required: ["secret", "uri", "qr_svg"],
+        properties: {
+          secret: { type: "string", description: "The secret in base32, for typing into an app." },
+          uri: { type: "string", description: "The otpauth:// URI of the secret." },
+          qr_svg: { type: "string", description: "The URI as a QR code, an SVG image." },
+        },
+      },
+      "4xx": errorResponse,
+    },
+  },
+  confirmTotp: {
+    tags: ["account"],
+    summary: "Turn TOTP on with a code from the pending secret",
+    description:
+      "Answers the recovery codes, shown this once. 400 `invalid_request` when no enrolment is pending, " +
+      "400 `invalid_mfa_code` for a wrong code.",
+    security: bearerSecurity,
+    body: totpConfirmBody,
+    response: {
+      200: {
+        type: "object",
+        required: ["recovery_codes"],
+        properties: {
+          recovery_codes: {
+            type: "array",
+            items: { type: "string" },
+            minItems: RECOVERY_CODE_COUNT,
+            maxItems: RECOVERY_CODE_COUNT,
+          },
+        },
+      },
+      "4xx": errorResponse,
+    },
+  },
+  disableTotp: {
+    tags: ["account"],
+    summary: "Turn TOTP off",
+    description:
+      "With exactly one of a current `code` (400 `invalid_mfa_code` when wrong) or the `password` (401 " +
+      "`invalid_grant` when wrong). The secret and the recovery codes are deleted; other sessions stay open.",
+    security: bearerSecurity,
+    body: totpDisableBody,
+    response: { 204: noContent, "4xx": errorResponse },
+  },
+} as const;
+
+/** The second factor's routes in cookie mode: login/mfa sets the cookie; the CSRF header is documented. */
+export const mfaCookieSchemas = {
+  loginMfa: {
+    ...mfaSchemas.loginMfa,
+    description: `${mfaSchemas.loginMfa.description} Sets the refresh-token cookie as login does.`,
+    headers: csrfHeaders,
+    response: { 200: cookieTokenResponse, "4xx": errorResponse },
+  },
+  enrollTotp: { ...mfaSchemas.enrollTotp, headers: csrfHeaders },
+  confirmTotp: { ...mfaSchemas.confirmTotp, headers: csrfHeaders },
+  disableTotp: { ...mfaSchemas.disableTotp, headers: csrfHeaders },
 } as const;

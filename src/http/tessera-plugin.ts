@@ -12,6 +12,7 @@ import { registerAuthRoutes } from "./auth-routes.js";
 import { registerCookieMode } from "./cookie-mode.js";
 import { answerError } from "./error-handler.js";
 import { registerIntrospectionRoutes } from "./introspection-routes.js";
+import { registerMfaRoutes } from "./mfa-routes.js";
 import { registerOAuthRoutes } from "./oauth-routes.js";
 import { RateLimits } from "./rate-limits.js";
 import { registerRevocationRoutes } from "./revocation-routes.js";
@@ -165,7 +166,8 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   const baseUrl = (options.baseUrl ?? config.issuer).replace(/\/+$/, "");
   const cookieMode = resolveCookieModeConfig({ cookieMode: options.cookieMode, cookieOrigins: options.cookieOrigins });
   const cookie = cookieMode.cookieMode ? await registerCookieMode(app, { config: cookieMode, baseUrl }) : null;
-  registerAuthRoutes(app, { auth: services.auth, limits, cookie, account: services.account });
+  registerAuthRoutes(app, { auth: services.auth, limits, cookie, account: services.account, mfa: services.mfa });
+  registerMfaRoutes(app, { auth: services.auth, mfa: services.mfa, limits, cookie });
   registerAccountRoutes(app, { auth: services.auth, account: services.account, limits, cookieMode: cookie !== null });
   registerOAuthRoutes(app, { services, limits, baseUrl });
   registerIntrospectionRoutes(app, { auth: services.auth, introspection: services.introspection });

@@ -29,6 +29,10 @@ export const AUDIT_EVENT_TYPES = [
   "email_changed",
   "email_verified",
   "password_reset",
+  "mfa_enabled",
+  "mfa_disabled",
+  "mfa_login_failed",
+  "recovery_code_used",
 ] as const;
 
 /** One of {@link AUDIT_EVENT_TYPES}. */
@@ -43,6 +47,22 @@ export const LOGIN_FAILURE_REASONS = ["unknown_user", "wrong_password", "user_di
 /** One of {@link LOGIN_FAILURE_REASONS}. */
 export type LoginFailureReason = (typeof LOGIN_FAILURE_REASONS)[number];
 
+/**
+ * Why the second step of an MFA login failed, kept in `mfa_login_failed` events' `details.reason`
+ * only: the client always gets the same `invalid_grant` answer.
+ */
+export const MFA_FAILURE_REASONS = [
+  "unknown_mfa_token",
+  "wrong_code",
+  "replayed_code",
+  "wrong_recovery_code",
+  "totp_off",
+  "user_disabled",
+] as const;
+
+/** One of {@link MFA_FAILURE_REASONS}. */
+export type MfaFailureReason = (typeof MFA_FAILURE_REASONS)[number];
+
 /** Whom an audit event concerns. */
 export interface AuditSubject {
   readonly userId?: string | null;
@@ -54,7 +74,7 @@ export interface AuditSubject {
  * a login failed; `by`: who revoked (a user id, an admin's user id, or `operator` for the CLI).
  */
 export type AuditDetails = Readonly<Record<string, unknown>> & {
-  readonly reason?: RevocationReason | LoginFailureReason;
+  readonly reason?: RevocationReason | LoginFailureReason | MfaFailureReason;
   readonly by?: string;
 };
 

@@ -12,6 +12,7 @@ import {
 import { decideRotation } from "../core/rotation.js";
 import type { RefreshTokenLookup, SessionRecord, Store, UserRecord } from "../store/store.js";
 import type { AuditSubject, AuditTrail } from "./audit-trail.js";
+import type { MfaChallenge, MfaProof, MfaService } from "./mfa-service.js";
 import type { ServiceConfig } from "./config.js";
 import { checkPasswordText } from "./credential-policy.js";
 import type { PasswordHasher } from "./password-hasher.js";
@@ -34,6 +35,16 @@ export interface IssuedTokens {
   readonly userId: string;
 }
 
+/** What a password login leads to: tokens, or the second step when the user has TOTP on. */
+export type SignInResult =
+  | { readonly kind: "tokens"; readonly tokens: IssuedTokens }
+  | { readonly kind: "mfa_required"; readonly challenge: MfaChallenge };
+
+/** RFC 8176 methods of a password login. */
+const PASSWORD_AMR = Object.freeze(["pwd"]);
+/** RFC 8176 methods of a password login completed with a second factor. */
+const MFA_AMR = Object.freeze(["pwd", "otp"]);
+
 /** Who an access token speaks for, after verification and a session check. */
 export interface Principal {
   readonly userId: string;
@@ -52,6 +63,8 @@ export interface AuthServiceDependencies {
   readonly revocations: SessionRevocations;
   readonly audit: AuditTrail;
   readonly logger: Logger;
+  /** The second factor: a user with TOTP on completes a login with a code. */
+  readonly mfa: MfaService;
 }
 
 /** The end user's flows: register, login, refresh, logout, sessions, and access-token checks. */
@@ -64,6 +77,7 @@ export class AuthService {
   readonly #revocations: SessionRevocations;
   readonly #audit: AuditTrail;
   readonly #logger: Logger;
+  readonly #mfa: MfaService;
   readonly #dummyHash: string;
 
   private constructor(deps: AuthServiceDependencies, dummyHash: string) {
@@ -75,6 +89,7 @@ export class AuthService {
     this.#revocations = deps.revocations;
     this.#audit = deps.audit;
     this.#logger = deps.logger;
+    this.#mfa = deps.mfa;
     this.#dummyHash = dummyHash;
   }
 
@@ -97,9 +112,21 @@ export class AuthService {
 
   /**
    * Checks a password and opens a session. Unknown users and wrong passwords cost the same
-   * argon2 work and fail alike with `invalid_credentials`.
+   * argon2 work and fail alike with `invalid_credentials`; a user with TOTP on gets
+   * `mfa_required` (use {@link signIn} to receive the second step's token).
    */
   async login(username: string, password: string, context: RequestContext): Promise<IssuedTokens> {
+    const result = await this.signIn(username, password, context);
+    if (result.kind === "mfa_required") fail("mfa_required", "a second factor is required");
+    return result.tokens;
+  }
+
+  /**
+   * Checks a password; opens a session, or, when the user has TOTP on, issues the token of the
+   * second step ({@link completeMfaLogin}) and no session yet. Unknown users and wrong passwords
+   * cost the same argon2 work and fail alike with `invalid_credentials`.
+   */
+  async signIn(username: string, password: string, context: RequestContext): Promise<SignInResult> {
     checkPasswordText(password);
     const user = await findUserByName(this.#store, username);
     const valid = await this.#hasher.verify(user?.passwordHash ?? this.#dummyHash, password);
@@ -110,6 +137,24 @@ export class AuthService {
       await this.#audit.record("login_failed", context, { userId: user?.id ?? null }, { reason });
       fail("invalid_credentials", "the username or password is wrong");
     }
+    if (await this.#mfa.isEnabled(user.id))
+      return { kind: "mfa_required", challenge: await this.#mfa.createChallenge(user.id) };
+    return { kind: "tokens", tokens: await this.#openSession(user, PASSWORD_AMR, context) };
+  }
+
+  /**
+   * The second step of a login: checks a TOTP or recovery code against the `mfa_token` of
+   * {@link signIn} and opens a session with `amr` `["pwd", "otp"]`. Throws `mfa_login_invalid`
+   * (see {@link MfaService.verifyChallenge}), `invalid_credentials` when the account was disabled.
+   */
+  async completeMfaLogin(mfaToken: string, proof: MfaProof, context: RequestContext): Promise<IssuedTokens> {
+    const userId = await this.#mfa.verifyChallenge(mfaToken, proof, context);
+    const user = await this.#store.findUserById(userId);
+    if (!user || user.disabledAt) fail("invalid_credentials", "the username or password is wrong");
+    return this.#openSession(user, MFA_AMR, context);
+  }
+
+  async #openSession(user: UserRecord, amr: readonly string[], context: RequestContext): Promise<IssuedTokens> {
     const now = this.#clock.now();
     const refreshToken = generateRefreshToken();
     const expiresAt = addSeconds(now, this.#config.sessionTtlSeconds);
@@ -124,6 +169,7 @@ export class AuthService {
       revokedAt: null,
       revokedReason: null,
       ...storedContext(context),
+      amr,
     };
     await this.#store.createSession(session, {
       id: randomUUID(),
@@ -309,7 +355,7 @@ export class AuthService {
 
   #issue(
     user: UserRecord,
-    session: Pick<SessionRecord, "id" | "expiresAt">,
+    session: Pick<SessionRecord, "id" | "expiresAt" | "amr">,
     refreshToken: string,
     refreshExpiresAt: Date,
     now: Date,
@@ -320,6 +366,8 @@ export class AuthService {
       sessionId: session.id,
       roles: user.roles,
       notAfter: session.expiresAt,
+      // The session's methods, kept by every refresh: a second factor is not lost by refreshing.
+      amr: session.amr ?? PASSWORD_AMR,
     });
     return {
       accessToken: token,

@@ -69,9 +69,15 @@ async function serverSecret(
       "this database's signing keys are sealed with TESSERA_SECRET; set it",
     );
   }
-  // Development mode still needs a secret nobody else knows: keep a random one in the database.
-  const secret = await options.store.ensureSetting(DEVELOPMENT_SECRET_SETTING, randomBytes(32).toString("base64url"));
-  return { secret, encryption: "development" };
+  return { secret: await developmentSecret(options.store), encryption: "development" };
+}
+
+/**
+ * The secret of development mode (no `TESSERA_SECRET`): development still needs a secret nobody
+ * else knows, so a random one is kept in the database, the same for every instance.
+ */
+export function developmentSecret(store: Store): Promise<string> {
+  return store.ensureSetting(DEVELOPMENT_SECRET_SETTING, randomBytes(32).toString("base64url"));
 }
 
 /** How often a start tries to elect a key when other instances keep replacing the current one. */

@@ -8,6 +8,7 @@ import { AdminService } from "./admin-service.js";
 import { AuditTrail } from "./audit-trail.js";
 import { AuthService } from "./auth-service.js";
 import { createSmtpMailer } from "./mailer.js";
+import { MfaService } from "./mfa-service.js";
 import type { ServiceConfig } from "./config.js";
 import { createArgon2Hasher, limitConcurrentHashing, type PasswordHasher } from "./password-hasher.js";
 import { TokenIntrospection } from "./introspection.js";
@@ -22,6 +23,8 @@ export interface TesseraServices {
   readonly auth: AuthService;
   /** The end user's own account: password change and reset, email address. */
   readonly account: AccountService;
+  /** The second factor: TOTP enrolment and removal, the second step of a login. */
+  readonly mfa: MfaService;
   /** The operator's commands. */
   readonly admin: AdminService;
   /** RFC 7662: whether a token is active, for resource servers. */
@@ -73,7 +76,8 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
     config.smtpUrl !== null && config.mailFrom !== null ? createSmtpMailer(config.smtpUrl, config.mailFrom) : null;
   const keys = await SigningKeys.load(config, { store, clock, logger, audit }, deps.electSigningKey ?? true);
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
-  const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger });
+  const mfa = new MfaService({ store, clock, hasher, audit, secret: config.secret, issuer: config.issuer });
+  const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger, mfa });
   const account = new AccountService({
     store,
     clock,
@@ -90,6 +94,7 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
     config,
     auth,
     account,
+    mfa,
     admin,
     introspection,
     keys,

@@ -7,6 +7,7 @@ import {
   CURRENT_KEY_SLOT,
   NEXT_KEY_SLOT,
   type Database,
+  type OneTimeTokensTable,
   type RefreshTokensTable,
   type SessionsTable,
   type UsersTable,
@@ -23,9 +24,11 @@ import type {
   SessionRecord,
   NewSigningKey,
   OneTimeTokenRecord,
+  RecoveryCodeRecord,
   SigningKeyRecord,
   Store,
   StoreKind,
+  TotpRecord,
   UserQuery,
   UserRecord,
 } from "./store.js";
@@ -70,6 +73,27 @@ export function toSession(row: Selectable<SessionsTable>): SessionRecord {
     revokedReason: row.revoked_reason,
     userAgent: row.user_agent,
     ip: row.ip,
+    amr: amrOf(row.amr),
+  };
+}
+
+/** The stored, space-separated methods of a session as a list; none stored: a password login. */
+export function amrOf(stored: string | null | undefined): readonly string[] {
+  const methods = (stored ?? "").split(" ").filter(Boolean);
+  return Object.freeze(methods.length > 0 ? methods : ["pwd"]);
+}
+
+/** A one-time-token row as a record. */
+function toOneTimeToken(row: Selectable<OneTimeTokensTable>): OneTimeTokenRecord {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    purpose: row.purpose,
+    tokenHash: row.token_hash,
+    boundTo: row.bound_to,
+    createdAt: toDate(row.created_at),
+    expiresAt: toDate(row.expires_at),
+    usedAt: toNullableDate(row.used_at),
   };
 }
 
@@ -120,6 +144,7 @@ export function lookupOf(row: Record<string, unknown>): RefreshTokenLookup {
       revokedReason: r.s_revoked_reason,
       userAgent: r.s_user_agent,
       ip: r.s_ip,
+      amr: amrOf(r.s_amr),
     },
     user: {
       id: r.u_id,
@@ -386,6 +411,8 @@ export class KyselyStore implements Store {
         }
         await trx.updateTable("audit_events").set({ ip: null, user_agent: null }).where("user_id", "=", id).execute();
         await trx.deleteFrom("one_time_tokens").where("user_id", "=", id).execute();
+        await trx.deleteFrom("recovery_codes").where("user_id", "=", id).execute();
+        await trx.deleteFrom("totp_credentials").where("user_id", "=", id).execute();
         await trx.deleteFrom("users").where("id", "=", id).execute();
         return true;
       }),
@@ -419,6 +446,7 @@ export class KyselyStore implements Store {
       revoked_reason: session.revokedReason,
       user_agent: session.userAgent,
       ip: session.ip,
+      amr: (session.amr ?? ["pwd"]).join(" "),
     };
   }
 
@@ -911,17 +939,171 @@ export class KyselyStore implements Store {
         .selectAll()
         .where("token_hash", "=", tokenHash)
         .executeTakeFirst();
+      return row ? toOneTimeToken(row) : null;
+    });
+  }
+
+  findOneTimeToken(tokenHash: string, purpose: string, now: Date): Promise<OneTimeTokenRecord | null> {
+    return this.#run(async () => {
+      const row = await this.#db
+        .selectFrom("one_time_tokens")
+        .selectAll()
+        .where("token_hash", "=", tokenHash)
+        .where("purpose", "=", purpose)
+        .where("used_at", "is", null)
+        .where("expires_at", ">", this.#ts(now))
+        .executeTakeFirst();
+      return row ? toOneTimeToken(row) : null;
+    });
+  }
+
+  recordOneTimeTokenFailure(tokenHash: string, purpose: string, maxAttempts: number, now: Date): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("one_time_tokens")
+        .set((eb) => ({ attempts: eb("attempts", "+", 1) }))
+        .where("token_hash", "=", tokenHash)
+        .where("purpose", "=", purpose)
+        .where("used_at", "is", null)
+        .executeTakeFirst();
+      // Counting is atomic and only ever grows: whichever failure reaches the limit voids the token.
+      await this.#db
+        .updateTable("one_time_tokens")
+        .set({ used_at: this.#ts(now) })
+        .where("token_hash", "=", tokenHash)
+        .where("used_at", "is", null)
+        .where("attempts", ">=", maxAttempts)
+        .execute();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  findTotp(userId: string): Promise<TotpRecord | null> {
+    return this.#run(async () => {
+      const row = await this.#db
+        .selectFrom("totp_credentials")
+        .selectAll()
+        .where("user_id", "=", userId)
+        .executeTakeFirst();
       if (!row) return null;
       return {
-        id: row.id,
         userId: row.user_id,
-        purpose: row.purpose,
-        tokenHash: row.token_hash,
-        boundTo: row.bound_to,
+        secretSealed: row.secret_sealed,
         createdAt: toDate(row.created_at),
-        expiresAt: toDate(row.expires_at),
-        usedAt: toNullableDate(row.used_at),
+        confirmedAt: toNullableDate(row.confirmed_at),
+        lastStep: row.last_step === null ? null : Number(row.last_step),
       };
+    });
+  }
+
+  async savePendingTotp(userId: string, secretSealed: string, now: Date): Promise<boolean> {
+    const replacePending = async () => {
+      const result = await this.#db
+        .updateTable("totp_credentials")
+        .set({ secret_sealed: secretSealed, created_at: this.#ts(now), last_step: null })
+        .where("user_id", "=", userId)
+        .where("confirmed_at", "is", null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    };
+    try {
+      if (await replacePending()) return true;
+      await this.#db
+        .insertInto("totp_credentials")
+        .values({ user_id: userId, secret_sealed: secretSealed, created_at: this.#ts(now), confirmed_at: null })
+        .execute();
+      return true;
+    } catch (error) {
+      // A confirmed credential, or a racing enrolment that inserted first: only a pending one is replaced.
+      if (isUniqueViolation(error)) return this.#run(replacePending);
+      translateStoreError(error);
+    }
+  }
+
+  confirmTotp(
+    userId: string,
+    secretSealed: string,
+    step: number,
+    now: Date,
+    recoveryCodes: readonly RecoveryCodeRecord[],
+  ): Promise<boolean> {
+    return this.#run(() =>
+      this.#transaction(async (trx) => {
+        // The check-and-act: only the pending credential whose code was checked is confirmed.
+        const confirmed = await trx
+          .updateTable("totp_credentials")
+          .set({ confirmed_at: this.#ts(now), last_step: step })
+          .where("user_id", "=", userId)
+          .where("secret_sealed", "=", secretSealed)
+          .where("confirmed_at", "is", null)
+          .executeTakeFirst();
+        if (confirmed.numUpdatedRows === 0n) return false;
+        await trx.deleteFrom("recovery_codes").where("user_id", "=", userId).execute();
+        if (recoveryCodes.length > 0) {
+          await trx
+            .insertInto("recovery_codes")
+            .values(
+              recoveryCodes.map((code) => ({
+                id: code.id,
+                user_id: code.userId,
+                code_hash: code.codeHash,
+                created_at: this.#ts(code.createdAt),
+                used_at: code.usedAt ? this.#ts(code.usedAt) : null,
+              })),
+            )
+            .execute();
+        }
+        return true;
+      }),
+    );
+  }
+
+  acceptTotpStep(userId: string, step: number): Promise<boolean> {
+    return this.#run(async () => {
+      // The single check-and-act: a step at or before the last accepted one never passes again.
+      const result = await this.#db
+        .updateTable("totp_credentials")
+        .set({ last_step: step })
+        .where("user_id", "=", userId)
+        .where("confirmed_at", "is not", null)
+        .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)]))
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  deleteTotp(userId: string): Promise<boolean> {
+    return this.#run(() =>
+      this.#transaction(async (trx) => {
+        await trx.deleteFrom("recovery_codes").where("user_id", "=", userId).execute();
+        const deleted = await trx.deleteFrom("totp_credentials").where("user_id", "=", userId).executeTakeFirst();
+        return deleted.numDeletedRows > 0n;
+      }),
+    );
+  }
+
+  useRecoveryCode(userId: string, codeHash: string, now: Date): Promise<boolean> {
+    return this.#run(async () => {
+      const result = await this.#db
+        .updateTable("recovery_codes")
+        .set({ used_at: this.#ts(now) })
+        .where("user_id", "=", userId)
+        .where("code_hash", "=", codeHash)
+        .where("used_at", "is", null)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  countUnusedRecoveryCodes(userId: string): Promise<number> {
+    return this.#run(async () => {
+      const row = await this.#db
+        .selectFrom("recovery_codes")
+        .select((eb) => eb.fn.countAll<number | string | bigint>().as("count"))
+        .where("user_id", "=", userId)
+        .where("used_at", "is", null)
+        .executeTakeFirstOrThrow();
+      return Number(row.count);
     });
   }
 }

@@ -220,6 +220,45 @@ function accounts(kind: StoreKind): Migration {
   };
 }
 
+// A second factor: each user's TOTP secret (sealed by the service; pending until confirmed) with
+// the last time step a code was accepted for, so no code is accepted twice; single-use recovery
+// codes by their SHA-256; the methods each session was opened with (sessions opened before were
+// password logins); and a count of wrong answers on one-time tokens, which void an MFA login's
+// token at a limit.
+function totp(kind: StoreKind): Migration {
+  const ts = timestampType(kind);
+  const id = "varchar(36)";
+  return {
+    async up(db: AnyDb) {
+      await db.schema
+        .createTable("totp_credentials")
+        .addColumn("user_id", id, (c) => c.primaryKey().references("users.id").onDelete("cascade"))
+        .addColumn("secret_sealed", "varchar(255)", (c) => c.notNull())
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("confirmed_at", ts)
+        .addColumn("last_step", "bigint")
+        .execute();
+      await db.schema
+        .createTable("recovery_codes")
+        .addColumn("id", id, (c) => c.primaryKey())
+        .addColumn("user_id", id, (c) => c.notNull().references("users.id").onDelete("cascade"))
+        .addColumn("code_hash", "varchar(64)", (c) => c.notNull().unique())
+        .addColumn("created_at", ts, (c) => c.notNull())
+        .addColumn("used_at", ts)
+        .execute();
+      await db.schema.createIndex("recovery_codes_user_id_idx").on("recovery_codes").column("user_id").execute();
+      await db.schema
+        .alterTable("sessions")
+        .addColumn("amr", `varchar(${LIMITS.amr})`, (c) => c.notNull().defaultTo("pwd"))
+        .execute();
+      await db.schema
+        .alterTable("one_time_tokens")
+        .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  };
+}
+
 /** Tessera's migrations, in order, for the given database. */
 export function migrationProvider(kind: StoreKind): MigrationProvider {
   return {
@@ -232,6 +271,7 @@ export function migrationProvider(kind: StoreKind): MigrationProvider {
         "0005_audit_queries": auditQueries(kind),
         "0006_key_schedule": keySchedule(kind),
         "0007_accounts": accounts(kind),
+        "0008_totp": totp(kind),
       }),
   };
 }

@@ -50,6 +50,7 @@ const LOOKUP_COLUMNS = [
     "revoked_reason",
     "user_agent",
     "ip",
+    "amr",
   ].map((c) => `s.${c} as s_${c}`),
   ...["id", "username", "username_key", "password_hash", "roles", "created_at", "disabled_at"].map(
     (c) => `u.${c} as u_${c}`,

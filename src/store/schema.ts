@@ -30,6 +30,27 @@ export interface OneTimeTokensTable {
   created_at: TimestampColumn;
   expires_at: TimestampColumn;
   used_at: TimestampColumn | null;
+  /** Wrong answers given with the token (an MFA login's codes); the token is used up at the limit. */
+  attempts: ColumnType<number, number | undefined, number>;
+}
+
+/** Row of `totp_credentials`: a user's TOTP secret, sealed; pending until `confirmed_at` is set. */
+export interface TotpCredentialsTable {
+  user_id: string;
+  secret_sealed: string;
+  created_at: TimestampColumn;
+  confirmed_at: TimestampColumn | null;
+  /** The latest time step a code was accepted for (RFC 6238 T); null before any. */
+  last_step: ColumnType<number | string | null, number | null, number | null>;
+}
+
+/** Row of `recovery_codes`: one single-use recovery code, by its SHA-256. */
+export interface RecoveryCodesTable {
+  id: string;
+  user_id: string;
+  code_hash: string;
+  created_at: TimestampColumn;
+  used_at: TimestampColumn | null;
 }
 
 /** Row of `sessions`: one login. */
@@ -44,6 +65,8 @@ export interface SessionsTable {
   revoked_reason: string | null;
   user_agent: string | null;
   ip: string | null;
+  /** RFC 8176 methods the session was opened with, space-separated (`pwd`, `pwd otp`). */
+  amr: ColumnType<string, string | undefined, string>;
 }
 
 /** Row of `refresh_tokens`: only the SHA-256 of each token. */
@@ -113,4 +136,6 @@ export interface Database {
   audit_events: AuditEventsTable;
   deleted_sessions: DeletedSessionsTable;
   one_time_tokens: OneTimeTokensTable;
+  totp_credentials: TotpCredentialsTable;
+  recovery_codes: RecoveryCodesTable;
 }

@@ -63,6 +63,28 @@ export interface SessionRecord {
   readonly revokedReason: string | null;
   readonly userAgent: string | null;
   readonly ip: string | null;
+  /** RFC 8176 methods the session was opened with (`["pwd"]`, `["pwd", "otp"]`); absent: `["pwd"]`. */
+  readonly amr?: readonly string[];
+}
+
+/** A user's TOTP credential: the secret sealed by the service, pending until confirmed. */
+export interface TotpRecord {
+  readonly userId: string;
+  readonly secretSealed: string;
+  readonly createdAt: Date;
+  /** When the enrolment was confirmed with a code; `null` while it is pending. */
+  readonly confirmedAt: Date | null;
+  /** The latest RFC 6238 time step a code was accepted for; `null` before any. */
+  readonly lastStep: number | null;
+}
+
+/** A single-use recovery code, as stored: only its SHA-256. */
+export interface RecoveryCodeRecord {
+  readonly id: string;
+  readonly userId: string;
+  readonly codeHash: string;
+  readonly createdAt: Date;
+  readonly usedAt: Date | null;
 }
 
 /** A refresh token row; the token itself is never stored, only its SHA-256. */
@@ -322,6 +344,49 @@ export interface Store {
    * by a racing call: exactly one caller wins).
    */
   consumeOneTimeToken(tokenHash: string, purpose: string, now: Date): Promise<OneTimeTokenRecord | null>;
+  /** The unused, unexpired token of `purpose` with this hash, or `null`; changes nothing. */
+  findOneTimeToken(tokenHash: string, purpose: string, now: Date): Promise<OneTimeTokenRecord | null>;
+  /**
+   * Counts a wrong answer given with the unused token of `purpose` with this hash, and uses the
+   * token up at `now` when this makes `maxAttempts` (the count grows atomically); `false` when there
+   * is no such unused token.
+   */
+  recordOneTimeTokenFailure(tokenHash: string, purpose: string, maxAttempts: number, now: Date): Promise<boolean>;
+
+  /** The user's TOTP credential, pending or confirmed, or `null`. */
+  findTotp(userId: string): Promise<TotpRecord | null>;
+  /**
+   * Stores a pending TOTP secret for the user, replacing a pending one; `false`, changing nothing,
+   * when the user's TOTP is confirmed (or the user is gone).
+   */
+  savePendingTotp(userId: string, secretSealed: string, now: Date): Promise<boolean>;
+  /**
+   * Confirms the user's pending TOTP credential if its secret is still `secretSealed`, accepting
+   * time step `step`, and replaces the user's recovery codes with `recoveryCodes`, in one
+   * transaction; `false`, writing nothing, when there is no such pending credential.
+   */
+  confirmTotp(
+    userId: string,
+    secretSealed: string,
+    step: number,
+    now: Date,
+    recoveryCodes: readonly RecoveryCodeRecord[],
+  ): Promise<boolean>;
+  /**
+   * Accepts a code of time step `step` for the user's confirmed TOTP, as one conditional update:
+   * `false` when TOTP is not confirmed or a code of this step or a later one was accepted already
+   * (of racing calls with one step, exactly one wins).
+   */
+  acceptTotpStep(userId: string, step: number): Promise<boolean>;
+  /** Deletes the user's TOTP credential and recovery codes; `false` when there was no credential. */
+  deleteTotp(userId: string): Promise<boolean>;
+  /**
+   * Uses the user's unused recovery code with this SHA-256 at `now`, as one conditional update;
+   * `false` when there is none (unknown, another user's, or used, also by a racing call).
+   */
+  useRecoveryCode(userId: string, codeHash: string, now: Date): Promise<boolean>;
+  /** How many of the user's recovery codes are unused. */
+  countUnusedRecoveryCodes(userId: string): Promise<number>;
 }
 
 /** The databases Tessera stores into. */
@@ -340,4 +405,4 @@ export function storeKindOf(url: string): StoreKind {
 }
 
 /** Length limits shared by the schema and the HTTP validation. */
-export const LIMITS = Object.freeze({ username: 64, userAgent: 512, ip: 64, reason: 64, email: 254 });
+export const LIMITS = Object.freeze({ username: 64, userAgent: 512, ip: 64, reason: 64, email: 254, amr: 64 });

@@ -4,12 +4,14 @@ import {
   answerForError,
   type AuthAnswer,
   type AuthMiddlewareOptions,
+  type GuardCheck,
   insufficientScopeAnswer,
   unauthenticatedGuard,
   meetsRequirements,
-  type Requirements,
+  requirementsCheck,
   resolveAuthMiddlewareOptions,
   resolveRequirements,
+  secondFactorCheck,
 } from "./http-answer.js";
 
 declare global {
@@ -61,24 +63,32 @@ export function tesseraAuth(options: AuthMiddlewareOptions): RequestHandler {
   };
 }
 
-function guard(requirements: Requirements): RequestHandler {
+function guard(check: GuardCheck): RequestHandler {
   const misconfigured = unauthenticatedGuard();
   return (request: Request, response: Response, next: NextFunction) => {
     const realm = realms.get(request);
     // Without tesseraAuth() before it, a guard refuses: it never lets an unauthenticated request through.
     if (request.auth === undefined || realm === undefined) return send(response, misconfigured());
-    if (!meetsRequirements(request.auth, requirements))
-      return send(response, insufficientScopeAnswer(realm, requirements));
+    const refusal = check(request.auth, realm);
+    if (refusal !== null) return send(response, refusal);
     next();
   };
 }
 
 /** Middleware after `tesseraAuth()`: 403 `insufficient_scope` unless the token carries every role. */
 export function requireRoles(...roles: string[]): RequestHandler {
-  return guard(resolveRequirements(roles, []));
+  return guard(requirementsCheck(resolveRequirements(roles, [])));
 }
 
 /** Middleware after `tesseraAuth()`: 403 `insufficient_scope` unless the token carries every scope. */
 export function requireScopes(...scopes: string[]): RequestHandler {
-  return guard(resolveRequirements([], scopes));
+  return guard(requirementsCheck(resolveRequirements([], scopes)));
+}
+
+/**
+ * Middleware after `tesseraAuth()`: 401 `insufficient_user_authentication` (RFC 9470 §3) unless
+ * the token's `amr` lists `otp`, i.e. the session was opened with a second factor.
+ */
+export function requireMfa(): RequestHandler {
+  return guard(secondFactorCheck);
 }

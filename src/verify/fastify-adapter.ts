@@ -4,12 +4,14 @@ import {
   answerForError,
   type AuthAnswer,
   type AuthMiddlewareOptions,
+  type GuardCheck,
   insufficientScopeAnswer,
   unauthenticatedGuard,
   meetsRequirements,
-  type Requirements,
+  requirementsCheck,
   resolveAuthMiddlewareOptions,
   resolveRequirements,
+  secondFactorCheck,
 } from "./http-answer.js";
 
 declare module "fastify" {
@@ -73,23 +75,31 @@ export const tesseraAuth: FastifyPluginCallback<AuthMiddlewareOptions> = (app, o
 // plugin's own child scope (Fastify's documented `skip-override` property).
 Object.defineProperty(tesseraAuth, Symbol.for("skip-override"), { value: true });
 
-function guard(requirements: Requirements): preHandlerAsyncHookHandler {
+function guard(check: GuardCheck): preHandlerAsyncHookHandler {
   const misconfigured = unauthenticatedGuard();
   return async (request, reply) => {
     const realm = realms.get(request);
     // Without the tesseraAuth plugin, a guard refuses: it never lets an unauthenticated request through.
     if (request.auth === null || request.auth === undefined || realm === undefined) return send(reply, misconfigured());
-    if (!meetsRequirements(request.auth, requirements))
-      return send(reply, insufficientScopeAnswer(realm, requirements));
+    const refusal = check(request.auth, realm);
+    if (refusal !== null) return send(reply, refusal);
   };
 }
 
 /** Route `preHandler`: 403 `insufficient_scope` unless the token carries every role. */
 export function requireRoles(...roles: string[]): preHandlerAsyncHookHandler {
-  return guard(resolveRequirements(roles, []));
+  return guard(requirementsCheck(resolveRequirements(roles, [])));
 }
 
 /** Route `preHandler`: 403 `insufficient_scope` unless the token carries every scope. */
 export function requireScopes(...scopes: string[]): preHandlerAsyncHookHandler {
-  return guard(resolveRequirements([], scopes));
+  return guard(requirementsCheck(resolveRequirements([], scopes)));
+}
+
+/**
+ * Route `preHandler`: 401 `insufficient_user_authentication` (RFC 9470 §3) unless the token's
+ * `amr` lists `otp`, i.e. the session was opened with a second factor.
+ */
+export function requireMfa(): preHandlerAsyncHookHandler {
+  return guard(secondFactorCheck);
 }

@@ -4,12 +4,14 @@ import {
   answerForError,
   type AuthAnswer,
   type AuthMiddlewareOptions,
+  type GuardCheck,
   insufficientScopeAnswer,
   unauthenticatedGuard,
   meetsRequirements,
-  type Requirements,
+  requirementsCheck,
   resolveAuthMiddlewareOptions,
   resolveRequirements,
+  secondFactorCheck,
 } from "./http-answer.js";
 
 export { type AuthMiddlewareOptions } from "./http-answer.js";
@@ -46,24 +48,33 @@ export function tesseraAuth(options: AuthMiddlewareOptions): MiddlewareHandler<T
   };
 }
 
-function guard(requirements: Requirements): MiddlewareHandler<TesseraAuthEnv> {
+function guard(check: GuardCheck): MiddlewareHandler<TesseraAuthEnv> {
   const misconfigured = unauthenticatedGuard();
   return async (c, next) => {
     const claims = c.get("auth") as AccessTokenClaims | undefined;
     const realm = c.get("tesseraRealm") as string | undefined;
     // Without tesseraAuth() before it, a guard refuses: it never lets an unauthenticated request through.
     if (claims === undefined || realm === undefined) return send(c, misconfigured());
-    if (!meetsRequirements(claims, requirements)) return send(c, insufficientScopeAnswer(realm, requirements));
+    const refusal = check(claims, realm);
+    if (refusal !== null) return send(c, refusal);
     await next();
   };
 }
 
 /** Middleware after `tesseraAuth()`: 403 `insufficient_scope` unless the token carries every role. */
 export function requireRoles(...roles: string[]): MiddlewareHandler<TesseraAuthEnv> {
-  return guard(resolveRequirements(roles, []));
+  return guard(requirementsCheck(resolveRequirements(roles, [])));
 }
 
 /** Middleware after `tesseraAuth()`: 403 `insufficient_scope` unless the token carries every scope. */
 export function requireScopes(...scopes: string[]): MiddlewareHandler<TesseraAuthEnv> {
-  return guard(resolveRequirements([], scopes));
+  return guard(requirementsCheck(resolveRequirements([], scopes)));
+}
+
+/**
+ * Middleware after `tesseraAuth()`: 401 `insufficient_user_authentication` (RFC 9470 §3) unless
+ * the token's `amr` lists `otp`, i.e. the session was opened with a second factor.
+ */
+export function requireMfa(): MiddlewareHandler<TesseraAuthEnv> {
+  return guard(secondFactorCheck);
 }

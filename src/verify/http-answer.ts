@@ -6,6 +6,7 @@ import {
   errorAnswerOf,
   HTTP_ERRORS,
   INSUFFICIENT_SCOPE,
+  INSUFFICIENT_USER_AUTHENTICATION,
   INTERNAL_ERROR,
 } from "../core/http-errors.js";
 import type { Verifier } from "./verifier.js";
@@ -113,7 +114,7 @@ export function unauthenticatedGuard(): () => AuthAnswer {
     if (!told) {
       told = true;
       console.error(
-        "tessera/verify: a requireRoles()/requireScopes() guard ran without tesseraAuth before it; answering 500",
+        "tessera/verify: a requireRoles()/requireScopes()/requireMfa() guard ran without tesseraAuth before it; answering 500",
       );
     }
     return errorAnswerOf(INTERNAL_ERROR);
@@ -124,3 +125,28 @@ export function unauthenticatedGuard(): () => AuthAnswer {
 export function insufficientScopeAnswer(realm: string, requirements: Requirements): AuthAnswer {
   return errorAnswerOf(INSUFFICIENT_SCOPE, { realm, scopes: requirements.scopes });
 }
+
+/** 401 per RFC 9470 §3 (`insufficient_user_authentication`) for a valid token without a second factor. */
+export function insufficientUserAuthenticationAnswer(realm: string): AuthAnswer {
+  return errorAnswerOf(INSUFFICIENT_USER_AUTHENTICATION, { realm });
+}
+
+/**
+ * What a guard decides on verified claims: `null` lets the request through, an answer refuses it.
+ * `realm` is the one of the middleware that verified the token.
+ */
+export type GuardCheck = (claims: AccessTokenClaims, realm: string) => AuthAnswer | null;
+
+/** A guard's check of roles and scopes: 403 `insufficient_scope` unless all are met. */
+export function requirementsCheck(requirements: Requirements): GuardCheck {
+  return (claims, realm) =>
+    meetsRequirements(claims, requirements) ? null : insufficientScopeAnswer(realm, requirements);
+}
+
+/**
+ * A guard's check of the second factor: 401 `insufficient_user_authentication` unless the token's
+ * `amr` (RFC 8176) lists `otp`, as Tessera's tokens do after a login completed with a TOTP or
+ * recovery code, and their refreshes.
+ */
+export const secondFactorCheck: GuardCheck = (claims, realm) =>
+  (claims.amr ?? []).includes("otp") ? null : insufficientUserAuthenticationAnswer(realm);

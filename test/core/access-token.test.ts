@@ -84,6 +84,12 @@ describe("createAccessTokenSigner()", () => {
     assert.notEqual(sign(subject).claims.jti, claims.jti);
   });
 
+  it("gives every token an amr claim: the subject's methods, a password login's by default", () => {
+    const { sign, verify } = setup();
+    assert.deepEqual(verify(sign(subject).token).amr, ["pwd"]);
+    assert.deepEqual(verify(sign({ ...subject, amr: ["pwd", "otp"] }).token).amr, ["pwd", "otp"]);
+  });
+
   for (const alg of ["ES256", "EdDSA", "PS256", "RS256"] as const) {
     it(`signs and verifies with ${alg}`, () => {
       const { sign, verify } = setup(alg);
@@ -229,6 +235,17 @@ describe("createAccessTokenVerifier()", () => {
       );
     }
     assert.equal(verify(signEs256(key, header, claimsAt(clock))).client_id, "tessera");
+  });
+
+  it("reads a token without amr as no methods, and refuses an amr that is not a list of strings", () => {
+    const { verify, key, clock } = setup();
+    const header = { alg: "ES256", typ: "at+jwt", kid: key.kid };
+    const claims = verify(signEs256(key, header, claimsAt(clock)));
+    assert.deepEqual(claims.amr, []);
+    assert.ok(Object.isFrozen(claims.amr));
+    for (const amr of ["pwd otp", [1], { pwd: true }]) {
+      expectCode(() => verify(signEs256(key, header, claimsAt(clock, { amr }))), "access_token_claim_invalid");
+    }
   });
 
   it("rejects unknown critical header parameters", () => {

@@ -33,6 +33,8 @@ describe("HTTP_ERRORS", () => {
       "unsupported_grant_type",
       "invalid_scope",
       "invalid_client",
+      // A wrong authenticator code on the bearer TOTP routes: no OAuth grant is involved.
+      "invalid_mfa_code",
     ]);
     for (const code of ERROR_CODES) {
       const { status, error } = HTTP_ERRORS[code];

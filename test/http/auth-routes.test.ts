@@ -264,10 +264,12 @@ describe("bearer routes", () => {
         "email",
         "email_verified",
         "id",
+        "mfa",
         "roles",
         "username",
       ]);
       assert.equal(response.json().username, username);
+      assert.deepEqual(response.json().mfa, { totp: false });
     }
   });
 

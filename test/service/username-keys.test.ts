@@ -42,6 +42,9 @@ async function backToFirstMigration(database: TestDatabase): Promise<void> {
   // Later migrations are undone too, so that the next migrate() runs them all again in order.
   const dropIndex = (name: string, table: string) =>
     queryRows(database, database.kind === "mysql" ? `drop index ${name} on ${table}` : `drop index ${name}`);
+  await queryRows(database, "drop table recovery_codes");
+  await queryRows(database, "drop table totp_credentials");
+  await queryRows(database, "alter table sessions drop column amr");
   await queryRows(database, "drop table one_time_tokens");
   await dropIndex("users_email_key_idx", "users");
   for (const column of ["email_verified_at", "email_key", "email"])

@@ -8,6 +8,7 @@ import {
   type AuditEventCursor,
   type AuditEventRecord,
   type OneTimeTokenRecord,
+  type RecoveryCodeRecord,
   type RefreshTokenRecord,
   type SessionRecord,
   type SigningKeyRecord,
@@ -50,6 +51,7 @@ function aSession(userId: string, overrides: Partial<SessionRecord> = {}): Sessi
     revokedReason: null,
     userAgent: "test-agent/1.0",
     ip: "192.0.2.1",
+    amr: ["pwd"],
     ...overrides,
   };
 }
@@ -171,6 +173,9 @@ export function testStoreContract(
           ["one_time_tokens", "token_hash", true],
           ["one_time_tokens", "user_id", false],
           ["one_time_tokens", "expires_at", false],
+          ["totp_credentials", "user_id", true],
+          ["recovery_codes", "code_hash", true],
+          ["recovery_codes", "user_id", false],
         ] as const) {
           const found = indexed.find(
             (index) => index.table === table && index.column === column && (!unique || index.unique),
@@ -1161,6 +1166,123 @@ export function testStoreContract(
         assert.equal(await store.deleteUser(user.id, at(HOUR)), true);
         const rows = await queryRows(database, `select id from one_time_tokens where user_id = '${user.id}'`);
         assert.equal(rows.length, 0);
+      });
+
+      it("counts wrong answers on a token and uses it up at the limit", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        const token = aOneTimeToken(user.id, { purpose: "mfa" });
+        await store.createOneTimeToken(token);
+        assert.equal(await store.findOneTimeToken(token.tokenHash, "password_reset", at(1000)), null, "other purpose");
+        assert.deepEqual(await store.findOneTimeToken(token.tokenHash, "mfa", at(1000)), token);
+        assert.equal(await store.findOneTimeToken(token.tokenHash, "mfa", at(HOUR)), null, "expired");
+        for (let i = 1; i <= 2; i += 1) {
+          assert.equal(await store.recordOneTimeTokenFailure(token.tokenHash, "mfa", 3, at(1000)), true);
+          assert.ok(await store.findOneTimeToken(token.tokenHash, "mfa", at(1000)), `usable after ${i} failures`);
+        }
+        assert.equal(await store.recordOneTimeTokenFailure(token.tokenHash, "mfa", 3, at(2000)), true);
+        assert.equal(await store.findOneTimeToken(token.tokenHash, "mfa", at(2000)), null, "void at the limit");
+        assert.equal(await store.consumeOneTimeToken(token.tokenHash, "mfa", at(2000)), null);
+        assert.equal(await store.recordOneTimeTokenFailure(token.tokenHash, "mfa", 3, at(3000)), false);
+      });
+    });
+
+    describe("TOTP credentials and recovery codes", () => {
+      const aCode = (userId: string): RecoveryCodeRecord => ({
+        id: randomUUID(),
+        userId,
+        codeHash: randomBytes(32).toString("hex"),
+        createdAt: at(0),
+        usedAt: null,
+      });
+
+      it("keeps a pending secret, replaced by a new enrolment, until it is confirmed", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        assert.equal(await store.findTotp(user.id), null);
+        assert.equal(await store.savePendingTotp(user.id, "sealed-1", at(0)), true);
+        assert.equal(await store.savePendingTotp(user.id, "sealed-2", at(1000)), true);
+        assert.deepEqual(await store.findTotp(user.id), {
+          userId: user.id,
+          secretSealed: "sealed-2",
+          createdAt: at(1000),
+          confirmedAt: null,
+          lastStep: null,
+        });
+        assert.equal(await store.acceptTotpStep(user.id, 100), false, "a pending secret accepts no code");
+        const codes = [aCode(user.id), aCode(user.id)];
+        assert.equal(await store.confirmTotp(user.id, "sealed-1", 100, at(2000), codes), false, "a replaced secret");
+        assert.equal(await store.confirmTotp(user.id, "sealed-2", 100, at(2000), codes), true);
+        assert.equal(await store.confirmTotp(user.id, "sealed-2", 101, at(2000), codes), false, "already confirmed");
+        const found = await store.findTotp(user.id);
+        assert.deepEqual([found?.confirmedAt, found?.lastStep], [at(2000), 100]);
+        assert.equal(await store.savePendingTotp(user.id, "sealed-3", at(3000)), false, "confirmed stays");
+        assert.equal((await store.findTotp(user.id))?.secretSealed, "sealed-2");
+        assert.equal(await store.countUnusedRecoveryCodes(user.id), 2);
+      });
+
+      it("accepts each time step once, never one at or before the last accepted", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        await store.savePendingTotp(user.id, "sealed", at(0));
+        await store.confirmTotp(user.id, "sealed", 1_000_000_000, at(0), []);
+        assert.equal(await store.acceptTotpStep(user.id, 1_000_000_000), false, "the confirming step");
+        assert.equal(await store.acceptTotpStep(user.id, 1_000_000_001), true);
+        assert.equal(await store.acceptTotpStep(user.id, 1_000_000_001), false, "replayed");
+        assert.equal(await store.acceptTotpStep(user.id, 999_999_999), false, "earlier");
+        const racing = await Promise.all([
+          store.acceptTotpStep(user.id, 1_000_000_002),
+          other.acceptTotpStep(user.id, 1_000_000_002),
+        ]);
+        assert.equal(racing.filter(Boolean).length, 1, "one of two racing calls wins");
+        assert.equal((await store.findTotp(user.id))?.lastStep, 1_000_000_002);
+      });
+
+      it("uses a recovery code once, only the user's own, and exactly once under a race", async () => {
+        const user = aUser();
+        const rival = aUser();
+        await store.createUser(user);
+        await store.createUser(rival);
+        await store.savePendingTotp(user.id, "sealed", at(0));
+        const codes = [aCode(user.id), aCode(user.id)];
+        await store.confirmTotp(user.id, "sealed", 1, at(0), codes);
+        assert.equal(await store.useRecoveryCode(rival.id, codes[0]!.codeHash, at(1000)), false, "another user");
+        assert.equal(await store.useRecoveryCode(user.id, codes[0]!.codeHash, at(1000)), true);
+        assert.equal(await store.useRecoveryCode(user.id, codes[0]!.codeHash, at(2000)), false, "used");
+        const racing = await Promise.all([
+          store.useRecoveryCode(user.id, codes[1]!.codeHash, at(3000)),
+          other.useRecoveryCode(user.id, codes[1]!.codeHash, at(3000)),
+        ]);
+        assert.equal(racing.filter(Boolean).length, 1);
+        assert.equal(await store.countUnusedRecoveryCodes(user.id), 0);
+      });
+
+      it("deletes the credential with its codes, and with the user", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        await store.savePendingTotp(user.id, "sealed", at(0));
+        await store.confirmTotp(user.id, "sealed", 1, at(0), [aCode(user.id)]);
+        assert.equal(await store.deleteTotp(user.id), true);
+        assert.equal(await store.deleteTotp(user.id), false);
+        assert.equal(await store.findTotp(user.id), null);
+        assert.equal(await store.countUnusedRecoveryCodes(user.id), 0);
+        const gone = aUser();
+        await store.createUser(gone);
+        await store.savePendingTotp(gone.id, "sealed", at(0));
+        await store.confirmTotp(gone.id, "sealed", 1, at(0), [aCode(gone.id)]);
+        assert.equal(await store.deleteUser(gone.id, at(HOUR)), true);
+        for (const table of ["totp_credentials", "recovery_codes"]) {
+          const rows = await queryRows(database, `select user_id from ${table} where user_id = '${gone.id}'`);
+          assert.equal(rows.length, 0, table);
+        }
+      });
+
+      it("keeps the methods a session was opened with; a session stored without them is a password login", async () => {
+        const { session } = await seedSession(store, { amr: ["pwd", "otp"] });
+        assert.deepEqual((await store.findSession(session.id))?.amr, ["pwd", "otp"]);
+        const { session: plain, token } = await seedSession(store, { amr: undefined });
+        assert.deepEqual((await store.findSession(plain.id))?.amr, ["pwd"]);
+        assert.deepEqual((await store.findRefreshToken(token.tokenHash))?.session.amr, ["pwd"]);
       });
     });
   });

@@ -11,8 +11,12 @@ import * as fastifyAdapter from "../../src/verify/fastify-adapter.js";
 import * as honoAdapter from "../../src/verify/hono-adapter.js";
 import { createVerifier, type Verifier } from "../../src/verify/index.js";
 import { registerAndLogin, type RunningServer, startServer } from "../support/server.js";
+import { loginWithTotp } from "../support/totp.js";
 
-/** An API on a real socket with `/hello`, `/admin` (role admin), `/members` (role user), `/reports` (scope reports:read). */
+/**
+ * An API on a real socket with `/hello`, `/admin` (role admin), `/members` (role user), `/reports`
+ * (scope reports:read), `/vault` (a second factor).
+ */
 interface Api {
   readonly url: string;
   close(): Promise<void>;
@@ -32,10 +36,11 @@ function closeServer(server: Server): Promise<void> {
 }
 
 async function startExpressApi(verifier: Verifier): Promise<Api> {
-  const { tesseraAuth, requireRoles } = expressAdapter;
+  const { tesseraAuth, requireRoles, requireMfa } = expressAdapter;
   const app = express();
   const auth = tesseraAuth({ verifier, realm: REALM });
   app.get("/hello", auth, (req, res) => void res.json(req.auth));
+  app.get("/vault", auth, requireMfa(), (req, res) => void res.json(req.auth));
   app.get("/admin", auth, requireRoles("admin"), (req, res) => void res.json(req.auth));
   app.get("/members", auth, requireRoles("user"), (req, res) => void res.json(req.auth));
   app.get(
@@ -51,11 +56,12 @@ async function startExpressApi(verifier: Verifier): Promise<Api> {
 }
 
 async function startFastifyApi(verifier: Verifier): Promise<Api> {
-  const { tesseraAuth, requireRoles } = fastifyAdapter;
+  const { tesseraAuth, requireRoles, requireMfa } = fastifyAdapter;
   const app = Fastify();
   await app.register(async (api) => {
     await api.register(tesseraAuth, { verifier, realm: REALM });
     api.get("/hello", (request) => request.auth);
+    api.get("/vault", { preHandler: requireMfa() }, (request) => request.auth);
     api.get("/admin", { preHandler: requireRoles("admin") }, (request) => request.auth);
     api.get("/members", { preHandler: requireRoles("user") }, (request) => request.auth);
   });
@@ -70,10 +76,11 @@ async function startFastifyApi(verifier: Verifier): Promise<Api> {
 }
 
 async function startHonoApi(verifier: Verifier): Promise<Api> {
-  const { tesseraAuth, requireRoles } = honoAdapter;
+  const { tesseraAuth, requireRoles, requireMfa } = honoAdapter;
   const app = new Hono();
   const auth = tesseraAuth({ verifier, realm: REALM });
   app.get("/hello", auth, (c) => c.json(c.get("auth")));
+  app.get("/vault", auth, requireMfa(), (c) => c.json(c.get("auth")));
   app.get("/admin", auth, requireRoles("admin"), (c) => c.json(c.get("auth")));
   app.get("/members", auth, requireRoles("user"), (c) => c.json(c.get("auth")));
   app.get("/reports", tesseraAuth({ verifier, realm: REALM, scopes: ["reports:read"] }), (c) => c.json(c.get("auth")));
@@ -179,6 +186,26 @@ for (const adapter of adapters) {
         response.headers.get("www-authenticate"),
         `Bearer realm="${REALM}", error="insufficient_scope", scope="reports:read"`,
       );
+    });
+
+    void it("requireMfa() answers 401 insufficient_user_authentication (RFC 9470) to a password-only token", async () => {
+      const response = await get("/vault", `Bearer ${accessToken}`);
+      assert.equal(response.status, 401);
+      assert.equal(
+        response.headers.get("www-authenticate"),
+        `Bearer realm="${REALM}", error="insufficient_user_authentication", ` +
+          'error_description="A second factor is required: log in again with a TOTP code."',
+      );
+      assert.equal(((await response.json()) as { error: string }).error, "insufficient_user_authentication");
+    });
+
+    void it("requireMfa() lets through a token of a login completed with a TOTP code, exposing its amr", async () => {
+      const { access_token } = await loginWithTotp(tessera.url, "adapter-mfa-user");
+      const response = await get("/vault", `Bearer ${access_token}`);
+      assert.equal(response.status, 200);
+      assert.deepEqual(((await response.json()) as { amr: string[] }).amr, ["pwd", "otp"]);
+      const plain = (await (await get("/hello", `Bearer ${accessToken}`)).json()) as { amr: string[] };
+      assert.deepEqual(plain.amr, ["pwd"]);
     });
 
     void it("checks its options when created", () => {

@@ -1,0 +1,110 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { AuthService, Principal } from "../service/auth-service.js";
+import { normalizeUsername } from "../service/credential-policy.js";
+import type { MfaProof, MfaService } from "../service/mfa-service.js";
+import type { RefreshCookie } from "./cookie-mode.js";
+import type { RateLimits } from "./rate-limits.js";
+import { contextOf, onlyMediaType, requirePrincipal, sendTokens } from "./request-context.js";
+import { AUTH_BODY_LIMIT, mfaCookieSchemas, mfaSchemas } from "./schemas.js";
+
+interface MfaLoginBody {
+  mfa_token: string;
+  code?: string;
+  recovery_code?: string;
+}
+
+interface CodeBody {
+  code: string;
+}
+
+interface DisableBody {
+  code?: string;
+  password?: string;
+}
+
+/** Options of {@link registerMfaRoutes}. */
+export interface MfaRoutesOptions {
+  readonly auth: AuthService;
+  readonly mfa: MfaService;
+  readonly limits: RateLimits;
+  /** Cookie mode's refresh-token cookie; `null` (default) when cookie mode is off. */
+  readonly cookie?: RefreshCookie | null;
+}
+
+/**
+ * The login limits' account key of a user's second factor: apart from the password's, so that a
+ * right password (which clears its failures) never clears wrong codes.
+ */
+function mfaLimitKey(userId: string | null): string {
+  return `mfa:${userId ?? "unknown"}`;
+}
+
+/** Registers `POST /auth/login/mfa`, `POST /auth/mfa/totp`, `POST /auth/mfa/totp/confirm` and `DELETE /auth/mfa/totp`. */
+export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, cookie = null }: MfaRoutesOptions): void {
+  const schemas = cookie === null ? mfaSchemas : mfaCookieSchemas;
+  const jsonOnly = onlyMediaType("application/json");
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  // The bearer token is checked before the body is: without one a request learns nothing but 401.
+  const bearer = {
+    preValidation: async (request: FastifyRequest) => {
+      principals.set(request, await requirePrincipal(auth, request));
+    },
+  };
+
+  app.post<{ Body: MfaLoginBody }>(
+    "/auth/login/mfa",
+    { schema: schemas.loginMfa, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly },
+    async (request, reply) => {
+      const { mfa_token: mfaToken, code, recovery_code: recoveryCode } = request.body;
+      const proof: MfaProof = code !== undefined ? { code } : { recoveryCode: recoveryCode ?? "" };
+      const userId = await mfa.challengedUserId(mfaToken);
+      const tokens = await limits.login(request.ip, mfaLimitKey(userId), () =>
+        auth.completeMfaLogin(mfaToken, proof, contextOf(request)),
+      );
+      return sendTokens(reply, tokens, cookie);
+    },
+  );
+
+  app.post(
+    "/auth/mfa/totp",
+    { schema: schemas.enrollTotp, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly, ...bearer },
+    async (request) => {
+      const enrolment = await mfa.enrollTotp(principals.get(request)!);
+      return { secret: enrolment.secret, uri: enrolment.uri, qr_svg: enrolment.qrSvg };
+    },
+  );
+
+  app.post<{ Body: CodeBody }>(
+    "/auth/mfa/totp/confirm",
+    { schema: schemas.confirmTotp, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly, ...bearer },
+    async (request) => {
+      const principal = principals.get(request)!;
+      const recoveryCodes = await limits.login(request.ip, mfaLimitKey(principal.userId), () =>
+        mfa.confirmTotp(principal, request.body.code, contextOf(request)),
+      );
+      return { recovery_codes: recoveryCodes };
+    },
+  );
+
+  app.delete<{ Body: DisableBody }>(
+    "/auth/mfa/totp",
+    { schema: schemas.disableTotp, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly, ...bearer },
+    async (request, reply) => {
+      const principal = principals.get(request)!;
+      const { code, password } = request.body;
+      const context = contextOf(request);
+      // A stolen access token must not buy unlimited guesses: a password counts as a login does, a code as a code.
+      if (password !== undefined) {
+        const { username } = await auth.me(principal);
+        await limits.login(request.ip, normalizeUsername(username), () =>
+          mfa.disableTotp(principal, { password }, context),
+        );
+      } else {
+        await limits.login(request.ip, mfaLimitKey(principal.userId), () =>
+          mfa.disableTotp(principal, { code: code ?? "" }, context),
+        );
+      }
+      return reply.code(204).send();
+    },
+  );
+}
