@@ -1,16 +1,18 @@
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
+import { Secret, TOTP } from "otpauth";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { createServer } from "../../src/http/server.js";
 import { temporaryDirectory } from "../support/server.js";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from "./chromium.js";
+import { sleep } from "./recording-fetch.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const ARTIFACTS = join(root, "test-artifacts/account-page");
@@ -332,6 +334,81 @@ describe("the account page in Chromium", { skip: skipWithoutChromium }, () => {
     await checkLabels(second.page);
     await keepAudit(second.page);
     await second.context.close();
+  });
+
+  it("turns on an authenticator app: another device passes the code step, a recovery code works once", async () => {
+    const { page } = first;
+    await page.getByRole("link", { name: "Two-factor" }).click();
+    await expectScreen(page, "Two-factor authentication");
+    await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+    const qr = page.getByRole("img", { name: "QR code for your authenticator app" });
+    await qr.waitFor();
+    assert.match((await qr.getAttribute("src")) ?? "", /^data:image\/svg\+xml;charset=utf-8,/);
+    const secret = ((await page.locator("#totp-secret").textContent()) ?? "").replace(/\s+/g, "");
+    assert.match(secret, /^[A-Z2-7]{16,}$/);
+    await shot(page, "two-factor-setup");
+    const totp = new TOTP({ secret: Secret.fromBase32(secret) });
+    // A code is good once per 30 s step: each use waits for a step not used yet.
+    let lastStep = -1;
+    const freshCode = async (): Promise<string> => {
+      while (TOTP.counter() === lastStep) await sleep(TOTP.remaining() + 50);
+      lastStep = TOTP.counter();
+      return totp.generate();
+    };
+    await page.getByLabel("6-digit code from the app").fill("000000");
+    await page.getByRole("button", { name: "Turn on" }).click();
+    await expectMessage(page, /.+/);
+    assert.ok(await page.locator("#message.error").isVisible(), "a wrong code is refused");
+    await page.getByLabel("6-digit code from the app").fill(await freshCode());
+    await page.getByRole("button", { name: "Turn on" }).click();
+    await expectMessage(page, /Two-factor sign-in is on/);
+    const codes = await page.locator("#totp-code-list li").allTextContents();
+    assert.equal(codes.length, 10);
+    await shot(page, "two-factor-codes");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download as text" }).click(),
+    ]);
+    const saved = readFileSync(await download.path(), "utf8");
+    for (const code of codes) assert.ok(saved.includes(code), "the download holds every recovery code");
+    await page.getByRole("button", { name: "I saved them" }).click();
+    await page.getByRole("button", { name: "Turn off" }).waitFor();
+    assert.equal(await page.locator("#totp-code-list li").count(), 0, "the codes are gone from the page");
+
+    const other = await device();
+    await signIn(other.page, "robin", RESET_PASSWORD);
+    await expectScreen(other.page, "Two-factor check");
+    await shot(other.page, "two-factor-check");
+    await other.page.getByLabel("6-digit code from your authenticator app").fill(await freshCode());
+    await other.page.getByRole("button", { name: "Continue" }).click();
+    await expectScreen(other.page, "Profile");
+    await other.page.locator("#profile-mfa").filter({ hasText: "on" }).waitFor();
+    await other.page.getByRole("button", { name: "Sign out", exact: true }).click();
+    await expectScreen(other.page, "Sign in");
+
+    for (const outcome of ["works", "is refused"]) {
+      await signIn(other.page, "robin", RESET_PASSWORD);
+      await expectScreen(other.page, "Two-factor check");
+      await other.page.getByRole("button", { name: "Use a recovery code" }).click();
+      await other.page.getByLabel("Recovery code").fill(codes[0]!);
+      await other.page.getByRole("button", { name: "Continue" }).click();
+      if (outcome === "works") {
+        await expectScreen(other.page, "Profile");
+        await other.page.getByRole("button", { name: "Sign out", exact: true }).click();
+        await expectScreen(other.page, "Sign in");
+      } else {
+        await expectMessage(other.page, /That code did not work/);
+        assert.ok(await screen(other.page, "Two-factor check").isVisible());
+      }
+    }
+    await keepAudit(other.page);
+    await other.context.close();
+
+    // Turned off with the password; a sign-in then needs no code.
+    await page.getByLabel("or password", { exact: true }).fill(RESET_PASSWORD);
+    await page.getByRole("button", { name: "Turn off" }).click();
+    await expectMessage(page, /^Two-factor sign-in is off\.$/);
+    await page.getByRole("button", { name: "Set up an authenticator app" }).waitFor();
   });
 
   it("signs out everywhere: back to sign in, and a reload finds no session", async () => {
