@@ -1,7 +1,7 @@
+// The account page: one document, its screens chosen by the address's fragment; tessera/client in
+// cookie mode does every call. Built by scripts/build-account-page.mjs, served by src/http/account-page-routes.ts.
 import Bowser from "bowser";
 import { type AuthClient, createAuthClient, isAuthClientError } from "../client/index.js";
-
-/** The account page: one document, screens chosen by the address's fragment. */
 
 const SCREENS = [
   "loading",
