@@ -218,7 +218,7 @@ export async function closeGracefully(app: FastifyInstance, timeoutSeconds: numb
 }
 
 /**
- * The standalone Tessera server: the plugin plus `/healthz`, `/readyz`, `/metrics`, the API docs,
+ * The standalone Tessera server: the plugin (with the account page at `/account`) plus `/healthz`, `/readyz`, `/metrics`, the API docs,
  * security headers and JSON 404s. Call `listen()` on the result; `close()` closes the store too,
  * and the metrics listener (`app.metricsServer`) when `metricsAddress` gives it one.
  */
@@ -297,6 +297,7 @@ export async function createServer(options: ServerOptions = {}): Promise<Fastify
     accountMaxDelay: config.accountMaxDelaySeconds,
     cookieMode: config.cookieMode,
     ...(config.cookieOrigins === null ? {} : { cookieOrigins: config.cookieOrigins }),
+    accountPage: true,
   });
   if (config.docs) {
     await app.register((await import("@fastify/swagger-ui")).default, {

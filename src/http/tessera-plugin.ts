@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyPluginAsync } from "fastify";
 import { resolveServiceConfig, SERVICE_OPTION_NAMES, type ServiceOptions } from "../service/config.js";
 import { KEY_RELOAD_INTERVAL } from "../service/signing-keys.js";
 import { openServices, type TesseraServices } from "../service/tessera-services.js";
+import { registerAccountPageRoutes } from "./account-page-routes.js";
 import { registerAccountRoutes } from "./account-routes.js";
 import { registerAuditRoutes } from "./audit-routes.js";
 import { registerAdminRoutes } from "./admin-routes.js";
@@ -39,11 +40,22 @@ export interface TesseraPluginOptions extends ServiceOptions, RateLimitOptions, 
   readonly services?: TesseraServices;
   /** Absolute URL under which these routes are reachable. Default: the issuer. */
   readonly baseUrl?: string;
+  /**
+   * Also serve the account page at `GET /account` (under the plugin's prefix), where mailed links
+   * point. It needs `cookieMode`; without it the page answers 404. Default false.
+   */
+  readonly accountPage?: boolean;
 }
 
 // Fastify hands its own register() options (prefix, logLevel…) to the plugin too.
 const REGISTER_OPTIONS = ["prefix", "logLevel", "logSerializers"];
-const OWN_OPTIONS: readonly string[] = ["services", "baseUrl", ...RATE_LIMIT_OPTION_NAMES, ...COOKIE_OPTION_NAMES];
+const OWN_OPTIONS: readonly string[] = [
+  "services",
+  "baseUrl",
+  "accountPage",
+  ...RATE_LIMIT_OPTION_NAMES,
+  ...COOKIE_OPTION_NAMES,
+];
 const PLUGIN_OPTION_NAMES = new Set<string>([...OWN_OPTIONS, ...SERVICE_OPTION_NAMES, ...REGISTER_OPTIONS]);
 
 /** Opens the plugin's own services, or checks that none of their options came with given ones. */
@@ -162,4 +174,8 @@ export const tessera: FastifyPluginAsync<TesseraPluginOptions> = async (app: Fas
   registerRevocationRoutes(app, { revocations: services.revocations, redisUrl: config.redisUrl });
   registerAuditRoutes(app, { auth: services.auth, audit: services.audit });
   registerAdminRoutes(app, { auth: services.auth, admin: services.admin });
+  const accountPage = options.accountPage ?? false;
+  if (typeof accountPage !== "boolean") throw new TypeError("accountPage must be true or false");
+  if (accountPage)
+    await registerAccountPageRoutes(app, { cookieMode: cookie !== null, registration: config.registration });
 };

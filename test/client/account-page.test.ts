@@ -1,0 +1,441 @@
+import assert from "node:assert/strict";
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
+import { Secret, TOTP } from "otpauth";
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
+import { createServer } from "../../src/http/server.js";
+import { temporaryDirectory } from "../support/server.js";
+import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
+import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from "./chromium.js";
+import { sleep } from "./recording-fetch.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const ARTIFACTS = join(root, "test-artifacts/account-page");
+const FIRST_PASSWORD = "correct horse battery staple";
+const CHANGED_PASSWORD = "staple battery horse correct";
+const RESET_PASSWORD = "a brand new password, reset";
+const EMAIL = "robin@example.test";
+const PHONE_UA =
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+/** What the init script below collects in each page. */
+interface Audit {
+  shift: number;
+  violations: string[];
+}
+
+/** Counts layout shifts not caused by input, and CSP violations, from the first paint on. */
+function watchPage(): void {
+  const audit: Audit = { shift: 0, violations: [] };
+  (window as unknown as { audit: Audit }).audit = audit;
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries() as (PerformanceEntry & { value: number; hadRecentInput: boolean })[])
+      if (!entry.hadRecentInput) audit.shift += entry.value;
+  }).observe({ type: "layout-shift", buffered: true });
+  document.addEventListener("securitypolicyviolation", (event) =>
+    audit.violations.push(`${event.violatedDirective} ${event.blockedURI}`),
+  );
+}
+
+async function freePort(): Promise<number> {
+  const probe = createHttpServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** The link of the next mail, decoded from quoted-printable as a mail client would. */
+async function mailedLink(smtp: TestSmtpServer, kind: "verify" | "reset"): Promise<string> {
+  const mail = await smtp.next();
+  assert.deepEqual(mail.to, [EMAIL]);
+  const body = mail.raw
+    .replace(/=\r?\n/g, "")
+    .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  const link = new RegExp(`https?://\\S+/account#${kind}=tse_[A-Za-z0-9_-]{43}`).exec(body)?.[0];
+  assert.ok(link, `the mail carries a ${kind} link`);
+  return link;
+}
+
+describe("the account page in Chromium", { skip: skipWithoutChromium }, () => {
+  let app: FastifyInstance;
+  let origin: string;
+  let smtp: TestSmtpServer;
+  let browser: Browser;
+  const dir = temporaryDirectory("tessera-account-page-");
+  const problems: string[] = [];
+  const pages: Page[] = [];
+  const audits: (Audit & { url: string })[] = [];
+  const responses: { page: Page; method: string; path: string; status: number }[] = [];
+
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `CI=true but Chromium is missing at ${CHROMIUM}: run scripts/install-browser.sh`);
+    assert.ok(existsSync(join(root, "dist/account-page/manifest.json")), "the page is built by npm run build");
+    smtp = await startSmtpServer();
+    const port = await freePort();
+    origin = `http://127.0.0.1:${port}`;
+    // The issuer is the page's own origin: mailed links point to <issuer>/account.
+    app = await createServer({
+      databaseUrl: `sqlite:${join(dir.path, "tessera.db")}`,
+      secret: "test-secret-test-secret-test-secret-0123456789",
+      rateLimitPerMinute: 0,
+      logger: false,
+      issuer: origin,
+      audience: "tessera",
+      cookieMode: true,
+      smtpUrl: smtp.url,
+      mailFrom: "Tessera <no-reply@example.test>",
+    });
+    await app.listen({ host: "127.0.0.1", port });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    mkdirSync(ARTIFACTS, { recursive: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await app?.close();
+    await smtp?.close();
+    dir.remove();
+  });
+
+  /** A new device: its own browser context (cookies, storage), with the page open. */
+  async function device(
+    options: Parameters<Browser["newContext"]>[0] = {},
+  ): Promise<{ context: BrowserContext; page: Page }> {
+    const context = await browser.newContext({ viewport: { width: 1024, height: 800 }, ...options });
+    await context.addInitScript(watchPage);
+    const page = await context.newPage();
+    watch(page);
+    await page.goto(`${origin}/account`);
+    return { context, page };
+  }
+
+  function watch(page: Page): void {
+    pages.push(page);
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    page.on("console", (message) => {
+      // A refused request is logged by Chromium itself; the page's own errors are not expected.
+      if (message.type() === "error" && !message.text().startsWith("Failed to load resource"))
+        problems.push(`console: ${message.text()}`);
+    });
+    page.on("response", (response) => {
+      const url = new URL(response.url());
+      responses.push({ page, method: response.request().method(), path: url.pathname, status: response.status() });
+    });
+  }
+
+  /** Keeps what the page's document measured; call before it reloads or closes. */
+  async function keepAudit(page: Page): Promise<void> {
+    const audit = await page.evaluate(() => (window as unknown as { audit: Audit }).audit);
+    audits.push({ ...audit, url: page.url() });
+  }
+
+  async function reload(page: Page): Promise<void> {
+    await keepAudit(page);
+    await page.reload();
+  }
+
+  const screen = (page: Page, heading: string): Locator => page.getByRole("region", { name: heading, exact: true });
+  const message = (page: Page): Locator => page.locator("#message");
+
+  async function expectScreen(page: Page, heading: string): Promise<void> {
+    await screen(page, heading).waitFor();
+    // Focus moves to each screen's heading.
+    await page.waitForFunction(
+      (name) => document.activeElement?.tagName === "H1" && document.activeElement.textContent === name,
+      heading,
+    );
+  }
+
+  async function expectMessage(page: Page, pattern: RegExp): Promise<void> {
+    await page.waitForFunction(
+      (source) => new RegExp(source).test(document.querySelector("#message")?.textContent ?? ""),
+      pattern.source,
+    );
+  }
+
+  /** Every input of the page has an accessible name its label gives. */
+  async function checkLabels(page: Page): Promise<void> {
+    const inputs = await page.locator("input").evaluateAll((elements) =>
+      elements.map((element) => ({
+        id: element.id,
+        label: (element as HTMLInputElement).labels?.[0]?.textContent?.trim() ?? "",
+      })),
+    );
+    assert.ok(inputs.length >= 15);
+    for (const { id, label } of inputs) {
+      assert.notEqual(label, "", `#${id} has a label`);
+      const labelled = await page.getByLabel(label, { exact: true }).evaluateAll((found) => found.map((e) => e.id));
+      assert.ok(labelled.includes(id), `getByLabel("${label}") finds #${id}`);
+    }
+  }
+
+  async function checkNoHorizontalScroll(page: Page): Promise<void> {
+    const { scrollWidth, clientWidth } = await page.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      clientWidth: document.documentElement.clientWidth,
+    }));
+    assert.ok(scrollWidth <= clientWidth, `no horizontal scroll at ${clientWidth} px (content ${scrollWidth} px)`);
+  }
+
+  async function shot(page: Page, name: string): Promise<void> {
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  }
+
+  async function signIn(page: Page, username: string, password: string): Promise<void> {
+    const form = screen(page, "Sign in");
+    await form.getByLabel("Username").fill(username);
+    await form.getByLabel("Password").fill(password);
+    await form.getByRole("button", { name: "Sign in" }).click();
+  }
+
+  let first: { context: BrowserContext; page: Page };
+
+  it("signs up with an email address, and the mailed link verifies it", async () => {
+    first = await device();
+    const { page } = first;
+    await expectScreen(page, "Sign in");
+    await shot(page, "sign-in");
+    await checkLabels(page);
+    await page.getByRole("link", { name: "Create an account" }).click();
+    await expectScreen(page, "Create an account");
+    const form = screen(page, "Create an account");
+    await form.getByLabel("Username").fill("robin");
+    await form.getByLabel(/^Password/).fill(FIRST_PASSWORD);
+    await form.getByLabel(/^Email/).fill(EMAIL);
+    await form.getByRole("button", { name: "Create account" }).click();
+    await expectScreen(page, "Profile");
+    await expectMessage(page, /verification link is on its way/);
+    await page
+      .locator("#profile-email")
+      .filter({ hasText: `${EMAIL} (not verified)` })
+      .waitFor();
+    assert.equal(await page.locator("#profile-username").textContent(), "robin");
+
+    const link = await mailedLink(smtp, "verify");
+    assert.ok(link.startsWith(`${origin}/account#verify=`));
+    // The link opens in another tab of the same browser, as from a mail client.
+    const tab = await first.context.newPage();
+    watch(tab);
+    await tab.goto(link);
+    await expectMessage(tab, /^Your email address is verified\.$/);
+    await expectScreen(tab, "Profile");
+    assert.equal(new URL(tab.url()).hash, "#account", "the token is gone from the address bar");
+    await tab
+      .locator("#profile-email")
+      .filter({ hasText: `${EMAIL} (verified)` })
+      .waitFor();
+    await keepAudit(tab);
+    await tab.close();
+  });
+
+  it("changes the password, then resets it from the mailed link: the new one works, the old one not", async () => {
+    const { page } = first;
+    await reload(page);
+    await expectScreen(page, "Profile");
+    const profile = screen(page, "Profile");
+    await shot(page, "account");
+    if (process.env.TESSERA_UPDATE_SCREENSHOTS === "1")
+      copyFileSync(join(ARTIFACTS, "account.png"), join(root, "docs/images/account.png"));
+    await profile.getByLabel("Current password").fill("not the password");
+    await profile.getByLabel("New password", { exact: true }).fill(CHANGED_PASSWORD);
+    await profile.getByLabel("New password again").fill(CHANGED_PASSWORD);
+    await profile.getByRole("button", { name: "Change password" }).click();
+    await expectMessage(page, /^The current password is wrong\.$/);
+    assert.equal(await profile.getByLabel("Current password").inputValue(), "", "password fields are emptied");
+    await profile.getByLabel("Current password").fill(FIRST_PASSWORD);
+    await profile.getByLabel("New password", { exact: true }).fill(CHANGED_PASSWORD);
+    await profile.getByLabel("New password again").fill(CHANGED_PASSWORD);
+    await profile.getByRole("button", { name: "Change password" }).click();
+    await expectMessage(page, /Your password is changed/);
+    assert.ok(!(await message(page).textContent())?.includes(CHANGED_PASSWORD));
+
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
+    await expectScreen(page, "Sign in");
+    await page.getByRole("link", { name: "Forgot your password?" }).click();
+    await expectScreen(page, "Forgot password");
+    await screen(page, "Forgot password").getByLabel("Email address of your account").fill(EMAIL);
+    await page.getByRole("button", { name: "Send a reset link" }).click();
+    await expectMessage(page, /^If the address is known, a mail with a reset link is on its way\.$/);
+    await shot(page, "forgot");
+
+    const link = await mailedLink(smtp, "reset");
+    await keepAudit(page);
+    await page.goto(link);
+    await expectScreen(page, "Choose a new password");
+    assert.equal(new URL(page.url()).hash, "", "the token is gone from the address bar");
+    await shot(page, "reset");
+    const reset = screen(page, "Choose a new password");
+    await reset.getByLabel("New password", { exact: true }).fill(RESET_PASSWORD);
+    await reset.getByLabel("New password again").fill(`${RESET_PASSWORD}!`);
+    await reset.getByRole("button", { name: "Set the password" }).click();
+    await expectMessage(page, /^The two passwords differ\.$/);
+    await reset.getByLabel("New password", { exact: true }).fill(RESET_PASSWORD);
+    await reset.getByLabel("New password again").fill(RESET_PASSWORD);
+    await reset.getByRole("button", { name: "Set the password" }).click();
+    await expectScreen(page, "Sign in");
+    await expectMessage(page, /Sign in with the new one/);
+
+    await signIn(page, "robin", CHANGED_PASSWORD);
+    await expectMessage(page, /^Wrong username or password\.$/);
+    // With the keyboard only: from the focused heading, Tab to each field and Enter to submit.
+    await page.locator("#h-sign-in").focus();
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "sign-in-username");
+    await page.keyboard.type("robin");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(RESET_PASSWORD);
+    await page.keyboard.press("Enter");
+    await expectScreen(page, "Profile");
+  });
+
+  it("signs out another device from the sessions table: its next API call is refused", async () => {
+    const second = await device({ viewport: { width: 360, height: 740 }, userAgent: PHONE_UA, colorScheme: "dark" });
+    await signIn(second.page, "robin", RESET_PASSWORD);
+    await expectScreen(second.page, "Profile");
+    await checkNoHorizontalScroll(second.page);
+    await shot(second.page, "account-phone-dark");
+
+    const { page } = first;
+    await page.getByRole("link", { name: "Sessions" }).click();
+    await expectScreen(page, "Sessions");
+    const rows = page.locator("#sessions-body tr");
+    await rows.nth(1).waitFor();
+    assert.equal(await rows.count(), 2);
+    const phone = rows.filter({ hasText: "iOS" });
+    assert.match((await phone.textContent()) ?? "", /Safari 17 on iOS 17\.5 \(mobile\)/);
+    assert.match((await rows.filter({ hasText: "this device" }).textContent()) ?? "", /Chrome/);
+    await shot(page, "sessions");
+
+    await second.page.getByRole("link", { name: "Sessions" }).click();
+    await expectScreen(second.page, "Sessions");
+    await checkNoHorizontalScroll(second.page);
+    await shot(second.page, "sessions-phone-dark");
+
+    await phone.getByRole("button", { name: /^Sign out/ }).click();
+    await expectMessage(page, /^That session is signed out\.$/);
+    await phone.filter({ hasText: "Signed out" }).waitFor();
+
+    // The phone's next call with its (unexpired) access token: the server refuses the ended session.
+    const from = responses.length;
+    await second.page.getByRole("link", { name: "Profile" }).click();
+    await expectScreen(second.page, "Sign in");
+    await expectMessage(second.page, /Your session has ended/);
+    const calls = responses
+      .slice(from)
+      .filter((response) => response.page === second.page)
+      .map((response) => `${response.method} ${response.path} ${response.status}`);
+    assert.deepEqual(calls, ["GET /auth/me 401", "POST /auth/refresh 401"]);
+    await checkLabels(second.page);
+    await keepAudit(second.page);
+    await second.context.close();
+  });
+
+  it("turns on an authenticator app: another device passes the code step, a recovery code works once", async () => {
+    const { page } = first;
+    await page.getByRole("link", { name: "Two-factor" }).click();
+    await expectScreen(page, "Two-factor authentication");
+    await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+    const qr = page.getByRole("img", { name: "QR code for your authenticator app" });
+    await qr.waitFor();
+    assert.match((await qr.getAttribute("src")) ?? "", /^data:image\/svg\+xml;charset=utf-8,/);
+    const secret = ((await page.locator("#totp-secret").textContent()) ?? "").replace(/\s+/g, "");
+    assert.match(secret, /^[A-Z2-7]{16,}$/);
+    await shot(page, "two-factor-setup");
+    const totp = new TOTP({ secret: Secret.fromBase32(secret) });
+    // A code is good once per 30 s step: each use waits for a step not used yet.
+    let lastStep = -1;
+    const freshCode = async (): Promise<string> => {
+      while (TOTP.counter() === lastStep) await sleep(TOTP.remaining() + 50);
+      lastStep = TOTP.counter();
+      return totp.generate();
+    };
+    await page.getByLabel("6-digit code from the app").fill("000000");
+    await page.getByRole("button", { name: "Turn on" }).click();
+    await expectMessage(page, /.+/);
+    assert.ok(await page.locator("#message.error").isVisible(), "a wrong code is refused");
+    await page.getByLabel("6-digit code from the app").fill(await freshCode());
+    await page.getByRole("button", { name: "Turn on" }).click();
+    await expectMessage(page, /Two-factor sign-in is on/);
+    const codes = await page.locator("#totp-code-list li").allTextContents();
+    assert.equal(codes.length, 10);
+    await shot(page, "two-factor-codes");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download as text" }).click(),
+    ]);
+    const saved = readFileSync(await download.path(), "utf8");
+    for (const code of codes) assert.ok(saved.includes(code), "the download holds every recovery code");
+    await page.getByRole("button", { name: "I saved them" }).click();
+    await page.getByRole("button", { name: "Turn off" }).waitFor();
+    assert.equal(await page.locator("#totp-code-list li").count(), 0, "the codes are gone from the page");
+
+    const other = await device();
+    await signIn(other.page, "robin", RESET_PASSWORD);
+    await expectScreen(other.page, "Two-factor check");
+    await shot(other.page, "two-factor-check");
+    await other.page.getByLabel("6-digit code from your authenticator app").fill(await freshCode());
+    await other.page.getByRole("button", { name: "Continue" }).click();
+    await expectScreen(other.page, "Profile");
+    await other.page.locator("#profile-mfa").filter({ hasText: "on" }).waitFor();
+    await other.page.getByRole("button", { name: "Sign out", exact: true }).click();
+    await expectScreen(other.page, "Sign in");
+
+    for (const outcome of ["works", "is refused"]) {
+      await signIn(other.page, "robin", RESET_PASSWORD);
+      await expectScreen(other.page, "Two-factor check");
+      await other.page.getByRole("button", { name: "Use a recovery code" }).click();
+      await other.page.getByLabel("Recovery code").fill(codes[0]!);
+      await other.page.getByRole("button", { name: "Continue" }).click();
+      if (outcome === "works") {
+        await expectScreen(other.page, "Profile");
+        await other.page.getByRole("button", { name: "Sign out", exact: true }).click();
+        await expectScreen(other.page, "Sign in");
+      } else {
+        await expectMessage(other.page, /That code did not work/);
+        assert.ok(await screen(other.page, "Two-factor check").isVisible());
+      }
+    }
+    await keepAudit(other.page);
+    await other.context.close();
+
+    // Turned off with the password; a sign-in then needs no code.
+    await page.getByLabel("or password", { exact: true }).fill(RESET_PASSWORD);
+    await page.getByRole("button", { name: "Turn off" }).click();
+    await expectMessage(page, /^Two-factor sign-in is off\.$/);
+    await page.getByRole("button", { name: "Set up an authenticator app" }).waitFor();
+  });
+
+  it("signs out everywhere: back to sign in, and a reload finds no session", async () => {
+    const { page } = first;
+    const other = await device();
+    await signIn(other.page, "robin", RESET_PASSWORD);
+    await expectScreen(other.page, "Profile");
+    await page.getByRole("link", { name: "Sessions" }).click();
+    await page.locator("#sessions-body tr").nth(1).waitFor();
+    await page.getByRole("button", { name: "Sign out everywhere", exact: true }).click();
+    await expectScreen(page, "Sign in");
+    await expectMessage(page, /signed out everywhere/);
+    await reload(page);
+    await expectScreen(page, "Sign in");
+    await reload(other.page);
+    await expectScreen(other.page, "Sign in");
+    await keepAudit(other.page);
+    await other.context.close();
+  });
+
+  it("kept to its CSP, threw nothing and did not shift its layout", async () => {
+    for (const page of pages.filter((page) => !page.isClosed())) await keepAudit(page);
+    assert.ok(audits.length >= 8);
+    for (const audit of audits) {
+      assert.deepEqual(audit.violations, [], audit.url);
+      assert.ok(audit.shift < 0.01, `cumulative layout shift ${audit.shift} at ${audit.url}`);
+    }
+    assert.deepEqual(problems, []);
+  });
+});
