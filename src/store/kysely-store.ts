@@ -927,13 +927,27 @@ export class KyselyStore implements Store {
     const update = async (db: Kysely<Database>) => {
       const result = await db
         .updateTable("users")
-        .set(
+        .set((eb) =>
           claim
             ? {
+                // Setting the same unverified address again keeps the time it was first set, so its
+                // window still runs out. First: MySQL evaluates assignments left to right, so the
+                // columns compared must not have been assigned yet.
+                email_set_at: eb
+                  .case()
+                  .when(
+                    eb.and([
+                      eb("email_key", "=", claim.emailKey),
+                      eb("email_verified_at", "is", null),
+                      eb("email_set_at", "is not", null),
+                    ]),
+                  )
+                  .then(eb.ref("email_set_at"))
+                  .else(this.#ts(claim.setAt))
+                  .end(),
                 email: claim.email,
                 email_key: claim.emailKey,
                 email_verified_at: null,
-                email_set_at: this.#ts(claim.setAt),
               }
             : { email: null, email_key: null, email_verified_at: null, email_set_at: null },
         )

@@ -28,7 +28,10 @@ export interface EmailClaim {
   readonly email: string;
   /** The unique lookup form of {@link email}. */
   readonly emailKey: string;
-  /** Now: the user's new `emailSetAt`. */
+  /**
+   * Now: the user's new `emailSetAt`, unless the user already has this key, unverified: then its
+   * `emailSetAt` stays, so setting an address again never extends its claim.
+   */
   readonly setAt: Date;
   /**
    * Another user's claim on the key gives way when it is unverified and was set before this
@@ -347,12 +350,13 @@ export interface Store {
   deleteExpired(before: Date, batchSize: number): Promise<PurgeResult>;
 
   /**
-   * Sets a user's email address and its unique key, unverified, set at `claim.setAt`, or clears
-   * them with `null`; `false`, changing nothing, when there is no such user or another user holds
-   * that key. Another user's claim gives way when it is unverified and was set before
-   * `claim.releaseUnverifiedBefore`: in one transaction, one conditional update clears that
-   * user's address and the unused one-time tokens of that user are used at `claim.setAt`, then
-   * the address is set. A verified claim, or a newer one, always holds.
+   * Sets a user's email address and its unique key, unverified, set at `claim.setAt` (the key the
+   * user already has unverified keeps the time it was first set), or clears them with `null`;
+   * `false`, changing nothing, when there is no such user or another user holds that key. Another
+   * user's claim gives way when it is unverified and was set before `claim.releaseUnverifiedBefore`:
+   * in one transaction, one conditional update clears that user's address and the unused one-time
+   * tokens of that user are used at `claim.setAt`, then the address is set. A verified claim, or a
+   * newer one, always holds.
    */
   setUserEmail(id: string, claim: EmailClaim | null): Promise<boolean>;
   /** The user whose email key is exactly `emailKey`, or `null`. */

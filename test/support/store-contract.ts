@@ -1174,6 +1174,43 @@ export function testStoreContract(
         );
       });
 
+      it("keeps when an unverified address was first set when it is set again, so its claim still runs out", async () => {
+        const key = `${randomUUID()}@example.test`;
+        const [holder, newcomer] = [aUser(), aUser()];
+        for (const user of [holder, newcomer]) await store.createUser(user);
+        assert.equal(await store.setUserEmail(holder.id, { email: key, emailKey: key, setAt: at(0) }), true);
+        const again = { email: `Again.${key}`, emailKey: key, setAt: at(23 * HOUR) };
+        assert.equal(await store.setUserEmail(holder.id, { ...again, releaseUnverifiedBefore: at(-HOUR) }), true);
+        const kept = await store.findUserById(holder.id);
+        assert.deepEqual(
+          [kept?.email, kept?.emailVerifiedAt, kept?.emailSetAt?.getTime()],
+          [`Again.${key}`, null, at(0).getTime()],
+          "the address as given this time, still set at 0",
+        );
+        const claim = { email: key, emailKey: key, setAt: at(24 * HOUR + 1000), releaseUnverifiedBefore: at(1000) };
+        assert.equal(await store.setUserEmail(newcomer.id, claim), true, "the first setting's window has run out");
+        assert.equal((await store.findUserById(holder.id))?.emailKey, null);
+      });
+
+      it("restarts the clock for another address, and for the user's own once it is verified", async () => {
+        const [first, second] = [`a-${randomUUID()}@example.test`, `b-${randomUUID()}@example.test`];
+        const user = aUser();
+        await store.createUser(user);
+        const setAt = async () => (await store.findUserById(user.id))?.emailSetAt?.getTime();
+        await store.setUserEmail(user.id, { email: first, emailKey: first, setAt: at(0) });
+        await store.setUserEmail(user.id, { email: second, emailKey: second, setAt: at(HOUR) });
+        assert.equal(await setAt(), at(HOUR).getTime(), "another address");
+        await store.setUserEmail(user.id, { email: first, emailKey: first, setAt: at(2 * HOUR) });
+        assert.equal(await setAt(), at(2 * HOUR).getTime(), "back to an earlier address");
+        assert.equal(await store.markEmailVerified(user.id, first, at(3 * HOUR)), true);
+        await store.setUserEmail(user.id, { email: first, emailKey: first, setAt: at(4 * HOUR) });
+        const unverified = await store.findUserById(user.id);
+        assert.deepEqual(
+          [unverified?.emailVerifiedAt, unverified?.emailSetAt?.getTime()],
+          [null, at(4 * HOUR).getTime()],
+        );
+      });
+
       it("never releases a verified address, however old, nor an unverified one set after the cutoff", async () => {
         const [verifiedKey, recentKey] = [`v-${randomUUID()}@example.test`, `r-${randomUUID()}@example.test`];
         const [verified, recent, newcomer] = [aUser(), aUser(), aUser()];
