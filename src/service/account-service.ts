@@ -126,7 +126,8 @@ export class AccountService {
    * Sets the principal's email address, unverified, and mails a single-use verification link
    * (24 h) to it; the mail goes out after this returns. A new address voids the verification and
    * reset links sent to earlier ones; the address the account already has, verified, changes
-   * nothing and mails nothing. Another account's claim on the address gives way when it is
+   * nothing and mails nothing; unverified, it gets a new link but keeps the time it was first set,
+   * so its claim is not extended. Another account's claim on the address gives way when it is
    * unverified and older than the verification window: that account loses the address and its
    * links. Records `email_changed`. Throws `mail_unavailable` without SMTP, `invalid_request` for
    * a malformed address, `email_taken` when another account holds it (verified, or set within the

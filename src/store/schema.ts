@@ -18,7 +18,7 @@ export interface UsersTable {
   /** Unique; null when the user has no address. */
   email_key: string | null;
   email_verified_at: TimestampColumn | null;
-  /** When the address was set (or set again); null when there is none. */
+  /** When the user first set the current address (setting it again keeps it); null when there is none. */
   email_set_at: TimestampColumn | null;
 }
 

@@ -19,7 +19,7 @@ export interface UserRecord {
   readonly emailKey?: string | null;
   /** When the current address was verified; `null` or absent while it is not. */
   readonly emailVerifiedAt?: Date | null;
-  /** When the current address was set (or set again); `null` or absent when there is none. */
+  /** When the user first set the current address (setting it again keeps it); `null` or absent when there is none. */
   readonly emailSetAt?: Date | null;
 }
 

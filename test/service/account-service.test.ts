@@ -420,6 +420,54 @@ for (const { kind, skip } of await storesUnderTest()) {
         await rejectsWith(fixture.services.account.setEmail(squatter.principal, address, context), "email_taken");
       });
 
+      it("never extends an unverified address's 24 hours by setting it again: the first setting's window runs out", async () => {
+        const squatter = await signedIn();
+        const owner = await signedIn();
+        const address = `reposted-${squatter.user.id}@example.test`;
+        await fixture.services.account.setEmail(squatter.principal, address, context);
+        const firstLink = await mailedToken();
+        const firstSetAt = (await fixture.store.findUserById(squatter.user.id))?.emailSetAt?.getTime();
+        const links = [firstLink];
+        for (const hours of [12, 11]) {
+          fixture.clock.advance(hours * 3600);
+          await fixture.services.account.setEmail(squatter.principal, address, context);
+          links.push(await mailedToken());
+          assert.equal(
+            (await fixture.store.findUserById(squatter.user.id))?.emailSetAt?.getTime(),
+            firstSetAt,
+            "still set when it was first",
+          );
+        }
+        assert.equal(new Set(links).size, 3, "a new link for each setting");
+        // At +23 h the first setting's window still holds the address.
+        await rejectsWith(fixture.services.account.setEmail(owner.principal, address, context), "email_taken");
+        fixture.clock.advance(3600 + 1);
+        await fixture.services.account.setEmail(owner.principal, address, context);
+        const ownersLink = await mailedToken();
+        assert.equal((await fixture.services.account.emailStatus(squatter.principal)).email, null);
+        for (const link of links)
+          await rejectsWith(fixture.services.account.verifyEmail(link, context), "email_token_invalid");
+        await fixture.services.account.verifyEmail(ownersLink, context);
+        assert.equal((await fixture.services.account.emailStatus(owner.principal)).emailVerified, true);
+      });
+
+      it("restarts the 24 hours when an account sets another address", async () => {
+        const holder = await signedIn();
+        const newcomer = await signedIn();
+        const [first, second] = [`first-${holder.user.id}@example.test`, `second-${holder.user.id}@example.test`];
+        await fixture.services.account.setEmail(holder.principal, first, context);
+        await mailedToken();
+        fixture.clock.advance(12 * 3600);
+        await fixture.services.account.setEmail(holder.principal, second, context);
+        await mailedToken();
+        fixture.clock.advance(23 * 3600);
+        await rejectsWith(fixture.services.account.setEmail(newcomer.principal, second, context), "email_taken");
+        fixture.clock.advance(3600 + 1);
+        await fixture.services.account.setEmail(newcomer.principal, second, context);
+        assert.equal((await fixture.store.findUserByEmailKey(second))?.id, newcomer.user.id);
+        await mailedToken();
+      });
+
       it("lets a registration take an unverified address past its window; a verified one always holds", async () => {
         const squatter = await signedIn();
         const holder = await signedIn();
