@@ -320,7 +320,7 @@ export class AuthClient {
   /**
    * Sets the user's email address (`POST /auth/email`); the server mails a verification link.
    * Throws `not_authenticated`, `session_expired`, or `unexpected_response` with `status` (400: not
-   * an address; 409: another account has it; 501: the server sends no mail).
+   * an address; 409: another account has it; 429: throttled; 501: the server sends no mail).
    */
   async setEmail(email: string): Promise<void> {
     const response = await this.#authorized("POST", "/auth/email", { email });

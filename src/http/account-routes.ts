@@ -96,7 +96,13 @@ export function registerAccountRoutes(
     "/auth/email",
     { schema: schemas.setEmail, bodyLimit: AUTH_BODY_LIMIT, preParsing: onlyMediaType("application/json"), ...bearer },
     async (request, reply) => {
-      await account.setEmail(principals.get(request)!, request.body.email, contextOf(request));
+      const principal = principals.get(request)!;
+      const { email } = request.body;
+      // Per account, whatever the address: a mailbox must not be flooded with links, nor the taken
+      // addresses found out by trying them. A malformed one costs nothing.
+      checkEmail(email);
+      await limits.verificationMail(principal.userId);
+      await account.setEmail(principal, email, contextOf(request));
       return reply.code(202).send();
     },
   );

@@ -31,6 +31,14 @@ export const LOGIN_FAILURE_CODES = Object.freeze([
   "invalid_mfa_code",
 ] as const);
 
+/**
+ * Account mails one address (password reset) or one account (email verification) may ask for
+ * per hour: `TESSERA_RATE_LIMIT` ÷ 6, at least 1 (5 at the default 30).
+ */
+export function accountMailsPerHour(rateLimitPerMinute: number): number {
+  return Math.max(1, Math.ceil(rateLimitPerMinute / 6));
+}
+
 function isLoginFailure(error: unknown): boolean {
   return LOGIN_FAILURE_CODES.some((code) => isTesseraError(error, code));
 }
@@ -109,6 +117,8 @@ export class RateLimits {
   readonly #resetAddress: RateLimiterAbstract | null;
   /** Password-reset requests per client IP per hour. */
   readonly #resetIp: RateLimiterAbstract | null;
+  /** Verification mails asked for per account per hour. */
+  readonly #verificationMail: RateLimiterAbstract | null;
 
   private constructor(config: Readonly<RateLimitConfig>, redis: Redis | null) {
     this.#config = config;
@@ -136,8 +146,9 @@ export class RateLimits {
     // Only counted, never refused by itself: the gate below does the refusing.
     this.#accountFailures = slowed ? limiter("account-failures", 1_000_000, ACCOUNT_FAILURE_MEMORY_SECONDS) : null;
     this.#accountGate = slowed ? limiter("account-gate", 1, config.accountMaxDelaySeconds) : null;
-    this.#resetAddress = limiter("reset-address", Math.max(1, Math.ceil(perMinute / 6)), 3600);
+    this.#resetAddress = limiter("reset-address", accountMailsPerHour(perMinute), 3600);
     this.#resetIp = limiter("reset-ip", perMinute, 3600);
+    this.#verificationMail = limiter("verification-mail", accountMailsPerHour(perMinute), 3600);
   }
 
   /** The limits of `config`; connects to Redis only when a limit is on and `redisUrl` is set. */
@@ -194,6 +205,15 @@ export class RateLimits {
   async passwordReset(ip: string, emailKey: string): Promise<void> {
     if (this.#resetIp) await take(this.#resetIp, ip);
     if (this.#resetAddress) await take(this.#resetAddress, accountKey(`email:${emailKey}`));
+  }
+
+  /**
+   * Counts a request of the account `userId` to set its address, each of which may mail a
+   * verification link: at most `TESSERA_RATE_LIMIT` ÷ 6 (at least 1) an hour, whatever the
+   * address. Throws `rate_limited` beyond that.
+   */
+  async verificationMail(userId: string): Promise<void> {
+    if (this.#verificationMail) await take(this.#verificationMail, userId);
   }
 
   /** Closes the Redis connection, if any. */

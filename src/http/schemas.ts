@@ -448,10 +448,11 @@ export const accountSchemas = {
     summary: "Set the email address and mail a verification link",
     description:
       "The address is stored unverified and a single-use link (24 h) is mailed to it; links sent to an earlier " +
-      "address stop working. The address the account already has, verified, changes nothing and mails nothing. " +
+      "address stop working. The address the account already has, verified, changes nothing and mails nothing; " +
+      "unverified, it gets a new link but its 24 h still run from when it was first set. " +
       "501 `mail_unavailable` without an SMTP server; 409 `email_taken` when another account holds the address " +
-      "(case-insensitive): verified, or set less than 24 h ago. An older unverified claim gives way: that account " +
-      "loses the address and its links.",
+      "(case-insensitive): verified, or first set less than 24 h ago. An older unverified claim gives way: that " +
+      "account loses the address and its links. Throttled per account (429 `rate_limited`).",
     security: bearerSecurity,
     body: emailBody,
     response: {

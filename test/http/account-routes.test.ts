@@ -668,6 +668,37 @@ describe("password reset throttling", () => {
   });
 });
 
+describe("verification mail throttling", () => {
+  let h: Harness;
+  let smtp: TestSmtpServer;
+  before(async () => {
+    smtp = await startSmtpServer();
+    // The default limit: 30 a minute, hence 5 verification mails per account an hour.
+    h = await harness({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test", rateLimitPerMinute: 30 });
+  });
+  after(async () => {
+    await h.close();
+    await smtp.close();
+  });
+
+  it("lets one account ask for 5 verification mails an hour, whatever the address, then answers 429 with Retry-After", async () => {
+    const { first, second } = await h.twoSessions();
+    const setEmail = (email: string, tokens: Tokens = first) => h.post("/auth/email", { email }, bearer(tokens));
+    for (let i = 0; i < 5; i += 1) {
+      const email = i % 2 === 0 ? "resend@example.test" : `other${i}@example.test`;
+      assert.equal((await setEmail(email)).statusCode, 202, `request ${i + 1}`);
+    }
+    assertError(await setEmail("malformed"), 400, "invalid_request");
+    const refused = await setEmail("resend@example.test", second);
+    assertError(refused, 429, "too_many_requests");
+    const retryAfter = Number(refused.headers["retry-after"]);
+    assert.ok(retryAfter >= 1 && retryAfter <= 3600, `Retry-After ${refused.headers["retry-after"]}`);
+    assertError(await setEmail("fresh@example.test"), 429, "too_many_requests");
+    const another = await h.twoSessions();
+    assert.equal((await setEmail("another@example.test", another.first)).statusCode, 202, "other accounts unaffected");
+  });
+});
+
 describe("mail links in the server log", () => {
   let smtp: TestSmtpServer;
   before(async () => {
