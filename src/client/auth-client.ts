@@ -260,8 +260,11 @@ export class AuthClient {
     const answer = await readJson(response);
     if (response.status === 400 && answer?.error === "invalid_mfa_code")
       throw new AuthClientError("invalid_mfa_code", "the code is wrong", { status: 400 });
-    if (response.status === 401)
+    // A wrong password is `invalid_grant`; any other 401 is about the session, not the password.
+    if (response.status === 401 && answer?.error === "invalid_grant")
       throw new AuthClientError("invalid_credentials", "the password is wrong", { status: 401 });
+    if (response.status === 401)
+      throw new AuthClientError("not_authenticated", "the session is not valid; log in again", { status: 401 });
     throw unexpected("turning TOTP off", response.status);
   }
 

@@ -168,7 +168,7 @@ export class AuthService {
       fail("invalid_credentials", "the username or password is wrong");
     }
     if (await this.#mfa.isEnabled(user.id))
-      return { kind: "mfa_required", challenge: await this.#mfa.createChallenge(user.id) };
+      return { kind: "mfa_required", challenge: await this.#mfa.createChallenge(user) };
     return { kind: "tokens", tokens: await this.#openSession(user, PASSWORD_AMR, context) };
   }
 
