@@ -537,3 +537,63 @@ describe("MfaService", () => {
     });
   });
 });
+
+describe("MfaService mail", () => {
+  let fixture: ServiceFixture;
+  let smtp: TestSmtpServer;
+
+  before(async () => {
+    smtp = await startSmtpServer();
+    fixture = await serviceFixture({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test" });
+  });
+  after(async () => {
+    await fixture?.close();
+    await smtp?.close();
+  });
+
+  const code = (uri: string, stepsAhead = 0) => totpCodeOf(uri, stepsAhead, fixture.clock.now());
+  /** The text of the next mail, quoted-printable undone. */
+  async function nextMail(): Promise<{ to: readonly string[]; text: string }> {
+    const mail = await smtp.next();
+    const text = mail.raw
+      .replace(/=\r?\n/g, "")
+      .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+      .replace(/\s+/g, " ");
+    return { to: mail.to, text };
+  }
+
+  it("tells a verified address when TOTP goes on, a recovery code is used, the second step locks, and TOTP goes off", async () => {
+    const address = "mfa-mail@example.test";
+    await fixture.service.register("mailed", PASSWORD, context);
+    const principal = await fixture.service.authenticate(
+      (await fixture.service.login("mailed", PASSWORD, context)).accessToken,
+    );
+    await fixture.services.account.setEmail(principal, address, context);
+    const token = /#verify=(tse_[A-Za-z0-9_-]{43})/.exec((await nextMail()).text)?.[1];
+    await fixture.services.account.verifyEmail(token!, context);
+    const enrolment = await fixture.services.mfa.enrollTotp(principal);
+    const recoveryCodes = await fixture.services.mfa.confirmTotp(principal, code(enrolment.uri), context);
+    fixture.clock.advance(30);
+    const on = await nextMail();
+    assert.deepEqual(on.to, [address]);
+    assert.match(on.text, /Two-step login turned on/);
+    const challenge = async () => {
+      const result = await fixture.service.signIn("mailed", PASSWORD, context);
+      return result.kind === "mfa_required" ? result.challenge.mfaToken : assert.fail("TOTP is on");
+    };
+    await fixture.service.completeMfaLogin(await challenge(), { recoveryCode: recoveryCodes[0]! }, context);
+    assert.match((await nextMail()).text, new RegExp(`${RECOVERY_CODE_COUNT - 1} of them are left`));
+    const wrong = String((Number(code(enrolment.uri)) + 500_000) % 1_000_000).padStart(6, "0");
+    let mfaToken = await challenge();
+    for (let i = 0; i < MFA_MAX_FAILURES; i += 1) {
+      if (i % 5 === 0) mfaToken = await challenge();
+      await rejectsWith(fixture.service.completeMfaLogin(mfaToken, { code: wrong }, context), "mfa_login_invalid");
+    }
+    const locked = await nextMail();
+    assert.match(locked.text, /knows your password/);
+    assert.match(locked.text, /Change your password/);
+    await fixture.services.mfa.disableTotp(principal, { password: PASSWORD }, context);
+    assert.match((await nextMail()).text, /Two-step login turned off/);
+    assert.equal(smtp.received.length, 5, "one mail each, no more");
+  });
+});
