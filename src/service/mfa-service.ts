@@ -231,8 +231,13 @@ export class MfaService {
     // Only the secret whose code was checked: an enrolment restarted meanwhile is not confirmed.
     if (!(await this.#store.confirmTotp(user.id, credential.secretSealed, step, now, records)))
       fail("invalid_request", "the TOTP enrolment changed meanwhile; start again");
-    await this.#audit.record("mfa_enabled", context, { userId: user.id, sessionId: principal.sessionId });
-    await this.#revocations.revokeUserSessions(user.id, "mfa_enabled", principal.sessionId);
+    const revoked = await this.#revocations.revokeUserSessions(user.id, "mfa_enabled", principal.sessionId);
+    await this.#audit.record(
+      "mfa_enabled",
+      context,
+      { userId: user.id, sessionId: principal.sessionId },
+      { sessionsRevoked: revoked.length },
+    );
     await this.#mail.notify(user.id, {
       subject: "Two-step login turned on",
       text: "Logins to your account now need a code from your authenticator app, and every other session was ended.\n\nIf you did not do this, change your password at once.\n",

@@ -493,6 +493,8 @@ describe("MfaService", () => {
       await rejectsWith(fixture.service.refresh(other.refreshToken, context), "session_revoked");
       await fixture.service.authenticate(tokens.accessToken);
       assert.equal((await fixture.store.findSession(other.sessionId))?.revokedReason, "mfa_enabled");
+      const enabled = await fixture.services.audit.list({ type: "mfa_enabled", limit: "1" });
+      assert.deepEqual(enabled.events[0]?.details, { sessionsRevoked: 1 });
     });
   });
 
