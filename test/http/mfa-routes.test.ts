@@ -5,6 +5,7 @@ import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { createServer, type ServerOptions } from "../../src/http/server.js";
 import { temporaryDirectory } from "../support/server.js";
 import { serviceFixture } from "../support/service.js";
+import { URI } from "otpauth";
 import { claimsOf, totpCodeOf } from "../support/totp.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -460,6 +461,25 @@ describe("TOTP routes against guessing", () => {
         "one address is slowed down",
       );
       assertError(await unknown("10.3.0.10"), 401, "invalid_grant");
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe("TOTP enrolment under an issuer with a port", () => {
+  it("names the issuer by its host name in the otpauth label and the issuer parameter, so apps parse it back", async () => {
+    const h = await harness({ issuer: "https://issuer.test:8443" });
+    try {
+      const credentials = { username: "ported", password: PASSWORD };
+      await h.request("POST", "/auth/register", credentials);
+      const login = await h.request("POST", "/auth/login", credentials);
+      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
+      const uri = (await h.request("POST", "/auth/mfa/totp", {}, bearer)).json().uri as string;
+      assert.match(uri, /^otpauth:\/\/totp\/issuer\.test:ported\?/);
+      assert.equal(new URL(uri).searchParams.get("issuer"), "issuer.test");
+      const parsed = URI.parse(uri);
+      assert.deepEqual([parsed.issuer, parsed.label], ["issuer.test", "ported"]);
     } finally {
       await h.close();
     }
