@@ -275,11 +275,16 @@ export class MfaService {
   /**
    * Turns a user's TOTP off for an operator (the user lost the authenticator and the recovery
    * codes): removes the credential, also a pending one, and the recovery codes. Records
-   * `mfa_disabled` with `by` when TOTP was on; returns whether it was.
+   * `mfa_disabled` with `by` and mails the user when TOTP was on; returns whether it was.
    */
   async resetTotp(userId: string, by: string, context: RequestContext): Promise<boolean> {
     const credential = await this.#store.findTotp(userId);
-    return credential !== null && this.#remove(credential, context, { userId }, { by });
+    if (credential === null || !(await this.#remove(credential, context, { userId }, { by }))) return false;
+    await this.#mail.notify(userId, {
+      subject: "Two-step login turned off",
+      text: "An operator turned off two-step login for your account and ended every session. Log in with your password and turn it on again.\n\nIf you did not ask for this, change your password at once.\n",
+    });
+    return true;
   }
 
   /** Of `userIds`, those with TOTP on. */
@@ -349,6 +354,8 @@ export class MfaService {
     const credential = await this.#store.findTotp(userId);
     if (!credential || credential.confirmedAt === null) return refuse("totp_off", userId);
     if (mfaBindingOf(user, credential) !== token.boundTo) return refuse("stale_mfa_token", userId);
+    // A secret that cannot be read checks no code, so it counts against nothing of the user's.
+    if ("code" in proof) await this.#unseal(credential);
     const answers = await this.#store.reserveTotpAttempt(userId, MFA_MAX_FAILURES);
     if (answers === null) return refuse("mfa_locked", userId);
     const wrong = async (reason: MfaFailureReason): Promise<never> => {

@@ -508,7 +508,7 @@ describe("MfaService", () => {
 
   describe("a secret sealed under another server secret", () => {
     it("answers mfa_unavailable, logged at error level once, never a crash", async () => {
-      const { name, uri, principal } = await enrolled();
+      const { name, uri, principal, user } = await enrolled();
       const errors: string[] = [];
       const logger: Logger = { ...silentLogger, error: (_fields, message) => errors.push(message) };
       const otherSecret = new MfaService({
@@ -534,6 +534,7 @@ describe("MfaService", () => {
         await rejectsWith(otherSecret.verifyChallenge(token, { code: code(uri) }, context), "mfa_unavailable");
       }
       await rejectsWith(otherSecret.disableTotp(principal, { code: code(uri) }, context), "mfa_unavailable");
+      assert.equal((await fixture.store.findTotp(user.id))?.failures, 0, "no code was checked");
       assert.equal(errors.length, 1);
       assert.match(errors[0]!, /operator must reset/);
     });
@@ -594,8 +595,25 @@ describe("MfaService mail", () => {
     const locked = await nextMail();
     assert.match(locked.text, /knows your password/);
     assert.match(locked.text, /Change your password/);
-    await fixture.services.mfa.disableTotp(principal, { password: PASSWORD }, context);
+    // A reset through the mailed link lifts the lock and voids the mfa_token issued before it.
+    const before = await challenge();
+    await fixture.services.account.forgotPassword(address, context);
+    const resetToken = /#reset=(tse_[A-Za-z0-9_-]{43})/.exec((await nextMail()).text)?.[1];
+    await fixture.services.account.resetPassword(resetToken!, "a whole new password 123", context);
+    await rejectsWith(
+      fixture.service.completeMfaLogin(before, { code: code(enrolment.uri) }, context),
+      "mfa_login_invalid",
+    );
+    const relogin = await fixture.service.signIn("mailed", "a whole new password 123", context);
+    assert.equal(relogin.kind, "mfa_required");
+    const session = await fixture.service.completeMfaLogin(
+      relogin.kind === "mfa_required" ? relogin.challenge.mfaToken : "",
+      { code: code(enrolment.uri) },
+      context,
+    );
+    const principalAfter = await fixture.service.authenticate(session.accessToken);
+    await fixture.services.mfa.disableTotp(principalAfter, { password: "a whole new password 123" }, context);
     assert.match((await nextMail()).text, /Two-step login turned off/);
-    assert.equal(smtp.received.length, 5, "one mail each, no more");
+    assert.equal(smtp.received.length, 6, "one mail each, no more");
   });
 });
