@@ -29,7 +29,7 @@ export const TOTP_PARAMETERS = Object.freeze({
 /** How long an `mfa_token` works: 5 min, in seconds. */
 export const MFA_TOKEN_TTL_SECONDS = 5 * 60;
 
-/** Wrong codes given with one `mfa_token` before it is void. */
+/** Answers (codes or recovery codes) one `mfa_token` takes; each is counted before it is checked. */
 export const MFA_TOKEN_MAX_ATTEMPTS = 5;
 
 /**
@@ -294,11 +294,12 @@ export class MfaService {
 
   /**
    * Issues the token of a login's second step for a user whose password was right, bound to the
-   * user's password hash, disabled mark and TOTP credential (a change to any of them voids it).
+   * user's password hash, disabled mark and TOTP credential (a change to any of them voids it);
+   * `null` when the user's TOTP is not on, so the password alone logs in.
    */
-  async createChallenge(user: UserRecord): Promise<MfaChallenge> {
+  async createChallenge(user: UserRecord): Promise<MfaChallenge | null> {
     const credential = await this.#store.findTotp(user.id);
-    if (!credential || credential.confirmedAt === null) fail("mfa_login_invalid", "TOTP is not on");
+    if (!credential || credential.confirmedAt === null) return null;
     const mfaToken = `tsm_${randomBytes(32).toString("base64url")}`;
     const now = this.#clock.now();
     await this.#store.createOneTimeToken({
