@@ -175,8 +175,8 @@ export function testStoreContract(
           ["one_time_tokens", "user_id", false],
           ["one_time_tokens", "expires_at", false],
           ["totp_credentials", "user_id", true],
-          ["recovery_codes", "code_hash", true],
-          ["recovery_codes", "user_id", false],
+          // Unique on (user_id, code_hash): a code's digest is unique per user only.
+          ["recovery_codes", "user_id", true],
         ] as const) {
           const found = indexed.find(
             (index) => index.table === table && index.column === column && (!unique || index.unique),
