@@ -250,8 +250,9 @@ export class AuthClient {
   /**
    * Turns TOTP off (`DELETE /auth/mfa/totp`) with a current code or the password; other sessions
    * stay open. Throws `invalid_mfa_code`, `invalid_credentials` (a wrong password),
-   * `not_authenticated`, `session_expired`, or `unexpected_response` with `status` (400: TOTP is
-   * not on; 429: throttled).
+   * `not_authenticated` (also when the server refuses the session's token), `session_expired`, or
+   * `unexpected_response` with `status` (400: TOTP is not on; 429: throttled; 503: the second
+   * factor cannot be read).
    */
   async disableTotp(proof: { readonly code: string } | { readonly password: string }): Promise<void> {
     const body: Record<string, string> = "code" in proof ? { code: proof.code } : { password: proof.password };
