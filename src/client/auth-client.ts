@@ -250,8 +250,9 @@ export class AuthClient {
   /**
    * Turns TOTP off (`DELETE /auth/mfa/totp`) with a current code or the password; other sessions
    * stay open. Throws `invalid_mfa_code`, `invalid_credentials` (a wrong password),
-   * `not_authenticated`, `session_expired`, or `unexpected_response` with `status` (400: TOTP is
-   * not on; 429: throttled).
+   * `not_authenticated` (also when the server refuses the session's token), `session_expired`, or
+   * `unexpected_response` with `status` (400: TOTP is not on; 429: throttled; 503: the second
+   * factor cannot be read).
    */
   async disableTotp(proof: { readonly code: string } | { readonly password: string }): Promise<void> {
     const body: Record<string, string> = "code" in proof ? { code: proof.code } : { password: proof.password };
@@ -260,8 +261,11 @@ export class AuthClient {
     const answer = await readJson(response);
     if (response.status === 400 && answer?.error === "invalid_mfa_code")
       throw new AuthClientError("invalid_mfa_code", "the code is wrong", { status: 400 });
-    if (response.status === 401)
+    // A wrong password is `invalid_grant`; any other 401 is about the session, not the password.
+    if (response.status === 401 && answer?.error === "invalid_grant")
       throw new AuthClientError("invalid_credentials", "the password is wrong", { status: 401 });
+    if (response.status === 401)
+      throw new AuthClientError("not_authenticated", "the session is not valid; log in again", { status: 401 });
     throw unexpected("turning TOTP off", response.status);
   }
 

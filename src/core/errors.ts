@@ -43,6 +43,7 @@ export const ERROR_CODES = [
   "mfa_login_invalid",
   "invalid_mfa_code",
   "mfa_already_enabled",
+  "mfa_unavailable",
 ] as const;
 
 /** One of {@link ERROR_CODES}. */

@@ -138,6 +138,14 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
     error: "mfa_already_enabled",
     description: "TOTP is already on; turn it off before enrolling again.",
   },
+  // Not a passing outage: nothing changes until an operator acts, so clients are asked to wait long.
+  mfa_unavailable: {
+    status: 503,
+    error: "mfa_unavailable",
+    description:
+      "This account's second factor cannot be read (the server secret changed since it was set up): an operator must reset it.",
+    retryAfterSeconds: 3600,
+  },
   mail_unavailable: {
     status: 501,
     error: "mail_unavailable",

@@ -15,6 +15,7 @@ export const REVOCATION_REASONS = [
   "admin",
   "refresh_token_reused",
   "password_changed",
+  "mfa_enabled",
 ] as const;
 
 /** One of {@link REVOCATION_REASONS}. */

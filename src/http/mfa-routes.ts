@@ -33,10 +33,11 @@ export interface MfaRoutesOptions {
 
 /**
  * The login limits' account key of a user's second factor: apart from the password's, so that a
- * right password (which clears its failures) never clears wrong codes.
+ * right password (which clears its failures) never clears wrong codes. An unknown or spent
+ * `mfa_token` names no user: it counts against its client's IP, never one key shared by all.
  */
-function mfaLimitKey(userId: string | null): string {
-  return `mfa:${userId ?? "unknown"}`;
+function mfaLimitKey(userId: string | null, ip: string): string {
+  return userId === null ? `mfa-ip:${ip}` : `mfa:${userId}`;
 }
 
 /**
@@ -66,7 +67,7 @@ export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, coo
       const { mfa_token: mfaToken, code, recovery_code: recoveryCode } = request.body;
       const proof: MfaProof = code !== undefined ? { code } : { recoveryCode: recoveryCode ?? "" };
       const userId = await mfa.challengedUserId(mfaToken);
-      const tokens = await limits.login(request.ip, mfaLimitKey(userId), () =>
+      const tokens = await limits.login(request.ip, mfaLimitKey(userId, request.ip), () =>
         auth.completeMfaLogin(mfaToken, proof, contextOf(request)),
       );
       return sendTokens(reply, tokens, cookie);
@@ -87,7 +88,7 @@ export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, coo
     { schema: schemas.confirmTotp, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly, ...bearer },
     async (request, reply) => {
       const principal = principals.get(request)!;
-      const recoveryCodes = await limits.login(request.ip, mfaLimitKey(principal.userId), () =>
+      const recoveryCodes = await limits.login(request.ip, mfaLimitKey(principal.userId, request.ip), () =>
         mfa.confirmTotp(principal, request.body.code, contextOf(request)),
       );
       return noStore(reply).send({ recovery_codes: recoveryCodes });
@@ -108,7 +109,7 @@ export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, coo
           mfa.disableTotp(principal, { password }, context),
         );
       } else {
-        await limits.login(request.ip, mfaLimitKey(principal.userId), () =>
+        await limits.login(request.ip, mfaLimitKey(principal.userId, request.ip), () =>
           mfa.disableTotp(principal, { code: code ?? "" }, context),
         );
       }

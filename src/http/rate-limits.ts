@@ -169,15 +169,17 @@ export class RateLimits {
 
   /**
    * Runs `attempt`, a password or second-factor check for `usernameKey` from `ip`, within the login
-   * limits, or throws `rate_limited` without running it. A failure ({@link LOGIN_FAILURE_CODES}) counts against
-   * the IP and the account; a success resets the account. Unknown and known usernames are
+   * limits, or throws `rate_limited` without running it. Each attempt is counted against the IP
+   * and the account before it runs; a failure ({@link LOGIN_FAILURE_CODES}) keeps the count, any
+   * other error refunds it, a success refunds the IP and resets the account. Unknown and known usernames are
    * counted alike, so the limits tell nothing about which exist.
    */
   async login<T>(ip: string, usernameKey: string, attempt: () => Promise<T>): Promise<T> {
     if (!this.#login) return attempt();
     const account = accountKey(usernameKey);
     await take(this.#login, `${ip}|${account}`);
-    // Counted before the check so that concurrent attempts cannot overrun the cap; refunded unless it fails.
+    // Counted before the check, against the IP and the account, so that concurrent attempts cannot
+    // overrun the caps nor all pass the account's admission; refunded unless it fails.
     if (this.#ipFailures) await take(this.#ipFailures, ip);
     try {
       await this.#admitAccount(account);
@@ -189,8 +191,7 @@ export class RateLimits {
     try {
       result = await attempt();
     } catch (error) {
-      if (isLoginFailure(error)) await this.#accountFailures?.penalty(account);
-      else await this.#refund(ip);
+      if (!isLoginFailure(error)) await Promise.all([this.#refund(ip), this.#accountFailures?.reward(account)]);
       throw error;
     }
     await Promise.all([this.#refund(ip), this.#accountFailures?.delete(account), this.#accountGate?.delete(account)]);
@@ -222,13 +223,21 @@ export class RateLimits {
     if (redis) await redis.quit().catch(() => redis.disconnect());
   }
 
-  // A slowed-down account admits one attempt per window, whichever IP or instance asks first.
+  // Counts the attempt against the account first: the count it sees includes every attempt
+  // racing it. A slowed-down account admits one attempt per window, whichever IP or instance asks
+  // first; a refused attempt is not counted.
   async #admitAccount(account: string): Promise<void> {
     if (!this.#accountFailures || !this.#accountGate) return;
-    const failures = (await this.#accountFailures.get(account))?.consumedPoints ?? 0;
+    const counted = await this.#accountFailures.penalty(account);
+    const failures = counted.consumedPoints - 1;
     const { accountFailuresBeforeDelay, accountMaxDelaySeconds } = this.#config;
     const delay = accountDelaySeconds(failures, accountFailuresBeforeDelay, accountMaxDelaySeconds);
-    if (delay > 0) await take(this.#accountGate, account, { customDuration: delay });
+    try {
+      if (delay > 0) await take(this.#accountGate, account, { customDuration: delay });
+    } catch (error) {
+      await this.#accountFailures.reward(account);
+      throw error;
+    }
   }
 
   async #refund(ip: string): Promise<void> {

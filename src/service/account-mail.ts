@@ -123,6 +123,23 @@ export class AccountMail {
   }
 
   /**
+   * Mails a notice without a link (a change to the account's security) to the user's address, if
+   * it is verified and this server sends mail, without waiting for the SMTP server. A failed send
+   * is logged without the address.
+   */
+  async notify(userId: string, notice: Omit<MailMessage, "to">): Promise<void> {
+    const mailer = this.#mailer;
+    if (mailer === null) return;
+    const user = await this.#store.findUserById(userId);
+    if (!user?.email || !user.emailVerifiedAt) return;
+    mailer
+      .send({ to: user.email, ...notice })
+      .catch((error: unknown) =>
+        this.#logger.warn({ userId, err: error instanceof Error ? error.message : "unknown" }, "notice mail not sent"),
+      );
+  }
+
+  /**
    * Mails the link of `mailing.token` and returns at once; in development mode the link is logged
    * first, so it can be followed even when the mail does not arrive. A failed send is logged
    * without the link or the address.

@@ -205,14 +205,16 @@ export class AdminService {
   }
 
   /**
-   * Disables a user: login then fails exactly as with a wrong password, and every session is
-   * revoked and announced. Records `user_disabled` (once) and `session_revoked` for each session.
+   * Disables a user: login then fails exactly as with a wrong password, every session is revoked
+   * and announced, and every pending `mfa_token` is void. Records `user_disabled` (once) and `session_revoked` for each session.
    * Throws `user_not_found`.
    */
   async disableUser(reference: UserReference, actor: AdminActor = OPERATOR): Promise<AccountView> {
     const user = await this.#findUser(reference);
     if (await this.#store.disableUser(user.id, this.#clock.now()))
       await this.#audit.record("user_disabled", actor.context, { userId: user.id }, { by: actor.by });
+    // A login's second step pending now stays void, also once the user is enabled again.
+    await this.#mfa.voidChallenges(user.id);
     // Also when it already was disabled: a session opened by a login racing the first call ends here.
     await this.#revokeAll(user.id, actor);
     return accountViewOf((await this.#store.findUserById(user.id)) ?? user);

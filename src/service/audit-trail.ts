@@ -32,6 +32,7 @@ export const AUDIT_EVENT_TYPES = [
   "mfa_enabled",
   "mfa_disabled",
   "mfa_login_failed",
+  "mfa_locked",
   "recovery_code_used",
 ] as const;
 
@@ -58,6 +59,8 @@ export const MFA_FAILURE_REASONS = [
   "wrong_recovery_code",
   "totp_off",
   "user_disabled",
+  "stale_mfa_token",
+  "mfa_locked",
 ] as const;
 
 /** One of {@link MFA_FAILURE_REASONS}. */

@@ -167,8 +167,8 @@ export class AuthService {
       await this.#audit.record("login_failed", context, { userId: user?.id ?? null }, { reason });
       fail("invalid_credentials", "the username or password is wrong");
     }
-    if (await this.#mfa.isEnabled(user.id))
-      return { kind: "mfa_required", challenge: await this.#mfa.createChallenge(user.id) };
+    const challenge = await this.#mfa.createChallenge(user);
+    if (challenge !== null) return { kind: "mfa_required", challenge };
     return { kind: "tokens", tokens: await this.#openSession(user, PASSWORD_AMR, context) };
   }
 

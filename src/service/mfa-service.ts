@@ -1,16 +1,19 @@
-import { createHash, randomBytes, randomInt, randomUUID } from "node:crypto";
+import { createHash, createHmac, randomBytes, randomInt, randomUUID } from "node:crypto";
 import { Secret, TOTP } from "otpauth";
 import QRCode from "qrcode";
 import { addSeconds, type Clock } from "../core/clock.js";
 import { fail } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
 import { deriveKey, open, seal } from "../core/secret-box.js";
-import type { RecoveryCodeRecord, Store, TotpRecord } from "../store/store.js";
+import type { RecoveryCodeRecord, Store, TotpRecord, UserRecord } from "../store/store.js";
+import type { AccountMail } from "./account-mail.js";
 import type { AuditDetails, AuditSubject, AuditTrail, MfaFailureReason } from "./audit-trail.js";
 import type { Principal } from "./auth-service.js";
 import { checkPasswordText } from "./credential-policy.js";
 import { developmentSecret } from "./key-ring.js";
 import type { PasswordHasher } from "./password-hasher.js";
 import type { RequestContext } from "./request-context.js";
+import type { SessionRevocations } from "./session-revocations.js";
 
 /** TOTP parameters (RFC 6238): what every authenticator app supports. */
 export const TOTP_PARAMETERS = Object.freeze({
@@ -26,8 +29,14 @@ export const TOTP_PARAMETERS = Object.freeze({
 /** How long an `mfa_token` works: 5 min, in seconds. */
 export const MFA_TOKEN_TTL_SECONDS = 5 * 60;
 
-/** Wrong codes given with one `mfa_token` before it is void. */
+/** Answers (codes or recovery codes) one `mfa_token` takes; each is counted before it is checked. */
 export const MFA_TOKEN_MAX_ATTEMPTS = 5;
+
+/**
+ * Second-factor answers in a row, wrong or unfinished, after which the second step of a login is
+ * locked, until the password is changed or reset or an operator resets the second factor.
+ */
+export const MFA_MAX_FAILURES = 10;
 
 /** Recovery codes handed out when TOTP is confirmed. */
 export const RECOVERY_CODE_COUNT = 10;
@@ -38,11 +47,17 @@ const MFA_PURPOSE = "mfa";
 /** Prefix of the token of an MFA login; 32 random bytes in base64url follow. */
 const MFA_TOKEN = /^tsm_[A-Za-z0-9_-]{43}$/;
 
+/** Symbols of a recovery code: 16 of 5 bits each, 80 bits. */
+const RECOVERY_CODE_SYMBOLS = 16;
+
 /** Letters and digits of recovery codes: no 0/o, 1/l look-alikes (32 symbols, 5 bits each). */
 const RECOVERY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789";
 
 /** Key-derivation purpose of the key sealing TOTP secrets. */
 const SEALING_PURPOSE = "totp-secret-encryption";
+
+/** Key-derivation purpose of the key of recovery codes' digests. */
+const RECOVERY_PURPOSE = "recovery-code-digest";
 
 /** A six-digit code, as the routes' schemas also require. */
 export const TOTP_CODE_PATTERN = "^[0-9]{6}$";
@@ -76,13 +91,23 @@ export interface MfaServiceDependencies {
   readonly audit: AuditTrail;
   /** Server secret, or `null` in development mode (the key ring's development secret is used). */
   readonly secret: string | null;
-  /** Names the account in authenticator apps (the issuer URL's host). */
+  /** Names the account in authenticator apps (the issuer URL's host name). */
   readonly issuer: string;
+  readonly logger: Logger;
+  /** Ends the other sessions when TOTP is turned on. */
+  readonly revocations: SessionRevocations;
+  /** Tells the user of changes to the second factor, when the address is verified. */
+  readonly mail: AccountMail;
 }
 
-/** SHA-256 of a token or a normalized recovery code, in hex: what the store keeps. */
+/** SHA-256 of a token or of the state it is bound to, in hex: what the store keeps. */
 function digestOf(value: string): string {
   return createHash("sha256").update(value).digest("hex");
+}
+
+/** HMAC-SHA256 of a normalized recovery code under the server's recovery-code key, in hex: what the store keeps. */
+function recoveryDigest(key: Buffer, code: string): string {
+  return createHmac("sha256", key).update(normalizeRecoveryCode(code)).digest("hex");
 }
 
 /** A recovery code as compared: lower case, without the separators and spaces people type. */
@@ -90,20 +115,40 @@ function normalizeRecoveryCode(code: string): string {
   return code.toLowerCase().replace(/[\s-]/g, "");
 }
 
-/** A new recovery code, `xxxx-xxxx-xx`: 50 random bits. */
+/** A new recovery code, `xxxx-xxxx-xxxx-xxxx`: 80 random bits. */
 function newRecoveryCode(): string {
   let code = "";
-  for (let i = 0; i < 10; i += 1) code += RECOVERY_ALPHABET[randomInt(RECOVERY_ALPHABET.length)];
-  return `${code.slice(0, 4)}-${code.slice(4, 8)}-${code.slice(8)}`;
+  for (let i = 0; i < RECOVERY_CODE_SYMBOLS; i += 1) code += RECOVERY_ALPHABET[randomInt(RECOVERY_ALPHABET.length)];
+  return code.match(/.{4}/g)!.join("-");
 }
 
-/** The account name authenticator apps show: the issuer's host, else the issuer as given. */
-function issuerLabel(issuer: string): string {
+/**
+ * The issuer authenticator apps show: the issuer URL's host name (no port: a `:` would split the
+ * `otpauth://` label), else the issuer as given without colons.
+ */
+export function issuerLabel(issuer: string): string {
   try {
-    return new URL(issuer).host || issuer;
+    const hostname = new URL(issuer).hostname;
+    if (hostname) return hostname;
   } catch {
-    return issuer;
+    // Not a URL: used as given.
   }
+  return issuer.replaceAll(":", "");
+}
+
+/**
+ * What an `mfa_token` is bound to: the user's password hash, disabled mark and TOTP credential.
+ * A password change or reset, disabling, or a reset or new enrolment of TOTP voids the token.
+ */
+function mfaBindingOf(user: UserRecord, credential: TotpRecord): string {
+  return digestOf(
+    JSON.stringify([
+      user.passwordHash,
+      user.disabledAt?.toISOString() ?? null,
+      credential.confirmedAt?.toISOString() ?? null,
+      credential.secretSealed,
+    ]),
+  );
 }
 
 /**
@@ -118,7 +163,13 @@ export class MfaService {
   readonly #audit: AuditTrail;
   readonly #secret: string | null;
   readonly #issuer: string;
+  readonly #logger: Logger;
+  readonly #revocations: SessionRevocations;
+  readonly #mail: AccountMail;
   #sealingKey: Promise<Buffer> | null = null;
+  #recoveryKey: Promise<Buffer> | null = null;
+  /** Users whose unreadable secret was logged already (once each per process). */
+  readonly #unreadableLogged = new Set<string>();
 
   constructor(deps: MfaServiceDependencies) {
     this.#store = deps.store;
@@ -127,6 +178,9 @@ export class MfaService {
     this.#audit = deps.audit;
     this.#secret = deps.secret;
     this.#issuer = issuerLabel(deps.issuer);
+    this.#logger = deps.logger;
+    this.#revocations = deps.revocations;
+    this.#mail = deps.mail;
   }
 
   /** Whether the user has TOTP on (confirmed). */
@@ -153,7 +207,8 @@ export class MfaService {
 
   /**
    * Turns TOTP on with a code from the pending secret and returns new recovery codes (shown once,
-   * stored hashed, replacing any earlier ones). Records `mfa_enabled`. Throws `invalid_request`
+   * stored hashed, replacing any earlier ones). Every other session of the user ends (they were
+   * opened without the second factor); the mail tells the user. Records `mfa_enabled`. Throws `invalid_request`
    * when no enrolment is pending, `invalid_mfa_code` for a wrong code.
    */
   async confirmTotp(principal: Principal, code: string, context: RequestContext): Promise<string[]> {
@@ -165,23 +220,34 @@ export class MfaService {
     if (step === null) fail("invalid_mfa_code", "the code is wrong");
     const now = this.#clock.now();
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
+    const recoveryKey = await this.#recoveryCodeKey();
     const records: RecoveryCodeRecord[] = codes.map((value) => ({
       id: randomUUID(),
       userId: user.id,
-      codeHash: digestOf(normalizeRecoveryCode(value)),
+      codeHash: recoveryDigest(recoveryKey, value),
       createdAt: now,
       usedAt: null,
     }));
     // Only the secret whose code was checked: an enrolment restarted meanwhile is not confirmed.
     if (!(await this.#store.confirmTotp(user.id, credential.secretSealed, step, now, records)))
       fail("invalid_request", "the TOTP enrolment changed meanwhile; start again");
-    await this.#audit.record("mfa_enabled", context, { userId: user.id, sessionId: principal.sessionId });
+    const revoked = await this.#revocations.revokeUserSessions(user.id, "mfa_enabled", principal.sessionId);
+    await this.#audit.record(
+      "mfa_enabled",
+      context,
+      { userId: user.id, sessionId: principal.sessionId },
+      { sessionsRevoked: revoked.length },
+    );
+    await this.#mail.notify(user.id, {
+      subject: "Two-step login turned on",
+      text: "Logins to your account now need a code from your authenticator app, and every other session was ended.\n\nIf you did not do this, change your password at once.\n",
+    });
     return codes;
   }
 
   /**
    * Turns TOTP off, keeping nothing of the secret nor the recovery codes, after a current code or
-   * the password; other sessions stay open. Records `mfa_disabled`. Throws `invalid_request` when
+   * the password; other sessions stay open; the mail tells the user. Records `mfa_disabled`. Throws `invalid_request` when
    * TOTP is neither on nor pending, `invalid_mfa_code` for a wrong or used code,
    * `invalid_credentials` for a wrong password.
    */
@@ -199,17 +265,26 @@ export class MfaService {
       if (step === null || !(await this.#store.acceptTotpStep(user.id, step)))
         fail("invalid_mfa_code", "the code is wrong");
     }
-    await this.#remove(credential, context, { userId: user.id, sessionId: principal.sessionId });
+    if (await this.#remove(credential, context, { userId: user.id, sessionId: principal.sessionId }))
+      await this.#mail.notify(user.id, {
+        subject: "Two-step login turned off",
+        text: "Logins to your account no longer need a code from your authenticator app.\n\nIf you did not do this, change your password at once and turn it on again.\n",
+      });
   }
 
   /**
    * Turns a user's TOTP off for an operator (the user lost the authenticator and the recovery
    * codes): removes the credential, also a pending one, and the recovery codes. Records
-   * `mfa_disabled` with `by` when TOTP was on; returns whether it was.
+   * `mfa_disabled` with `by` and mails the user when TOTP was on; returns whether it was.
    */
   async resetTotp(userId: string, by: string, context: RequestContext): Promise<boolean> {
     const credential = await this.#store.findTotp(userId);
-    return credential !== null && this.#remove(credential, context, { userId }, { by });
+    if (credential === null || !(await this.#remove(credential, context, { userId }, { by }))) return false;
+    await this.#mail.notify(userId, {
+      subject: "Two-step login turned off",
+      text: "An operator turned off two-step login for your account and ended every session. Log in with your password and turn it on again.\n\nIf you did not ask for this, change your password at once.\n",
+    });
+    return true;
   }
 
   /** Of `userIds`, those with TOTP on. */
@@ -217,21 +292,32 @@ export class MfaService {
     return new Set(userIds.length === 0 ? [] : await this.#store.findTotpUserIds(userIds));
   }
 
-  /** Issues the token of a login's second step for a user whose password was right. */
-  async createChallenge(userId: string): Promise<MfaChallenge> {
+  /**
+   * Issues the token of a login's second step for a user whose password was right, bound to the
+   * user's password hash, disabled mark and TOTP credential (a change to any of them voids it);
+   * `null` when the user's TOTP is not on, so the password alone logs in.
+   */
+  async createChallenge(user: UserRecord): Promise<MfaChallenge | null> {
+    const credential = await this.#store.findTotp(user.id);
+    if (!credential || credential.confirmedAt === null) return null;
     const mfaToken = `tsm_${randomBytes(32).toString("base64url")}`;
     const now = this.#clock.now();
     await this.#store.createOneTimeToken({
       id: randomUUID(),
-      userId,
+      userId: user.id,
       purpose: MFA_PURPOSE,
       tokenHash: digestOf(mfaToken),
-      boundTo: userId,
+      boundTo: mfaBindingOf(user, credential),
       createdAt: now,
       expiresAt: addSeconds(now, MFA_TOKEN_TTL_SECONDS),
       usedAt: null,
     });
     return { mfaToken, expiresIn: MFA_TOKEN_TTL_SECONDS };
+  }
+
+  /** Voids every pending `mfa_token` of the user. */
+  async voidChallenges(userId: string): Promise<void> {
+    await this.#store.voidOneTimeTokens(userId, MFA_PURPOSE, this.#clock.now());
   }
 
   /** The user an unused, unexpired `mfa_token` was issued to, or `null`; changes nothing. */
@@ -242,10 +328,14 @@ export class MfaService {
   }
 
   /**
-   * Checks the second factor of a login and uses the `mfa_token` up; returns the user's id. A
-   * wrong code counts against the token, void after {@link MFA_TOKEN_MAX_ATTEMPTS}. Records
-   * `recovery_code_used`, or `mfa_login_failed` with the reason. Throws `mfa_login_invalid` for
-   * a wrong, used or replayed code, and for a token that is malformed, unknown, used or expired.
+   * Checks the second factor of a login and uses the `mfa_token` up; returns the user's id. Each
+   * answer is counted before it is checked: against the token (void after
+   * {@link MFA_TOKEN_MAX_ATTEMPTS}) and against the user ({@link MFA_MAX_FAILURES} in a row lock
+   * the second step; `mfa_locked` is recorded and mailed once). Records `recovery_code_used`, or
+   * `mfa_login_failed` with the reason. Throws `mfa_login_invalid` for a wrong, used or replayed
+   * code, a locked second step, and for a token that is malformed, unknown, used, expired, spent
+   * or issued before a change to the password, the disabled mark or the TOTP credential;
+   * `mfa_unavailable` when the secret cannot be read.
    */
   async verifyChallenge(mfaToken: string, proof: MfaProof, context: RequestContext): Promise<string> {
     const refuse = async (reason: MfaFailureReason, userId: string | null): Promise<never> => {
@@ -254,30 +344,54 @@ export class MfaService {
     };
     const now = this.#clock.now();
     const tokenHash = digestOf(mfaToken);
-    const token = MFA_TOKEN.test(mfaToken) ? await this.#store.findOneTimeToken(tokenHash, MFA_PURPOSE, now) : null;
+    // The attempt is taken before anything is checked: racing answers cannot pass the cap.
+    const token = MFA_TOKEN.test(mfaToken)
+      ? await this.#store.reserveOneTimeTokenAttempt(tokenHash, MFA_PURPOSE, MFA_TOKEN_MAX_ATTEMPTS, now)
+      : null;
     if (!token) return refuse("unknown_mfa_token", null);
     const userId = token.userId;
+    const user = await this.#store.findUserById(userId);
+    if (!user || user.disabledAt) return refuse("user_disabled", userId);
+    const credential = await this.#store.findTotp(userId);
+    if (!credential || credential.confirmedAt === null) return refuse("totp_off", userId);
+    if (mfaBindingOf(user, credential) !== token.boundTo) return refuse("stale_mfa_token", userId);
+    // A secret that cannot be read checks no code, so it counts against nothing of the user's.
+    if ("code" in proof) await this.#unseal(credential);
+    const answers = await this.#store.reserveTotpAttempt(userId, MFA_MAX_FAILURES);
+    if (answers === null) return refuse("mfa_locked", userId);
     const wrong = async (reason: MfaFailureReason): Promise<never> => {
-      await this.#store.recordOneTimeTokenFailure(tokenHash, MFA_PURPOSE, MFA_TOKEN_MAX_ATTEMPTS, now);
+      if (answers === MFA_MAX_FAILURES) await this.#locked(userId, context);
       return refuse(reason, userId);
     };
-    const user = await this.#store.findUserById(userId);
-    if (!user || user.disabledAt) return wrong("user_disabled");
-    const credential = await this.#store.findTotp(userId);
-    if (!credential || credential.confirmedAt === null) return wrong("totp_off");
     if ("recoveryCode" in proof) {
-      const codeHash = digestOf(normalizeRecoveryCode(proof.recoveryCode));
+      const codeHash = recoveryDigest(await this.#recoveryCodeKey(), proof.recoveryCode);
       if (!(await this.#store.useRecoveryCode(userId, codeHash, now))) return wrong("wrong_recovery_code");
+      await this.#store.clearTotpFailures(userId);
       await this.#audit.record("recovery_code_used", context, { userId });
+      const left = await this.#store.countUnusedRecoveryCodes(userId);
+      await this.#mail.notify(userId, {
+        subject: "A recovery code was used",
+        text: `A recovery code was used to log in to your account; ${left} of them ${left === 1 ? "is" : "are"} left.\n\nIf this was not you, change your password at once.\n`,
+      });
     } else {
       const step = await this.#stepOf(credential, user.username, proof.code);
       if (step === null) return wrong("wrong_code");
       if (!(await this.#store.acceptTotpStep(userId, step))) return wrong("replayed_code");
+      await this.#store.clearTotpFailures(userId);
     }
     // Of racing completions with the same token, one opens a session.
     if (!(await this.#store.consumeOneTimeToken(tokenHash, MFA_PURPOSE, now)))
       return refuse("unknown_mfa_token", userId);
     return userId;
+  }
+
+  /** The second step of the user just locked: records `mfa_locked` and tells the user. */
+  async #locked(userId: string, context: RequestContext): Promise<void> {
+    await this.#audit.record("mfa_locked", context, { userId });
+    await this.#mail.notify(userId, {
+      subject: "Logins to your account are locked",
+      text: `Someone who knows your password has tried ${MFA_MAX_FAILURES} wrong codes in a row, so logins to your account are locked. Change your password (or reset it from the login page) to unlock them.\n`,
+    });
   }
 
   /** Deletes the credential and recovery codes; records `mfa_disabled` and returns true when TOTP was on. */
@@ -295,13 +409,28 @@ export class MfaService {
   /** The time step of `code` under the credential's secret within the window, or `null`. */
   async #stepOf(credential: TotpRecord, username: string, code: string): Promise<number | null> {
     if (!/^[0-9]{6}$/.test(code)) return null;
-    const secret = Secret.fromBase32(
-      open(await this.#key(), credential.secretSealed, this.#context(credential.userId)),
-    );
+    const secret = Secret.fromBase32(await this.#unseal(credential));
     const totp = this.#totp(secret, username);
     const timestamp = this.#clock.now().getTime();
     const delta = totp.validate({ token: code, timestamp, window: TOTP_PARAMETERS.windowSteps });
     return delta === null ? null : totp.counter({ timestamp }) + delta;
+  }
+
+  /** The credential's secret in base32; `mfa_unavailable` when it does not open (the server secret changed). */
+  async #unseal(credential: TotpRecord): Promise<string> {
+    const key = await this.#key();
+    try {
+      return open(key, credential.secretSealed, this.#context(credential.userId));
+    } catch {
+      if (!this.#unreadableLogged.has(credential.userId)) {
+        this.#unreadableLogged.add(credential.userId);
+        this.#logger.error(
+          { userId: credential.userId },
+          "a TOTP secret cannot be unsealed (TESSERA_SECRET changed?): an operator must reset this user's second factor",
+        );
+      }
+      return fail("mfa_unavailable", "the second factor cannot be read; an operator must reset it");
+    }
   }
 
   #totp(secret: Secret, username: string): TOTP {
@@ -321,12 +450,23 @@ export class MfaService {
   }
 
   #key(): Promise<Buffer> {
-    this.#sealingKey ??= (async () =>
-      deriveKey(this.#secret ?? (await developmentSecret(this.#store)), SEALING_PURPOSE))().catch((error: unknown) => {
+    this.#sealingKey ??= this.#derive(SEALING_PURPOSE).catch((error: unknown) => {
       // A database that did not answer is asked again next time.
       this.#sealingKey = null;
       throw error;
     });
     return this.#sealingKey;
+  }
+
+  #recoveryCodeKey(): Promise<Buffer> {
+    this.#recoveryKey ??= this.#derive(RECOVERY_PURPOSE).catch((error: unknown) => {
+      this.#recoveryKey = null;
+      throw error;
+    });
+    return this.#recoveryKey;
+  }
+
+  async #derive(purpose: string): Promise<Buffer> {
+    return deriveKey(this.#secret ?? (await developmentSecret(this.#store)), purpose);
   }
 }

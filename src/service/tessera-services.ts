@@ -77,7 +77,6 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
     config.smtpUrl !== null && config.mailFrom !== null ? createSmtpMailer(config.smtpUrl, config.mailFrom) : null;
   const keys = await SigningKeys.load(config, { store, clock, logger, audit }, deps.electSigningKey ?? true);
   const revocations = new SessionRevocations(store, clock, logger, config.accessTokenTtlSeconds);
-  const mfa = new MfaService({ store, clock, hasher, audit, secret: config.secret, issuer: config.issuer });
   const mail = new AccountMail({
     store,
     clock,
@@ -85,6 +84,17 @@ export async function createServices(deps: ServicesDependencies): Promise<Tesser
     mailer,
     issuer: config.issuer,
     logLinks: config.developmentMode,
+  });
+  const mfa = new MfaService({
+    store,
+    clock,
+    hasher,
+    audit,
+    secret: config.secret,
+    issuer: config.issuer,
+    logger,
+    revocations,
+    mail,
   });
   const auth = await AuthService.create({ store, config, clock, hasher, keys, revocations, audit, logger, mfa, mail });
   const account = new AccountService({ store, clock, hasher, revocations, audit, logger, mail });

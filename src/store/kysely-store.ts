@@ -429,12 +429,17 @@ export class KyselyStore implements Store {
   }
 
   setPasswordHash(id: string, passwordHash: string, expectedHash?: string): Promise<boolean> {
-    return this.#run(async () => {
-      let update = this.#db.updateTable("users").set({ password_hash: passwordHash }).where("id", "=", id);
-      if (expectedHash !== undefined) update = update.where("password_hash", "=", expectedHash);
-      const result = await update.executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    });
+    return this.#run(() =>
+      this.#transaction(async (trx) => {
+        let update = trx.updateTable("users").set({ password_hash: passwordHash }).where("id", "=", id);
+        if (expectedHash !== undefined) update = update.where("password_hash", "=", expectedHash);
+        const result = await update.executeTakeFirst();
+        if (result.numUpdatedRows === 0n) return false;
+        // A new password ends a lock of the second step: whoever guessed codes knew the old one.
+        await trx.updateTable("totp_credentials").set({ failures: 0 }).where("user_id", "=", id).execute();
+        return true;
+      }),
+    );
   }
 
   deleteUser(id: string, now: Date): Promise<boolean> {
@@ -1096,24 +1101,30 @@ export class KyselyStore implements Store {
     });
   }
 
-  recordOneTimeTokenFailure(tokenHash: string, purpose: string, maxAttempts: number, now: Date): Promise<boolean> {
+  reserveOneTimeTokenAttempt(
+    tokenHash: string,
+    purpose: string,
+    maxAttempts: number,
+    now: Date,
+  ): Promise<OneTimeTokenRecord | null> {
     return this.#run(async () => {
-      const result = await this.#db
+      // The single check-and-act: an answer is checked only after its attempt is counted.
+      const reserved = await this.#db
         .updateTable("one_time_tokens")
         .set((eb) => ({ attempts: eb("attempts", "+", 1) }))
         .where("token_hash", "=", tokenHash)
         .where("purpose", "=", purpose)
         .where("used_at", "is", null)
+        .where("expires_at", ">", this.#ts(now))
+        .where("attempts", "<", maxAttempts)
         .executeTakeFirst();
-      // Counting is atomic and only ever grows: whichever failure reaches the limit voids the token.
-      await this.#db
-        .updateTable("one_time_tokens")
-        .set({ used_at: this.#ts(now) })
+      if (reserved.numUpdatedRows === 0n) return null;
+      const row = await this.#db
+        .selectFrom("one_time_tokens")
+        .selectAll()
         .where("token_hash", "=", tokenHash)
-        .where("used_at", "is", null)
-        .where("attempts", ">=", maxAttempts)
-        .execute();
-      return result.numUpdatedRows > 0n;
+        .executeTakeFirst();
+      return row ? toOneTimeToken(row) : null;
     });
   }
 
@@ -1131,6 +1142,7 @@ export class KyselyStore implements Store {
         createdAt: toDate(row.created_at),
         confirmedAt: toNullableDate(row.confirmed_at),
         lastStep: row.last_step === null ? null : Number(row.last_step),
+        failures: Number(row.failures),
       };
     });
   }
@@ -1232,6 +1244,34 @@ export class KyselyStore implements Store {
         return deleted.numDeletedRows > 0n;
       }),
     );
+  }
+
+  reserveTotpAttempt(userId: string, maxFailures: number): Promise<number | null> {
+    return this.#run(() =>
+      this.#transaction(async (trx) => {
+        // The check-and-act: the count only grows through this update, so racing answers cannot pass the cap.
+        const reserved = await trx
+          .updateTable("totp_credentials")
+          .set((eb) => ({ failures: eb("failures", "+", 1) }))
+          .where("user_id", "=", userId)
+          .where("confirmed_at", "is not", null)
+          .where("failures", "<", maxFailures)
+          .executeTakeFirst();
+        if (reserved.numUpdatedRows === 0n) return null;
+        const row = await trx
+          .selectFrom("totp_credentials")
+          .select("failures")
+          .where("user_id", "=", userId)
+          .executeTakeFirst();
+        return row ? Number(row.failures) : null;
+      }),
+    );
+  }
+
+  clearTotpFailures(userId: string): Promise<void> {
+    return this.#run(async () => {
+      await this.#db.updateTable("totp_credentials").set({ failures: 0 }).where("user_id", "=", userId).execute();
+    });
   }
 
   useRecoveryCode(userId: string, codeHash: string, now: Date): Promise<boolean> {

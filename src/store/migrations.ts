@@ -221,8 +221,9 @@ function accounts(kind: StoreKind): Migration {
 }
 
 // A second factor: each user's TOTP secret (sealed by the service; pending until confirmed) with
-// the last time step a code was accepted for, so no code is accepted twice; single-use recovery
-// codes by their SHA-256; the methods each session was opened with (sessions opened before were
+// the last time step a code was accepted for, so no code is accepted twice, and the count of wrong
+// answers in a row that locks the second step; single-use recovery codes by their keyed digest,
+// unique per user; the methods each session was opened with (sessions opened before were
 // password logins); and a count of wrong answers on one-time tokens, which void an MFA login's
 // token at a limit.
 function totp(kind: StoreKind): Migration {
@@ -237,16 +238,22 @@ function totp(kind: StoreKind): Migration {
         .addColumn("created_at", ts, (c) => c.notNull())
         .addColumn("confirmed_at", ts)
         .addColumn("last_step", "bigint")
+        .addColumn("failures", "integer", (c) => c.notNull().defaultTo(0))
         .execute();
       await db.schema
         .createTable("recovery_codes")
         .addColumn("id", id, (c) => c.primaryKey())
         .addColumn("user_id", id, (c) => c.notNull().references("users.id").onDelete("cascade"))
-        .addColumn("code_hash", "varchar(64)", (c) => c.notNull().unique())
+        .addColumn("code_hash", "varchar(64)", (c) => c.notNull())
         .addColumn("created_at", ts, (c) => c.notNull())
         .addColumn("used_at", ts)
         .execute();
-      await db.schema.createIndex("recovery_codes_user_id_idx").on("recovery_codes").column("user_id").execute();
+      await db.schema
+        .createIndex("recovery_codes_user_code_idx")
+        .on("recovery_codes")
+        .columns(["user_id", "code_hash"])
+        .unique()
+        .execute();
       await db.schema
         .alterTable("sessions")
         .addColumn("amr", `varchar(${LIMITS.amr})`, (c) => c.notNull().defaultTo("pwd"))

@@ -44,9 +44,11 @@ export interface TotpCredentialsTable {
   confirmed_at: TimestampColumn | null;
   /** The latest time step a code was accepted for (RFC 6238 T); null before any. */
   last_step: ColumnType<number | string | null, number | null, number | null>;
+  /** Second-factor answers in a row not followed by a right one; locked at a limit. */
+  failures: ColumnType<number, number | undefined, number>;
 }
 
-/** Row of `recovery_codes`: one single-use recovery code, by its SHA-256. */
+/** Row of `recovery_codes`: one single-use recovery code, by its keyed digest (HMAC-SHA256). */
 export interface RecoveryCodesTable {
   id: string;
   user_id: string;

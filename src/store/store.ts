@@ -95,9 +95,14 @@ export interface TotpRecord {
   readonly confirmedAt: Date | null;
   /** The latest RFC 6238 time step a code was accepted for; `null` before any. */
   readonly lastStep: number | null;
+  /**
+   * Second-factor answers in a row not followed by a right one (counted before each is checked);
+   * the second step is locked at a limit, until a password change or an operator's reset.
+   */
+  readonly failures: number;
 }
 
-/** A single-use recovery code, as stored: only its SHA-256. */
+/** A single-use recovery code, as stored: only its keyed digest (HMAC-SHA256). */
 export interface RecoveryCodeRecord {
   readonly id: string;
   readonly userId: string;
@@ -250,7 +255,8 @@ export interface Store {
   /**
    * Replaces a user's password hash; `false` when there is no such user, or, given `expectedHash`,
    * when the stored hash is no longer that one (one conditional update: of two racing changes
-   * made from the same hash, one wins).
+   * made from the same hash, one wins). Clears the user's count of wrong second-factor answers
+   * (see {@link TotpRecord.failures}) in the same transaction.
    */
   setPasswordHash(id: string, passwordHash: string, expectedHash?: string): Promise<boolean>;
   /**
@@ -390,11 +396,17 @@ export interface Store {
   /** The unused, unexpired token of `purpose` with this hash, or `null`; changes nothing. */
   findOneTimeToken(tokenHash: string, purpose: string, now: Date): Promise<OneTimeTokenRecord | null>;
   /**
-   * Counts a wrong answer given with the unused token of `purpose` with this hash, and uses the
-   * token up at `now` when this makes `maxAttempts` (the count grows atomically); `false` when there
-   * is no such unused token.
+   * Reserves one answer on the unused, unexpired token of `purpose` with this hash, before the
+   * answer is checked, as one conditional update (`attempts = attempts + 1` while fewer than
+   * `maxAttempts`), and returns the token; `null` when there is no such token or its attempts are
+   * spent (of racing calls, at most `maxAttempts` in all ever get it).
    */
-  recordOneTimeTokenFailure(tokenHash: string, purpose: string, maxAttempts: number, now: Date): Promise<boolean>;
+  reserveOneTimeTokenAttempt(
+    tokenHash: string,
+    purpose: string,
+    maxAttempts: number,
+    now: Date,
+  ): Promise<OneTimeTokenRecord | null>;
 
   /** The user's TOTP credential, pending or confirmed, or `null`. */
   findTotp(userId: string): Promise<TotpRecord | null>;
@@ -426,7 +438,15 @@ export interface Store {
   /** Deletes the user's TOTP credential and recovery codes; `false` when there was no credential. */
   deleteTotp(userId: string): Promise<boolean>;
   /**
-   * Uses the user's unused recovery code with this SHA-256 at `now`, as one conditional update;
+   * Counts one second-factor answer of the user, before it is checked, as one conditional update
+   * (`failures = failures + 1` while fewer than `maxFailures`), and returns the new count; `null`
+   * when the user has no confirmed TOTP or the count is at `maxFailures` (locked).
+   */
+  reserveTotpAttempt(userId: string, maxFailures: number): Promise<number | null>;
+  /** Clears the user's count of second-factor answers in a row (a right answer was given). */
+  clearTotpFailures(userId: string): Promise<void>;
+  /**
+   * Uses the user's unused recovery code with this digest at `now`, as one conditional update;
    * `false` when there is none (unknown, another user's, or used, also by a racing call).
    */
   useRecoveryCode(userId: string, codeHash: string, now: Date): Promise<boolean>;

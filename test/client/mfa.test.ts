@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createAuthClient, isAuthClientError, memoryStorage } from "../../src/client/index.js";
 import { registerAndLogin, type RunningServer, startServer } from "../support/server.js";
+import { recordingFetch } from "./recording-fetch.js";
 import { claimsOf, totpCodeOf } from "../support/totp.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -61,5 +62,30 @@ describe("AuthClient and TOTP", () => {
     const plain = clientFor();
     await plain.login("two-factor", PASSWORD);
     assert.deepEqual(claimsOf((await plain.getAccessToken())!).amr, ["pwd"]);
+  });
+
+  it("tells a wrong password on turning TOTP off from a session the server no longer takes", async () => {
+    await registerAndLogin(server.url, "two-factor-off");
+    // The server refuses the bearer token on this route even after the refresh (a session revoked meanwhile).
+    const network = recordingFetch((request) =>
+      request.method === "DELETE" && new URL(request.url).pathname === "/auth/mfa/totp"
+        ? new Response(JSON.stringify({ error: "invalid_token", error_description: "The access token was revoked." }), {
+            status: 401,
+            headers: { "content-type": "application/json", "www-authenticate": 'Bearer error="invalid_token"' },
+          })
+        : request,
+    );
+    const client = createAuthClient({ baseUrl: server.url, storage: memoryStorage(), fetch: network.fetch });
+    await client.login("two-factor-off", PASSWORD);
+    await assert.rejects(client.disableTotp({ password: PASSWORD }), (error) =>
+      isAuthClientError(error, "not_authenticated"),
+    );
+    const owner = clientFor();
+    await owner.login("two-factor-off", PASSWORD);
+    const enrolment = await owner.enrollTotp();
+    await owner.confirmTotp(totpCodeOf(enrolment.uri));
+    await assert.rejects(owner.disableTotp({ password: "not the password" }), (error) =>
+      isAuthClientError(error, "invalid_credentials"),
+    );
   });
 });

@@ -3,10 +3,11 @@ import { createServer as createNetServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { createServer } from "../../src/http/server.js";
-import { accountDelaySeconds } from "../../src/http/rate-limits.js";
+import { TesseraError } from "../../src/core/errors.js";
+import { accountDelaySeconds, RateLimits } from "../../src/http/rate-limits.js";
 import { createArgon2Hasher, type PasswordHasher } from "../../src/service/password-hasher.js";
 import { registerAndLogin, type RunningServer, startServer } from "../support/server.js";
-import { serviceFixture } from "../support/service.js";
+import { serviceFixture, silentLogger } from "../support/service.js";
 
 const PASSWORD = "correct horse battery staple";
 
@@ -51,6 +52,38 @@ describe("accountDelaySeconds()", () => {
     const delays = [0, 4, 5, 6, 7, 8, 20, 100].map((failures) => accountDelaySeconds(failures, 5, 900));
     assert.deepEqual(delays, [0, 0, 1, 2, 4, 8, 900, 900]);
     assert.equal(accountDelaySeconds(50, 0, 900), 0);
+  });
+});
+
+describe("RateLimits.login() under concurrency", () => {
+  it("counts each attempt against the account before it runs: 40 parallel ones from 40 IPs do not all get through", async () => {
+    const limits = RateLimits.open(
+      {
+        rateLimitPerMinute: 30,
+        ipLoginFailuresPerHour: 30,
+        accountFailuresBeforeDelay: 5,
+        accountMaxDelaySeconds: 900,
+      },
+      { redisUrl: null, logger: silentLogger },
+    );
+    let ran = 0;
+    const wrong = async () => {
+      ran += 1;
+      await sleep(20);
+      throw new TesseraError("mfa_login_invalid", "wrong");
+    };
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) => limits.login(`203.0.113.${i}`, "mfa:someone", wrong)),
+    );
+    const codes = outcomes.map((outcome) =>
+      outcome.status === "rejected" ? (outcome.reason as TesseraError).code : "ok",
+    );
+    assert.equal(ran, 6, "five free, then one per window");
+    assert.equal(codes.filter((code) => code === "rate_limited").length, 34);
+    // A success is refunded: one after another never slows an account down.
+    for (let i = 0; i < 8; i += 1)
+      assert.equal(await limits.login(`198.51.100.${i}`, "mfa:another", () => Promise.resolve("in")), "in");
+    await limits.close();
   });
 });
 

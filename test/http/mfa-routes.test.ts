@@ -4,9 +4,14 @@ import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { createServer, type ServerOptions } from "../../src/http/server.js";
 import { temporaryDirectory } from "../support/server.js";
+import { createTestDatabase, storesUnderTest } from "../support/databases.js";
+import { serviceFixture } from "../support/service.js";
+import { URI } from "otpauth";
 import { claimsOf, totpCodeOf } from "../support/totp.js";
 
 const PASSWORD = "correct horse battery staple";
+// Unreachable database servers skip, except on CI.
+const stores = await storesUnderTest();
 const ISSUER = "https://issuer.test";
 
 interface Harness {
@@ -356,5 +361,140 @@ describe("TOTP routes under the login limits", () => {
       code: totpCodeOf(other.uri, 1),
     });
     assert.equal(answer.statusCode, 200, answer.body);
+  });
+});
+
+describe("TOTP routes against guessing", () => {
+  const wrongCodes = (uri: string, count: number, at: Date) => {
+    const taken = new Set([-1, 0, 1, 2].map((steps) => totpCodeOf(uri, steps, at)));
+    const codes: string[] = [];
+    for (let i = 0; codes.length < count; i += 1) {
+      const candidate = String(100_000 + ((i * 7919) % 900_000));
+      if (!taken.has(candidate)) codes.push(candidate);
+    }
+    return codes;
+  };
+
+  // On a networked database the requests interleave most: there a check-then-act would show.
+  for (const { kind, skip } of stores)
+    for (const rateLimitPerMinute of [30, 0]) {
+      it(`checks at most 5 of 100 concurrent wrong codes on one mfa_token from 100 addresses (${kind}, rate limit ${rateLimitPerMinute})`, {
+        skip,
+      }, async () => {
+        const database = await createTestDatabase(kind);
+        const fixture = await serviceFixture({ databaseUrl: database.url });
+        const app = await createServer({ services: fixture.services, rateLimitPerMinute, logger: false });
+        try {
+          const send = (url: string, body: unknown, ip: string, headers: Record<string, string> = {}) =>
+            app.inject({
+              method: "POST",
+              url,
+              remoteAddress: ip,
+              headers: { "content-type": "application/json", ...headers },
+              payload: JSON.stringify(body),
+            });
+          const credentials = { username: "raced", password: PASSWORD };
+          await send("/auth/register", credentials, "10.0.0.1");
+          const bearer = {
+            authorization: `Bearer ${(await send("/auth/login", credentials, "10.0.0.1")).json().access_token}`,
+          };
+          const uri = (await send("/auth/mfa/totp", {}, "10.0.0.1", bearer)).json().uri as string;
+          const now = fixture.clock.now();
+          assert.equal(
+            (await send("/auth/mfa/totp/confirm", { code: totpCodeOf(uri, 0, now) }, "10.0.0.1", bearer)).statusCode,
+            200,
+          );
+          const mfaToken = (await send("/auth/login", credentials, "10.9.9.9")).json().mfa_token as string;
+          const answers = await Promise.all(
+            wrongCodes(uri, 100, now).map((code, i) =>
+              send("/auth/login/mfa", { mfa_token: mfaToken, code }, `10.1.${i >> 8}.${i & 255}`),
+            ),
+          );
+          assert.ok(
+            answers.every((answer) => [401, 429].includes(answer.statusCode)),
+            "each refused",
+          );
+          await fixture.services.audit.flush();
+          const failures = await fixture.services.audit.list({ type: "mfa_login_failed", limit: "200" });
+          const checked = failures.events.filter((event) => event.details?.reason === "wrong_code").length;
+          assert.ok(checked >= 1 && checked <= 5, `${checked} codes were checked`);
+          const late = await send(
+            "/auth/login/mfa",
+            { mfa_token: mfaToken, code: totpCodeOf(uri, 1, now) },
+            "10.2.0.1",
+          );
+          assert.notEqual(late.statusCode, 200, "the token is spent");
+        } finally {
+          await app.close();
+          await fixture.close();
+          await database.drop();
+        }
+      });
+    }
+
+  it("voids an mfa_token issued before the password was changed", async () => {
+    const h = await harness();
+    try {
+      const { credentials, bearer, uri } = await enrolledUser(h);
+      const mfaToken = (await h.request("POST", "/auth/login", credentials)).json().mfa_token as string;
+      const change = await h.request(
+        "POST",
+        "/auth/password",
+        { current_password: PASSWORD, new_password: "a whole new password 123" },
+        bearer,
+      );
+      assert.equal(change.statusCode, 204, change.body);
+      assertError(
+        await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, code: totpCodeOf(uri, 1) }),
+        401,
+        "invalid_grant",
+      );
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("counts unknown mfa_tokens against each client address, not against everyone's", async () => {
+    const h = await harness({ rateLimitPerMinute: 30, accountFailuresBeforeDelay: 2 });
+    try {
+      const unknown = (ip: string) =>
+        h.app.inject({
+          method: "POST",
+          url: "/auth/login/mfa",
+          remoteAddress: ip,
+          headers: { "content-type": "application/json" },
+          payload: JSON.stringify({ mfa_token: `tsm_${"A".repeat(43)}`, code: "123456" }),
+        });
+      for (let i = 1; i <= 4; i += 1) assertError(await unknown(`10.3.0.${i}`), 401, "invalid_grant");
+      const repeated = [];
+      for (let i = 0; i < 4; i += 1) repeated.push(await unknown("10.3.0.9"));
+      assert.deepEqual(
+        repeated.map((answer) => answer.statusCode),
+        [401, 401, 401, 429],
+        "one address is slowed down",
+      );
+      assertError(await unknown("10.3.0.10"), 401, "invalid_grant");
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe("TOTP enrolment under an issuer with a port", () => {
+  it("names the issuer by its host name in the otpauth label and the issuer parameter, so apps parse it back", async () => {
+    const h = await harness({ issuer: "https://issuer.test:8443" });
+    try {
+      const credentials = { username: "ported", password: PASSWORD };
+      await h.request("POST", "/auth/register", credentials);
+      const login = await h.request("POST", "/auth/login", credentials);
+      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
+      const uri = (await h.request("POST", "/auth/mfa/totp", {}, bearer)).json().uri as string;
+      assert.match(uri, /^otpauth:\/\/totp\/issuer\.test:ported\?/);
+      assert.equal(new URL(uri).searchParams.get("issuer"), "issuer.test");
+      const parsed = URI.parse(uri);
+      assert.deepEqual([parsed.issuer, parsed.label], ["issuer.test", "ported"]);
+    } finally {
+      await h.close();
+    }
   });
 });

@@ -1,10 +1,21 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TesseraError } from "../../src/core/errors.js";
-import { MFA_TOKEN_TTL_SECONDS, RECOVERY_CODE_COUNT } from "../../src/service/mfa-service.js";
+import { createHash, createHmac } from "node:crypto";
+import type { Logger } from "../../src/core/logger.js";
+import { deriveKey } from "../../src/core/secret-box.js";
+import { AccountMail } from "../../src/service/account-mail.js";
+import {
+  issuerLabel,
+  MFA_MAX_FAILURES,
+  MFA_TOKEN_TTL_SECONDS,
+  MfaService,
+  RECOVERY_CODE_COUNT,
+} from "../../src/service/mfa-service.js";
 import type { AdminActor } from "../../src/service/admin-service.js";
 import type { RequestContext } from "../../src/service/request-context.js";
-import { countingHasher, type ServiceFixture, serviceFixture } from "../support/service.js";
+import { countingHasher, type ServiceFixture, serviceFixture, silentLogger } from "../support/service.js";
+import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 import { claimsOf, totpCodeOf } from "../support/totp.js";
 
 const context: RequestContext = { ip: "203.0.113.9", userAgent: "test-agent/1.0" };
@@ -66,7 +77,8 @@ describe("MfaService", () => {
       const codes = await fixture.services.mfa.confirmTotp(principal, code(enrolment.uri), context);
       assert.equal(codes.length, RECOVERY_CODE_COUNT);
       assert.equal(new Set(codes).size, RECOVERY_CODE_COUNT);
-      for (const recovery of codes) assert.match(recovery, /^[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{2}$/);
+      for (const recovery of codes)
+        assert.match(recovery, /^[a-km-np-z2-9]{4}(-[a-km-np-z2-9]{4}){3}$/, "16 symbols of 5 bits: 80 bits");
       assert.equal(await fixture.services.mfa.isEnabled(user.id), true);
       const stored = await fixture.store.findTotp(user.id);
       assert.ok(stored && !stored.secretSealed.includes(enrolment.secret), "the secret is sealed at rest");
@@ -342,5 +354,266 @@ describe("MfaService", () => {
       await fixture.services.admin.resetMfa(name);
       assert.deepEqual((await fixture.services.admin.showUser({ id: user.id })).mfa, { totp: false });
     });
+  });
+
+  describe("what an mfa_token is bound to", () => {
+    const admin: AdminActor = { by: "00000000-0000-4000-8000-00000000000b", context };
+
+    it("voids it when the user changes the password", async () => {
+      const { name, uri, principal, user } = await enrolled();
+      const before = await challenge(name);
+      await fixture.services.account.changePassword(principal, PASSWORD, "a whole new password 123", context);
+      await rejectsWith(fixture.service.completeMfaLogin(before, { code: code(uri) }, context), "mfa_login_invalid");
+      await fixture.services.audit.flush();
+      const failures = await fixture.services.audit.list({ user: user.id, type: "mfa_login_failed" });
+      assert.equal(failures.events[0]?.details?.reason, "stale_mfa_token");
+    });
+
+    it("voids it when an operator sets the password", async () => {
+      const { name, uri, user } = await enrolled();
+      const before = await challenge(name);
+      await fixture.services.admin.setPassword({ id: user.id }, "an operator's new password", admin);
+      await rejectsWith(fixture.service.completeMfaLogin(before, { code: code(uri) }, context), "mfa_login_invalid");
+    });
+
+    it("voids it when the user is disabled, also once enabled again", async () => {
+      const { name, uri, user } = await enrolled();
+      const before = await challenge(name);
+      await fixture.services.admin.disableUser({ id: user.id }, admin);
+      await fixture.services.admin.enableUser({ id: user.id }, admin);
+      await rejectsWith(fixture.service.completeMfaLogin(before, { code: code(uri) }, context), "mfa_login_invalid");
+      await fixture.service.completeMfaLogin(await challenge(name), { code: code(uri) }, context);
+    });
+
+    it("voids it when TOTP is reset and enrolled again", async () => {
+      const { name, user } = await enrolled();
+      const before = await challenge(name);
+      await fixture.services.admin.resetMfa({ id: user.id }, admin);
+      const principal = await fixture.service.authenticate(
+        (await fixture.service.login(name, PASSWORD, context)).accessToken,
+      );
+      const enrolment = await fixture.services.mfa.enrollTotp(principal);
+      await fixture.services.mfa.confirmTotp(principal, code(enrolment.uri), context);
+      fixture.clock.advance(30);
+      await rejectsWith(
+        fixture.service.completeMfaLogin(before, { code: code(enrolment.uri) }, context),
+        "mfa_login_invalid",
+      );
+      await fixture.service.completeMfaLogin(await challenge(name), { code: code(enrolment.uri) }, context);
+    });
+  });
+
+  describe("the lock of the second step", () => {
+    const wrongOf = (right: string) => String((Number(right) + 500_000) % 1_000_000).padStart(6, "0");
+
+    /** Gives `count` wrong codes, five per mfa_token. */
+    async function guess(name: string, uri: string, count: number) {
+      let token = await challenge(name);
+      for (let i = 0; i < count; i += 1) {
+        if (i > 0 && i % 5 === 0) token = await challenge(name);
+        await rejectsWith(
+          fixture.service.completeMfaLogin(token, { code: wrongOf(code(uri)) }, context),
+          "mfa_login_invalid",
+        );
+      }
+    }
+
+    it(`locks after ${MFA_MAX_FAILURES} wrong answers in a row over any tokens, records mfa_locked once, until the password changes`, async () => {
+      const { name, uri, user, principal } = await enrolled();
+      await guess(name, uri, MFA_MAX_FAILURES);
+      const token = await challenge(name);
+      await rejectsWith(fixture.service.completeMfaLogin(token, { code: code(uri) }, context), "mfa_login_invalid");
+      await guess(name, uri, 3);
+      await fixture.services.audit.flush();
+      assert.equal((await fixture.services.audit.list({ user: user.id, type: "mfa_locked" })).events.length, 1);
+      const reasons = (await fixture.services.audit.list({ user: user.id, type: "mfa_login_failed" })).events.map(
+        (event) => event.details?.reason,
+      );
+      assert.equal(reasons.filter((reason) => reason === "mfa_locked").length, 4, "refused without a check");
+      assert.equal(reasons.filter((reason) => reason === "wrong_code").length, MFA_MAX_FAILURES);
+      await fixture.services.account.changePassword(principal, PASSWORD, "a whole new password 123", context);
+      const unlocked = await fixture.service.signIn(name, "a whole new password 123", context);
+      assert.equal(unlocked.kind, "mfa_required");
+      if (unlocked.kind === "mfa_required")
+        await fixture.service.completeMfaLogin(unlocked.challenge.mfaToken, { code: code(uri) }, context);
+    });
+
+    it("counts only wrong answers in a row: a right code or a recovery code starts again", async () => {
+      const { name, uri, recoveryCodes } = await enrolled();
+      await guess(name, uri, MFA_MAX_FAILURES - 1);
+      await fixture.service.completeMfaLogin(await challenge(name), { code: code(uri) }, context);
+      fixture.clock.advance(30);
+      await guess(name, uri, MFA_MAX_FAILURES - 1);
+      await fixture.service.completeMfaLogin(await challenge(name), { recoveryCode: recoveryCodes[0]! }, context);
+      await guess(name, uri, MFA_MAX_FAILURES - 1);
+      await fixture.service.completeMfaLogin(await challenge(name), { code: code(uri) }, context);
+    });
+
+    it("is lifted by an operator's reset of the second factor", async () => {
+      const { name, uri, user } = await enrolled();
+      await guess(name, uri, MFA_MAX_FAILURES);
+      await fixture.services.admin.resetMfa({ id: user.id });
+      const principal = await fixture.service.authenticate(
+        (await fixture.service.login(name, PASSWORD, context)).accessToken,
+      );
+      const enrolment = await fixture.services.mfa.enrollTotp(principal);
+      await fixture.services.mfa.confirmTotp(principal, code(enrolment.uri), context);
+      fixture.clock.advance(30);
+      await fixture.service.completeMfaLogin(await challenge(name), { code: code(enrolment.uri) }, context);
+      assert.notEqual(enrolment.uri, uri);
+    });
+  });
+
+  describe("recovery codes and sessions", () => {
+    it("stores recovery codes as an HMAC under a key of the server secret, not a plain digest", async () => {
+      const { user, recoveryCodes } = await enrolled();
+      const stored = await fixture.store.useRecoveryCode(
+        user.id,
+        createHash("sha256").update(recoveryCodes[0]!.replaceAll("-", "")).digest("hex"),
+        fixture.clock.now(),
+      );
+      assert.equal(stored, false, "a plain SHA-256 of the code matches nothing");
+      const key = deriveKey(fixture.services.config.secret!, "recovery-code-digest");
+      const keyed = createHmac("sha256", key).update(recoveryCodes[0]!.replaceAll("-", "")).digest("hex");
+      assert.equal(await fixture.store.useRecoveryCode(user.id, keyed, fixture.clock.now()), true);
+    });
+
+    it("ends every other session when TOTP is turned on, and announces it; the confirming one stays", async () => {
+      const { name, principal, tokens } = await loggedIn();
+      const other = await fixture.service.login(name, PASSWORD, context);
+      const announced: string[] = [];
+      const stop = fixture.services.revocations.onSessionsRevoked((event) => announced.push(...event.sessionIds));
+      try {
+        const enrolment = await fixture.services.mfa.enrollTotp(principal);
+        await fixture.services.mfa.confirmTotp(principal, code(enrolment.uri), context);
+      } finally {
+        stop();
+      }
+      assert.deepEqual(announced, [other.sessionId]);
+      await rejectsWith(fixture.service.refresh(other.refreshToken, context), "session_revoked");
+      await fixture.service.authenticate(tokens.accessToken);
+      assert.equal((await fixture.store.findSession(other.sessionId))?.revokedReason, "mfa_enabled");
+      const enabled = await fixture.services.audit.list({ type: "mfa_enabled", limit: "1" });
+      assert.deepEqual(enabled.events[0]?.details, { sessionsRevoked: 1 });
+    });
+  });
+
+  describe("the issuer in authenticator apps", () => {
+    it("is the issuer URL's host name, without a port that would split the label", () => {
+      assert.equal(issuerLabel("https://issuer.test:8443/base"), "issuer.test");
+      assert.equal(issuerLabel("https://issuer.test"), "issuer.test");
+      assert.equal(issuerLabel("no url: here"), "no url here");
+    });
+  });
+
+  describe("a secret sealed under another server secret", () => {
+    it("answers mfa_unavailable, logged at error level once, never a crash", async () => {
+      const { name, uri, principal, user } = await enrolled();
+      const errors: string[] = [];
+      const logger: Logger = { ...silentLogger, error: (_fields, message) => errors.push(message) };
+      const otherSecret = new MfaService({
+        store: fixture.store,
+        clock: fixture.clock,
+        hasher,
+        audit: fixture.services.audit,
+        secret: "another-server-secret-0123456789-abcdefgh",
+        issuer: "https://issuer.test",
+        logger,
+        revocations: fixture.services.revocations,
+        mail: new AccountMail({
+          store: fixture.store,
+          clock: fixture.clock,
+          logger,
+          mailer: null,
+          issuer: "https://issuer.test",
+          logLinks: false,
+        }),
+      });
+      for (let i = 0; i < 2; i += 1) {
+        const token = await challenge(name);
+        await rejectsWith(otherSecret.verifyChallenge(token, { code: code(uri) }, context), "mfa_unavailable");
+      }
+      await rejectsWith(otherSecret.disableTotp(principal, { code: code(uri) }, context), "mfa_unavailable");
+      assert.equal((await fixture.store.findTotp(user.id))?.failures, 0, "no code was checked");
+      assert.equal(errors.length, 1);
+      assert.match(errors[0]!, /operator must reset/);
+    });
+  });
+});
+
+describe("MfaService mail", () => {
+  let fixture: ServiceFixture;
+  let smtp: TestSmtpServer;
+
+  before(async () => {
+    smtp = await startSmtpServer();
+    fixture = await serviceFixture({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test" });
+  });
+  after(async () => {
+    await fixture?.close();
+    await smtp?.close();
+  });
+
+  const code = (uri: string, stepsAhead = 0) => totpCodeOf(uri, stepsAhead, fixture.clock.now());
+  /** The text of the next mail, quoted-printable undone. */
+  async function nextMail(): Promise<{ to: readonly string[]; text: string }> {
+    const mail = await smtp.next();
+    const text = mail.raw
+      .replace(/=\r?\n/g, "")
+      .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+      .replace(/\s+/g, " ");
+    return { to: mail.to, text };
+  }
+
+  it("tells a verified address when TOTP goes on, a recovery code is used, the second step locks, and TOTP goes off", async () => {
+    const address = "mfa-mail@example.test";
+    await fixture.service.register("mailed", PASSWORD, context);
+    const principal = await fixture.service.authenticate(
+      (await fixture.service.login("mailed", PASSWORD, context)).accessToken,
+    );
+    await fixture.services.account.setEmail(principal, address, context);
+    const token = /#verify=(tse_[A-Za-z0-9_-]{43})/.exec((await nextMail()).text)?.[1];
+    await fixture.services.account.verifyEmail(token!, context);
+    const enrolment = await fixture.services.mfa.enrollTotp(principal);
+    const recoveryCodes = await fixture.services.mfa.confirmTotp(principal, code(enrolment.uri), context);
+    fixture.clock.advance(30);
+    const on = await nextMail();
+    assert.deepEqual(on.to, [address]);
+    assert.match(on.text, /Two-step login turned on/);
+    const challenge = async () => {
+      const result = await fixture.service.signIn("mailed", PASSWORD, context);
+      return result.kind === "mfa_required" ? result.challenge.mfaToken : assert.fail("TOTP is on");
+    };
+    await fixture.service.completeMfaLogin(await challenge(), { recoveryCode: recoveryCodes[0]! }, context);
+    assert.match((await nextMail()).text, new RegExp(`${RECOVERY_CODE_COUNT - 1} of them are left`));
+    const wrong = String((Number(code(enrolment.uri)) + 500_000) % 1_000_000).padStart(6, "0");
+    let mfaToken = await challenge();
+    for (let i = 0; i < MFA_MAX_FAILURES; i += 1) {
+      if (i % 5 === 0) mfaToken = await challenge();
+      await rejectsWith(fixture.service.completeMfaLogin(mfaToken, { code: wrong }, context), "mfa_login_invalid");
+    }
+    const locked = await nextMail();
+    assert.match(locked.text, /knows your password/);
+    assert.match(locked.text, /Change your password/);
+    // A reset through the mailed link lifts the lock and voids the mfa_token issued before it.
+    const before = await challenge();
+    await fixture.services.account.forgotPassword(address, context);
+    const resetToken = /#reset=(tse_[A-Za-z0-9_-]{43})/.exec((await nextMail()).text)?.[1];
+    await fixture.services.account.resetPassword(resetToken!, "a whole new password 123", context);
+    await rejectsWith(
+      fixture.service.completeMfaLogin(before, { code: code(enrolment.uri) }, context),
+      "mfa_login_invalid",
+    );
+    const relogin = await fixture.service.signIn("mailed", "a whole new password 123", context);
+    assert.equal(relogin.kind, "mfa_required");
+    const session = await fixture.service.completeMfaLogin(
+      relogin.kind === "mfa_required" ? relogin.challenge.mfaToken : "",
+      { code: code(enrolment.uri) },
+      context,
+    );
+    const principalAfter = await fixture.service.authenticate(session.accessToken);
+    await fixture.services.mfa.disableTotp(principalAfter, { password: "a whole new password 123" }, context);
+    assert.match((await nextMail()).text, /Two-step login turned off/);
+    assert.equal(smtp.received.length, 6, "one mail each, no more");
   });
 });

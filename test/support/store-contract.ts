@@ -175,8 +175,8 @@ export function testStoreContract(
           ["one_time_tokens", "user_id", false],
           ["one_time_tokens", "expires_at", false],
           ["totp_credentials", "user_id", true],
-          ["recovery_codes", "code_hash", true],
-          ["recovery_codes", "user_id", false],
+          // Unique on (user_id, code_hash): a code's digest is unique per user only.
+          ["recovery_codes", "user_id", true],
         ] as const) {
           const found = indexed.find(
             (index) => index.table === table && index.column === column && (!unique || index.unique),
@@ -1432,7 +1432,7 @@ export function testStoreContract(
         assert.equal(rows.length, 0);
       });
 
-      it("counts wrong answers on a token and uses it up at the limit", async () => {
+      it("reserves answers on a token before they are checked, never more than the limit, also under a race", async () => {
         const user = aUser();
         await store.createUser(user);
         const token = aOneTimeToken(user.id, { purpose: "mfa" });
@@ -1440,14 +1440,21 @@ export function testStoreContract(
         assert.equal(await store.findOneTimeToken(token.tokenHash, "password_reset", at(1000)), null, "other purpose");
         assert.deepEqual(await store.findOneTimeToken(token.tokenHash, "mfa", at(1000)), token);
         assert.equal(await store.findOneTimeToken(token.tokenHash, "mfa", at(HOUR)), null, "expired");
-        for (let i = 1; i <= 2; i += 1) {
-          assert.equal(await store.recordOneTimeTokenFailure(token.tokenHash, "mfa", 3, at(1000)), true);
-          assert.ok(await store.findOneTimeToken(token.tokenHash, "mfa", at(1000)), `usable after ${i} failures`);
-        }
-        assert.equal(await store.recordOneTimeTokenFailure(token.tokenHash, "mfa", 3, at(2000)), true);
-        assert.equal(await store.findOneTimeToken(token.tokenHash, "mfa", at(2000)), null, "void at the limit");
-        assert.equal(await store.consumeOneTimeToken(token.tokenHash, "mfa", at(2000)), null);
-        assert.equal(await store.recordOneTimeTokenFailure(token.tokenHash, "mfa", 3, at(3000)), false);
+        assert.equal(await store.reserveOneTimeTokenAttempt(token.tokenHash, "password_reset", 3, at(1000)), null);
+        assert.equal(await store.reserveOneTimeTokenAttempt(token.tokenHash, "mfa", 3, at(HOUR)), null, "expired");
+        assert.deepEqual(await store.reserveOneTimeTokenAttempt(token.tokenHash, "mfa", 3, at(1000)), token);
+        const racing = await Promise.all(
+          Array.from({ length: 8 }, (_, i) =>
+            (i % 2 === 0 ? store : other).reserveOneTimeTokenAttempt(token.tokenHash, "mfa", 3, at(1000)),
+          ),
+        );
+        assert.equal(racing.filter(Boolean).length, 2, "of racing answers, only those up to the limit");
+        assert.equal(await store.reserveOneTimeTokenAttempt(token.tokenHash, "mfa", 3, at(1000)), null, "spent");
+        assert.ok(await store.consumeOneTimeToken(token.tokenHash, "mfa", at(2000)), "a reserved answer may use it");
+        const fresh = aOneTimeToken(user.id, { purpose: "mfa" });
+        await store.createOneTimeToken(fresh);
+        await store.consumeOneTimeToken(fresh.tokenHash, "mfa", at(1000));
+        assert.equal(await store.reserveOneTimeTokenAttempt(fresh.tokenHash, "mfa", 3, at(1000)), null, "used");
       });
     });
 
@@ -1472,6 +1479,7 @@ export function testStoreContract(
           createdAt: at(1000),
           confirmedAt: null,
           lastStep: null,
+          failures: 0,
         });
         assert.equal(await store.acceptTotpStep(user.id, 100), false, "a pending secret accepts no code");
         const codes = [aCode(user.id), aCode(user.id)];
@@ -1519,6 +1527,49 @@ export function testStoreContract(
         ]);
         assert.equal(racing.filter(Boolean).length, 1);
         assert.equal(await store.countUnusedRecoveryCodes(user.id), 0);
+      });
+
+      it("keeps a code's digest unique per user only", async () => {
+        const [user, rival] = [aUser(), aUser()];
+        for (const each of [user, rival]) {
+          await store.createUser(each);
+          await store.savePendingTotp(each.id, "sealed", at(0));
+        }
+        const code = aCode(user.id);
+        assert.equal(await store.confirmTotp(user.id, "sealed", 1, at(0), [code]), true);
+        assert.equal(
+          await store.confirmTotp(rival.id, "sealed", 1, at(0), [{ ...aCode(rival.id), codeHash: code.codeHash }]),
+          true,
+        );
+        assert.equal(await store.useRecoveryCode(rival.id, code.codeHash, at(1000)), true);
+        assert.equal(
+          await store.useRecoveryCode(user.id, code.codeHash, at(1000)),
+          true,
+          "the user's own is still unused",
+        );
+      });
+
+      it("counts second-factor answers in a row up to a cap, also under a race; a right answer or a new password clears them", async () => {
+        const user = aUser();
+        await store.createUser(user);
+        assert.equal(await store.reserveTotpAttempt(user.id, 4), null, "no credential");
+        await store.savePendingTotp(user.id, "sealed", at(0));
+        assert.equal(await store.reserveTotpAttempt(user.id, 4), null, "pending");
+        await store.confirmTotp(user.id, "sealed", 1, at(0), []);
+        assert.equal(await store.reserveTotpAttempt(user.id, 4), 1);
+        const racing = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? store : other).reserveTotpAttempt(user.id, 4)),
+        );
+        assert.deepEqual(racing.filter((n) => n !== null).sort(), [2, 3, 4], "each count once, none past the cap");
+        assert.equal((await store.findTotp(user.id))?.failures, 4);
+        assert.equal(await store.reserveTotpAttempt(user.id, 4), null, "locked");
+        await store.clearTotpFailures(user.id);
+        assert.equal(await store.reserveTotpAttempt(user.id, 4), 1, "cleared");
+        await Promise.all([1, 2, 3].map(() => store.reserveTotpAttempt(user.id, 4)));
+        assert.equal(await store.setPasswordHash(user.id, "other-hash", "not-the-hash"), false);
+        assert.equal((await store.findTotp(user.id))?.failures, 4, "a refused change clears nothing");
+        assert.equal(await store.setPasswordHash(user.id, "other-hash", user.passwordHash), true);
+        assert.equal((await store.findTotp(user.id))?.failures, 0, "a new password clears the count");
       });
 
       it("tells which of a list of users have TOTP on, not those with a pending enrolment", async () => {
