@@ -124,19 +124,19 @@ export class AccountMail {
 
   /**
    * Mails a notice without a link (a change to the account's security) to the user's address, if
-   * it is verified and this server sends mail, without waiting for the SMTP server. A failed send
-   * is logged without the address.
+   * it is verified and this server sends mail. Returns at once: looking the address up and sending
+   * run afterwards, and a failure of either is logged (without the address), never thrown.
    */
-  async notify(userId: string, notice: Omit<MailMessage, "to">): Promise<void> {
+  notify(userId: string, notice: Omit<MailMessage, "to">): void {
     const mailer = this.#mailer;
     if (mailer === null) return;
-    const user = await this.#store.findUserById(userId);
-    if (!user?.email || !user.emailVerifiedAt) return;
-    mailer
-      .send({ to: user.email, ...notice })
-      .catch((error: unknown) =>
-        this.#logger.warn({ userId, err: error instanceof Error ? error.message : "unknown" }, "notice mail not sent"),
-      );
+    const warn = (error: unknown) =>
+      this.#logger.warn({ userId, err: error instanceof Error ? error.message : "unknown" }, "notice mail not sent");
+    // After the change it reports is stored: a failure here is logged, never the request's.
+    void this.#store
+      .findUserById(userId)
+      .then((user) => (user?.email && user.emailVerifiedAt ? mailer.send({ to: user.email, ...notice }) : undefined))
+      .catch(warn);
   }
 
   /**

@@ -238,7 +238,7 @@ export class MfaService {
       { userId: user.id, sessionId: principal.sessionId },
       { sessionsRevoked: revoked.length },
     );
-    await this.#mail.notify(user.id, {
+    this.#mail.notify(user.id, {
       subject: "Two-step login turned on",
       text: "Logins to your account now need a code from your authenticator app, and every other session was ended.\n\nIf you did not do this, change your password at once.\n",
     });
@@ -266,7 +266,7 @@ export class MfaService {
         fail("invalid_mfa_code", "the code is wrong");
     }
     if (await this.#remove(credential, context, { userId: user.id, sessionId: principal.sessionId }))
-      await this.#mail.notify(user.id, {
+      this.#mail.notify(user.id, {
         subject: "Two-step login turned off",
         text: "Logins to your account no longer need a code from your authenticator app.\n\nIf you did not do this, change your password at once and turn it on again.\n",
       });
@@ -280,7 +280,7 @@ export class MfaService {
   async resetTotp(userId: string, by: string, context: RequestContext): Promise<boolean> {
     const credential = await this.#store.findTotp(userId);
     if (credential === null || !(await this.#remove(credential, context, { userId }, { by }))) return false;
-    await this.#mail.notify(userId, {
+    this.#mail.notify(userId, {
       subject: "Two-step login turned off",
       text: "An operator turned off two-step login for your account and ended every session. Log in with your password and turn it on again.\n\nIf you did not ask for this, change your password at once.\n",
     });
@@ -369,7 +369,7 @@ export class MfaService {
       await this.#store.clearTotpFailures(userId);
       await this.#audit.record("recovery_code_used", context, { userId });
       const left = await this.#store.countUnusedRecoveryCodes(userId);
-      await this.#mail.notify(userId, {
+      this.#mail.notify(userId, {
         subject: "A recovery code was used",
         text: `A recovery code was used to log in to your account; ${left} of them ${left === 1 ? "is" : "are"} left.\n\nIf this was not you, change your password at once.\n`,
       });
@@ -388,7 +388,7 @@ export class MfaService {
   /** The second step of the user just locked: records `mfa_locked` and tells the user. */
   async #locked(userId: string, context: RequestContext): Promise<void> {
     await this.#audit.record("mfa_locked", context, { userId });
-    await this.#mail.notify(userId, {
+    this.#mail.notify(userId, {
       subject: "Logins to your account are locked",
       text: `Someone who knows your password has tried ${MFA_MAX_FAILURES} wrong codes in a row, so logins to your account are locked. Change your password (or reset it from the login page) to unlock them.\n`,
     });
