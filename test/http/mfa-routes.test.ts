@@ -77,198 +77,212 @@ async function enrolledUser(h: Harness, headers: Record<string, string> = {}) {
   return { username, credentials, bearer, uri, recoveryCodes: confirm.json().recovery_codes as string[] };
 }
 
-describe("TOTP routes", () => {
-  let h: Harness;
-  before(async () => {
-    h = await harness();
-  });
-  after(() => h.close());
-
-  it("POST /auth/mfa/totp answers a secret, its otpauth URI and an SVG QR code; 409 once TOTP is on", async () => {
-    counter += 1;
-    const credentials = { username: `enrol${counter}`, password: PASSWORD };
-    await h.request("POST", "/auth/register", credentials);
-    const login = await h.request("POST", "/auth/login", credentials);
-    const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
-    const enrolment = await h.request("POST", "/auth/mfa/totp", {}, bearer);
-    assert.equal(enrolment.statusCode, 200);
-    assert.deepEqual(Object.keys(enrolment.json()).sort(), ["qr_svg", "secret", "uri"]);
-    assert.match(enrolment.json().uri, /^otpauth:\/\/totp\//);
-    assert.match(enrolment.json().qr_svg, /^<svg/);
-    assert.equal(enrolment.headers["cache-control"], "no-store");
-    const me = await h.request("GET", "/auth/me", undefined, bearer);
-    assert.deepEqual(me.json().mfa, { totp: false });
-    assertError(await h.request("POST", "/auth/mfa/totp", { extra: 1 }, bearer), 400, "invalid_request");
-    const confirm = await h.request(
-      "POST",
-      "/auth/mfa/totp/confirm",
-      { code: totpCodeOf(enrolment.json().uri) },
-      bearer,
-    );
-    assert.equal(confirm.statusCode, 200);
-    assert.equal(confirm.headers["cache-control"], "no-store");
-    assert.equal(confirm.json().recovery_codes.length, 10);
-    assert.deepEqual((await h.request("GET", "/auth/me", undefined, bearer)).json().mfa, { totp: true });
-    assertError(await h.request("POST", "/auth/mfa/totp", {}, bearer), 409, "mfa_already_enabled");
-  });
-
-  it("POST /auth/mfa/totp/confirm: 400 invalid_request with nothing pending, 400 invalid_mfa_code for a wrong code", async () => {
-    counter += 1;
-    const credentials = { username: `confirm${counter}`, password: PASSWORD };
-    await h.request("POST", "/auth/register", credentials);
-    const login = await h.request("POST", "/auth/login", credentials);
-    const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
-    assertError(await h.request("POST", "/auth/mfa/totp/confirm", { code: "123456" }, bearer), 400, "invalid_request");
-    const { uri } = (await h.request("POST", "/auth/mfa/totp", {}, bearer)).json<{ uri: string }>();
-    assertError(
-      await h.request("POST", "/auth/mfa/totp/confirm", { code: totpCodeOf(uri, 4) }, bearer),
-      400,
-      "invalid_mfa_code",
-    );
-    for (const code of ["12345", "1234567", "abcdef", 123456]) {
-      assertError(await h.request("POST", "/auth/mfa/totp/confirm", { code }, bearer), 400, "invalid_request");
-    }
-  });
-
-  it("refuses the bearer routes without a valid access token before reading the body", async () => {
-    for (const [method, url] of [
-      ["POST", "/auth/mfa/totp"],
-      ["POST", "/auth/mfa/totp/confirm"],
-      ["DELETE", "/auth/mfa/totp"],
-    ] as const) {
-      const response = await h.request(method, url, { junk: true });
-      assertError(response, 401, "invalid_token");
-      assert.equal(response.headers["www-authenticate"], 'Bearer realm="tessera"');
-    }
-  });
-
-  it("POST /auth/login answers 403 mfa_required with an mfa_token and no tokens; a wrong password stays 401", async () => {
-    const { credentials } = await enrolledUser(h);
-    const login = await h.request("POST", "/auth/login", credentials);
-    assert.equal(login.statusCode, 403);
-    assert.equal(login.headers["cache-control"], "no-store");
-    assert.equal(login.headers["set-cookie"], undefined);
-    const body = login.json();
-    assert.deepEqual(Object.keys(body).sort(), ["error", "error_description", "expires_in", "mfa_token"]);
-    assert.equal(body.error, "mfa_required");
-    assert.match(body.mfa_token, /^tsm_[A-Za-z0-9_-]{43}$/);
-    assert.equal(body.expires_in, 300);
-    assertError(
-      await h.request("POST", "/auth/login", { ...credentials, password: "wrong password!" }),
-      401,
-      "invalid_grant",
-    );
-  });
-
-  it("POST /auth/login/mfa answers a token response with amr pwd+otp, kept by /auth/refresh", async () => {
-    const { credentials, uri } = await enrolledUser(h);
-    const mfaToken = (await h.request("POST", "/auth/login", credentials)).json().mfa_token as string;
-    const response = await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, code: totpCodeOf(uri, 1) });
-    assert.equal(response.statusCode, 200, response.body);
-    assert.equal(response.headers["cache-control"], "no-store");
-    const tokens = response.json();
-    assert.equal(tokens.token_type, "Bearer");
-    assert.match(tokens.refresh_token, /^tsr_/);
-    assert.deepEqual(claimsOf(tokens.access_token).amr, ["pwd", "otp"]);
-    const refreshed = await h.request("POST", "/auth/refresh", { refresh_token: tokens.refresh_token });
-    assert.equal(refreshed.statusCode, 200);
-    assert.deepEqual(claimsOf(refreshed.json().access_token).amr, ["pwd", "otp"]);
-    assertError(
-      await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, code: totpCodeOf(uri, 1) }),
-      401,
-      "invalid_grant",
-    );
-  });
-
-  it("POST /auth/login/mfa takes a recovery code once; a wrong code or unknown token is 401 invalid_grant", async () => {
-    const { credentials, recoveryCodes } = await enrolledUser(h);
-    const mfaToken = (await h.request("POST", "/auth/login", credentials)).json().mfa_token as string;
-    assertError(
-      await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, recovery_code: "aaaa-bbbb-cc" }),
-      401,
-      "invalid_grant",
-    );
-    const used = await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, recovery_code: recoveryCodes[0] });
-    assert.equal(used.statusCode, 200, used.body);
-    const again = (await h.request("POST", "/auth/login", credentials)).json().mfa_token as string;
-    assertError(
-      await h.request("POST", "/auth/login/mfa", { mfa_token: again, recovery_code: recoveryCodes[0] }),
-      401,
-      "invalid_grant",
-    );
-    assertError(
-      await h.request("POST", "/auth/login/mfa", { mfa_token: `tsm_${"x".repeat(43)}`, code: "123456" }),
-      401,
-      "invalid_grant",
-    );
-  });
-
-  it("POST /auth/login/mfa takes exactly one of code and recovery_code, and nothing else", async () => {
-    const token = `tsm_${"x".repeat(43)}`;
-    for (const body of [
-      { mfa_token: token },
-      { mfa_token: token, code: "123456", recovery_code: "aaaa-bbbb-cc" },
-      { mfa_token: token, code: "123456", extra: true },
-      { code: "123456" },
-    ]) {
-      assertError(await h.request("POST", "/auth/login/mfa", body), 400, "invalid_request");
-    }
-    const form = await h.app.inject({
-      method: "POST",
-      url: "/auth/login/mfa",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      payload: `mfa_token=${token}&code=123456`,
+for (const { kind, skip } of stores)
+  describe(`TOTP routes on ${kind}`, { skip }, () => {
+    let h: Harness;
+    let drop = async () => {};
+    before(async () => {
+      const database = await createTestDatabase(kind);
+      drop = () => database.drop();
+      h = await harness({ databaseUrl: database.url });
     });
-    assert.equal(form.statusCode, 415);
-  });
+    after(async () => {
+      await h?.close();
+      await drop();
+    });
 
-  it("DELETE /auth/mfa/totp with a code or the password: 204; wrong ones are 400 invalid_mfa_code and 401 invalid_grant", async () => {
-    const first = await enrolledUser(h);
-    assertError(
-      await h.request("DELETE", "/auth/mfa/totp", { code: totpCodeOf(first.uri, 4) }, first.bearer),
-      400,
-      "invalid_mfa_code",
-    );
-    assertError(await h.request("DELETE", "/auth/mfa/totp", {}, first.bearer), 400, "invalid_request");
-    assertError(
-      await h.request("DELETE", "/auth/mfa/totp", { code: "123456", password: PASSWORD }, first.bearer),
-      400,
-      "invalid_request",
-    );
-    const off = await h.request("DELETE", "/auth/mfa/totp", { code: totpCodeOf(first.uri, 1) }, first.bearer);
-    assert.equal(off.statusCode, 204, off.body);
-    assert.equal((await h.request("POST", "/auth/login", first.credentials)).statusCode, 200);
+    it("POST /auth/mfa/totp answers a secret, its otpauth URI and an SVG QR code; 409 once TOTP is on", async () => {
+      counter += 1;
+      const credentials = { username: `enrol${counter}`, password: PASSWORD };
+      await h.request("POST", "/auth/register", credentials);
+      const login = await h.request("POST", "/auth/login", credentials);
+      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
+      const enrolment = await h.request("POST", "/auth/mfa/totp", {}, bearer);
+      assert.equal(enrolment.statusCode, 200);
+      assert.deepEqual(Object.keys(enrolment.json()).sort(), ["qr_svg", "secret", "uri"]);
+      assert.match(enrolment.json().uri, /^otpauth:\/\/totp\//);
+      assert.match(enrolment.json().qr_svg, /^<svg/);
+      assert.equal(enrolment.headers["cache-control"], "no-store");
+      const me = await h.request("GET", "/auth/me", undefined, bearer);
+      assert.deepEqual(me.json().mfa, { totp: false });
+      assertError(await h.request("POST", "/auth/mfa/totp", { extra: 1 }, bearer), 400, "invalid_request");
+      const confirm = await h.request(
+        "POST",
+        "/auth/mfa/totp/confirm",
+        { code: totpCodeOf(enrolment.json().uri) },
+        bearer,
+      );
+      assert.equal(confirm.statusCode, 200);
+      assert.equal(confirm.headers["cache-control"], "no-store");
+      assert.equal(confirm.json().recovery_codes.length, 10);
+      assert.deepEqual((await h.request("GET", "/auth/me", undefined, bearer)).json().mfa, { totp: true });
+      assertError(await h.request("POST", "/auth/mfa/totp", {}, bearer), 409, "mfa_already_enabled");
+    });
 
-    const second = await enrolledUser(h);
-    assertError(
-      await h.request("DELETE", "/auth/mfa/totp", { password: "not the password" }, second.bearer),
-      401,
-      "invalid_grant",
-    );
-    assert.equal((await h.request("DELETE", "/auth/mfa/totp", { password: PASSWORD }, second.bearer)).statusCode, 204);
-    assert.deepEqual((await h.request("GET", "/auth/me", undefined, second.bearer)).json().mfa, { totp: false });
-    assertError(
-      await h.request("DELETE", "/auth/mfa/totp", { password: PASSWORD }, second.bearer),
-      400,
-      "invalid_request",
-    );
-  });
+    it("POST /auth/mfa/totp/confirm: 400 invalid_request with nothing pending, 400 invalid_mfa_code for a wrong code", async () => {
+      counter += 1;
+      const credentials = { username: `confirm${counter}`, password: PASSWORD };
+      await h.request("POST", "/auth/register", credentials);
+      const login = await h.request("POST", "/auth/login", credentials);
+      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
+      assertError(
+        await h.request("POST", "/auth/mfa/totp/confirm", { code: "123456" }, bearer),
+        400,
+        "invalid_request",
+      );
+      const { uri } = (await h.request("POST", "/auth/mfa/totp", {}, bearer)).json<{ uri: string }>();
+      assertError(
+        await h.request("POST", "/auth/mfa/totp/confirm", { code: totpCodeOf(uri, 4) }, bearer),
+        400,
+        "invalid_mfa_code",
+      );
+      for (const code of ["12345", "1234567", "abcdef", 123456]) {
+        assertError(await h.request("POST", "/auth/mfa/totp/confirm", { code }, bearer), 400, "invalid_request");
+      }
+    });
 
-  it("lists the TOTP routes in /openapi.json", async () => {
-    const spec = (await h.request("GET", "/openapi.json")).json<{
-      paths: Record<string, Record<string, { responses?: Record<string, unknown> }>>;
-    }>();
-    for (const [path, method, success] of [
-      ["/auth/login/mfa", "post", "200"],
-      ["/auth/mfa/totp", "post", "200"],
-      ["/auth/mfa/totp/confirm", "post", "200"],
-      ["/auth/mfa/totp", "delete", "204"],
-      ["/auth/login", "post", "403"],
-    ] as const) {
-      assert.ok(spec.paths[path]?.[method]?.responses?.[success], `${method.toUpperCase()} ${path} ${success}`);
-    }
+    it("refuses the bearer routes without a valid access token before reading the body", async () => {
+      for (const [method, url] of [
+        ["POST", "/auth/mfa/totp"],
+        ["POST", "/auth/mfa/totp/confirm"],
+        ["DELETE", "/auth/mfa/totp"],
+      ] as const) {
+        const response = await h.request(method, url, { junk: true });
+        assertError(response, 401, "invalid_token");
+        assert.equal(response.headers["www-authenticate"], 'Bearer realm="tessera"');
+      }
+    });
+
+    it("POST /auth/login answers 403 mfa_required with an mfa_token and no tokens; a wrong password stays 401", async () => {
+      const { credentials } = await enrolledUser(h);
+      const login = await h.request("POST", "/auth/login", credentials);
+      assert.equal(login.statusCode, 403);
+      assert.equal(login.headers["cache-control"], "no-store");
+      assert.equal(login.headers["set-cookie"], undefined);
+      const body = login.json();
+      assert.deepEqual(Object.keys(body).sort(), ["error", "error_description", "expires_in", "mfa_token"]);
+      assert.equal(body.error, "mfa_required");
+      assert.match(body.mfa_token, /^tsm_[A-Za-z0-9_-]{43}$/);
+      assert.equal(body.expires_in, 300);
+      assertError(
+        await h.request("POST", "/auth/login", { ...credentials, password: "wrong password!" }),
+        401,
+        "invalid_grant",
+      );
+    });
+
+    it("POST /auth/login/mfa answers a token response with amr pwd+otp, kept by /auth/refresh", async () => {
+      const { credentials, uri } = await enrolledUser(h);
+      const mfaToken = (await h.request("POST", "/auth/login", credentials)).json().mfa_token as string;
+      const response = await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, code: totpCodeOf(uri, 1) });
+      assert.equal(response.statusCode, 200, response.body);
+      assert.equal(response.headers["cache-control"], "no-store");
+      const tokens = response.json();
+      assert.equal(tokens.token_type, "Bearer");
+      assert.match(tokens.refresh_token, /^tsr_/);
+      assert.deepEqual(claimsOf(tokens.access_token).amr, ["pwd", "otp"]);
+      const refreshed = await h.request("POST", "/auth/refresh", { refresh_token: tokens.refresh_token });
+      assert.equal(refreshed.statusCode, 200);
+      assert.deepEqual(claimsOf(refreshed.json().access_token).amr, ["pwd", "otp"]);
+      assertError(
+        await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, code: totpCodeOf(uri, 1) }),
+        401,
+        "invalid_grant",
+      );
+    });
+
+    it("POST /auth/login/mfa takes a recovery code once; a wrong code or unknown token is 401 invalid_grant", async () => {
+      const { credentials, recoveryCodes } = await enrolledUser(h);
+      const mfaToken = (await h.request("POST", "/auth/login", credentials)).json().mfa_token as string;
+      assertError(
+        await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, recovery_code: "aaaa-bbbb-cc" }),
+        401,
+        "invalid_grant",
+      );
+      const used = await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, recovery_code: recoveryCodes[0] });
+      assert.equal(used.statusCode, 200, used.body);
+      const again = (await h.request("POST", "/auth/login", credentials)).json().mfa_token as string;
+      assertError(
+        await h.request("POST", "/auth/login/mfa", { mfa_token: again, recovery_code: recoveryCodes[0] }),
+        401,
+        "invalid_grant",
+      );
+      assertError(
+        await h.request("POST", "/auth/login/mfa", { mfa_token: `tsm_${"x".repeat(43)}`, code: "123456" }),
+        401,
+        "invalid_grant",
+      );
+    });
+
+    it("POST /auth/login/mfa takes exactly one of code and recovery_code, and nothing else", async () => {
+      const token = `tsm_${"x".repeat(43)}`;
+      for (const body of [
+        { mfa_token: token },
+        { mfa_token: token, code: "123456", recovery_code: "aaaa-bbbb-cc" },
+        { mfa_token: token, code: "123456", extra: true },
+        { code: "123456" },
+      ]) {
+        assertError(await h.request("POST", "/auth/login/mfa", body), 400, "invalid_request");
+      }
+      const form = await h.app.inject({
+        method: "POST",
+        url: "/auth/login/mfa",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        payload: `mfa_token=${token}&code=123456`,
+      });
+      assert.equal(form.statusCode, 415);
+    });
+
+    it("DELETE /auth/mfa/totp with a code or the password: 204; wrong ones are 400 invalid_mfa_code and 401 invalid_grant", async () => {
+      const first = await enrolledUser(h);
+      assertError(
+        await h.request("DELETE", "/auth/mfa/totp", { code: totpCodeOf(first.uri, 4) }, first.bearer),
+        400,
+        "invalid_mfa_code",
+      );
+      assertError(await h.request("DELETE", "/auth/mfa/totp", {}, first.bearer), 400, "invalid_request");
+      assertError(
+        await h.request("DELETE", "/auth/mfa/totp", { code: "123456", password: PASSWORD }, first.bearer),
+        400,
+        "invalid_request",
+      );
+      const off = await h.request("DELETE", "/auth/mfa/totp", { code: totpCodeOf(first.uri, 1) }, first.bearer);
+      assert.equal(off.statusCode, 204, off.body);
+      assert.equal((await h.request("POST", "/auth/login", first.credentials)).statusCode, 200);
+
+      const second = await enrolledUser(h);
+      assertError(
+        await h.request("DELETE", "/auth/mfa/totp", { password: "not the password" }, second.bearer),
+        401,
+        "invalid_grant",
+      );
+      assert.equal(
+        (await h.request("DELETE", "/auth/mfa/totp", { password: PASSWORD }, second.bearer)).statusCode,
+        204,
+      );
+      assert.deepEqual((await h.request("GET", "/auth/me", undefined, second.bearer)).json().mfa, { totp: false });
+      assertError(
+        await h.request("DELETE", "/auth/mfa/totp", { password: PASSWORD }, second.bearer),
+        400,
+        "invalid_request",
+      );
+    });
+
+    it("lists the TOTP routes in /openapi.json", async () => {
+      const spec = (await h.request("GET", "/openapi.json")).json<{
+        paths: Record<string, Record<string, { responses?: Record<string, unknown> }>>;
+      }>();
+      for (const [path, method, success] of [
+        ["/auth/login/mfa", "post", "200"],
+        ["/auth/mfa/totp", "post", "200"],
+        ["/auth/mfa/totp/confirm", "post", "200"],
+        ["/auth/mfa/totp", "delete", "204"],
+        ["/auth/login", "post", "403"],
+      ] as const) {
+        assert.ok(spec.paths[path]?.[method]?.responses?.[success], `${method.toUpperCase()} ${path} ${success}`);
+      }
+    });
   });
-});
 
 describe("TOTP routes in cookie mode", () => {
   let h: Harness;
