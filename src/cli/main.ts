@@ -211,6 +211,7 @@ async function main(argv: string[]): Promise<void> {
       config: { type: "string" },
       help: { type: "boolean", short: "h" },
       yes: { type: "boolean" },
+      force: { type: "boolean" },
       roles: { type: "string" },
       search: { type: "string" },
       role: { type: "string" },

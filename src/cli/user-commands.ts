@@ -1,4 +1,5 @@
 import { createInterface } from "node:readline/promises";
+import { OPERATOR } from "../service/admin-service.js";
 import type { TesseraServices } from "../service/tessera-services.js";
 import type { AccountDetailsView, AccountView, ListedAccountView, SessionView } from "../service/views.js";
 
@@ -6,6 +7,8 @@ import type { AccountDetailsView, AccountView, ListedAccountView, SessionView } 
 export interface UserCommandFlags {
   readonly json?: boolean;
   readonly yes?: boolean;
+  /** Disable, delete or take `admin` from the last enabled admin too. */
+  readonly force?: boolean;
   readonly roles?: string;
   readonly search?: string;
   readonly role?: string;
@@ -27,15 +30,24 @@ const USAGE: ReadonlyArray<readonly [string, string]> = [
     "List users, a page at a time",
   ],
   ["user show <username>", "Show a user, whether TOTP is on, and how many sessions are open"],
-  ["user disable <username>", "Disable a user and revoke every session"],
+  [
+    "user disable <username> [--force]",
+    "Disable a user and revoke every session; --force also for the last enabled admin",
+  ],
   ["user enable <username>", "Enable a disabled user"],
-  ["user set-roles <username> <r1,r2>", "Replace a user's roles (`user set-roles alice admin` makes the first admin)"],
+  [
+    "user set-roles <username> <r1,r2> [--force]",
+    "Replace a user's roles (`user set-roles alice admin` makes the first admin); --force to take the last admin's",
+  ],
   ["user set-password <username>", "Set a password (prompted for, or from standard input); revokes every session"],
   [
     "user reset-mfa <username> [--yes]",
     "Turn TOTP off (recovery codes too), revoke every session; asks on a terminal, else needs --yes",
   ],
-  ["user delete <username> [--yes]", "Delete a user and their sessions; asks on a terminal, else needs --yes"],
+  [
+    "user delete <username> [--yes] [--force]",
+    "Delete a user and their sessions; asks on a terminal, else needs --yes; --force for the last enabled admin",
+  ],
   ["sessions list <username>", "List a user's open sessions"],
   ["sessions revoke <session-id>", "Revoke one session"],
   ["sessions revoke-all <username>", "Revoke every session of a user"],
@@ -197,6 +209,7 @@ function print<T>(result: T, json: boolean | undefined, text: (result: T) => str
 export async function userCommand(args: readonly string[], flags: UserCommandFlags, withServices: WithServices) {
   const [action, first, second] = args;
   const json = flags.json;
+  const force = flags.force === true;
   if ((action === "add" || action === "set-password") && second !== undefined)
     throw new TypeError(`tessera user ${action} takes no password argument: arguments show in ps and shell history`);
   switch (action) {
@@ -240,17 +253,19 @@ export async function userCommand(args: readonly string[], flags: UserCommandFla
       return print(await withServices(({ admin }) => admin.showUser({ username })), json, accountText);
     }
     case "disable": {
-      const username = required(first, "tessera user disable <username>");
-      return print(await withServices(({ admin }) => admin.disableUser({ username })), json, accountText);
+      const username = required(first, "tessera user disable <username> [--force]");
+      const user = await withServices(({ admin }) => admin.disableUser({ username }, OPERATOR, { force }));
+      return print(user, json, accountText);
     }
     case "enable": {
       const username = required(first, "tessera user enable <username>");
       return print(await withServices(({ admin }) => admin.enableUser({ username })), json, accountText);
     }
     case "set-roles": {
-      const username = required(first, "tessera user set-roles <username> <role,role>");
-      const roles = roleList(required(second, "tessera user set-roles <username> <role,role>"));
-      return print(await withServices(({ admin }) => admin.setUserRoles({ username }, roles)), json, accountText);
+      const username = required(first, "tessera user set-roles <username> <role,role> [--force]");
+      const roles = roleList(required(second, "tessera user set-roles <username> <role,role> [--force]"));
+      const user = await withServices(({ admin }) => admin.setUserRoles({ username }, roles, OPERATOR, { force }));
+      return print(user, json, accountText);
     }
     case "set-password": {
       const username = required(first, "tessera user set-password <username> (password prompted or on standard input)");
@@ -277,7 +292,7 @@ export async function userCommand(args: readonly string[], flags: UserCommandFla
       });
     }
     case "delete": {
-      const username = required(first, "tessera user delete <username> [--yes]");
+      const username = required(first, "tessera user delete <username> [--yes] [--force]");
       const user = await withServices(async ({ admin }) => {
         // Looked up first: no confirmation is asked for a name that does not exist.
         const found = await admin.showUser({ username });
@@ -287,7 +302,7 @@ export async function userCommand(args: readonly string[], flags: UserCommandFla
           found.username,
           flags.yes === true,
         );
-        await admin.deleteUser({ id: found.id });
+        await admin.deleteUser({ id: found.id }, OPERATOR, { force });
         return found;
       });
       return print({ deleted: user.id }, json, () => `deleted ${user.username} (${user.id})`);

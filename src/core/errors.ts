@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   "session_expired",
   "session_not_found",
   "user_not_found",
+  "last_admin",
   "access_token_missing",
   "access_token_malformed",
   "access_token_invalid",

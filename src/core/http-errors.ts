@@ -69,6 +69,11 @@ export const HTTP_ERRORS: Readonly<Record<ErrorCode, HttpErrorShape>> = Object.f
   session_expired: { ...INVALID_GRANT, description: "The session has expired." },
   session_not_found: { status: 404, error: "not_found", description: "No such session." },
   user_not_found: { status: 404, error: "not_found", description: "No such user." },
+  last_admin: {
+    status: 409,
+    error: "last_admin",
+    description: "This user is the last enabled admin; make another admin first.",
+  },
   // The request had no credentials: no error code in the challenge (RFC 6750 §3.1).
   access_token_missing: { ...INVALID_TOKEN, description: "An access token is required.", challenge: "bearer" },
   access_token_malformed: { ...INVALID_TOKEN, description: "The access token is malformed." },

@@ -1,14 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { AdminActor, AdminService } from "../service/admin-service.js";
+import { ADMIN_ROLE, type AdminActor, type AdminService } from "../service/admin-service.js";
 import type { AuthService } from "../service/auth-service.js";
 import type { AccountDetailsView, AccountView, ListedAccountView } from "../service/views.js";
 import { adminSchemas } from "./admin-schemas.js";
 import { contextOf, onlyMediaType, sessionJson } from "./request-context.js";
 import { requireRole } from "./role-guard.js";
 import { AUTH_BODY_LIMIT } from "./schemas.js";
-
-/** The role that admits a token to `/admin/*`. */
-export const ADMIN_ROLE = "admin";
 
 /** Options of {@link registerAdminRoutes}. */
 export interface AdminRoutesOptions {

@@ -42,6 +42,18 @@ export interface AdminActor {
   readonly context: RequestContext;
 }
 
+/** The role that admits a user to the admin API; the service keeps at least one enabled user holding it. */
+export const ADMIN_ROLE = "admin";
+
+/** How {@link AdminService.disableUser}, {@link AdminService.setUserRoles} and {@link AdminService.deleteUser} act. */
+export interface AdminChangeOptions {
+  /**
+   * Also when the user is the last enabled admin, leaving none (the CLI's `--force`: an operator
+   * can always make an admin again with `tessera user set-roles`). Default `false`: `last_admin`.
+   */
+  readonly force?: boolean;
+}
+
 /** The operator at the command line. */
 export const OPERATOR: AdminActor = Object.freeze({ by: "operator", context: OPERATOR_CONTEXT });
 
@@ -70,6 +82,10 @@ export interface UserPage {
   readonly users: readonly ListedAccountView[];
   /** Pass as `cursor` for the next page; `null` on the last page. */
   readonly nextCursor: string | null;
+}
+
+function lastAdmin(user: UserRecord): never {
+  fail("last_admin", `${user.username} is the last enabled admin; make another admin first`);
 }
 
 // The cursor is the last username key of a page, base64url-encoded: opaque to clients, and
@@ -207,11 +223,16 @@ export class AdminService {
   /**
    * Disables a user: login then fails exactly as with a wrong password, every session is revoked
    * and announced, and every pending `mfa_token` is void. Records `user_disabled` (once) and `session_revoked` for each session.
-   * Throws `user_not_found`.
+   * Throws `user_not_found`, `last_admin` (unless `options.force`) for the last enabled admin,
+   * changing nothing.
    */
-  async disableUser(reference: UserReference, actor: AdminActor = OPERATOR): Promise<AccountView> {
+  async disableUser(
+    reference: UserReference,
+    actor: AdminActor = OPERATOR,
+    options: AdminChangeOptions = {},
+  ): Promise<AccountView> {
     const user = await this.#findUser(reference);
-    if (await this.#store.disableUser(user.id, this.#clock.now()))
+    if (await this.#disable(user, options))
       await this.#audit.record("user_disabled", actor.context, { userId: user.id }, { by: actor.by });
     // A login's second step pending now stays void, also once the user is enabled again.
     await this.#mfa.voidChallenges(user.id);
@@ -230,16 +251,23 @@ export class AdminService {
 
   /**
    * Replaces a user's roles (they reach access tokens at the next refresh) and records
-   * `roles_changed`. Throws `invalid_request` for a bad role name, `user_not_found`.
+   * `roles_changed`. Throws `invalid_request` for a bad role name, `user_not_found`, `last_admin`
+   * (unless `options.force`) when the roles lack {@link ADMIN_ROLE} and the user is the last
+   * enabled admin, changing nothing.
    */
   async setUserRoles(
     reference: UserReference,
     roles: readonly string[],
     actor: AdminActor = OPERATOR,
+    options: AdminChangeOptions = {},
   ): Promise<AccountView> {
     const unique = checkRoleNames(roles);
     const user = await this.#findUser(reference);
-    if (!(await this.#store.setUserRoles(user.id, unique))) fail("user_not_found", "no such user");
+    const outcome = options.force
+      ? (await this.#store.setUserRoles(user.id, unique)) && "updated"
+      : await this.#store.updateUserKeepingRole(user.id, { roles: unique }, ADMIN_ROLE);
+    if (outcome === "last_holder") lastAdmin(user);
+    if (outcome !== "updated") fail("user_not_found", "no such user");
     await this.#audit.record(
       "roles_changed",
       actor.context,
@@ -268,12 +296,18 @@ export class AdminService {
    * and IP addresses), and the IP address and user agent of their audit events, which stay under
    * the user id. Sessions are revoked and announced first, and resource servers polling the feed
    * still see them revoked. Records `session_revoked` for each open session and `user_deleted`.
-   * Throws `user_not_found`.
+   * Throws `user_not_found`, `last_admin` (unless `options.force`) for the last enabled admin,
+   * changing nothing.
    */
-  async deleteUser(reference: UserReference, actor: AdminActor = OPERATOR): Promise<void> {
+  async deleteUser(
+    reference: UserReference,
+    actor: AdminActor = OPERATOR,
+    options: AdminChangeOptions = {},
+  ): Promise<void> {
     const user = await this.#findUser(reference);
-    // Disabled first, so that no login opens a session while the others are revoked.
-    await this.#store.disableUser(user.id, this.#clock.now());
+    // Disabled first, so that no login opens a session while the others are revoked; a disabled
+    // user is no admin the check counts, so this step alone decides whether the last one may go.
+    await this.#disable(user, options);
     await this.#revokeAll(user.id, actor);
     // This instance's buffered events of the user are written first, so that the scrub reaches them.
     await this.#audit.flush();
@@ -319,6 +353,15 @@ export class AdminService {
     actor: AdminActor = OPERATOR,
   ): Promise<string[]> {
     return "sessionId" in target ? this.revokeSession(target.sessionId, actor) : this.revokeUserSessions(target, actor);
+  }
+
+  /** Disables `user` unless it is the last enabled admin (or `options.force`); true when it was enabled. */
+  async #disable(user: UserRecord, options: AdminChangeOptions): Promise<boolean> {
+    const now = this.#clock.now();
+    if (options.force) return this.#store.disableUser(user.id, now);
+    const outcome = await this.#store.updateUserKeepingRole(user.id, { disabledAt: now }, ADMIN_ROLE);
+    if (outcome === "last_holder") lastAdmin(user);
+    return outcome === "updated";
   }
 
   async #findUser(reference: UserReference): Promise<UserRecord> {

@@ -16,6 +16,8 @@ import { isTransientConflict, isUniqueViolation, translateStoreError } from "./s
 import type {
   AuditEventRecord,
   EmailClaim,
+  KeepingRoleOutcome,
+  KeepingRoleUpdate,
   KeyEncryption,
   PurgeResult,
   RefreshTokenLookup,
@@ -426,6 +428,48 @@ export class KyselyStore implements Store {
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     });
+  }
+
+  updateUserKeepingRole(id: string, update: KeepingRoleUpdate, role: string): Promise<KeepingRoleOutcome> {
+    const lock = this.kind !== "sqlite";
+    return this.#run(() =>
+      this.#transaction(async (trx) => {
+        // The holders are locked before anything is read or written, always in id order: a racing
+        // call waits here, then sees the holders this one left, and no two calls deadlock.
+        const holders = await trx
+          .selectFrom("users")
+          .select("id")
+          .where("disabled_at", "is", null)
+          .where(this.#contains("roles", JSON.stringify(role)))
+          .orderBy("id")
+          .$if(lock, (query) => query.forUpdate())
+          .execute();
+        const user = await trx
+          .selectFrom("users")
+          .select(["id", "disabled_at"])
+          .where("id", "=", id)
+          .$if(lock, (query) => query.forUpdate())
+          .executeTakeFirst();
+        if (!user) return "unchanged";
+        const keeps = "roles" in update && update.roles.includes(role);
+        if (!keeps && holders.length === 1 && holders[0]!.id === id) return "last_holder";
+        if ("roles" in update) {
+          await trx
+            .updateTable("users")
+            .set({ roles: JSON.stringify(update.roles) })
+            .where("id", "=", id)
+            .execute();
+          return "updated";
+        }
+        if (user.disabled_at !== null) return "unchanged";
+        await trx
+          .updateTable("users")
+          .set({ disabled_at: this.#ts(update.disabledAt) })
+          .where("id", "=", id)
+          .execute();
+        return "updated";
+      }),
+    );
   }
 
   setPasswordHash(id: string, passwordHash: string, expectedHash?: string): Promise<boolean> {

@@ -203,6 +203,16 @@ export interface RotationWrite {
   readonly now: Date;
 }
 
+/** The change {@link Store.updateUserKeepingRole} makes to one user: new roles, or disabling at a moment. */
+export type KeepingRoleUpdate = { readonly roles: readonly string[] } | { readonly disabledAt: Date };
+
+/**
+ * What {@link Store.updateUserKeepingRole} did: `updated`; `unchanged` when there is no such user
+ * or (disabling) it already is disabled; `last_holder`, changing nothing, when the user is the
+ * last enabled holder of the role and the change would take it away.
+ */
+export type KeepingRoleOutcome = "updated" | "unchanged" | "last_holder";
+
 /** Rows removed by {@link Store.deleteExpired}. */
 export interface PurgeResult {
   readonly refreshTokens: number;
@@ -244,6 +254,14 @@ export interface Store {
   findUserById(id: string): Promise<UserRecord | null>;
   /** Replaces a user's roles; `false` when there is no such user. */
   setUserRoles(id: string, roles: readonly string[]): Promise<boolean>;
+  /**
+   * Sets a user's roles or disables it, as {@link setUserRoles} and {@link disableUser} do, unless
+   * that leaves no enabled user holding `role`: then `last_holder`, changing nothing. One
+   * transaction locks the rows of every enabled holder of `role` first (SELECT … FOR UPDATE on
+   * PostgreSQL and MySQL; SQLite serialises writers), so of two calls racing to take the role
+   * from its last two holders exactly one wins.
+   */
+  updateUserKeepingRole(id: string, update: KeepingRoleUpdate, role: string): Promise<KeepingRoleOutcome>;
   /** Users in `id` order: at most `limit` of those whose id follows `afterId` (from the first when `null`). */
   listUsers(afterId: string | null, limit: number): Promise<UserRecord[]>;
   /** Users matching `query`, in `usernameKey` order (the database's order of that column). */
