@@ -312,6 +312,38 @@ describe("Admin API /admin/users", () => {
     assert.deepEqual(unknown.json(), { error: "not_found", error_description: "No such user." });
   });
 
+  it("answers 409 last_admin to disabling, deleting or demoting the last enabled admin, and changes nothing", async () => {
+    const admin = fixture.services.admin;
+    const rootId = (await admin.showUser("root-admin")).id;
+    for (const other of (await admin.listUsers({ role: "admin", disabled: false, limit: 200 })).users)
+      if (other.id !== rootId) await admin.setUserRoles({ id: other.id }, ["user"]);
+    const refusals: Array<[InjectOptions["method"], string, object?]> = [
+      ["POST", `/admin/users/${rootId}/disable`],
+      ["DELETE", `/admin/users/${rootId}`],
+      ["PUT", `/admin/users/${rootId}/roles`, { roles: ["user"] }],
+      ["PUT", `/admin/users/${rootId}/roles`, { roles: [] }],
+    ];
+    for (const [method, url, body] of refusals) {
+      const refused = await call(method, url, body);
+      assert.equal(refused.statusCode, 409, `${method} ${url}`);
+      assert.equal(refused.json<{ error: string }>().error, "last_admin");
+      assert.equal(refused.headers["cache-control"], "no-store");
+    }
+    const root = (await call("GET", `/admin/users/${rootId}`)).json<Account & { open_sessions: number }>();
+    assert.deepEqual(root.roles, ["admin"]);
+    assert.equal(root.disabled_at, null);
+    assert.ok(root.open_sessions >= 1, "the admin's own session was not revoked");
+    assert.equal((await call("GET", "/auth/me")).statusCode, 200);
+
+    // With a second admin, either may go; the one left is guarded again.
+    const { id } = await member(0);
+    assert.equal((await call("PUT", `/admin/users/${id}/roles`, { roles: ["admin"] })).statusCode, 200);
+    const demoted = await call("PUT", `/admin/users/${id}/roles`, { roles: ["user"] });
+    assert.equal(demoted.statusCode, 200);
+    assert.deepEqual(demoted.json<Account>().roles, ["user"]);
+    assert.equal((await call("POST", `/admin/users/${rootId}/disable`)).statusCode, 409);
+  });
+
   it("describes every admin route, its success and its refusals in /openapi.json", async () => {
     const spec = (await app.inject({ method: "GET", url: "/openapi.json" })).json<{
       paths: Record<string, Record<string, { responses?: Record<string, unknown>; security?: unknown[] }>>;

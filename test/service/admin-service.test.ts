@@ -284,3 +284,93 @@ describe("AdminService user lifecycle", () => {
     });
   });
 });
+
+describe("AdminService and the last enabled admin", () => {
+  let fixture: ServiceFixture;
+  let counter = 0;
+
+  before(async () => {
+    fixture = await serviceFixture();
+  });
+  after(() => fixture.close());
+
+  /** A user with `roles` and one open session. */
+  async function account(roles: string[]) {
+    counter += 1;
+    const name = `last-admin-${counter}`;
+    const user = await fixture.services.admin.createUser(name, PASSWORD, roles);
+    const login = await fixture.service.login(name, PASSWORD, context);
+    return { name, id: user.id, login };
+  }
+
+  /** Every enabled admin's id: none but `ids` may be left from earlier cases. */
+  async function enabledAdmins() {
+    const page = await fixture.services.admin.listUsers({ role: "admin", disabled: false, limit: 200 });
+    return page.users.map((user) => user.id).sort();
+  }
+
+  async function unchanged(id: string, roles: string[], sessionId: string) {
+    const user = await fixture.services.admin.showUser({ id });
+    assert.equal(user.disabledAt, null);
+    assert.deepEqual(user.roles, roles);
+    assert.equal((await fixture.store.findSession(sessionId))?.revokedAt, null, "no session revoked");
+  }
+
+  it("refuses to disable, delete or demote the last enabled admin, themselves included, changing nothing", async () => {
+    const { id, login } = await account(["admin", "user"]);
+    assert.deepEqual(await enabledAdmins(), [id]);
+    const self: AdminActor = { by: id, context };
+    const admin = fixture.services.admin;
+    await rejectsWith(admin.disableUser({ id }, self), "last_admin");
+    await rejectsWith(admin.deleteUser({ id }, self), "last_admin");
+    await rejectsWith(admin.setUserRoles({ id }, ["user"], self), "last_admin");
+    await rejectsWith(admin.setUserRoles({ id }, [], OPERATOR), "last_admin");
+    await unchanged(id, ["admin", "user"], login.sessionId);
+    await fixture.services.audit.flush();
+    const events = await fixture.store.listAuditEvents({ userId: id }, null, 100);
+    const changes = ["user_disabled", "user_deleted", "roles_changed", "session_revoked"];
+    assert.deepEqual(
+      events.filter((event) => changes.includes(event.type)),
+      [],
+      "no event of a refused change",
+    );
+    // Keeping the role is no demotion.
+    assert.deepEqual((await admin.setUserRoles({ id }, ["admin", "ops"], self)).roles, ["admin", "ops"]);
+    await admin.setUserRoles({ id }, ["admin", "user"]);
+  });
+
+  it("lets one of two admins go, then guards the other; a disabled admin does not count", async () => {
+    const [first] = await enabledAdmins();
+    const second = await account(["admin"]);
+    const admin = fixture.services.admin;
+    await admin.disableUser({ id: second.id });
+    assert.deepEqual(await enabledAdmins(), [first]);
+    await rejectsWith(admin.disableUser({ id: first! }), "last_admin");
+    await admin.enableUser({ id: second.id });
+    assert.ok((await admin.disableUser({ id: first! })).disabledAt);
+    await rejectsWith(admin.setUserRoles({ id: second.id }, ["user"]), "last_admin");
+    await admin.enableUser({ id: first! });
+    assert.deepEqual((await admin.setUserRoles({ id: second.id }, ["user"])).roles, ["user"]);
+    await rejectsWith(admin.deleteUser({ id: first! }), "last_admin");
+    // Users without the role are never held back, admins or not.
+    const plain = await account(["user"]);
+    await admin.deleteUser({ id: plain.id });
+    await rejectsWith(admin.showUser({ id: plain.id }), "user_not_found");
+  });
+
+  it("does it anyway with force, as the CLI's --force asks", async () => {
+    const [only] = await enabledAdmins();
+    const { login } = await account(["user"]);
+    const admin = fixture.services.admin;
+    const sessionOf = await fixture.service.login((await admin.showUser({ id: only! })).username, PASSWORD, context);
+    assert.deepEqual((await admin.setUserRoles({ id: only! }, ["user"], OPERATOR, { force: true })).roles, ["user"]);
+    assert.deepEqual(await enabledAdmins(), []);
+    await admin.setUserRoles({ id: only! }, ["admin"]);
+    assert.ok((await admin.disableUser({ id: only! }, OPERATOR, { force: true })).disabledAt);
+    assert.notEqual((await fixture.store.findSession(sessionOf.sessionId))?.revokedAt, null);
+    await admin.enableUser({ id: only! });
+    await admin.deleteUser({ id: only! }, OPERATOR, { force: true });
+    assert.deepEqual(await enabledAdmins(), []);
+    assert.equal((await fixture.store.findSession(login.sessionId))?.revokedAt, null, "others untouched");
+  });
+});
