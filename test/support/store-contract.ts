@@ -248,6 +248,52 @@ export function testStoreContract(
       });
     });
 
+    describe("updateUserKeepingRole()", () => {
+      // A role of its own per case: users of other cases never count as its holders.
+      const aRole = () => `keeper-${randomBytes(4).toString("hex")}`;
+
+      it("sets roles or disables like setUserRoles() and disableUser(), and refuses to leave the role unheld", async () => {
+        const role = aRole();
+        const first = aUser({ roles: [role, "user"] });
+        const second = aUser({ roles: [role] });
+        await store.createUser(first);
+        await store.createUser(second);
+        assert.equal(await store.updateUserKeepingRole(second.id, { roles: ["user"] }, role), "updated");
+        assert.equal(await store.updateUserKeepingRole(first.id, { roles: ["user"] }, role), "last_holder");
+        assert.equal(await store.updateUserKeepingRole(first.id, { disabledAt: at(HOUR) }, role), "last_holder");
+        assert.deepEqual(await store.findUserById(first.id), { ...first, disabledAt: null });
+        assert.equal(await store.updateUserKeepingRole(first.id, { roles: [role, "ops"] }, role), "updated");
+        assert.deepEqual((await store.findUserById(first.id))?.roles, [role, "ops"]);
+        // A disabled holder does not count; users without the role are never held back.
+        await store.setUserRoles(second.id, [role]);
+        assert.equal(await store.disableUser(second.id, at(HOUR)), true);
+        assert.equal(await store.updateUserKeepingRole(first.id, { disabledAt: at(HOUR) }, role), "last_holder");
+        assert.equal(await store.updateUserKeepingRole(second.id, { roles: [] }, role), "updated");
+        assert.equal(await store.updateUserKeepingRole(second.id, { disabledAt: at(2 * HOUR) }, role), "unchanged");
+        assert.deepEqual((await store.findUserById(second.id))?.disabledAt, at(HOUR));
+        assert.equal(await store.updateUserKeepingRole(randomUUID(), { roles: [] }, role), "unchanged");
+        assert.equal(await store.updateUserKeepingRole(randomUUID(), { disabledAt: at(HOUR) }, role), "unchanged");
+      });
+
+      it("lets exactly one of two racing demotions of the last two holders through, from two instances", async () => {
+        const changes = Array.from({ length: 5 }, () => [{ roles: ["user"] }, { disabledAt: at(HOUR) }]).flat();
+        for (const [round, change] of changes.entries()) {
+          const role = aRole();
+          const a = aUser({ roles: [role] });
+          const b = aUser({ roles: [role] });
+          await store.createUser(a);
+          await store.createUser(b);
+          const outcomes = await Promise.all([
+            store.updateUserKeepingRole(a.id, change, role),
+            other.updateUserKeepingRole(b.id, change, role),
+          ]);
+          assert.deepEqual([...outcomes].sort(), ["last_holder", "updated"], `round ${round}`);
+          const holders = await store.findUsers({ role, disabled: false, afterKey: null, limit: 10 });
+          assert.equal(holders.length, 1, `round ${round}: one holder is left`);
+        }
+      });
+    });
+
     describe("listUsers()", () => {
       it("pages through every user in id order", async () => {
         const fresh = await createDatabase();
