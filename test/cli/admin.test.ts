@@ -194,6 +194,40 @@ describe("tessera user and sessions commands", () => {
     assert.match(missing.stderr, /no such user/);
   });
 
+  it("refuses to disable, delete or demote the last enabled admin without --force, and does it with", async () => {
+    await services.admin.createUser("Quinn", PASSWORD, ["admin", "user"]);
+    for (const other of (await services.admin.listUsers({ role: "admin", disabled: false })).users)
+      if (other.username !== "Quinn")
+        await services.admin.setUserRoles({ id: other.id }, ["user"], undefined, { force: true });
+    const login = await services.auth.login("quinn", PASSWORD, context);
+    for (const args of [
+      ["user", "disable", "quinn"],
+      ["user", "set-roles", "quinn", "user"],
+      ["user", "delete", "quinn", "--yes"],
+    ]) {
+      const refused = await run(args);
+      assert.equal(refused.status, 1, args.join(" "));
+      assert.equal(refused.stderr, "tessera: Quinn is the last enabled admin; make another admin first\n");
+      assert.equal(refused.stdout, "");
+    }
+    const kept = await services.admin.showUser("quinn");
+    assert.deepEqual(kept.roles, ["admin", "user"]);
+    assert.equal(kept.disabledAt, null);
+    assert.ok((await services.auth.refresh(login.refreshToken, context)).accessToken, "no session revoked");
+
+    const demoted = await run(["user", "set-roles", "quinn", "user", "--force", "--json"]);
+    assert.equal(demoted.status, 0, demoted.stderr);
+    assert.deepEqual((JSON.parse(demoted.stdout) as { roles: string[] }).roles, ["user"]);
+    assert.equal((await run(["user", "set-roles", "quinn", "admin"])).status, 0);
+    const disabled = await run(["user", "disable", "quinn", "--force", "--json"]);
+    assert.equal(disabled.status, 0, disabled.stderr);
+    assert.ok((JSON.parse(disabled.stdout) as { disabledAt: string | null }).disabledAt);
+    assert.equal((await run(["user", "enable", "quinn"])).status, 0);
+    const deleted = await run(["user", "delete", "quinn", "--yes", "--force"]);
+    assert.equal(deleted.status, 0, deleted.stderr);
+    await assert.rejects(services.admin.showUser("quinn"), { code: "user_not_found" });
+  });
+
   it("resets a user's second factor after confirmation, revoking every session, and shows TOTP in user views", async () => {
     const [login, other] = await userWithSessions("Heidi", 2);
     const principal = await services.auth.authenticate(login!.accessToken);
