@@ -73,6 +73,7 @@ const adminSession = {
 } as const;
 
 const refusals = { "4xx": errorResponse } as const;
+const lastAdmin = "409 `last_admin` for the last enabled admin (themselves included): nothing changes.";
 const common = { tags: ["admin"], security: bearerSecurity } as const;
 
 /** Route schemas of `/admin/users…`; every route needs a bearer token with role `admin`. */
@@ -128,6 +129,7 @@ export const adminSchemas = {
   disableUser: {
     ...common,
     summary: "Disable a user and revoke every session",
+    description: lastAdmin,
     params: userParams,
     response: { 200: account, ...refusals },
   },
@@ -140,6 +142,7 @@ export const adminSchemas = {
   setRoles: {
     ...common,
     summary: "Replace a user's roles",
+    description: `Roles without \`admin\`: ${lastAdmin}`,
     params: userParams,
     body: { type: "object", additionalProperties: false, required: ["roles"], properties: { roles } },
     response: { 200: account, ...refusals },
@@ -168,6 +171,7 @@ export const adminSchemas = {
   deleteUser: {
     ...common,
     summary: "Delete a user with their sessions; their audit events stay, without IP or user agent",
+    description: lastAdmin,
     params: userParams,
     response: { 204: noContent, ...refusals },
   },
