@@ -431,7 +431,9 @@ export class KyselyStore implements Store {
   }
 
   updateUserKeepingRole(id: string, update: KeepingRoleUpdate, role: string): Promise<KeepingRoleOutcome> {
-    const lock = this.kind !== "sqlite";
+    // SQLite runs one writer at a time. PostgreSQL's NO KEY UPDATE lock leaves the foreign-key
+    // checks of session inserts (a login) unblocked, as no key changes here.
+    const [postgres, mysql] = [this.kind === "postgres", this.kind === "mysql"];
     return this.#run(() =>
       this.#transaction(async (trx) => {
         // The holders are locked before anything is read or written, always in id order: a racing
@@ -442,13 +444,15 @@ export class KyselyStore implements Store {
           .where("disabled_at", "is", null)
           .where(this.#contains("roles", JSON.stringify(role)))
           .orderBy("id")
-          .$if(lock, (query) => query.forUpdate())
+          .$if(postgres, (query) => query.forNoKeyUpdate())
+          .$if(mysql, (query) => query.forUpdate())
           .execute();
         const user = await trx
           .selectFrom("users")
           .select(["id", "disabled_at"])
           .where("id", "=", id)
-          .$if(lock, (query) => query.forUpdate())
+          .$if(postgres, (query) => query.forNoKeyUpdate())
+          .$if(mysql, (query) => query.forUpdate())
           .executeTakeFirst();
         if (!user) return "unchanged";
         const keeps = "roles" in update && update.roles.includes(role);
