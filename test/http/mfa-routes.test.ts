@@ -35,15 +35,20 @@ async function harness(options: ServerOptions = {}): Promise<Harness> {
 
 let counter = 0;
 
-/** Registers a user, logs in and turns TOTP on over HTTP; `headers` go with every request. */
-async function enrolledUser(h: Harness, headers: Record<string, string> = {}) {
-  counter += 1;
-  const username = `totp${counter}`;
+/** Registers `username` and logs in over HTTP; `headers` go with every request, and with `bearer`. */
+async function signedIn(h: Harness, username: string, headers: Record<string, string> = {}) {
   const credentials = { username, password: PASSWORD };
   assert.equal((await h.request("POST", "/auth/register", credentials, headers)).statusCode, 201);
   const login = await h.request("POST", "/auth/login", credentials, headers);
   assert.equal(login.statusCode, 200, login.body);
-  const bearer = { ...headers, authorization: `Bearer ${login.json().access_token as string}` };
+  return { credentials, bearer: { ...headers, authorization: `Bearer ${login.json().access_token as string}` } };
+}
+
+/** Registers a user, logs in and turns TOTP on over HTTP; `headers` go with every request. */
+async function enrolledUser(h: Harness, headers: Record<string, string> = {}) {
+  counter += 1;
+  const username = `totp${counter}`;
+  const { credentials, bearer } = await signedIn(h, username, headers);
   const enrolment = await h.request("POST", "/auth/mfa/totp", {}, bearer);
   assert.equal(enrolment.statusCode, 200, enrolment.body);
   const uri = enrolment.json().uri as string;
@@ -62,10 +67,7 @@ for (const { kind, skip } of stores)
 
     it("POST /auth/mfa/totp answers a secret, its otpauth URI and an SVG QR code; 409 once TOTP is on", async () => {
       counter += 1;
-      const credentials = { username: `enrol${counter}`, password: PASSWORD };
-      await h.request("POST", "/auth/register", credentials);
-      const login = await h.request("POST", "/auth/login", credentials);
-      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
+      const { bearer } = await signedIn(h, `enrol${counter}`);
       const enrolment = await h.request("POST", "/auth/mfa/totp", {}, bearer);
       assert.equal(enrolment.statusCode, 200);
       assert.deepEqual(Object.keys(enrolment.json()).sort(), ["qr_svg", "secret", "uri"]);
@@ -90,10 +92,7 @@ for (const { kind, skip } of stores)
 
     it("POST /auth/mfa/totp/confirm: 400 invalid_request with nothing pending, 400 invalid_mfa_code for a wrong code", async () => {
       counter += 1;
-      const credentials = { username: `confirm${counter}`, password: PASSWORD };
-      await h.request("POST", "/auth/register", credentials);
-      const login = await h.request("POST", "/auth/login", credentials);
-      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
+      const { bearer } = await signedIn(h, `confirm${counter}`);
       assertErrorAnswer(
         await h.request("POST", "/auth/mfa/totp/confirm", { code: "123456" }, bearer),
         400,
@@ -465,10 +464,7 @@ describe("TOTP enrolment under an issuer with a port", () => {
   it("names the issuer by its host name in the otpauth label and the issuer parameter, so apps parse it back", async () => {
     const h = await harness({ issuer: "https://issuer.test:8443" });
     try {
-      const credentials = { username: "ported", password: PASSWORD };
-      await h.request("POST", "/auth/register", credentials);
-      const login = await h.request("POST", "/auth/login", credentials);
-      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
+      const { bearer } = await signedIn(h, "ported");
       const uri = (await h.request("POST", "/auth/mfa/totp", {}, bearer)).json().uri as string;
       assert.match(uri, /^otpauth:\/\/totp\/issuer\.test:ported\?/);
       assert.equal(new URL(uri).searchParams.get("issuer"), "issuer.test");
