@@ -1,9 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { type AccountService, checkEmail } from "../service/account-service.js";
-import type { AuthService, Principal } from "../service/auth-service.js";
+import type { AuthService } from "../service/auth-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
 import type { RateLimits } from "./rate-limits.js";
-import { contextOf, onlyMediaType, requirePrincipal } from "./request-context.js";
+import { bearerGuard, contextOf, onlyMediaType } from "./request-context.js";
 import { accountCookieSchemas, accountSchemas, AUTH_BODY_LIMIT } from "./schemas.js";
 
 interface EmailBody {
@@ -39,13 +39,8 @@ export function registerAccountRoutes(
   { auth, account, limits, cookieMode = false }: AccountRoutesOptions,
 ): void {
   const schemas = cookieMode ? accountCookieSchemas : accountSchemas;
-  const principals = new WeakMap<FastifyRequest, Principal>();
-  // The bearer token is checked before the body is: without one a request learns nothing but 401.
-  const bearer = {
-    preValidation: async (request: FastifyRequest) => {
-      principals.set(request, await requirePrincipal(auth, request));
-    },
-  };
+  const { preValidation, principalOf } = bearerGuard(auth);
+  const bearer = { preValidation };
 
   app.post<{ Body: ChangePasswordBody }>(
     "/auth/password",
@@ -56,7 +51,7 @@ export function registerAccountRoutes(
       ...bearer,
     },
     async (request, reply) => {
-      const principal = principals.get(request)!;
+      const principal = principalOf(request);
       const { username } = await auth.me(principal);
       // A stolen access token must not buy unlimited guesses at the password: the same limits as login.
       await limits.login(request.ip, normalizeUsername(username), () =>
@@ -96,7 +91,7 @@ export function registerAccountRoutes(
     "/auth/email",
     { schema: schemas.setEmail, bodyLimit: AUTH_BODY_LIMIT, preParsing: onlyMediaType("application/json"), ...bearer },
     async (request, reply) => {
-      const principal = principals.get(request)!;
+      const principal = principalOf(request);
       const { email } = request.body;
       // Per account, whatever the address: a mailbox must not be flooded with links, nor the taken
       // addresses found out by trying them. A malformed one costs nothing.

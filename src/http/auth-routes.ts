@@ -2,19 +2,12 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { isTesseraError, TesseraError } from "../core/errors.js";
 import { HTTP_ERRORS } from "../core/http-errors.js";
 import type { AccountService } from "../service/account-service.js";
-import type { AuthService, Principal } from "../service/auth-service.js";
+import type { AuthService } from "../service/auth-service.js";
 import type { MfaService } from "../service/mfa-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
 import { type RefreshCookie, refreshTokenOf } from "./cookie-mode.js";
 import type { RateLimits } from "./rate-limits.js";
-import {
-  arrivalContextOf,
-  contextOf,
-  onlyMediaType,
-  requirePrincipal,
-  sendTokens,
-  sessionJson,
-} from "./request-context.js";
+import { arrivalContextOf, bearerGuard, contextOf, onlyMediaType, sendTokens, sessionJson } from "./request-context.js";
 import { AUTH_BODY_LIMIT, authCookieSchemas, authSchemas } from "./schemas.js";
 
 interface Credentials {
@@ -119,15 +112,8 @@ export function registerAuthRoutes(
     },
   );
 
-  // Bearer routes authenticate before validating anything else: a request without a valid
-  // token learns nothing but 401 (RFC 6750 §3).
-  const principals = new WeakMap<FastifyRequest, Principal>();
-  const bearer = {
-    preValidation: async (request: FastifyRequest) => {
-      principals.set(request, await requirePrincipal(auth, request));
-    },
-  };
-  const principalOf = (request: FastifyRequest): Principal => principals.get(request)!;
+  const { preValidation, principalOf } = bearerGuard(auth);
+  const bearer = { preValidation };
 
   app.post(
     "/auth/logout-all",

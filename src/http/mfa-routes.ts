@@ -1,10 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { AuthService, Principal } from "../service/auth-service.js";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import type { AuthService } from "../service/auth-service.js";
 import { normalizeUsername } from "../service/credential-policy.js";
 import type { MfaProof, MfaService } from "../service/mfa-service.js";
 import type { RefreshCookie } from "./cookie-mode.js";
 import type { RateLimits } from "./rate-limits.js";
-import { contextOf, onlyMediaType, requirePrincipal, sendTokens } from "./request-context.js";
+import { bearerGuard, contextOf, onlyMediaType, sendTokens } from "./request-context.js";
 import { AUTH_BODY_LIMIT, mfaCookieSchemas, mfaSchemas } from "./schemas.js";
 
 interface MfaLoginBody {
@@ -52,13 +52,8 @@ function noStore(reply: FastifyReply): FastifyReply {
 export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, cookie = null }: MfaRoutesOptions): void {
   const schemas = cookie === null ? mfaSchemas : mfaCookieSchemas;
   const jsonOnly = onlyMediaType("application/json");
-  const principals = new WeakMap<FastifyRequest, Principal>();
-  // The bearer token is checked before the body is: without one a request learns nothing but 401.
-  const bearer = {
-    preValidation: async (request: FastifyRequest) => {
-      principals.set(request, await requirePrincipal(auth, request));
-    },
-  };
+  const { preValidation, principalOf } = bearerGuard(auth);
+  const bearer = { preValidation };
 
   app.post<{ Body: MfaLoginBody }>(
     "/auth/login/mfa",
@@ -78,7 +73,7 @@ export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, coo
     "/auth/mfa/totp",
     { schema: schemas.enrollTotp, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly, ...bearer },
     async (request, reply) => {
-      const enrolment = await mfa.enrollTotp(principals.get(request)!);
+      const enrolment = await mfa.enrollTotp(principalOf(request));
       return noStore(reply).send({ secret: enrolment.secret, uri: enrolment.uri, qr_svg: enrolment.qrSvg });
     },
   );
@@ -87,7 +82,7 @@ export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, coo
     "/auth/mfa/totp/confirm",
     { schema: schemas.confirmTotp, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly, ...bearer },
     async (request, reply) => {
-      const principal = principals.get(request)!;
+      const principal = principalOf(request);
       const recoveryCodes = await limits.login(request.ip, mfaLimitKey(principal.userId, request.ip), () =>
         mfa.confirmTotp(principal, request.body.code, contextOf(request)),
       );
@@ -99,7 +94,7 @@ export function registerMfaRoutes(app: FastifyInstance, { auth, mfa, limits, coo
     "/auth/mfa/totp",
     { schema: schemas.disableTotp, bodyLimit: AUTH_BODY_LIMIT, preParsing: jsonOnly, ...bearer },
     async (request, reply) => {
-      const principal = principals.get(request)!;
+      const principal = principalOf(request);
       const { code, password } = request.body;
       const context = contextOf(request);
       // A stolen access token must not buy unlimited guesses: a password counts as a login does, a code as a code.

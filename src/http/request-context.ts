@@ -41,6 +41,22 @@ export async function requirePrincipal(auth: AuthService, request: FastifyReques
   return auth.authenticate(readBearerToken(request.headers.authorization));
 }
 
+/**
+ * Route options guarding a route by a bearer token ({@link requirePrincipal}): it is checked in
+ * `preValidation`, before the body, so a request without a valid one learns nothing but 401
+ * (RFC 6750 §3). `principalOf` gives the principal it admitted for a request.
+ */
+export function bearerGuard(auth: AuthService) {
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  return {
+    preValidation: async (request: FastifyRequest): Promise<void> => {
+      principals.set(request, await requirePrincipal(auth, request));
+    },
+    /** The principal the guard admitted for this request. */
+    principalOf: (request: FastifyRequest): Principal => principals.get(request)!,
+  };
+}
+
 function countHeader(rawHeaders: readonly string[], name: string): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]?.toLowerCase() === name) count += 1;

@@ -1,4 +1,4 @@
-import { type Kysely, Migrator, type Selectable, type Transaction, sql } from "kysely";
+import { type Kysely, Migrator, type Selectable, type Transaction, type UpdateResult, sql } from "kysely";
 import type { RevocationReason } from "../core/revocation.js";
 import type { SigningKeyState } from "../core/signing-key.js";
 import { migrationProvider } from "./migrations.js";
@@ -114,6 +114,14 @@ export function toRefreshToken(row: Selectable<RefreshTokensTable>): RefreshToke
   };
 }
 
+/** A built UPDATE statement, not yet run. */
+type UpdateQuery = { executeTakeFirst(): Promise<UpdateResult> };
+
+/** Runs `update`: true when it changed a row, that is when a conditional update's check passed. */
+async function updatedAny(update: UpdateQuery): Promise<boolean> {
+  return (await update.executeTakeFirst()).numUpdatedRows > 0n;
+}
+
 /** A lookup row: its columns aliased `t_*`, `s_*` and `u_*` by table, and `read_at`. */
 type Prefixed<P extends string, T> = { readonly [K in keyof T & string as `${P}${K}`]: T[K] };
 type LookupRow = Prefixed<"t_", Selectable<RefreshTokensTable>> &
@@ -227,6 +235,11 @@ export class KyselyStore implements Store {
     } catch (error) {
       translateStoreError(error);
     }
+  }
+
+  /** Runs the update `build` returns, as {@link updatedAny} does, translating store errors. */
+  #updated(build: () => UpdateQuery): Promise<boolean> {
+    return this.#run(() => updatedAny(build()));
   }
 
   /**
@@ -359,14 +372,12 @@ export class KyselyStore implements Store {
   }
 
   setUserRoles(id: string, roles: readonly string[]): Promise<boolean> {
-    return this.#run(async () => {
-      const result = await this.#db
+    return this.#updated(() =>
+      this.#db
         .updateTable("users")
         .set({ roles: JSON.stringify(roles) })
-        .where("id", "=", id)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    });
+        .where("id", "=", id),
+    );
   }
 
   listUsers(afterId: string | null, limit: number): Promise<UserRecord[]> {
@@ -407,27 +418,23 @@ export class KyselyStore implements Store {
   }
 
   disableUser(id: string, now: Date): Promise<boolean> {
-    return this.#run(async () => {
-      const result = await this.#db
+    return this.#updated(() =>
+      this.#db
         .updateTable("users")
         .set({ disabled_at: this.#ts(now) })
         .where("id", "=", id)
-        .where("disabled_at", "is", null)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    });
+        .where("disabled_at", "is", null),
+    );
   }
 
   enableUser(id: string): Promise<boolean> {
-    return this.#run(async () => {
-      const result = await this.#db
+    return this.#updated(() =>
+      this.#db
         .updateTable("users")
         .set({ disabled_at: null })
         .where("id", "=", id)
-        .where("disabled_at", "is not", null)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    });
+        .where("disabled_at", "is not", null),
+    );
   }
 
   updateUserKeepingRole(id: string, update: KeepingRoleUpdate, role: string): Promise<KeepingRoleOutcome> {
@@ -526,13 +533,9 @@ export class KyselyStore implements Store {
 
   async changeUsernameKey(id: string, from: string, to: string): Promise<boolean> {
     try {
-      const result = await this.#db
-        .updateTable("users")
-        .set({ username_key: to })
-        .where("id", "=", id)
-        .where("username_key", "=", from)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
+      return await updatedAny(
+        this.#db.updateTable("users").set({ username_key: to }).where("id", "=", id).where("username_key", "=", from),
+      );
     } catch (error) {
       if (isUniqueViolation(error)) return false;
       translateStoreError(error);
@@ -600,15 +603,13 @@ export class KyselyStore implements Store {
   }
 
   revokeSession(id: string, now: Date, reason: RevocationReason): Promise<boolean> {
-    return this.#run(async () => {
-      const result = await this.#db
+    return this.#updated(() =>
+      this.#db
         .updateTable("sessions")
         .set({ revoked_at: this.#ts(now), revoked_reason: reason })
         .where("id", "=", id)
-        .where("revoked_at", "is", null)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    });
+        .where("revoked_at", "is", null),
+    );
   }
 
   revokeUserSessions(userId: string, now: Date, reason: RevocationReason, exceptSessionId?: string): Promise<string[]> {
@@ -977,37 +978,36 @@ export class KyselyStore implements Store {
   }
 
   async setUserEmail(id: string, claim: EmailClaim | null): Promise<boolean> {
-    const update = async (db: Kysely<Database>) => {
-      const result = await db
-        .updateTable("users")
-        .set((eb) =>
-          claim
-            ? {
-                // Setting the same unverified address again keeps the time it was first set, so its
-                // window still runs out. First: MySQL evaluates assignments left to right, so the
-                // columns compared must not have been assigned yet.
-                email_set_at: eb
-                  .case()
-                  .when(
-                    eb.and([
-                      eb("email_key", "=", claim.emailKey),
-                      eb("email_verified_at", "is", null),
-                      eb("email_set_at", "is not", null),
-                    ]),
-                  )
-                  .then(eb.ref("email_set_at"))
-                  .else(this.#ts(claim.setAt))
-                  .end(),
-                email: claim.email,
-                email_key: claim.emailKey,
-                email_verified_at: null,
-              }
-            : { email: null, email_key: null, email_verified_at: null, email_set_at: null },
-        )
-        .where("id", "=", id)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    };
+    const update = (db: Kysely<Database>) =>
+      updatedAny(
+        db
+          .updateTable("users")
+          .set((eb) =>
+            claim
+              ? {
+                  // Setting the same unverified address again keeps the time it was first set, so its
+                  // window still runs out. First: MySQL evaluates assignments left to right, so the
+                  // columns compared must not have been assigned yet.
+                  email_set_at: eb
+                    .case()
+                    .when(
+                      eb.and([
+                        eb("email_key", "=", claim.emailKey),
+                        eb("email_verified_at", "is", null),
+                        eb("email_set_at", "is not", null),
+                      ]),
+                    )
+                    .then(eb.ref("email_set_at"))
+                    .else(this.#ts(claim.setAt))
+                    .end(),
+                  email: claim.email,
+                  email_key: claim.emailKey,
+                  email_verified_at: null,
+                }
+              : { email: null, email_key: null, email_verified_at: null, email_set_at: null },
+          )
+          .where("id", "=", id),
+      );
     try {
       const before = claim?.releaseUnverifiedBefore;
       if (!claim || !before) return await update(this.#db);
@@ -1031,16 +1031,14 @@ export class KyselyStore implements Store {
   }
 
   markEmailVerified(id: string, emailKey: string, now: Date): Promise<boolean> {
-    return this.#run(async () => {
-      const result = await this.#db
+    return this.#updated(() =>
+      this.#db
         .updateTable("users")
         .set({ email_verified_at: this.#ts(now) })
         .where("id", "=", id)
         .where("email_key", "=", emailKey)
-        .where("disabled_at", "is", null)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    });
+        .where("disabled_at", "is", null),
+    );
   }
 
   createOneTimeToken(token: OneTimeTokenRecord): Promise<void> {
@@ -1196,15 +1194,14 @@ export class KyselyStore implements Store {
   }
 
   async savePendingTotp(userId: string, secretSealed: string, now: Date): Promise<boolean> {
-    const replacePending = async () => {
-      const result = await this.#db
-        .updateTable("totp_credentials")
-        .set({ secret_sealed: secretSealed, created_at: this.#ts(now), last_step: null })
-        .where("user_id", "=", userId)
-        .where("confirmed_at", "is", null)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    };
+    const replacePending = () =>
+      updatedAny(
+        this.#db
+          .updateTable("totp_credentials")
+          .set({ secret_sealed: secretSealed, created_at: this.#ts(now), last_step: null })
+          .where("user_id", "=", userId)
+          .where("confirmed_at", "is", null),
+      );
     try {
       if (await replacePending()) return true;
       await this.#db
@@ -1258,17 +1255,15 @@ export class KyselyStore implements Store {
   }
 
   acceptTotpStep(userId: string, step: number): Promise<boolean> {
-    return this.#run(async () => {
-      // The single check-and-act: a step at or before the last accepted one never passes again.
-      const result = await this.#db
+    // The single check-and-act: a step at or before the last accepted one never passes again.
+    return this.#updated(() =>
+      this.#db
         .updateTable("totp_credentials")
         .set({ last_step: step })
         .where("user_id", "=", userId)
         .where("confirmed_at", "is not", null)
-        .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)]))
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    });
+        .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)])),
+    );
   }
 
   findTotpUserIds(userIds: readonly string[]): Promise<string[]> {
@@ -1323,16 +1318,14 @@ export class KyselyStore implements Store {
   }
 
   useRecoveryCode(userId: string, codeHash: string, now: Date): Promise<boolean> {
-    return this.#run(async () => {
-      const result = await this.#db
+    return this.#updated(() =>
+      this.#db
         .updateTable("recovery_codes")
         .set({ used_at: this.#ts(now) })
         .where("user_id", "=", userId)
         .where("code_hash", "=", codeHash)
-        .where("used_at", "is", null)
-        .executeTakeFirst();
-      return result.numUpdatedRows > 0n;
-    });
+        .where("used_at", "is", null),
+    );
   }
 
   countUnusedRecoveryCodes(userId: string): Promise<number> {

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { createServer as createHttpServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -9,9 +7,9 @@ import type { FastifyInstance } from "fastify";
 import { Secret, TOTP } from "otpauth";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { createServer } from "../../src/http/server.js";
-import { temporaryDirectory } from "../support/server.js";
-import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
-import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from "./chromium.js";
+import { freePort, temporaryDirectory } from "../support/server.js";
+import { decodeQuotedPrintable, startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
+import { assertChromium, CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from "./chromium.js";
 import { sleep } from "./recording-fetch.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -42,22 +40,13 @@ function watchPage(): void {
   );
 }
 
-async function freePort(): Promise<number> {
-  const probe = createHttpServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 /** The link of the next mail, decoded from quoted-printable as a mail client would. */
 async function mailedLink(smtp: TestSmtpServer, kind: "verify" | "reset"): Promise<string> {
   const mail = await smtp.next();
   assert.deepEqual(mail.to, [EMAIL]);
-  const body = mail.raw
-    .replace(/=\r?\n/g, "")
-    .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
-  const link = new RegExp(`https?://\\S+/account#${kind}=tse_[A-Za-z0-9_-]{43}`).exec(body)?.[0];
+  const link = new RegExp(`https?://\\S+/account#${kind}=tse_[A-Za-z0-9_-]{43}`).exec(
+    decodeQuotedPrintable(mail.raw),
+  )?.[0];
   assert.ok(link, `the mail carries a ${kind} link`);
   return link;
 }
@@ -74,7 +63,7 @@ describe("the account page in Chromium", { skip: skipWithoutChromium }, () => {
   const responses: { page: Page; method: string; path: string; status: number }[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `CI=true but Chromium is missing at ${CHROMIUM}: run scripts/install-browser.sh`);
+    assertChromium();
     assert.ok(existsSync(join(root, "dist/account-page/manifest.json")), "the page is built by npm run build");
     smtp = await startSmtpServer();
     const port = await freePort();

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { startExampleServer, type ExampleServer } from "../../examples/browser/serve.js";
-import { registerAndLogin, startServer, temporaryDirectory, type RunningServer } from "../support/server.js";
-import { CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from "./chromium.js";
+import { freePort, registerAndLogin, startServer, temporaryDirectory, type RunningServer } from "../support/server.js";
+import { assertChromium, CHROMIUM, CHROMIUM_ARGS, skipWithoutChromium } from "./chromium.js";
 import { sleep } from "./recording-fetch.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -18,15 +17,6 @@ interface ExampleWindow {
     me(): Promise<{ status?: number; body?: { username: string }; error?: string }>;
     events: string[];
   };
-}
-
-/** A free loopback port, so the issuer can be the example page's own URL before it listens. */
-async function freePort(): Promise<number> {
-  const probe = createHttpServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 describe("cookie mode in Chromium: the example page behind one site, and a page on another origin", {
@@ -42,7 +32,7 @@ describe("cookie mode in Chromium: the example page behind one site, and a page 
   const tabs: Page[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `CI=true but Chromium is missing at ${CHROMIUM}: run scripts/install-browser.sh`);
+    assertChromium();
     const port = await freePort();
     // The public URL is the example page's: it forwards /auth/* to Tessera, so the issuer is its origin.
     server = await startServer({ accessTokenTtl: 2, cookieMode: true, issuer: `http://127.0.0.1:${port}` });

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 
 /** Where scripts/install-browser.sh puts Chromium. */
@@ -23,3 +24,8 @@ export const skipWithoutChromium: string | false =
   !existsSync(CHROMIUM) && !inCi
     ? `Chromium not found at ${CHROMIUM}; run scripts/install-browser.sh to enable this test`
     : false;
+
+/** Fails a browser suite that runs without Chromium: under CI, where it is not skipped. */
+export function assertChromium(): void {
+  assert.ok(existsSync(CHROMIUM), `CI=true but Chromium is missing at ${CHROMIUM}: run scripts/install-browser.sh`);
+}

@@ -4,10 +4,10 @@ import { Writable } from "node:stream";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { createServer, type ServerOptions } from "../../src/http/server.js";
-import { temporaryDirectory } from "../support/server.js";
-import { createTestDatabase, storesUnderTest, type TestDatabase } from "../support/databases.js";
+import { onTestDatabase, storesUnderTest } from "../support/databases.js";
+import { assertErrorAnswer, injectedServer, injectJson } from "../support/inject.js";
 import { type ServiceFixture, serviceFixture } from "../support/service.js";
-import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
+import { decodeQuotedPrintable, linkTokenOf, startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 
 const PASSWORD = "correct horse battery staple";
 const NEW_PASSWORD = "a brand new passphrase";
@@ -29,25 +29,13 @@ interface Tokens {
 let counter = 0;
 
 async function harness(options: ServerOptions = {}): Promise<Harness> {
-  const dir = temporaryDirectory();
-  const app = await createServer({
-    databaseUrl: `sqlite:${dir.path}/t.db`,
-    secret: "account-test-secret-0123456789-abcdefghij",
-    issuer: ORIGIN,
-    rateLimitPerMinute: 0,
-    logger: false,
-    ...options,
-  });
+  const { app, close } = await injectedServer({ issuer: ORIGIN, ...options });
   const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-    app.inject({
-      method: "POST",
-      url,
-      headers: { "content-type": "application/json", ...headers },
-      payload: JSON.stringify(body),
-    });
+    injectJson(app, "POST", url, body, headers);
   return {
     app,
     post,
+    close,
     async twoSessions() {
       counter += 1;
       const username = `account${counter}`;
@@ -59,45 +47,23 @@ async function harness(options: ServerOptions = {}): Promise<Harness> {
       };
       return { username, first: await login(), second: await login() };
     },
-    async close() {
-      await app.close();
-      dir.remove();
-    },
   };
 }
 
 function assertError(response: LightMyRequestResponse, status: number, error: string): void {
-  assert.equal(response.statusCode, status, response.body);
-  const body = response.json();
-  assert.equal(body.error, error);
-  assert.equal(typeof body.error_description, "string");
+  assertErrorAnswer(response, status, error);
   assert.ok(!response.body.includes(PASSWORD) && !response.body.includes(NEW_PASSWORD), "no password echoed");
 }
 
 const bearer = (tokens: Tokens) => ({ authorization: `Bearer ${tokens.access_token}` });
 
-/** The token of the `#verify=` or `#reset=` link in a raw mail, its quoted-printable body decoded as a mail client would. */
-function linkOf(raw: string, kind: "verify" | "reset"): string {
-  const body = raw
-    .replace(/=\r?\n/g, "")
-    .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
-  const token = new RegExp(`#${kind}=(tse_[A-Za-z0-9_-]{43})`).exec(body)?.[1];
-  assert.ok(token, `the mail carries a ${kind} link`);
-  return token;
-}
-
 for (const { kind, skip } of await storesUnderTest()) {
   describe(`POST /auth/password on ${kind}`, { skip }, () => {
-    let database: TestDatabase;
     let h: Harness;
     before(async () => {
-      database = await createTestDatabase(kind);
-      h = await harness({ databaseUrl: database.url });
+      h = await onTestDatabase(kind, (databaseUrl) => harness({ databaseUrl }));
     });
-    after(async () => {
-      await h?.close();
-      await database?.drop();
-    });
+    after(() => h?.close());
 
     it("answers 204, keeps this session and revokes the other ones", async () => {
       const { username, first, second } = await h.twoSessions();
@@ -221,27 +187,20 @@ describe("POST /auth/password in cookie mode", () => {
 
 for (const { kind, skip } of await storesUnderTest()) {
   describe(`email: POST /auth/email and POST /auth/email/verify on ${kind}`, { skip }, () => {
-    let database: TestDatabase;
     let h: Harness;
     let smtp: TestSmtpServer;
     before(async () => {
       smtp = await startSmtpServer();
-      database = await createTestDatabase(kind);
-      h = await harness({ smtpUrl: smtp.url, mailFrom: "Tessera <no-reply@example.test>", databaseUrl: database.url });
+      h = await onTestDatabase(kind, (databaseUrl) =>
+        harness({ smtpUrl: smtp.url, mailFrom: "Tessera <no-reply@example.test>", databaseUrl }),
+      );
     });
     after(async () => {
       await h.close();
       await smtp.close();
-      await database.drop();
     });
 
-    const put = (body: unknown, tokens: Tokens) =>
-      h.app.inject({
-        method: "POST",
-        url: "/auth/email",
-        headers: { "content-type": "application/json", ...bearer(tokens) },
-        payload: JSON.stringify(body),
-      });
+    const put = (body: unknown, tokens: Tokens) => h.post("/auth/email", body, bearer(tokens));
     const me = async (tokens: Tokens) =>
       (await h.app.inject({ method: "GET", url: "/auth/me", headers: bearer(tokens) })).json<{
         email: string | null;
@@ -254,13 +213,11 @@ for (const { kind, skip } of await storesUnderTest()) {
         mail.to.map((address) => address.toLowerCase()),
         [to.toLowerCase()],
       );
-      // The body is quoted-printable, as a mail client would decode it.
-      const body = mail.raw
-        .replace(/=\r?\n/g, "")
-        .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
-      const token = /#verify=(tse_[A-Za-z0-9_-]{43})/.exec(body)?.[1];
-      assert.ok(token, `the mail carries a verification link: ${mail.raw}`);
-      assert.ok(body.includes(`${ORIGIN}/account#verify=`), "the link points to the account page");
+      const token = linkTokenOf(mail.raw, "verify");
+      assert.ok(
+        decodeQuotedPrintable(mail.raw).includes(`${ORIGIN}/account#verify=`),
+        "the link points to the account page",
+      );
       return token;
     };
 
@@ -366,34 +323,24 @@ for (const { kind, skip } of await storesUnderTest()) {
 
 for (const { kind, skip } of await storesUnderTest()) {
   describe(`stale and disabled claims on an address, over HTTP, on ${kind}`, { skip }, () => {
-    let database: TestDatabase;
     let smtp: TestSmtpServer;
     let fixture: ServiceFixture;
     let app: FastifyInstance;
     before(async () => {
       smtp = await startSmtpServer();
-      database = await createTestDatabase(kind);
-      fixture = await serviceFixture({
-        smtpUrl: smtp.url,
-        mailFrom: "no-reply@example.test",
-        databaseUrl: database.url,
-      });
+      fixture = await onTestDatabase(kind, (databaseUrl) =>
+        serviceFixture({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test", databaseUrl }),
+      );
       app = await createServer({ services: fixture.services, rateLimitPerMinute: 0, logger: false });
     });
     after(async () => {
       await app?.close();
       await fixture?.close();
       await smtp?.close();
-      await database?.drop();
     });
 
     const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-      app.inject({
-        method: "POST",
-        url,
-        headers: { "content-type": "application/json", ...headers },
-        payload: JSON.stringify(body),
-      });
+      injectJson(app, "POST", url, body, headers);
     /** Registers `username` (with `email` when given) and logs in; the access token follows the frozen clock. */
     const account = async (username: string, email?: string) => {
       const registered = await post("/auth/register", { username, password: PASSWORD, ...(email ? { email } : {}) });
@@ -413,7 +360,7 @@ for (const { kind, skip } of await storesUnderTest()) {
 
     it("gives an address left unverified for more than 24 hours to the account that asks for it", async () => {
       const squatter = await account("squatter", "claimed@example.test");
-      const squattersLink = linkOf((await smtp.next()).raw, "verify");
+      const squattersLink = linkTokenOf((await smtp.next()).raw, "verify");
       const owner = await account("owner");
       fixture.clock.advance(24 * 3600 - 60);
       assertError(
@@ -424,7 +371,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       fixture.clock.advance(61);
       const tokens = await owner.login();
       assert.equal((await post("/auth/email", { email: "Claimed@example.test" }, bearer(tokens))).statusCode, 202);
-      const ownersLink = linkOf((await smtp.next()).raw, "verify");
+      const ownersLink = linkTokenOf((await smtp.next()).raw, "verify");
       assert.deepEqual(await me(await squatter.login()), {
         ...(await me(await squatter.login())),
         email: null,
@@ -461,7 +408,7 @@ for (const { kind, skip } of await storesUnderTest()) {
 
     it("answers a disabled account's verification link as invalid, and leaves it unused", async () => {
       const user = await account("disabled-claim", "disabled@example.test");
-      const token = linkOf((await smtp.next()).raw, "verify");
+      const token = linkTokenOf((await smtp.next()).raw, "verify");
       await fixture.store.disableUser(user.id, fixture.clock.now());
       assertError(await post("/auth/email/verify", { token }), 400, "invalid_grant");
       await fixture.store.enableUser(user.id);
@@ -508,28 +455,22 @@ describe("email without an SMTP server", () => {
 
 for (const { kind, skip } of await storesUnderTest()) {
   describe(`password reset: POST /auth/password/forgot and /auth/password/reset on ${kind}`, { skip }, () => {
-    let database: TestDatabase;
     let h: Harness;
     let smtp: TestSmtpServer;
     before(async () => {
       smtp = await startSmtpServer();
-      database = await createTestDatabase(kind);
-      h = await harness({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test", databaseUrl: database.url });
+      h = await onTestDatabase(kind, (databaseUrl) =>
+        harness({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test", databaseUrl }),
+      );
     });
     after(async () => {
       await h.close();
       await smtp.close();
-      await database.drop();
     });
 
     const resetToken = async () => {
       const mail = await smtp.next();
-      const body = mail.raw
-        .replace(/=\r?\n/g, "")
-        .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
-      const token = /#reset=(tse_[A-Za-z0-9_-]{43})/.exec(body)?.[1];
-      assert.ok(token, "the mail carries a reset link");
-      return { token, to: mail.to };
+      return { token: linkTokenOf(mail.raw, "reset"), to: mail.to };
     };
 
     /** A user with an address on file, verified through the mailed link unless `verified` is false, and two sessions. */
@@ -542,7 +483,7 @@ for (const { kind, skip } of await storesUnderTest()) {
         payload: JSON.stringify({ email }),
       });
       assert.equal(answer.statusCode, 202);
-      const token = linkOf((await smtp.next()).raw, "verify");
+      const token = linkTokenOf((await smtp.next()).raw, "verify");
       if (verified) assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
       return session;
     };
@@ -732,7 +673,7 @@ describe("mail links in the server log", () => {
         (await h.post("/auth/register", { username: "devlinks", password: PASSWORD, email })).statusCode,
         201,
       );
-      const mailed = linkOf((await smtp.next()).raw, "verify");
+      const mailed = linkTokenOf((await smtp.next()).raw, "verify");
       const logged = () =>
         lines
           .map((line) => JSON.parse(line) as { link?: unknown })
@@ -767,7 +708,7 @@ describe("mail links in the server log", () => {
         (await h.post("/auth/register", { username: "prodlinks", password: PASSWORD, email })).statusCode,
         201,
       );
-      const token = linkOf((await smtp.next()).raw, "verify");
+      const token = linkTokenOf((await smtp.next()).raw, "verify");
       assert.equal((await h.post("/auth/email/verify", { token })).statusCode, 204);
       assert.equal((await h.post("/auth/password/forgot", { email })).statusCode, 202);
       await smtp.next();

@@ -7,36 +7,17 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from "fastify";
 import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
-import { createServer, type ServerOptions } from "../../src/http/server.js";
+import type { ServerOptions } from "../../src/http/server.js";
 import { resolveConfig } from "../../src/http/server-config.js";
 import { tessera } from "../../src/http/tessera-plugin.js";
+import { type InjectedServer, injectedServer } from "../support/inject.js";
 import { temporaryDirectory } from "../support/server.js";
 
 const PASSWORD = "correct horse battery staple";
 const SECRET = "cookie-test-secret-0123456789-abcdefghijkl";
 
-interface Harness {
-  readonly app: FastifyInstance;
-  readonly close: () => Promise<void>;
-}
-
-async function harness(options: ServerOptions): Promise<Harness> {
-  const dir = temporaryDirectory();
-  const app = await createServer({
-    databaseUrl: `sqlite:${dir.path}/t.db`,
-    secret: SECRET,
-    rateLimitPerMinute: 0,
-    logger: false,
-    cookieMode: true,
-    ...options,
-  });
-  return {
-    app,
-    close: async () => {
-      await app.close();
-      dir.remove();
-    },
-  };
+function harness(options: ServerOptions): Promise<InjectedServer> {
+  return injectedServer({ secret: SECRET, cookieMode: true, ...options });
 }
 
 /** The Set-Cookie header lines of a response. */
@@ -85,7 +66,7 @@ async function browserLogin(app: FastifyInstance, origin: string): Promise<Light
 describe("cookie mode with an http issuer", () => {
   const ORIGIN = "http://127.0.0.1:3000";
   const NAME = "tessera_refresh";
-  let h: Harness;
+  let h: InjectedServer;
   before(async () => {
     h = await harness({ issuer: ORIGIN });
   });
@@ -252,7 +233,7 @@ describe("cookie mode with an http issuer", () => {
 
 describe("cookie mode with an https issuer", () => {
   const ISSUER = "https://auth.example.com";
-  let h: Harness;
+  let h: InjectedServer;
   before(async () => {
     h = await harness({ issuer: ISSUER });
   });
@@ -307,7 +288,7 @@ describe("cookie mode with an https issuer", () => {
 describe("cookie mode with allowed origins other than the issuer's", () => {
   const ISSUER = "https://auth.example.com";
   const APP = "https://app.example.com";
-  let h: Harness;
+  let h: InjectedServer;
   before(async () => {
     h = await harness({ issuer: ISSUER, cookieOrigins: `${APP},${ISSUER}` });
   });

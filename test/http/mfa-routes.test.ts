@@ -3,8 +3,8 @@ import { after, before, describe, it } from "node:test";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { CSRF_HEADER } from "../../src/http/cookie-mode.js";
 import { createServer, type ServerOptions } from "../../src/http/server.js";
-import { temporaryDirectory } from "../support/server.js";
-import { createTestDatabase, storesUnderTest } from "../support/databases.js";
+import { onTestDatabase, storesUnderTest } from "../support/databases.js";
+import { assertErrorAnswer, injectedServer, injectJson } from "../support/inject.js";
 import { serviceFixture } from "../support/service.js";
 import { URI } from "otpauth";
 import { claimsOf, totpCodeOf } from "../support/totp.js";
@@ -26,49 +26,29 @@ interface Harness {
 }
 
 async function harness(options: ServerOptions = {}): Promise<Harness> {
-  const dir = temporaryDirectory();
-  const app = await createServer({
-    databaseUrl: `sqlite:${dir.path}/t.db`,
-    secret: "mfa-http-test-secret-0123456789-abcdefghijkl",
-    issuer: ISSUER,
-    rateLimitPerMinute: 0,
-    logger: false,
-    ...options,
-  });
+  const server = await injectedServer({ issuer: ISSUER, ...options });
   return {
-    app,
-    request: (method, url, body, headers = {}) =>
-      app.inject({
-        method,
-        url,
-        headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
-        payload: body === undefined ? undefined : JSON.stringify(body),
-      }),
-    close: async () => {
-      await app.close();
-      dir.remove();
-    },
+    ...server,
+    request: (method, url, body, headers = {}) => injectJson(server.app, method, url, body, headers),
   };
 }
 
-function assertError(response: LightMyRequestResponse, status: number, error: string): void {
-  assert.equal(response.statusCode, status, response.body);
-  const body = response.json();
-  assert.equal(body.error, error);
-  assert.equal(typeof body.error_description, "string");
-}
-
 let counter = 0;
+
+/** Registers `username` and logs in over HTTP; `headers` go with every request, and with `bearer`. */
+async function signedIn(h: Harness, username: string, headers: Record<string, string> = {}) {
+  const credentials = { username, password: PASSWORD };
+  assert.equal((await h.request("POST", "/auth/register", credentials, headers)).statusCode, 201);
+  const login = await h.request("POST", "/auth/login", credentials, headers);
+  assert.equal(login.statusCode, 200, login.body);
+  return { credentials, bearer: { ...headers, authorization: `Bearer ${login.json().access_token as string}` } };
+}
 
 /** Registers a user, logs in and turns TOTP on over HTTP; `headers` go with every request. */
 async function enrolledUser(h: Harness, headers: Record<string, string> = {}) {
   counter += 1;
   const username = `totp${counter}`;
-  const credentials = { username, password: PASSWORD };
-  assert.equal((await h.request("POST", "/auth/register", credentials, headers)).statusCode, 201);
-  const login = await h.request("POST", "/auth/login", credentials, headers);
-  assert.equal(login.statusCode, 200, login.body);
-  const bearer = { ...headers, authorization: `Bearer ${login.json().access_token as string}` };
+  const { credentials, bearer } = await signedIn(h, username, headers);
   const enrolment = await h.request("POST", "/auth/mfa/totp", {}, bearer);
   assert.equal(enrolment.statusCode, 200, enrolment.body);
   const uri = enrolment.json().uri as string;
@@ -80,23 +60,14 @@ async function enrolledUser(h: Harness, headers: Record<string, string> = {}) {
 for (const { kind, skip } of stores)
   describe(`TOTP routes on ${kind}`, { skip }, () => {
     let h: Harness;
-    let drop = async () => {};
     before(async () => {
-      const database = await createTestDatabase(kind);
-      drop = () => database.drop();
-      h = await harness({ databaseUrl: database.url });
+      h = await onTestDatabase(kind, (databaseUrl) => harness({ databaseUrl }));
     });
-    after(async () => {
-      await h?.close();
-      await drop();
-    });
+    after(() => h?.close());
 
     it("POST /auth/mfa/totp answers a secret, its otpauth URI and an SVG QR code; 409 once TOTP is on", async () => {
       counter += 1;
-      const credentials = { username: `enrol${counter}`, password: PASSWORD };
-      await h.request("POST", "/auth/register", credentials);
-      const login = await h.request("POST", "/auth/login", credentials);
-      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
+      const { bearer } = await signedIn(h, `enrol${counter}`);
       const enrolment = await h.request("POST", "/auth/mfa/totp", {}, bearer);
       assert.equal(enrolment.statusCode, 200);
       assert.deepEqual(Object.keys(enrolment.json()).sort(), ["qr_svg", "secret", "uri"]);
@@ -105,7 +76,7 @@ for (const { kind, skip } of stores)
       assert.equal(enrolment.headers["cache-control"], "no-store");
       const me = await h.request("GET", "/auth/me", undefined, bearer);
       assert.deepEqual(me.json().mfa, { totp: false });
-      assertError(await h.request("POST", "/auth/mfa/totp", { extra: 1 }, bearer), 400, "invalid_request");
+      assertErrorAnswer(await h.request("POST", "/auth/mfa/totp", { extra: 1 }, bearer), 400, "invalid_request");
       const confirm = await h.request(
         "POST",
         "/auth/mfa/totp/confirm",
@@ -116,28 +87,25 @@ for (const { kind, skip } of stores)
       assert.equal(confirm.headers["cache-control"], "no-store");
       assert.equal(confirm.json().recovery_codes.length, 10);
       assert.deepEqual((await h.request("GET", "/auth/me", undefined, bearer)).json().mfa, { totp: true });
-      assertError(await h.request("POST", "/auth/mfa/totp", {}, bearer), 409, "mfa_already_enabled");
+      assertErrorAnswer(await h.request("POST", "/auth/mfa/totp", {}, bearer), 409, "mfa_already_enabled");
     });
 
     it("POST /auth/mfa/totp/confirm: 400 invalid_request with nothing pending, 400 invalid_mfa_code for a wrong code", async () => {
       counter += 1;
-      const credentials = { username: `confirm${counter}`, password: PASSWORD };
-      await h.request("POST", "/auth/register", credentials);
-      const login = await h.request("POST", "/auth/login", credentials);
-      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
-      assertError(
+      const { bearer } = await signedIn(h, `confirm${counter}`);
+      assertErrorAnswer(
         await h.request("POST", "/auth/mfa/totp/confirm", { code: "123456" }, bearer),
         400,
         "invalid_request",
       );
       const { uri } = (await h.request("POST", "/auth/mfa/totp", {}, bearer)).json<{ uri: string }>();
-      assertError(
+      assertErrorAnswer(
         await h.request("POST", "/auth/mfa/totp/confirm", { code: totpCodeOf(uri, 4) }, bearer),
         400,
         "invalid_mfa_code",
       );
       for (const code of ["12345", "1234567", "abcdef", 123456]) {
-        assertError(await h.request("POST", "/auth/mfa/totp/confirm", { code }, bearer), 400, "invalid_request");
+        assertErrorAnswer(await h.request("POST", "/auth/mfa/totp/confirm", { code }, bearer), 400, "invalid_request");
       }
     });
 
@@ -148,7 +116,7 @@ for (const { kind, skip } of stores)
         ["DELETE", "/auth/mfa/totp"],
       ] as const) {
         const response = await h.request(method, url, { junk: true });
-        assertError(response, 401, "invalid_token");
+        assertErrorAnswer(response, 401, "invalid_token");
         assert.equal(response.headers["www-authenticate"], 'Bearer realm="tessera"');
       }
     });
@@ -164,7 +132,7 @@ for (const { kind, skip } of stores)
       assert.equal(body.error, "mfa_required");
       assert.match(body.mfa_token, /^tsm_[A-Za-z0-9_-]{43}$/);
       assert.equal(body.expires_in, 300);
-      assertError(
+      assertErrorAnswer(
         await h.request("POST", "/auth/login", { ...credentials, password: "wrong password!" }),
         401,
         "invalid_grant",
@@ -184,7 +152,7 @@ for (const { kind, skip } of stores)
       const refreshed = await h.request("POST", "/auth/refresh", { refresh_token: tokens.refresh_token });
       assert.equal(refreshed.statusCode, 200);
       assert.deepEqual(claimsOf(refreshed.json().access_token).amr, ["pwd", "otp"]);
-      assertError(
+      assertErrorAnswer(
         await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, code: totpCodeOf(uri, 1) }),
         401,
         "invalid_grant",
@@ -194,7 +162,7 @@ for (const { kind, skip } of stores)
     it("POST /auth/login/mfa takes a recovery code once; a wrong code or unknown token is 401 invalid_grant", async () => {
       const { credentials, recoveryCodes } = await enrolledUser(h);
       const mfaToken = (await h.request("POST", "/auth/login", credentials)).json().mfa_token as string;
-      assertError(
+      assertErrorAnswer(
         await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, recovery_code: "aaaa-bbbb-cc" }),
         401,
         "invalid_grant",
@@ -202,12 +170,12 @@ for (const { kind, skip } of stores)
       const used = await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, recovery_code: recoveryCodes[0] });
       assert.equal(used.statusCode, 200, used.body);
       const again = (await h.request("POST", "/auth/login", credentials)).json().mfa_token as string;
-      assertError(
+      assertErrorAnswer(
         await h.request("POST", "/auth/login/mfa", { mfa_token: again, recovery_code: recoveryCodes[0] }),
         401,
         "invalid_grant",
       );
-      assertError(
+      assertErrorAnswer(
         await h.request("POST", "/auth/login/mfa", { mfa_token: `tsm_${"x".repeat(43)}`, code: "123456" }),
         401,
         "invalid_grant",
@@ -222,7 +190,7 @@ for (const { kind, skip } of stores)
         { mfa_token: token, code: "123456", extra: true },
         { code: "123456" },
       ]) {
-        assertError(await h.request("POST", "/auth/login/mfa", body), 400, "invalid_request");
+        assertErrorAnswer(await h.request("POST", "/auth/login/mfa", body), 400, "invalid_request");
       }
       const form = await h.app.inject({
         method: "POST",
@@ -235,13 +203,13 @@ for (const { kind, skip } of stores)
 
     it("DELETE /auth/mfa/totp with a code or the password: 204; wrong ones are 400 invalid_mfa_code and 401 invalid_grant", async () => {
       const first = await enrolledUser(h);
-      assertError(
+      assertErrorAnswer(
         await h.request("DELETE", "/auth/mfa/totp", { code: totpCodeOf(first.uri, 4) }, first.bearer),
         400,
         "invalid_mfa_code",
       );
-      assertError(await h.request("DELETE", "/auth/mfa/totp", {}, first.bearer), 400, "invalid_request");
-      assertError(
+      assertErrorAnswer(await h.request("DELETE", "/auth/mfa/totp", {}, first.bearer), 400, "invalid_request");
+      assertErrorAnswer(
         await h.request("DELETE", "/auth/mfa/totp", { code: "123456", password: PASSWORD }, first.bearer),
         400,
         "invalid_request",
@@ -251,7 +219,7 @@ for (const { kind, skip } of stores)
       assert.equal((await h.request("POST", "/auth/login", first.credentials)).statusCode, 200);
 
       const second = await enrolledUser(h);
-      assertError(
+      assertErrorAnswer(
         await h.request("DELETE", "/auth/mfa/totp", { password: "not the password" }, second.bearer),
         401,
         "invalid_grant",
@@ -261,7 +229,7 @@ for (const { kind, skip } of stores)
         204,
       );
       assert.deepEqual((await h.request("GET", "/auth/me", undefined, second.bearer)).json().mfa, { totp: false });
-      assertError(
+      assertErrorAnswer(
         await h.request("DELETE", "/auth/mfa/totp", { password: PASSWORD }, second.bearer),
         400,
         "invalid_request",
@@ -322,12 +290,12 @@ describe("TOTP routes in cookie mode", () => {
     const foreign = { origin: "https://evil.example", [CSRF_HEADER]: "1" };
     const unmarked = { origin: ISSUER };
     for (const headers of [foreign, unmarked]) {
-      assertError(
+      assertErrorAnswer(
         await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, code: "123456" }, headers),
         403,
         "csrf_check_failed",
       );
-      assertError(
+      assertErrorAnswer(
         await h.request(
           "DELETE",
           "/auth/mfa/totp",
@@ -337,7 +305,7 @@ describe("TOTP routes in cookie mode", () => {
         403,
         "csrf_check_failed",
       );
-      assertError(
+      assertErrorAnswer(
         await h.request("POST", "/auth/mfa/totp", {}, { ...headers, authorization: bearer.authorization }),
         403,
         "csrf_check_failed",
@@ -365,7 +333,7 @@ describe("TOTP routes under the login limits", () => {
       answers.map((answer) => answer.statusCode),
       [401, 401, 429],
     );
-    assertError(answers[2]!, 429, "too_many_requests");
+    assertErrorAnswer(answers[2]!, 429, "too_many_requests");
     assert.ok(Number(answers[2]!.headers["retry-after"]) >= 1, "Retry-After");
     // Another user's codes are counted apart.
     const other = await enrolledUser(h);
@@ -395,8 +363,7 @@ describe("TOTP routes against guessing", () => {
       it(`checks at most 5 of 100 concurrent wrong codes on one mfa_token from 100 addresses (${kind}, rate limit ${rateLimitPerMinute})`, {
         skip,
       }, async () => {
-        const database = await createTestDatabase(kind);
-        const fixture = await serviceFixture({ databaseUrl: database.url });
+        const fixture = await onTestDatabase(kind, (databaseUrl) => serviceFixture({ databaseUrl }));
         const app = await createServer({ services: fixture.services, rateLimitPerMinute, logger: false });
         try {
           const send = (url: string, body: unknown, ip: string, headers: Record<string, string> = {}) =>
@@ -441,7 +408,6 @@ describe("TOTP routes against guessing", () => {
         } finally {
           await app.close();
           await fixture.close();
-          await database.drop();
         }
       });
     }
@@ -458,7 +424,7 @@ describe("TOTP routes against guessing", () => {
         bearer,
       );
       assert.equal(change.statusCode, 204, change.body);
-      assertError(
+      assertErrorAnswer(
         await h.request("POST", "/auth/login/mfa", { mfa_token: mfaToken, code: totpCodeOf(uri, 1) }),
         401,
         "invalid_grant",
@@ -479,7 +445,7 @@ describe("TOTP routes against guessing", () => {
           headers: { "content-type": "application/json" },
           payload: JSON.stringify({ mfa_token: `tsm_${"A".repeat(43)}`, code: "123456" }),
         });
-      for (let i = 1; i <= 4; i += 1) assertError(await unknown(`10.3.0.${i}`), 401, "invalid_grant");
+      for (let i = 1; i <= 4; i += 1) assertErrorAnswer(await unknown(`10.3.0.${i}`), 401, "invalid_grant");
       const repeated = [];
       for (let i = 0; i < 4; i += 1) repeated.push(await unknown("10.3.0.9"));
       assert.deepEqual(
@@ -487,7 +453,7 @@ describe("TOTP routes against guessing", () => {
         [401, 401, 401, 429],
         "one address is slowed down",
       );
-      assertError(await unknown("10.3.0.10"), 401, "invalid_grant");
+      assertErrorAnswer(await unknown("10.3.0.10"), 401, "invalid_grant");
     } finally {
       await h.close();
     }
@@ -498,10 +464,7 @@ describe("TOTP enrolment under an issuer with a port", () => {
   it("names the issuer by its host name in the otpauth label and the issuer parameter, so apps parse it back", async () => {
     const h = await harness({ issuer: "https://issuer.test:8443" });
     try {
-      const credentials = { username: "ported", password: PASSWORD };
-      await h.request("POST", "/auth/register", credentials);
-      const login = await h.request("POST", "/auth/login", credentials);
-      const bearer = { authorization: `Bearer ${login.json().access_token as string}` };
+      const { bearer } = await signedIn(h, "ported");
       const uri = (await h.request("POST", "/auth/mfa/totp", {}, bearer)).json().uri as string;
       assert.match(uri, /^otpauth:\/\/totp\/issuer\.test:ported\?/);
       assert.equal(new URL(uri).searchParams.get("issuer"), "issuer.test");

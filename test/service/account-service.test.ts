@@ -4,9 +4,9 @@ import { TesseraError } from "../../src/core/errors.js";
 import type { RequestContext } from "../../src/service/request-context.js";
 import type { Logger } from "../../src/core/logger.js";
 import type { Principal } from "../../src/service/auth-service.js";
-import { createTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
+import { onTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
 import { type ServiceFixture, serviceFixture } from "../support/service.js";
-import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
+import { linkTokenOf, startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 
 const context: RequestContext = { ip: "203.0.113.9", userAgent: "test-agent/1.0" };
 const PASSWORD = "correct horse battery staple";
@@ -32,30 +32,15 @@ async function eventually(check: () => boolean, what: string): Promise<void> {
   }
 }
 
-/** The token of the `#verify=` or `#reset=` link in a raw (quoted-printable) mail. */
-function linkToken(raw: string, kind: "verify" | "reset"): string {
-  const body = raw
-    .replace(/=\r?\n/g, "")
-    .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
-  const token = new RegExp(`#${kind}=(tse_[A-Za-z0-9_-]{43})`).exec(body)?.[1];
-  assert.ok(token, `the mail carries a ${kind} link`);
-  return token;
-}
-
 for (const { kind, skip } of await storesUnderTest()) {
   describe(`AccountService on ${kind}`, { skip }, () => {
-    let database: TestDatabase;
     let fixture: ServiceFixture;
     let counter = 0;
 
     before(async () => {
-      database = await createTestDatabase(kind);
-      fixture = await serviceFixture({ databaseUrl: database.url });
+      fixture = await onTestDatabase(kind, (databaseUrl) => serviceFixture({ databaseUrl }));
     });
-    after(async () => {
-      await fixture?.close();
-      await database?.drop();
-    });
+    after(() => fixture?.close());
 
     async function loggedIn() {
       counter += 1;
@@ -134,28 +119,23 @@ for (const { kind, skip } of await storesUnderTest()) {
   });
 
   describe(`AccountService email on ${kind}`, { skip }, () => {
-    let database: TestDatabase;
-    let fixture: ServiceFixture;
+    let fixture: ServiceFixture & { readonly database: TestDatabase };
     let smtp: TestSmtpServer;
     let counter = 0;
 
     before(async () => {
       smtp = await startSmtpServer();
-      database = await createTestDatabase(kind);
-      fixture = await serviceFixture({
-        smtpUrl: smtp.url,
-        mailFrom: "no-reply@example.test",
-        databaseUrl: database.url,
-      });
+      fixture = await onTestDatabase(kind, (databaseUrl) =>
+        serviceFixture({ smtpUrl: smtp.url, mailFrom: "no-reply@example.test", databaseUrl }),
+      );
     });
     after(async () => {
       await fixture?.close();
       await smtp?.close();
-      await database?.drop();
     });
 
     async function mailedToken(): Promise<string> {
-      return linkToken((await smtp.next()).raw, "verify");
+      return linkTokenOf((await smtp.next()).raw, "verify");
     }
 
     async function signedIn() {
@@ -197,7 +177,7 @@ for (const { kind, skip } of await storesUnderTest()) {
       await verifiedAddress(principal, `reset-${user.id}@example.test`);
       const resetToken = async () => {
         await fixture.services.account.forgotPassword(`reset-${user.id}@example.test`, context);
-        return linkToken((await smtp.next()).raw, "reset");
+        return linkTokenOf((await smtp.next()).raw, "reset");
       };
       const late = await resetToken();
       fixture.clock.advance(30 * 60);
@@ -242,7 +222,7 @@ for (const { kind, skip } of await storesUnderTest()) {
           mail.to.map((to) => to.toLowerCase()),
           [`reg${counter}@example.test`],
         );
-        await fixture.services.account.verifyEmail(linkToken(mail.raw, "verify"), context);
+        await fixture.services.account.verifyEmail(linkTokenOf(mail.raw, "verify"), context);
         assert.ok((await fixture.store.findUserById(user.id))?.emailVerifiedAt);
       });
 
@@ -326,7 +306,7 @@ for (const { kind, skip } of await storesUnderTest()) {
         const [old, replacement] = [`left-${user.id}@example.test`, `new-${user.id}@example.test`];
         await verifiedAddress(principal, old);
         await fixture.services.account.forgotPassword(old, context);
-        const sentToOld = linkToken((await smtp.next()).raw, "reset");
+        const sentToOld = linkTokenOf((await smtp.next()).raw, "reset");
         await fixture.services.account.setEmail(principal, replacement, context);
         await smtp.next();
         await rejectsWith(
@@ -341,14 +321,14 @@ for (const { kind, skip } of await storesUnderTest()) {
         const address = `guarded-${user.id}@example.test`;
         await verifiedAddress(principal, address);
         await fixture.services.account.forgotPassword(address, context);
-        const beforeChange = linkToken((await smtp.next()).raw, "reset");
+        const beforeChange = linkTokenOf((await smtp.next()).raw, "reset");
         await fixture.services.account.changePassword(principal, PASSWORD, NEW_PASSWORD, context);
         await rejectsWith(
           fixture.services.account.resetPassword(beforeChange, "a third passphrase", context),
           "reset_token_invalid",
         );
         await fixture.services.account.forgotPassword(address, context);
-        const beforeDisable = linkToken((await smtp.next()).raw, "reset");
+        const beforeDisable = linkTokenOf((await smtp.next()).raw, "reset");
         await fixture.store.disableUser(user.id, fixture.clock.now());
         await rejectsWith(
           fixture.services.account.resetPassword(beforeDisable, "a third passphrase", context),
@@ -375,7 +355,7 @@ for (const { kind, skip } of await storesUnderTest()) {
         );
         await nextMailIsMarker(`unproven-${user.id}`);
         const stored = await queryRows(
-          database,
+          fixture.database,
           `select id from one_time_tokens where user_id = '${user.id}' and purpose = 'password_reset'`,
         );
         assert.deepEqual(stored, [], "no reset token stored");
@@ -383,7 +363,7 @@ for (const { kind, skip } of await storesUnderTest()) {
         await fixture.services.account.forgotPassword(address, context);
         const reset = await smtp.next();
         assert.deepEqual(reset.to, [address]);
-        await fixture.services.account.resetPassword(linkToken(reset.raw, "reset"), NEW_PASSWORD, context);
+        await fixture.services.account.resetPassword(linkTokenOf(reset.raw, "reset"), NEW_PASSWORD, context);
         await fixture.service.login(user.username, NEW_PASSWORD, context);
       });
 
@@ -510,16 +490,11 @@ for (const { kind, skip } of await storesUnderTest()) {
 
 for (const { kind, skip } of await storesUnderTest()) {
   describe(`register() with an email address and no mail on ${kind}`, { skip }, () => {
-    let database: TestDatabase;
     let fixture: ServiceFixture;
     before(async () => {
-      database = await createTestDatabase(kind);
-      fixture = await serviceFixture({ databaseUrl: database.url });
+      fixture = await onTestDatabase(kind, (databaseUrl) => serviceFixture({ databaseUrl }));
     });
-    after(async () => {
-      await fixture?.close();
-      await database?.drop();
-    });
+    after(() => fixture?.close());
 
     it("answers mail_unavailable without an SMTP server and creates no user", async () => {
       await rejectsWith(

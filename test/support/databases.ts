@@ -212,3 +212,29 @@ export async function queryRows(
     }
   }
 }
+
+/**
+ * What `open` makes over a fresh database of `kind`, with that `database`; its `close()` then
+ * drops the database, which is dropped at once when `open` throws.
+ */
+export async function onTestDatabase<T extends { close(): Promise<void> }>(
+  kind: StoreKind,
+  open: (databaseUrl: string) => Promise<T>,
+): Promise<T & { readonly database: TestDatabase }> {
+  const database = await createTestDatabase(kind);
+  let opened: T;
+  try {
+    opened = await open(database.url);
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  return {
+    ...opened,
+    database,
+    async close() {
+      await opened.close();
+      await database.drop();
+    },
+  };
+}

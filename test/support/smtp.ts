@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
 
@@ -68,4 +69,18 @@ export async function startSmtpServer(): Promise<TestSmtpServer> {
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** The body of a raw quoted-printable mail, decoded as a mail client would. */
+export function decodeQuotedPrintable(raw: string): string {
+  return raw
+    .replace(/=\r?\n/g, "")
+    .replace(/=([0-9A-F]{2})/g, (_match, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+}
+
+/** The token of the `#verify=` or `#reset=` link in a raw (quoted-printable) mail. */
+export function linkTokenOf(raw: string, kind: "verify" | "reset"): string {
+  const token = new RegExp(`#${kind}=(tse_[A-Za-z0-9_-]{43})`).exec(decodeQuotedPrintable(raw))?.[1];
+  assert.ok(token, `the mail carries a ${kind} link`);
+  return token;
 }
