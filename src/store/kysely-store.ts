@@ -178,6 +178,8 @@ class UnknownUser extends Error {}
 const TRANSACTION_ATTEMPTS = 4;
 /** How often a SQLite migration that lost a race with another process is tried in all. */
 const MIGRATION_ATTEMPTS = 5;
+/** The `settings` row whose lock serialises the calls of `updateUserKeepingRole()`; its value is unused. */
+const ROLE_GUARD_SETTING = "role_guard";
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -438,49 +440,78 @@ export class KyselyStore implements Store {
   }
 
   updateUserKeepingRole(id: string, update: KeepingRoleUpdate, role: string): Promise<KeepingRoleOutcome> {
-    // SQLite runs one writer at a time. PostgreSQL's NO KEY UPDATE lock leaves the foreign-key
-    // checks of session inserts (a login) unblocked, as no key changes here.
-    const [postgres, mysql] = [this.kind === "postgres", this.kind === "mysql"];
-    return this.#run(() =>
-      this.#transaction(async (trx) => {
-        // The holders are locked before anything is read or written, always in id order: a racing
-        // call waits here, then sees the holders this one left, and no two calls deadlock.
-        const holders = await trx
-          .selectFrom("users")
-          .select("id")
-          .where("disabled_at", "is", null)
-          .where(this.#contains("roles", JSON.stringify(role)))
-          .orderBy("id")
-          .$if(postgres, (query) => query.forNoKeyUpdate())
-          .$if(mysql, (query) => query.forUpdate())
-          .execute();
-        const user = await trx
-          .selectFrom("users")
-          .select(["id", "disabled_at"])
-          .where("id", "=", id)
-          .$if(postgres, (query) => query.forNoKeyUpdate())
-          .$if(mysql, (query) => query.forUpdate())
-          .executeTakeFirst();
-        if (!user) return "unchanged";
-        const keeps = "roles" in update && update.roles.includes(role);
-        if (!keeps && holders.length === 1 && holders[0]!.id === id) return "last_holder";
-        if ("roles" in update) {
+    return this.#run(async () => {
+      // Once more when the lock row is missing, after creating it.
+      for (let attempt = 1; ; attempt += 1) {
+        const outcome = await this.#transaction(async (trx) => {
+          if (!(await this.#takeRoleGuard(trx))) return null;
+          // Plain reads: no user row is locked but the one written below. On MySQL/MariaDB
+          // (REPEATABLE READ) the snapshot is taken at the first plain read, which follows the
+          // lock: it sees every guarded change committed before the lock was granted. PostgreSQL
+          // (READ COMMITTED) reads afresh at each statement.
+          const holders = await trx
+            .selectFrom("users")
+            .select("id")
+            .where("disabled_at", "is", null)
+            .where(this.#contains("roles", JSON.stringify(role)))
+            .execute();
+          const user = await trx
+            .selectFrom("users")
+            .select(["id", "disabled_at"])
+            .where("id", "=", id)
+            .executeTakeFirst();
+          if (!user) return "unchanged";
+          const keeps = "roles" in update && update.roles.includes(role);
+          if (!keeps && holders.length === 1 && holders[0]!.id === id) return "last_holder";
+          if ("roles" in update) {
+            await trx
+              .updateTable("users")
+              .set({ roles: JSON.stringify(update.roles) })
+              .where("id", "=", id)
+              .execute();
+            return "updated";
+          }
+          if (user.disabled_at !== null) return "unchanged";
           await trx
             .updateTable("users")
-            .set({ roles: JSON.stringify(update.roles) })
+            .set({ disabled_at: this.#ts(update.disabledAt) })
             .where("id", "=", id)
             .execute();
           return "updated";
-        }
-        if (user.disabled_at !== null) return "unchanged";
-        await trx
-          .updateTable("users")
-          .set({ disabled_at: this.#ts(update.disabledAt) })
-          .where("id", "=", id)
-          .execute();
-        return "updated";
-      }),
-    );
+        });
+        if (outcome !== null) return outcome;
+        if (attempt > 1) throw new Error(`the settings row ${ROLE_GUARD_SETTING} cannot be created`);
+        await this.#createRoleGuard();
+      }
+    });
+  }
+
+  /**
+   * Takes the lock that serialises {@link updateUserKeepingRole} calls, as the first statement of
+   * `trx`: the `settings` row {@link ROLE_GUARD_SETTING}, `SELECT … FOR UPDATE`. One row, and not
+   * the holders' rows: on MySQL/MariaDB a locking read of users by role (no index serves it)
+   * would lock every user row and the gaps between them, stalling sign-ups and every other
+   * change of a user until the transaction ends. `false` when the row is missing (nothing
+   * locked: the caller creates it and starts again). SQLite runs one writer at a time: no lock.
+   */
+  async #takeRoleGuard(trx: Transaction<Database>): Promise<boolean> {
+    if (this.kind === "sqlite") return true;
+    const row = await trx
+      .selectFrom("settings")
+      .select("name")
+      .where("name", "=", ROLE_GUARD_SETTING)
+      .forUpdate()
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Creates the row {@link #takeRoleGuard} locks, unless another instance just did. */
+  async #createRoleGuard(): Promise<void> {
+    try {
+      await this.#db.insertInto("settings").values({ name: ROLE_GUARD_SETTING, value: "" }).execute();
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+    }
   }
 
   setPasswordHash(id: string, passwordHash: string, expectedHash?: string): Promise<boolean> {

@@ -238,3 +238,50 @@ export async function onTestDatabase<T extends { close(): Promise<void> }>(
     },
   };
 }
+
+/**
+ * Opens a transaction on a connection of its own (PostgreSQL, MariaDB), runs `text` in it (a
+ * `SELECT … FOR UPDATE`, say) and keeps it open, with the locks it took, until `release()`
+ * rolls it back. Placeholders are not supported: inline only trusted values.
+ */
+export async function holdLocks(database: TestDatabase, text: string): Promise<{ release(): Promise<void> }> {
+  switch (database.kind) {
+    case "sqlite":
+      throw new Error("SQLite has no row locks");
+    case "postgres": {
+      const client = new pg.Client({ connectionString: database.url, connectionTimeoutMillis: 3000 });
+      await client.connect();
+      await client.query("begin");
+      await client.query(text);
+      return {
+        async release() {
+          await client.query("rollback");
+          await client.end();
+        },
+      };
+    }
+    case "mysql": {
+      const client = await mysql.createConnection({ uri: database.url, connectTimeout: 3000 });
+      await client.query("begin");
+      await client.query(text);
+      return {
+        async release() {
+          await client.query("rollback");
+          await client.end();
+        },
+      };
+    }
+  }
+}
+
+/** How many statements on `database` (PostgreSQL, MariaDB) are waiting for a row lock right now. */
+export async function lockWaits(database: TestDatabase): Promise<number> {
+  const [row] = await queryRows(
+    database,
+    database.kind === "postgres"
+      ? "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"
+      : "select count(*) as n from information_schema.innodb_trx t join information_schema.processlist p " +
+          `on p.id = t.trx_mysql_thread_id where t.trx_state = 'LOCK WAIT' and p.db = '${database.name}'`,
+  );
+  return Number(row?.n ?? 0);
+}

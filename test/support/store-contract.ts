@@ -16,7 +16,7 @@ import {
   type UserQuery,
   type UserRecord,
 } from "../../src/store/store.js";
-import { queryRows, type TestDatabase } from "./databases.js";
+import { holdLocks, lockWaits, queryRows, type TestDatabase } from "./databases.js";
 
 const T0 = new Date("2026-07-15T23:59:58.987Z");
 const HOUR = 3_600_000;
@@ -290,6 +290,54 @@ export function testStoreContract(
           assert.deepEqual([...outcomes].sort(), ["last_holder", "updated"], `round ${round}`);
           const holders = await store.findUsers({ role, disabled: false, afterKey: null, limit: 10 });
           assert.equal(holders.length, 1, `round ${round}: one holder is left`);
+        }
+      });
+
+      it("lets users be created and other users changed while a call waits inside its transaction", async () => {
+        const fresh = await createDatabase();
+        const [a, b] = [openStore({ url: fresh.url }), openStore({ url: fresh.url })];
+        try {
+          await a.migrate();
+          const role = aRole();
+          await a.createUser(aUser({ roles: [role] }));
+          await a.createUser(aUser({ roles: [role] }));
+          const plain = aUser();
+          await a.createUser(plain);
+          // The last user in id order, so a scan of the users in that order reaches it last.
+          const target = aUser({ id: "ffffffff-ffff-4fff-bfff-ffffffffffff" });
+          await a.createUser(target);
+          assert.equal(await a.updateUserKeepingRole(plain.id, { roles: ["user"] }, role), "updated");
+          const change = () => a.updateUserKeepingRole(target.id, { roles: ["user", "ops"] }, role);
+          if (fresh.kind === "sqlite") {
+            // One writer at a time: the three only have to take their turns.
+            const outcomes = await Promise.all([change(), b.createUser(aUser()), b.setUserRoles(plain.id, ["ops"])]);
+            assert.deepEqual(outcomes, ["updated", true, true]);
+            return;
+          }
+          // Another transaction holds the target's row: the call stops at its write, mid-transaction.
+          const holder = await holdLocks(fresh, `select id from users where id = '${target.id}' for update`);
+          let settled = false;
+          const changed = change().finally(() => {
+            settled = true;
+          });
+          changed.catch(() => {});
+          try {
+            for (let waited = 0; (await lockWaits(fresh)) === 0; waited += 20) {
+              assert.ok(waited < 1000, "the call waits for the target's row");
+              await new Promise((resolve) => setTimeout(resolve, 20));
+            }
+            assert.equal(await b.createUser(aUser()), true);
+            assert.equal(await b.setUserRoles(plain.id, ["ops"]), true);
+            assert.equal(settled, false, "the call was still waiting meanwhile");
+          } finally {
+            await holder.release();
+          }
+          assert.equal(await changed, "updated");
+          assert.deepEqual((await a.findUserById(plain.id))?.roles, ["ops"]);
+        } finally {
+          await a.close();
+          await b.close();
+          await fresh.drop();
         }
       });
     });
