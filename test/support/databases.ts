@@ -274,14 +274,17 @@ export async function holdLocks(database: TestDatabase, text: string): Promise<{
   }
 }
 
-/** How many statements on `database` (PostgreSQL, MariaDB) are waiting for a row lock right now. */
+/**
+ * How many statements on `database` (PostgreSQL, MariaDB) are waiting for a lock right now; on
+ * MariaDB, whose lock tables miss some waits, how many statements of other sessions are running.
+ */
 export async function lockWaits(database: TestDatabase): Promise<number> {
   const [row] = await queryRows(
     database,
     database.kind === "postgres"
       ? "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"
-      : "select count(*) as n from information_schema.innodb_trx t join information_schema.processlist p " +
-          `on p.id = t.trx_mysql_thread_id where t.trx_state = 'LOCK WAIT' and p.db = '${database.name}'`,
+      : "select count(*) as n from information_schema.processlist " +
+          "where db = database() and command = 'Query' and id <> connection_id()",
   );
   return Number(row?.n ?? 0);
 }
