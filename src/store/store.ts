@@ -257,9 +257,9 @@ export interface Store {
   /**
    * Sets a user's roles or disables it, as {@link setUserRoles} and {@link disableUser} do, unless
    * that leaves no enabled user holding `role`: then `last_holder`, changing nothing. One
-   * transaction locks the rows of every enabled holder of `role` first (SELECT … FOR NO KEY UPDATE
-   * on PostgreSQL, FOR UPDATE on MySQL; SQLite serialises writers), so of two calls racing to take
-   * the role from its last two holders exactly one wins.
+   * transaction first locks one `settings` row that every such call locks (SELECT … FOR UPDATE;
+   * SQLite serialises writers), then reads the holders, so of two calls racing to take the role
+   * from its last two holders exactly one wins. No user row is locked but the one changed.
    */
   updateUserKeepingRole(id: string, update: KeepingRoleUpdate, role: string): Promise<KeepingRoleOutcome>;
   /** Users in `id` order: at most `limit` of those whose id follows `afterId` (from the first when `null`). */
