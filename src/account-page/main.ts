@@ -109,11 +109,11 @@ async function act(
   try {
     await task();
   } catch (error) {
-    say(onError?.(error) ?? explain(error), "error");
     if (isAuthClientError(error, "session_expired") || isAuthClientError(error, "not_authenticated")) {
-      signedIn = false;
+      if (signedIn) return leave("ended");
+      say(onError?.(error) ?? explain(error), "error");
       show("sign-in");
-    }
+    } else say(onError?.(error) ?? explain(error), "error");
   } finally {
     for (const button of buttons) button.disabled = false;
   }
@@ -194,20 +194,57 @@ function signedInNow(): void {
   show("account");
 }
 
-function signedOut(message?: string): void {
+/** Why the page left a session: the part after `#sign-in:` in the address, and what it says. */
+const LEFT = {
+  "signed-out": { text: "You are signed out.", tone: "ok" },
+  "not-reached": {
+    text: "You are signed out on this page, but the server could not be reached: the session may still be open.",
+    tone: "error",
+  },
+  everywhere: { text: "You are signed out everywhere.", tone: "ok" },
+  elsewhere: { text: "You signed out in another tab.", tone: "ok" },
+  ended: { text: "Your session has ended. Sign in again.", tone: "error" },
+  "password-reset": { text: "Your password is changed. Sign in with the new one.", tone: "ok" },
+} as const satisfies Record<string, { text: string; tone: "ok" | "error" }>;
+type Left = keyof typeof LEFT;
+
+let leaving = false;
+
+/**
+ * Leaves the session's view for good: the sign-in screen of a freshly loaded document, so nothing
+ * of the previous user (profile, recovery codes and their download, a pending enrolment, the
+ * sessions table, a second-step or reset token) survives into the next sign-in. Why it left rides
+ * in the fragment and is said after the reload.
+ */
+function leave(why: Left): void {
+  if (leaving) return;
+  leaving = true;
   signedIn = false;
-  if (message !== undefined) say(message, "ok");
-  show("sign-in");
+  if (codesUrl !== null) URL.revokeObjectURL(codesUrl);
+  codesUrl = null;
+  history.replaceState(null, "", `${location.pathname}${location.search}#sign-in:${why}`);
+  location.reload();
+}
+
+/** Says why the page left a session, from a `#sign-in:<why>` fragment, and tidies the address. */
+function readLeft(): void {
+  const why = /^#sign-in:([a-z-]+)$/.exec(location.hash)?.[1];
+  if (why === undefined) return;
+  history.replaceState(null, "", `${location.pathname}${location.search}#sign-in`);
+  if (!signedIn && Object.hasOwn(LEFT, why)) say(LEFT[why as Left].text, LEFT[why as Left].tone);
 }
 
 client.on("session_expired", () => {
-  if (signedIn) signedOut("Your session has ended. Sign in again.");
+  if (signedIn) leave("ended");
 });
 client.on("logged_out", (event) => {
-  if (event.origin === "remote" && signedIn) signedOut("You signed out in another tab.");
+  if (event.origin === "remote" && signedIn) leave("elsewhere");
 });
+// Another tab signed in (maybe as someone else): this page's view belongs to the tokens it held.
 client.on("logged_in", (event) => {
-  if (event.origin === "remote" && !signedIn) signedInNow();
+  if (event.origin !== "remote" || leaving) return;
+  leaving = true;
+  location.reload();
 });
 
 // --- sign in, second step, sign up ----------------------------------------------------------
@@ -324,7 +361,7 @@ onSubmit("form-reset", async (form) => {
   await client.resetPassword(resetToken, password);
   resetToken = null;
   form.reset();
-  signedOut("Your password is changed. Sign in with the new one.");
+  leave("password-reset");
 });
 
 /** Reads a mailed link's token from the fragment, then takes it out of the address bar. */
@@ -568,22 +605,17 @@ function markEnded(row: HTMLTableRowElement): void {
 }
 
 async function endSession(session: SessionRow, row: HTMLTableRowElement): Promise<void> {
-  if (session.current) {
-    await client.logout();
-    signedOut("You are signed out.");
-    return;
-  }
+  if (session.current) return signOut();
   await revoke(session.id);
   markEnded(row);
   say("That session is signed out.", "ok");
 }
 
 onClick("sessions-others", async () => {
-  const others = sessions.filter((session) => !session.current);
-  for (const session of others) await revoke(session.id);
-  for (const row of element<HTMLTableSectionElement>("sessions-body").rows)
-    if (others.some((session) => session.id === row.dataset.session)) markEnded(row);
-  say(`Signed out ${others.length} other ${others.length === 1 ? "session" : "sessions"}.`, "ok");
+  // One call: the server also ends sessions opened after the table was shown.
+  const ended = (await client.logoutOthers()).length;
+  await loadSessions();
+  say(`Signed out ${ended} other ${ended === 1 ? "session" : "sessions"}.`, "ok");
 });
 
 onClick("sessions-all", async () => {
@@ -591,13 +623,21 @@ onClick("sessions-all", async () => {
   if (response.status !== 204) await readJson(response, "Signing out everywhere");
   // The server ended this session too; forget its access token here.
   await client.logout().catch(() => undefined);
-  signedOut("You are signed out everywhere.");
+  leave("everywhere");
 });
 
-onClick("sign-out", async () => {
-  await client.logout();
-  signedOut("You are signed out.");
-});
+/** Signs this session out; the page leaves it even when the server could not be reached. */
+async function signOut(): Promise<void> {
+  let why: Left = "signed-out";
+  try {
+    await client.logout();
+  } catch {
+    why = "not-reached";
+  }
+  leave(why);
+}
+
+onClick("sign-out", signOut);
 
 // --- start ----------------------------------------------------------------------------------
 
@@ -609,6 +649,7 @@ async function start(): Promise<void> {
   } catch {
     signedIn = false;
   }
+  readLeft();
   route();
 }
 

@@ -305,6 +305,21 @@ export class AuthClient {
   }
 
   /**
+   * Ends every other session of the user (`POST /auth/logout-others`), in one step on the server,
+   * sessions opened since the list was last read included; this one stays. Resolves to the ids of
+   * the sessions ended. Throws `not_authenticated`, `session_expired`, or `unexpected_response`
+   * with `status`.
+   */
+  async logoutOthers(): Promise<string[]> {
+    const response = await this.#authorized("POST", "/auth/logout-others", {}, true);
+    const body = response.status === 200 ? await readJson(response) : null;
+    const revoked = body?.revoked;
+    if (Array.isArray(revoked) && revoked.every((id): id is string => typeof id === "string")) return revoked;
+    await response.body?.cancel().catch(() => undefined);
+    throw unexpected("signing out the other sessions", response.status);
+  }
+
+  /**
    * Changes the password (`POST /auth/password`) with the current one. The server revokes every
    * other session of the user; this one stays. Throws `invalid_credentials` for a wrong current
    * password, `not_authenticated` without a session, `session_expired`, or `unexpected_response`

@@ -10,6 +10,7 @@ export const REVOCATION_CHANNEL = "tessera:revocations";
 export const REVOCATION_REASONS = [
   "logout",
   "logout_all",
+  "logout_others",
   "user",
   "revocation",
   "admin",

@@ -64,17 +64,20 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }
 
+/** A 404 of the page's paths, under the page's own CSP like everything else there. */
 function notFound(reply: FastifyReply, description: string): FastifyReply {
   return reply
     .code(404)
     .header("cache-control", "no-store")
+    .header("content-security-policy", ACCOUNT_PAGE_CSP)
     .send({ error: "not_found", error_description: description });
 }
 
 /**
  * Registers `GET /account` (the account page, for end users) and its assets under `/account/…`.
- * The files are read once, here. Without cookie mode, or when the page was not built, both answer
- * 404 `not_found` saying why.
+ * The files are read once, here. Every other path under `/account/`, however deep, answers 404
+ * `not_found` here too, never reaching a host app. Without cookie mode, or when the page was not
+ * built, everything answers 404 `not_found` saying why.
  */
 export async function registerAccountPageRoutes(
   app: FastifyInstance,
@@ -97,9 +100,9 @@ export async function registerAccountPageRoutes(
       .send(page.html);
   });
 
-  app.get<{ Params: { file: string } }>("/account/:file", { schema: { hide: true } }, (request, reply) => {
+  app.get<{ Params: { "*": string } }>("/account/*", { schema: { hide: true } }, (request, reply) => {
     if (page === null) return notFound(reply, unavailable);
-    const asset = page.assets.get(request.params.file);
+    const asset = page.assets.get(request.params["*"]);
     if (asset === undefined) return notFound(reply, "No such file.");
     // The names carry a hash of the content: a new build is a new name.
     return reply

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isTesseraError, TesseraError } from "../core/errors.js";
 import { HTTP_ERRORS } from "../core/http-errors.js";
 import type { AccountService } from "../service/account-service.js";
@@ -123,6 +123,23 @@ export function registerAuthRoutes(
       cookie?.clear(reply);
       return reply.code(204).send();
     },
+  );
+
+  app.post(
+    "/auth/logout-others",
+    {
+      schema: schemas.logoutOthers,
+      bodyLimit: AUTH_BODY_LIMIT,
+      // No body at all is the same as `{}`: the schema then checks that nothing else came.
+      preValidation: [
+        preValidation,
+        (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+          request.body ??= {};
+          done();
+        },
+      ],
+    },
+    async (request) => ({ revoked: await auth.logoutOthers(principalOf(request), contextOf(request)) }),
   );
 
   app.get("/auth/me", { schema: schemas.me, ...bearer }, async (request) => {

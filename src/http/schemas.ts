@@ -20,6 +20,9 @@ export const errorResponse = {
   required: ["error"],
 } as const;
 
+/** A body that must be absent or `{}`. */
+const emptyBody = { type: "object", additionalProperties: false, maxProperties: 0 } as const;
+
 const credentials = {
   type: "object",
   additionalProperties: false,
@@ -169,6 +172,24 @@ export const authSchemas = {
     security: bearerSecurity,
     response: { 204: noContent, "4xx": errorResponse },
   },
+  logoutOthers: {
+    tags: ["auth"],
+    summary: "End every session of the user but this one",
+    description:
+      "Revokes, in one step, every open session of the user except the one of the access token " +
+      "(sessions opened a moment ago too) and answers their ids. The body is empty or `{}`.",
+    security: bearerSecurity,
+    body: emptyBody,
+    response: {
+      200: {
+        type: "object",
+        required: ["revoked"],
+        additionalProperties: false,
+        properties: { revoked: { type: "array", items: { type: "string" } } },
+      },
+      "4xx": errorResponse,
+    },
+  },
   me: {
     tags: ["auth"],
     summary: "The current user",
@@ -277,6 +298,11 @@ export const authCookieSchemas = {
     security: [{ [REFRESH_COOKIE_SCHEME]: [] }, {}],
     headers: csrfHeaders,
     body: optionalRefreshTokenBody,
+  },
+  logoutOthers: {
+    ...authSchemas.logoutOthers,
+    description: `${authSchemas.logoutOthers.description} The refresh-token cookie of this browser stays.`,
+    headers: csrfHeaders,
   },
   logoutAll: {
     ...authSchemas.logoutAll,
@@ -512,8 +538,6 @@ const mfaLoginBody = {
   },
   oneOf: [{ required: ["code"] }, { required: ["recovery_code"] }],
 } as const;
-
-const emptyBody = { type: "object", additionalProperties: false, maxProperties: 0 } as const;
 
 const totpConfirmBody = {
   type: "object",

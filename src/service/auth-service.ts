@@ -314,6 +314,22 @@ export class AuthService {
   }
 
   /**
+   * Ends every session of the principal's user but the principal's own, in one store call (so a
+   * session opened a moment ago ends too); returns the ids of the sessions it ended.
+   */
+  async logoutOthers(principal: Principal, context: RequestContext): Promise<string[]> {
+    const sessionIds = await this.#revocations.revokeUserSessions(
+      principal.userId,
+      "logout_others",
+      principal.sessionId,
+    );
+    const subject = { userId: principal.userId, sessionId: principal.sessionId };
+    const details = { reason: "logout_others", count: sessionIds.length, by: principal.userId } as const;
+    await this.#audit.record("sessions_revoked", context, subject, details);
+    return sessionIds;
+  }
+
+  /**
    * Verifies an access token and checks that its session is still open. Throws an
    * `access_token_*` code.
    */

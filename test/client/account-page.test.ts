@@ -317,9 +317,11 @@ describe("the account page in Chromium", { skip: skipWithoutChromium }, () => {
     await expectMessage(second.page, /Your session has ended/);
     const calls = responses
       .slice(from)
-      .filter((response) => response.page === second.page)
+      .filter((response) => response.page === second.page && response.path.startsWith("/auth/"))
       .map((response) => `${response.method} ${response.path} ${response.status}`);
-    assert.deepEqual(calls, ["GET /auth/me 401", "POST /auth/refresh 401"]);
+    assert.deepEqual(calls.slice(0, 2), ["GET /auth/me 401", "POST /auth/refresh 401"]);
+    // The page then starts afresh: it finds no session, and asks nothing with the ended one.
+    assert.deepEqual(calls.slice(2), calls.slice(2).fill("POST /auth/refresh 401"));
     await checkLabels(second.page);
     await keepAudit(second.page);
     await second.context.close();
@@ -398,6 +400,86 @@ describe("the account page in Chromium", { skip: skipWithoutChromium }, () => {
     await page.getByRole("button", { name: "Turn off" }).click();
     await expectMessage(page, /^Two-factor sign-in is off\.$/);
     await page.getByRole("button", { name: "Set up an authenticator app" }).waitFor();
+  });
+
+  it("keeps nothing of one user after sign-out: the next user on the same tab sees none of it", async () => {
+    const api = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${origin}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      });
+    for (const username of ["alice", "bob", "carol"])
+      assert.equal((await api("/auth/register", { username, password: FIRST_PASSWORD })).status, 201);
+
+    const shared = await device();
+    const { page } = shared;
+    await signIn(page, "alice", FIRST_PASSWORD);
+    await expectScreen(page, "Profile");
+    await page.getByRole("link", { name: "Two-factor" }).click();
+    await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+    await page.getByRole("img", { name: "QR code for your authenticator app" }).waitFor();
+    const secret = ((await page.locator("#totp-secret").textContent()) ?? "").replace(/\s+/g, "");
+    await page.getByLabel("6-digit code from the app").fill(new TOTP({ secret: Secret.fromBase32(secret) }).generate());
+    await page.getByRole("button", { name: "Turn on" }).click();
+    await expectMessage(page, /Two-factor sign-in is on/);
+    const aliceCodes = await page.locator("#totp-code-list li").allTextContents();
+    assert.equal(aliceCodes.length, 10);
+    assert.match((await page.locator("#totp-download").getAttribute("href")) ?? "", /^blob:/);
+    await keepAudit(page);
+    // Signed out with the codes still on screen.
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
+    await expectScreen(page, "Sign in");
+    await expectMessage(page, /^You are signed out\.$/);
+    assert.equal(new URL(page.url()).hash, "#sign-in");
+
+    await signIn(page, "bob", FIRST_PASSWORD);
+    await expectScreen(page, "Profile");
+    await page.locator("#profile-username").filter({ hasText: "bob" }).waitFor();
+    await page.getByRole("link", { name: "Two-factor" }).click();
+    await expectScreen(page, "Two-factor authentication");
+    await page.getByRole("button", { name: "Set up an authenticator app" }).waitFor();
+    assert.equal(await page.locator("#totp-code-list li").count(), 0);
+    assert.ok(!(await page.locator("#totp-codes").isVisible()), "no recovery codes part");
+    assert.equal(await page.locator("#totp-download").getAttribute("href"), "#two-factor", "no download link");
+    const text = await page.evaluate(() => document.documentElement.outerHTML);
+    for (const code of aliceCodes) assert.ok(!text.includes(code), "none of alice's codes is in the page");
+    assert.ok(!text.includes(secret.slice(0, 8)), "nor her TOTP secret");
+    assert.ok(!text.includes("alice"), "nor her name");
+
+    // A session opened after the table was shown is signed out by "Sign out everywhere else" too.
+    await page.getByRole("link", { name: "Sessions" }).click();
+    await expectScreen(page, "Sessions");
+    await page.locator("#sessions-body tr").first().waitFor();
+    const late = await api("/auth/login", { username: "bob", password: FIRST_PASSWORD });
+    assert.equal(late.status, 200);
+    const lateCookie = late.headers.get("set-cookie")!.split(";")[0]!;
+    await page.getByRole("button", { name: "Sign out everywhere else" }).click();
+    await expectMessage(page, /^Signed out 1 other session\.$/);
+    await page.waitForFunction(() => document.querySelectorAll("#sessions-body tr").length === 1);
+    const refused = await api("/auth/refresh", {}, { cookie: lateCookie, origin, "x-tessera-csrf": "1" });
+    assert.equal(refused.status, 401, "the later session is over");
+    await page.getByRole("link", { name: "Profile" }).click();
+    await page.locator("#profile-username").filter({ hasText: "bob" }).waitFor();
+
+    // Another tab of the same browser signs out, then signs in as someone else: this one follows.
+    const tab = await shared.context.newPage();
+    watch(tab);
+    await tab.goto(`${origin}/account`);
+    await expectScreen(tab, "Profile");
+    await keepAudit(page);
+    await tab.getByRole("button", { name: "Sign out", exact: true }).click();
+    await expectScreen(tab, "Sign in");
+    await expectScreen(page, "Sign in");
+    await expectMessage(page, /^You signed out in another tab\.$/);
+    await keepAudit(page);
+    await signIn(tab, "carol", FIRST_PASSWORD);
+    await expectScreen(tab, "Profile");
+    await expectScreen(page, "Profile");
+    await page.locator("#profile-username").filter({ hasText: "carol" }).waitFor();
+    await keepAudit(tab);
+    await keepAudit(page);
+    await shared.context.close();
   });
 
   it("signs out everywhere: back to sign in, and a reload finds no session", async () => {

@@ -121,6 +121,55 @@ describe("createAuthClient({ cookieMode: true })", () => {
     assert.equal(jar.exchanges.at(-1)?.csrf, "1");
   });
 
+  it("logoutOthers() ends every other session, one opened after this one too, and keeps the cookie", async () => {
+    const otherLogin = async (): Promise<string> => {
+      const answer = await fetch(`${server.url}/auth/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username: "olga", password: PASSWORD }),
+      });
+      assert.equal(answer.status, 200);
+      return answer.headers.getSetCookie()[0]!.split(";")[0]!;
+    };
+    await registerAndLogin(server.url, "olga");
+    const before = await otherLogin();
+    const jar = browserJar();
+    const auth = client(jar);
+    await auth.login("olga", PASSWORD);
+    const after = await otherLogin();
+
+    const revoked = await auth.logoutOthers();
+    assert.equal(revoked.length, 3);
+    assert.equal(new Set(revoked).size, 3);
+    const call = jar.exchanges.at(-1)!;
+    assert.equal(call.path, "/auth/logout-others");
+    assert.equal(call.csrf, "1");
+    assert.equal(call.status, 200);
+    assert.match(jar.cookies.get("__Host-tessera_refresh") ?? "", /^tsr_/, "this browser's cookie stays");
+
+    const refresh = (cookie?: string) =>
+      fetch(`${server.url}/auth/refresh`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          origin: ORIGIN,
+          "x-tessera-csrf": "1",
+          ...(cookie === undefined ? {} : { cookie }),
+        },
+        body: "{}",
+      });
+    for (const cookie of [before, after]) assert.equal((await refresh(cookie)).status, 401);
+    assert.equal((await auth.fetch(`${server.url}/auth/me`)).status, 200);
+    const own = await jar.fetch(`${server.url}/auth/refresh`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-tessera-csrf": "1" },
+      body: "{}",
+      credentials: "include",
+    });
+    assert.equal(own.status, 200, "this session still refreshes");
+    assert.deepEqual(await auth.logoutOthers(), []);
+  });
+
   it("refreshes through the cookie when the access token is due, once for 50 concurrent calls", async () => {
     await registerAndLogin(server.url, "dave");
     const jar = browserJar();

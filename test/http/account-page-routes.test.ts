@@ -50,16 +50,22 @@ describe("GET /account", () => {
       assert.equal(answer.headers["cache-control"], "public, max-age=31536000, immutable");
       assert.match(String(answer.headers["content-type"]), asset.endsWith(".js") ? /^text\/javascript/ : /^text\/css/);
     }
-    const missing = await app.inject({ method: "GET", url: "/account/account-NOPE.js" });
-    assert.equal(missing.statusCode, 404);
-    assert.equal(missing.json().error, "not_found");
+    for (const url of ["/account/account-NOPE.js", "/account/a/b", `/account/x${assets[0]!}`, "/account/"]) {
+      const missing = await app.inject({ method: "GET", url });
+      assert.equal(missing.statusCode, 404, url);
+      assert.deepEqual(missing.json(), { error: "not_found", error_description: "No such file." }, url);
+      assert.equal(missing.headers["content-security-policy"], ACCOUNT_PAGE_CSP, url);
+      assert.equal(missing.headers["cache-control"], "no-store", url);
+    }
   });
 
   it("answers 404 saying it needs cookie mode when cookie mode is off", async () => {
     const app = await server({ cookieMode: false });
-    for (const url of ["/account", "/account/account-ANY.js"]) {
+    for (const url of ["/account", "/account/account-ANY.js", "/account/a/b"]) {
       const answer = await app.inject({ method: "GET", url });
       assert.equal(answer.statusCode, 404);
+      assert.equal(answer.headers["content-security-policy"], ACCOUNT_PAGE_CSP);
+      assert.equal(answer.headers["cache-control"], "no-store");
       assert.deepEqual(answer.json(), {
         error: "not_found",
         error_description: "The account page needs cookie mode (TESSERA_COOKIE_MODE=on).",
@@ -83,6 +89,14 @@ describe("GET /account", () => {
     assert.match(page.body, /<meta name="tessera-base" content="\/id" \/>/);
     assert.match(page.body, /src="\/id\/account\/account-[A-Z0-9]+\.js"/);
     assert.equal(page.headers["content-security-policy"], ACCOUNT_PAGE_CSP);
+    // Unknown paths under the page answer the page's 404, not the host app's.
+    for (const url of ["/id/account/nope.js", "/id/account/a/b", "/id/account/a/b/c.js"]) {
+      const missing = await host.inject({ method: "GET", url });
+      assert.equal(missing.statusCode, 404, url);
+      assert.equal(missing.json().error_description, "No such file.", url);
+      assert.equal(missing.headers["content-security-policy"], ACCOUNT_PAGE_CSP, url);
+      assert.equal(missing.headers["cache-control"], "no-store", url);
+    }
 
     const without = Fastify();
     apps.push(without);

@@ -283,6 +283,7 @@ describe("bearer routes", () => {
     for (const [method, url] of [
       ["DELETE", `/auth/sessions/${"x".repeat(65)}`],
       ["POST", "/auth/logout-all"],
+      ["POST", "/auth/logout-others"],
       ["GET", "/auth/sessions?unexpected=1"],
     ] as const) {
       const response = await json(method, url);
@@ -357,6 +358,46 @@ describe("bearer routes", () => {
         .statusCode,
       401,
     );
+  });
+
+  it("POST /auth/logout-others ends every other session, one opened after the list was read too", async () => {
+    const { username, tokens } = await loggedIn();
+    const auth = { authorization: `Bearer ${tokens.access_token}` };
+    const second = (await json("POST", "/auth/login", { username, password: PASSWORD })).json();
+    const listed = (await json("GET", "/auth/sessions", undefined, auth)).json().sessions as Array<{
+      id: string;
+      current: boolean;
+    }>;
+    // Opened after the list above was read: ended all the same.
+    const late = (await json("POST", "/auth/login", { username, password: PASSWORD })).json();
+    const bystander = await loggedIn();
+
+    const response = await json("POST", "/auth/logout-others", undefined, auth);
+    assert.equal(response.statusCode, 200, response.body);
+    const revoked = response.json().revoked as string[];
+    assert.deepEqual(Object.keys(response.json()), ["revoked"]);
+    assert.equal(revoked.length, 2);
+    const listedOther = listed.find((session) => !session.current)!.id;
+    assert.ok(revoked.includes(listedOther));
+    assert.ok(!revoked.includes(listed.find((session) => session.current)!.id));
+
+    for (const refreshToken of [second.refresh_token, late.refresh_token])
+      assertOAuthError(await json("POST", "/auth/refresh", { refresh_token: refreshToken }), 401, "invalid_grant");
+    // The caller's session stays: its refresh token rotates, its access token still works.
+    assert.equal((await json("POST", "/auth/refresh", { refresh_token: tokens.refresh_token })).statusCode, 200);
+    const left = (await json("GET", "/auth/sessions", undefined, auth)).json().sessions as Array<{ current: boolean }>;
+    assert.deepEqual(
+      left.map((session) => session.current),
+      [true],
+    );
+    // Another user's sessions are untouched.
+    assert.equal(
+      (await json("POST", "/auth/refresh", { refresh_token: bystander.tokens.refresh_token })).statusCode,
+      200,
+    );
+    // Nothing left to end: an empty list; `{}` is a body it takes, anything else is refused.
+    assert.deepEqual((await json("POST", "/auth/logout-others", {}, auth)).json(), { revoked: [] });
+    assertOAuthError(await json("POST", "/auth/logout-others", { all: true }, auth), 400, "invalid_request");
   });
 });
 

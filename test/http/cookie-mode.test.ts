@@ -220,6 +220,36 @@ describe("cookie mode with an http issuer", () => {
     assertError(await post("/auth/refresh", token, asBrowser), 401, "invalid_grant");
   });
 
+  it("logout-others keeps this browser's cookie and session, and wants the CSRF header", async () => {
+    const login = await browserLogin(h.app, ORIGIN);
+    const token = cookieAttributes(login, NAME).value;
+    const username = `browser${counter}`;
+    const elsewhere = await h.app.inject({
+      method: "POST",
+      url: "/auth/login",
+      headers: { "content-type": "application/json" },
+      payload: JSON.stringify({ username, password: PASSWORD }),
+    });
+    assert.equal(elsewhere.statusCode, 200, elsewhere.body);
+    const headers = { authorization: `Bearer ${login.json().access_token}`, cookie: `${NAME}=${token}` };
+    const { [CSRF_HEADER]: _, ...withoutCsrf } = asBrowser;
+    const forged = await h.app.inject({
+      method: "POST",
+      url: "/auth/logout-others",
+      headers: { ...headers, ...withoutCsrf },
+    });
+    assertError(forged, 403, "csrf_check_failed");
+    const response = await h.app.inject({
+      method: "POST",
+      url: "/auth/logout-others",
+      headers: { ...headers, ...asBrowser },
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    assert.equal(response.json().revoked.length, 1);
+    assert.deepEqual(setCookies(response), [], "the cookie stays");
+    assert.equal((await post("/auth/refresh", token, asBrowser)).statusCode, 200);
+  });
+
   it("answers no CORS preflight when only the issuer's origin is allowed", async () => {
     const preflight = await h.app.inject({
       method: "OPTIONS",

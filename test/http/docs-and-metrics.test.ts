@@ -24,6 +24,7 @@ describe("/openapi.json, /docs and /metrics", () => {
       ["/auth/refresh", "post", "200"],
       ["/auth/logout", "post", "204"],
       ["/auth/logout-all", "post", "204"],
+      ["/auth/logout-others", "post", "200"],
       ["/auth/sessions", "get", "200"],
       ["/auth/sessions/{id}", "delete", "204"],
       ["/auth/me", "get", "200"],

@@ -151,6 +151,30 @@ describe("AuditTrail", () => {
       ]);
     });
 
+    it("records logout-others with the count of the other sessions it ended, the caller's kept", async () => {
+      const { name, user } = await registered();
+      const a = await fixture.service.login(name, PASSWORD, context);
+      const b = await fixture.service.login(name, PASSWORD, context);
+      const c = await fixture.service.login(name, PASSWORD, context);
+      const principal = await fixture.service.authenticate(a.accessToken);
+      fixture.clock.advance(1);
+      const revoked = await fixture.service.logoutOthers(principal, context);
+      assert.deepEqual(revoked.sort(), [b.sessionId, c.sessionId].sort());
+      assert.equal((await fixture.store.findSession(a.sessionId))?.revokedAt, null);
+      assert.equal((await fixture.store.findSession(b.sessionId))?.revokedReason, "logout_others");
+      const revocations = (await eventsOf(fixture, { userId: user.id })).filter((event) =>
+        event.type.startsWith("session"),
+      );
+      assert.deepEqual(summary(revocations), [
+        {
+          type: "sessions_revoked",
+          userId: user.id,
+          sessionId: a.sessionId,
+          details: { reason: "logout_others", count: 2, by: user.id },
+        },
+      ]);
+    });
+
     it("serves events written by other code (keys) through record()", async () => {
       fixture.clock.advance(1);
       const since = fixture.clock.now();
