@@ -27,6 +27,44 @@ interface Audit {
   violations: string[];
 }
 
+/**
+ * Run in the page: every visible text whose colour against the first opaque background behind it
+ * is below WCAG 2 AA (4.5:1; 3:1 for large text, 24 px or 18.66 px bold), as Chromium computed the
+ * colours. A string, so the test's compiler adds nothing to it.
+ */
+const CONTRAST_FAILURES = `(() => {
+  const rgba = (value) => (value.match(/[\\d.]+/g) || []).map(Number);
+  const channel = (c) => (c / 255 <= 0.03928 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4);
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const backgroundOf = (start) => {
+    for (let element = start; element; element = element.parentElement) {
+      const [r, g, b, a = 1] = rgba(getComputedStyle(element).backgroundColor);
+      if (a >= 1) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const found = [];
+  for (const element of document.body.querySelectorAll("*")) {
+    const text = Array.from(element.childNodes)
+      .filter((node) => node.nodeType === Node.TEXT_NODE)
+      .map((node) => node.textContent || "")
+      .join("")
+      .trim();
+    if (text === "" || element.getClientRects().length === 0) continue;
+    const style = getComputedStyle(element);
+    if (style.visibility === "hidden" || Number(style.opacity) === 0) continue;
+    const back = backgroundOf(element);
+    const [r, g, b, a = 1] = rgba(style.color);
+    const fore = [r, g, b].map((c, i) => c * a + back[i] * (1 - a));
+    const [light, dark] = [luminance(fore), luminance(back)].sort((x, y) => y - x);
+    const ratio = (light + 0.05) / (dark + 0.05);
+    const size = Number.parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) found.push(JSON.stringify(text.slice(0, 40)) + " " + ratio.toFixed(2) + ":1");
+  }
+  return found;
+})()`;
+
 /** Counts layout shifts not caused by input, and CSP violations, from the first paint on. */
 function watchPage(): void {
   const audit: Audit = { shift: 0, violations: [] };
@@ -172,7 +210,17 @@ describe("the account page in Chromium", { skip: skipWithoutChromium }, () => {
     assert.ok(scrollWidth <= clientWidth, `no horizontal scroll at ${clientWidth} px (content ${scrollWidth} px)`);
   }
 
+  /**
+   * WCAG 2 AA contrast for every visible text on the page, as Chromium computed its colours: 4.5:1,
+   * 3:1 for large text (24 px, or 18.66 px bold), against the first opaque background behind it.
+   */
+  async function checkContrast(page: Page): Promise<void> {
+    const failures = await page.evaluate<string[]>(CONTRAST_FAILURES);
+    assert.deepEqual(failures, [], `text below WCAG AA contrast on ${page.url()}`);
+  }
+
   async function shot(page: Page, name: string): Promise<void> {
+    await checkContrast(page);
     await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
   }
 
