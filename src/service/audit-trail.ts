@@ -130,17 +130,8 @@ export interface AuditQuery extends Partial<Record<(typeof AUDIT_QUERY_FIELDS)[n
   readonly cursor?: string;
 }
 
-/** An audit event as an operator sees it. */
-export interface AuditEventView {
-  readonly id: string;
-  readonly type: string;
-  readonly userId: string | null;
-  readonly sessionId: string | null;
-  readonly ip: string | null;
-  readonly userAgent: string | null;
-  readonly details: Readonly<Record<string, unknown>> | null;
-  readonly createdAt: Date;
-}
+/** An audit event as an operator sees it: the stored event, as it was written. */
+export type AuditEventView = AuditEventRecord;
 
 /** One page of audit events, newest first; `nextCursor` is `null` on the last page. */
 export interface AuditPage {

@@ -1,20 +1,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { TesseraError } from "../../src/core/errors.js";
 import type { RequestContext } from "../../src/service/request-context.js";
 import type { Logger } from "../../src/core/logger.js";
 import type { Principal } from "../../src/service/auth-service.js";
 import { onTestDatabase, queryRows, storesUnderTest, type TestDatabase } from "../support/databases.js";
-import { type ServiceFixture, serviceFixture } from "../support/service.js";
+import { type ServiceFixture, serviceFixture, rejectsWith } from "../support/service.js";
 import { linkTokenOf, startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 
 const context: RequestContext = { ip: "203.0.113.9", userAgent: "test-agent/1.0" };
 const PASSWORD = "correct horse battery staple";
 const NEW_PASSWORD = "a brand new passphrase";
-
-async function rejectsWith(promise: Promise<unknown>, code: string) {
-  await assert.rejects(promise, (error: unknown) => error instanceof TesseraError && error.code === code);
-}
 
 /** A logger that keeps every line, for what the service logs. */
 function recordingLogger(): Logger & { lines: { level: string; object: object; message: string }[] } {

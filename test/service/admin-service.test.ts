@@ -4,7 +4,7 @@ import { TesseraError } from "../../src/core/errors.js";
 import { type AdminActor, OPERATOR, USER_LIST_LIMIT } from "../../src/service/admin-service.js";
 import type { RequestContext } from "../../src/service/request-context.js";
 import type { SessionsRevokedEvent } from "../../src/service/session-revocations.js";
-import { countingHasher, type ServiceFixture, serviceFixture } from "../support/service.js";
+import { countingHasher, type ServiceFixture, serviceFixture, rejectsWith } from "../support/service.js";
 
 const context: RequestContext = { ip: "203.0.113.7", userAgent: "test-agent/1.0" };
 const PASSWORD = "correct horse battery staple";
@@ -13,10 +13,6 @@ const API_ADMIN: AdminActor = {
   by: "00000000-0000-4000-8000-00000000000a",
   context: { ip: "198.51.100.1", userAgent: "admin-ui" },
 };
-
-async function rejectsWith(promise: Promise<unknown>, code: string) {
-  await assert.rejects(promise, (error: unknown) => error instanceof TesseraError && error.code === code);
-}
 
 describe("AdminService user lifecycle", () => {
   let fixture: ServiceFixture;

@@ -4,7 +4,6 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import BetterSqlite3 from "better-sqlite3";
-import { TesseraError } from "../../src/core/errors.js";
 import type { Logger } from "../../src/core/logger.js";
 import { resolveConfig } from "../../src/http/server-config.js";
 import {
@@ -20,14 +19,10 @@ import { openStore } from "../../src/store/open-store.js";
 import type { AuditEventRecord, Store } from "../../src/store/store.js";
 import { FrozenClock } from "../support/clock.js";
 import { temporaryDirectory } from "../support/server.js";
-import { type ServiceFixture, serviceFixture, silentLogger } from "../support/service.js";
+import { type ServiceFixture, serviceFixture, silentLogger, rejectsWith } from "../support/service.js";
 
 const context: RequestContext = { ip: "203.0.113.7", userAgent: "audit-test/1.0" };
 const PASSWORD = "correct horse battery staple";
-
-async function rejectsWith(promise: Promise<unknown>, code: string) {
-  await assert.rejects(promise, (error: unknown) => error instanceof TesseraError && error.code === code);
-}
 
 let counter = 0;
 function username() {

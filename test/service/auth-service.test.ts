@@ -6,14 +6,10 @@ import { after, before, describe, it } from "node:test";
 import { TesseraError } from "../../src/core/errors.js";
 import { isWellFormedRefreshToken } from "../../src/core/refresh-token.js";
 import type { RequestContext } from "../../src/service/request-context.js";
-import { countingHasher, type ServiceFixture, serviceFixture } from "../support/service.js";
+import { countingHasher, type ServiceFixture, serviceFixture, rejectsWith } from "../support/service.js";
 
 const context: RequestContext = { ip: "203.0.113.7", userAgent: "test-agent/1.0" };
 const PASSWORD = "correct horse battery staple";
-
-async function rejectsWith(promise: Promise<unknown>, code: string) {
-  await assert.rejects(promise, (error: unknown) => error instanceof TesseraError && error.code === code);
-}
 
 let counter = 0;
 function username() {

@@ -9,14 +9,10 @@ import {
   usernameLookupKeys,
 } from "../../src/service/credential-policy.js";
 import type { RequestContext } from "../../src/service/request-context.js";
-import { type ServiceFixture, serviceFixture } from "../support/service.js";
+import { type ServiceFixture, serviceFixture, rejectsWith } from "../support/service.js";
 
 const context: RequestContext = { ip: "203.0.113.7", userAgent: "test-agent/1.0" };
 const PASSWORD = "correct horse battery staple";
-
-async function rejectsWith(promise: Promise<unknown>, code: string) {
-  await assert.rejects(promise, (error: unknown) => error instanceof TesseraError && error.code === code);
-}
 
 function refusedAsInvalid(username: string) {
   assert.throws(

@@ -15,16 +15,12 @@ import {
 import type { AdminActor } from "../../src/service/admin-service.js";
 import type { RequestContext } from "../../src/service/request-context.js";
 import { createTestDatabase, storesUnderTest, type TestDatabase } from "../support/databases.js";
-import { countingHasher, type ServiceFixture, serviceFixture, silentLogger } from "../support/service.js";
+import { countingHasher, type ServiceFixture, serviceFixture, silentLogger, rejectsWith } from "../support/service.js";
 import { startSmtpServer, type TestSmtpServer } from "../support/smtp.js";
 import { claimsOf, totpCodeOf } from "../support/totp.js";
 
 const context: RequestContext = { ip: "203.0.113.9", userAgent: "test-agent/1.0" };
 const PASSWORD = "correct horse battery staple";
-
-async function rejectsWith(promise: Promise<unknown>, code: string) {
-  await assert.rejects(promise, (error: unknown) => error instanceof TesseraError && error.code === code);
-}
 
 for (const { kind, skip } of await storesUnderTest())
   describe(`MfaService on ${kind}`, { skip }, () => {

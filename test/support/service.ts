@@ -1,4 +1,6 @@
+import assert from "node:assert/strict";
 import { join } from "node:path";
+import { TesseraError } from "../../src/core/errors.js";
 import type { Logger } from "../../src/core/logger.js";
 import { resolveConfig, type TesseraOptions } from "../../src/http/server-config.js";
 import type { AuthService } from "../../src/service/auth-service.js";
@@ -99,4 +101,9 @@ export async function serviceFixture(
       dir.remove();
     },
   };
+}
+
+/** Asserts that `promise` rejects with a {@link TesseraError} of `code`. */
+export async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => error instanceof TesseraError && error.code === code);
 }
